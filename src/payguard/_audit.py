@@ -1,0 +1,307 @@
+"""The audit trail: one tamper-evident, privacy-masked record for every evaluated event.
+
+Records are built and written by a chain of structlog processors, plain callables
+``(logger, method_name, event_dict) -> event_dict``, on payguard's own wrapped logger: payguard never calls
+``structlog.configure()`` and never touches the host application's logging.
+
+    build record -> mask_private_data -> chain_hashes -> render_canonical_json -> sink
+
+Each record carries ``prev_hash`` (the previous record's ``hash``) and ``hash``, the SHA-256 of its own
+canonical JSON (sorted keys, no spaces) without the ``hash`` field. ``verify_file`` checks a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from ._errors import AuditError
+
+__all__ = [
+    "GENESIS",
+    "AuditTrail",
+    "FileSink",
+    "VerifyReport",
+    "chain_hashes",
+    "mask_private_data",
+    "render_canonical_json",
+    "verify_file",
+]
+
+GENESIS = "0" * 64
+EventDict = MutableMapping[str, Any]
+
+# Record keys that hold account-like identifiers: shown as last four characters plus a keyed hash.
+MASKED_KEYS = ("payer", "payee", "payer_customer", "payee_customer", "device_id", "ip")
+# Evidence entries that are masked or erased the same way.
+MASKED_FIELDS = frozenset(
+    {"payer.account", "payee.account", "payer.customer_id", "payee.customer_id", "session.device_id", "session.ip"}
+)
+ERASED_FIELDS = frozenset({"payer.name", "payee.name", "memo", "purpose"})
+
+
+class _Writer(Protocol):
+    def msg(self, line: str) -> None: ...
+
+
+def canonical(record: Mapping[str, Any]) -> str:
+    """The canonical JSON of ``record``: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+class Masker:
+    """Masks identifiers with a keyed hash so records about one account can be joined, never read."""
+
+    def __init__(self, key: bytes | str | None) -> None:
+        if key is None:
+            key = os.urandom(32)  # records still mask; they just cannot be joined across processes
+        self._key = key.encode() if isinstance(key, str) else key
+
+    def mask(self, value: str) -> str:
+        digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"…{value[-4:]}#{digest}" if len(value) > 8 else f"#{digest}"
+
+
+def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDict]:
+    """Processor: mask identifiers and drop names and free text, listing what it did on the record."""
+
+    def processor(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        masked: list[str] = []
+        erased: list[str] = []
+        for key in MASKED_KEYS:
+            value = event_dict.get(key)
+            if isinstance(value, str):
+                event_dict[key] = masker.mask(value)
+                masked.append(key)
+        for key in ("payer_name", "payee_name", "memo", "purpose"):
+            if event_dict.pop(key, None) is not None:
+                erased.append(key)
+        evidence = event_dict.get("evidence")
+        if isinstance(evidence, dict):
+            for name in sorted(evidence):
+                if name in MASKED_FIELDS and isinstance(evidence[name], str):
+                    evidence[name] = masker.mask(evidence[name])
+                    masked.append(f"evidence.{name}")
+                elif name in ERASED_FIELDS:
+                    value = evidence[name]
+                    evidence[name] = {"erased": True, "length": len(value)} if isinstance(value, str) else None
+                    erased.append(f"evidence.{name}")
+        event_dict["masked"] = masked
+        event_dict["erased"] = erased
+        return event_dict
+
+    return processor
+
+
+class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
+    """Processor: link the record to the previous one and seal it with its own hash."""
+
+    def __init__(self, previous: str = GENESIS) -> None:
+        self.previous = previous
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        event_dict["prev_hash"] = self.previous
+        event_dict.pop("hash", None)
+        event_dict["hash"] = digest = record_hash(event_dict)
+        self.previous = digest
+        return event_dict
+
+
+def render_canonical_json(_logger: Any, _method: str, event_dict: EventDict) -> str:
+    """Processor: the record as one canonical JSON line."""
+    return canonical(event_dict)
+
+
+class FileSink:
+    """Appends JSON Lines to a file.
+
+    Every record is written and flushed to the operating system before ``evaluate`` returns, so a crashed
+    process loses nothing already decided. ``fsync`` adds durability against power loss: ``"never"``
+    (default), ``"always"`` (each record), or an integer N (every N records).
+    """
+
+    def __init__(self, path: str | Path, fsync: str | int = "never") -> None:
+        if not (fsync in ("never", "always") or (isinstance(fsync, int) and fsync > 0)):
+            raise AuditError(f"fsync must be 'never', 'always' or a positive integer, not {fsync!r}")
+        self.path = Path(path)
+        self._every = 1 if fsync == "always" else (0 if fsync == "never" else int(fsync))
+        self._count = 0
+        try:
+            self.previous_hash = last_hash(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+            if self.path.stat().st_size and not _ends_with_newline(self.path):
+                # A crash left a partial last line: start on a fresh line, the chain continues after it.
+                self._file.write("\n")
+        except OSError as exc:
+            raise AuditError(f"cannot open audit file {str(self.path)!r}: {exc}") from exc
+
+    def msg(self, line: str) -> None:
+        self._file.write(line + "\n")
+        self._file.flush()
+        self._count += 1
+        if self._every and self._count % self._every == 0:
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _CallableSink:
+    def __init__(self, function: Callable[[dict[str, Any]], Any]) -> None:
+        self._function = function
+
+    def msg(self, line: str) -> None:
+        self._function(json.loads(line))
+
+
+class _StructlogSink:
+    """Hands each record to a structlog-compatible logger the bank supplies."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def msg(self, line: str) -> None:
+        if hasattr(self._logger, "bind"):  # a bound logger with the host's own processors
+            record = json.loads(line)
+            self._logger.info(record.pop("record"), **record)
+        else:  # a raw structlog logger (PrintLogger, WriteLogger...)
+            self._logger.msg(line)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def last_hash(path: Path) -> str:
+    """The hash of the last complete record of an existing audit file (``GENESIS`` for none)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return GENESIS
+    previous = GENESIS
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("hash"), str):
+                previous = record["hash"]
+    return previous
+
+
+class AuditTrail:
+    """Writes audit records through payguard's processor chain to one sink, in one hash chain.
+
+    ``sink`` is a path (JSON Lines file), a callable taking the record dict, or a structlog-compatible
+    logger. A failure anywhere raises ``AuditError``.
+    """
+
+    def __init__(self, sink: Any, *, key: bytes | str | None = None, fsync: str | int = "never") -> None:
+        previous = GENESIS
+        writer: _Writer
+        if isinstance(sink, str | Path):
+            file_sink = FileSink(sink, fsync=fsync)
+            previous = file_sink.previous_hash
+            writer = file_sink
+        elif hasattr(sink, "msg") or hasattr(sink, "info"):
+            writer = _StructlogSink(sink)
+        elif callable(sink):
+            writer = _CallableSink(sink)
+        else:
+            raise AuditError(f"audit sink must be a path, a callable or a structlog logger, not {type(sink).__name__}")
+        self.sink = writer
+        self._chain = chain_hashes(previous)
+        self._logger = structlog.wrap_logger(
+            writer,
+            processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json],
+            wrapper_class=structlog.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> str:
+        """Write one record; returns its hash. Raises ``AuditError`` if it could not be handed over."""
+        with self._lock:
+            previous = self._chain.previous
+            kind = record.pop("record")
+            try:
+                self._logger.msg(record=kind, **record)
+            except Exception as exc:
+                self._chain.previous = previous  # the record was not written: the chain must not skip it
+                raise AuditError(f"audit record for event {record.get('event_id')!r} was not written: {exc}") from exc
+            return self._chain.previous
+
+    def close(self) -> None:
+        closer = getattr(self.sink, "close", None)
+        if closer is not None:
+            closer()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify_file`` found: ``ok``, the records checked, the first bad line and notes."""
+
+    ok: bool
+    records: int
+    first_bad_line: int | None = None
+    reason: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def verify_file(path: str | Path) -> VerifyReport:
+    """Check the hash chain of an audit file.
+
+    Fails at the first record that was edited (its hash does not match), removed or reordered (its
+    ``prev_hash`` is not the previous record's hash), or at a last line cut short. A partial line in the
+    middle, bridged by a record that links to the record before it, is what a crash mid-write leaves
+    before a restart: it is noted, not failed.
+    """
+    previous = GENESIS
+    records = 0
+    notes: list[str] = []
+    pending_partial: int | None = None
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                return VerifyReport(False, records, number, "incomplete last record: the file was cut", tuple(notes))
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "hash" not in record or "prev_hash" not in record:
+                if pending_partial is None and records > 0 or number == 1:
+                    pending_partial = number
+                    continue
+                return VerifyReport(False, records, number, "not an audit record", tuple(notes))
+            if record_hash(record) != record["hash"]:
+                return VerifyReport(False, records, number, "record was edited: its hash does not match", tuple(notes))
+            if record["prev_hash"] != previous:
+                return VerifyReport(
+                    False, records, number,
+                    "chain broken: a record before this one was removed, inserted or reordered", tuple(notes),
+                )
+            if pending_partial is not None:
+                notes.append(f"line {pending_partial}: incomplete record left by an interrupted write; chain continues")
+                pending_partial = None
+            previous = record["hash"]
+            records += 1
+    if pending_partial is not None:
+        return VerifyReport(False, records, pending_partial, "incomplete last record: the file was cut", tuple(notes))
+    return VerifyReport(True, records, notes=tuple(notes))

@@ -1,0 +1,124 @@
+"""The condition tree a rule's ``when`` compiles to, and its reference semantics.
+
+Semantics, shared exactly by both engines:
+
+- a comparison (``eq``, ``ne``, ``gt``, ``in``, ``not_in``...) on a field the event does not have is false;
+- ``exists`` tests presence; ``not`` negates its whole condition, so ``not: {x: {eq: 1}}`` is true when
+  ``x`` is absent;
+- a money comparison also requires the event's currency to be the rule's currency;
+- ``matches``, ``contains_any``, ``in_list``, long ``in`` lists and list-field tests are *predicates*:
+  payguard computes them in Python before matching (RE2 regular expressions, normalised keyword search,
+  named-list lookups), and the engines only read the resulting booleans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = [
+    "NATIVE_IN_LIMIT",
+    "All",
+    "Any_",
+    "Compare",
+    "Condition",
+    "Exists",
+    "InSet",
+    "Not",
+    "Pred",
+    "fields_of",
+    "leaves",
+    "push_negations",
+]
+
+# ``in`` lists up to this size are matched natively by the engine; longer ones become predicates,
+# because wide alternatives hang durable_rules' node tables (512 children per node).
+NATIVE_IN_LIMIT = 8
+
+Scalar = Union[str, int, float, bool]  # noqa: UP007 (a runtime alias)
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``field op value``; money values are minor units and carry the rule's ``currency``."""
+
+    field: str
+    op: str  # eq ne gt gte lt lte
+    value: Scalar
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class InSet:
+    """``field in values`` (or ``not in`` when ``negate``); a short list of scalars."""
+
+    field: str
+    values: tuple[Scalar, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: str
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class Pred:
+    """A boolean computed before matching: ``kind`` is matches, contains_any, in_list, set_in, set_not_in,
+    list_eq, list_in, list_not_in or list_exists; ``arg`` its argument."""
+
+    field: str
+    kind: str
+    arg: tuple[str, ...] | str | bool
+
+
+@dataclass(frozen=True)
+class All:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Any_:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Condition
+
+
+Condition = Compare | InSet | Exists | Pred | All | Any_ | Not
+Leaf = Compare | InSet | Exists | Pred
+
+
+def leaves(node: Condition) -> Iterator[Leaf]:
+    """Every leaf under ``node``, depth first."""
+    if isinstance(node, All | Any_):
+        for child in node.children:
+            yield from leaves(child)
+    elif isinstance(node, Not):
+        yield from leaves(node.child)
+    else:
+        yield node
+
+
+def fields_of(node: Condition) -> set[str]:
+    """The field and feature names a condition reads."""
+    return {leaf.field for leaf in leaves(node)}
+
+
+def push_negations(node: Condition, negate: bool = False) -> Condition:
+    """An equivalent tree where ``Not`` only wraps leaves (negation normal form)."""
+    if isinstance(node, Not):
+        return push_negations(node.child, not negate)
+    if isinstance(node, All | Any_):
+        children = tuple(push_negations(child, negate) for child in node.children)
+        flip = negate
+        if isinstance(node, All):
+            return Any_(children) if flip else All(children)
+        return All(children) if flip else Any_(children)
+    if isinstance(node, Exists) and negate:
+        return Exists(node.field, not node.present)
+    return Not(node) if negate else node

@@ -1,0 +1,158 @@
+"""Decisions: what payguard answers for one event, as a frozen value with a stable JSON form.
+
+Combining policy: the decision's action is the most severe action among the *enforced* rules that matched
+(``allow`` when none did). Shadow rules are evaluated and reported in ``shadow_hits`` but never change the
+action, so a new rule can be watched in production before it is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Action", "Decision", "Hit", "RulesetRef", "most_severe"]
+
+
+class Action(StrEnum):
+    """What to do with a payment, from least to most severe: allow < review < hold < interrupt."""
+
+    ALLOW = "allow"
+    REVIEW = "review"
+    HOLD = "hold"
+    INTERRUPT = "interrupt"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Action):
+            return self.severity < other.severity
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, Action):
+            return self.severity <= other.severity
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, Action):
+            return self.severity > other.severity
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, Action):
+            return self.severity >= other.severity
+        return NotImplemented
+
+    @property
+    def stops(self) -> bool:
+        """Whether the payment is stopped (hold or interrupt) rather than executed."""
+        return self.severity >= 2
+
+
+_SEVERITY = {Action.ALLOW: 0, Action.REVIEW: 1, Action.HOLD: 2, Action.INTERRUPT: 3}
+
+
+def most_severe(actions: Iterable[Action]) -> Action:
+    """The most severe of ``actions``; ``allow`` for none."""
+    return max(actions, key=_SEVERITY.__getitem__, default=Action.ALLOW)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One rule that matched: its id, its action and the reason shown to the analyst and the customer."""
+
+    rule_id: str
+    action: Action
+    reason: str
+    tags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"rule_id": self.rule_id, "action": self.action.value, "reason": self.reason}
+        if self.tags:
+            data["tags"] = list(self.tags)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hit:
+        return cls(data["rule_id"], Action(data["action"]), data["reason"], tuple(data.get("tags", ())))
+
+
+@dataclass(frozen=True)
+class RulesetRef:
+    """Which rule set made a decision: its id, version and the digest of the files it was loaded from."""
+
+    id: str
+    version: str
+    digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "version": self.version, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one event. Frozen; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    decision_id: str
+    event_id: str
+    action: Action
+    hits: tuple[Hit, ...]
+    shadow_hits: tuple[Hit, ...]
+    ruleset: RulesetRef
+    engine: str
+    evaluated_at: datetime
+    event_time: datetime | None = None
+    features: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", MappingProxyType(dict(self.features)))
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the payment is stopped (hold or interrupt)."""
+        return self.action.stops
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(hit.rule_id for hit in self.hits)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "decision_id": self.decision_id,
+            "event_id": self.event_id,
+            "action": self.action.value,
+            "hits": [hit.to_dict() for hit in self.hits],
+            "shadow_hits": [hit.to_dict() for hit in self.shadow_hits],
+            "ruleset": self.ruleset.to_dict(),
+            "engine": self.engine,
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "event_time": self.event_time.isoformat() if self.event_time else None,
+            "features": dict(self.features),
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        event_time = data.get("event_time")
+        return cls(
+            decision_id=data["decision_id"],
+            event_id=data["event_id"],
+            action=Action(data["action"]),
+            hits=tuple(Hit.from_dict(h) for h in data["hits"]),
+            shadow_hits=tuple(Hit.from_dict(h) for h in data["shadow_hits"]),
+            ruleset=RulesetRef(**data["ruleset"]),
+            engine=data["engine"],
+            evaluated_at=datetime.fromisoformat(data["evaluated_at"]),
+            event_time=datetime.fromisoformat(event_time) if event_time else None,
+            features=dict(data.get("features", {})),
+            error=data.get("error"),
+        )

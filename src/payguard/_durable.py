@@ -1,0 +1,178 @@
+"""The adapter to durable_rules. No other module imports ``durable_rules_engine``.
+
+durable-rules 2.0.28 is used only as a single-fact matcher through its C core (see
+``shared/docs/durable_rules.md`` §7.2): no ``Host``, no Python actions, no timers, no events. For each
+evaluation one fact is asserted in a fixed session under a lock, every activation is drained, and the fact is
+retracted. What the C core mishandles never reaches it:
+
+- every rule starts with the positive discriminator ``t == "tx"``, so negative-only rules cannot loop;
+- facts hold only str, bool, int (money in minor units, far below int64) and finite floats;
+- regular expressions, keyword sets, named lists and long ``in`` lists are computed in Python beforehand;
+- a condition expands to at most 60 alternatives, and rules are packed into chunks (separate C rulesets)
+  whose alternatives add up to at most 60, below the engine's 64 simultaneous activations;
+- the one fact alive at a time carries a fresh sequential id, so 32-bit id hashes never collide.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ._conditions import All, Any_, Compare, Condition, Exists, InSet, Not, Pred, push_negations
+from ._errors import EngineError
+from ._plan import CURRENCY_KEY, Fact, Plan
+from ._rulefile import MAX_ALTERNATIVES, alternatives
+
+try:
+    import durable_rules_engine as _engine
+except ImportError:  # Python 3.13+, or the C extension did not build
+    _engine = None
+
+__all__ = ["AVAILABLE", "DurableMatcher"]
+
+AVAILABLE = _engine is not None
+
+_NEGATED = {"eq": "$neq", "ne": None, "gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
+_OPS = {"eq": None, "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
+_names = itertools.count()
+
+
+def _compare(op: str | None, key: str, value: Any) -> dict[str, Any]:
+    return {key: value} if op is None else {op: {key: value}}
+
+
+def _absent(key: str) -> dict[str, Any]:
+    return {"$nex": {key: 1}}
+
+
+def _one(op: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return items[0] if len(items) == 1 else {op: items}
+
+
+class _Compiler:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def expression(self, node: Condition) -> dict[str, Any]:
+        if isinstance(node, All):
+            return _one("$and", [self.expression(c) for c in node.children])
+        if isinstance(node, Any_):
+            return _one("$or", [self.expression(c) for c in node.children])
+        if isinstance(node, Not):
+            return self.negated(node.child)
+        key = self.plan.key(node)
+        if isinstance(node, Compare):
+            leaf = _compare(_OPS[node.op], key, node.value)
+            if node.currency is None:
+                return leaf
+            return {"$and": [{CURRENCY_KEY: node.currency}, leaf]}
+        if isinstance(node, InSet):
+            if node.negate:
+                return _one("$and", [{"$neq": {key: v}} for v in node.values])
+            return _one("$or", [{key: v} for v in node.values])
+        if isinstance(node, Exists):
+            return {"$ex": {key: 1}} if node.present else _absent(key)
+        assert isinstance(node, Pred)
+        return {key: True}
+
+    def negated(self, node: Condition) -> dict[str, Any]:
+        """``not node`` for a leaf: true where the leaf is false, absent fields included."""
+        key = self.plan.key(node)  # type: ignore[arg-type]
+        if isinstance(node, Compare):
+            options = [_compare(_NEGATED[node.op], key, node.value), _absent(key)]
+            if node.currency is not None:
+                options += [{"$neq": {CURRENCY_KEY: node.currency}}, _absent(CURRENCY_KEY)]
+            return {"$or": options}
+        if isinstance(node, InSet):
+            if node.negate:
+                return {"$or": [*({key: v} for v in node.values), _absent(key)]}
+            return {"$or": [_one("$and", [{"$neq": {key: v}} for v in node.values]), _absent(key)]}
+        if isinstance(node, Pred):
+            return {key: False}
+        raise AssertionError(node)  # pragma: no cover - push_negations leaves Not only over these
+
+    def rule(self, condition: Condition) -> dict[str, Any]:
+        body = self.expression(push_negations(condition))
+        return {"all": [{"m": {"$and": [{"t": "tx"}, body]}}]}
+
+
+def _chunks(plan: Plan) -> Iterator[list[int]]:
+    """Rule indices packed so that each chunk's alternatives add up to at most ``MAX_ALTERNATIVES``."""
+    chunk: list[int] = []
+    budget = 0
+    for index, condition in plan.conditions():
+        width = alternatives(condition)
+        if chunk and budget + width > MAX_ALTERNATIVES:
+            yield chunk
+            chunk, budget = [], 0
+        chunk.append(index)
+        budget += width
+    if chunk:
+        yield chunk
+
+
+class DurableMatcher:
+    """Matches a fact with durable_rules' C core; thread-safe (one lock per matcher)."""
+
+    name = "durable"
+
+    def __init__(self, plan: Plan) -> None:
+        if _engine is None:
+            raise EngineError("durable-rules is not importable here (it needs Python < 3.13); use engine='python'")
+        compiler = _Compiler(plan)
+        self.definitions: list[dict[str, Any]] = []
+        self._handles: list[int] = []
+        for chunk in _chunks(plan):
+            definition = {f"r{i}": compiler.rule(plan.ruleset.rules[i].condition) for i in chunk}
+            self.definitions.append(definition)
+            name = f"payguard{next(_names)}"
+            try:
+                self._handles.append(_engine.create_ruleset(name, json.dumps(definition, ensure_ascii=False)))
+            except _engine.error as exc:
+                raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def match(self, fact: Fact) -> list[int]:
+        with self._lock:
+            payload = dict(fact)
+            payload.update(t="tx", sid="0", id=str(next(self._ids)))
+            try:
+                text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            except (TypeError, ValueError) as exc:
+                raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
+            found: set[int] = set()
+            for handle in self._handles:
+                self._run(handle, text, found)
+            return sorted(found)
+
+    def _run(self, handle: int, text: str, found: set[int]) -> None:
+        try:
+            code, state = _engine.assert_fact(handle, text)
+        except _engine.error as exc:
+            raise EngineError(f"durable_rules failed to assert the fact: {exc}") from exc
+        if code == 1:  # no rule matched: the fact was not stored
+            return
+        if code == 2:  # an id hash collision; retracting would delete another fact
+            raise EngineError("durable_rules reported the fact as already observed")
+        finished = False
+        try:
+            result = _engine.start_action_for_state(handle, state)
+            message = result[1] if result else None
+            while message:
+                found.add(int(message[3 : message.index('"', 2)]))
+                message = _engine.complete_and_start_action(handle, state)
+            finished = True
+        except _engine.error as exc:
+            raise EngineError(f"durable_rules failed while collecting matches: {exc}") from exc
+        finally:
+            # An exception mid-round (even KeyboardInterrupt) must not leave the session locked: drain the
+            # round. abandon_action is never called, it crashes the next round.
+            try:
+                while not finished and _engine.complete_and_start_action(handle, state):
+                    pass
+            finally:
+                _engine.retract_fact(handle, text)

@@ -1,0 +1,297 @@
+"""The canonical transaction event, validated with pydantic v2.
+
+Field names are a public contract. Unknown fields outside ``attributes`` are rejected because they are
+nearly always typos (``ammount``) that would otherwise make a rule silently never fire.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ._errors import FieldError, InvalidEventError
+from ._money import MoneyError, parse_decimal, to_minor_units
+
+__all__ = [
+    "MONEY_EVENT_TYPES",
+    "Channel",
+    "CopResult",
+    "Event",
+    "EventType",
+    "Intel",
+    "Label",
+    "Party",
+    "PartyType",
+    "RiskLevel",
+    "Session",
+    "parse_event",
+]
+
+# Longest texts payguard accepts. Payment rails carry far less (ISO 20022 Ustrd: 140 characters), and a
+# bound keeps keyword matching and the C engine (65,535 bytes per string) safe. Longer input is refused.
+MAX_MEMO = 2048
+MAX_TEXT = 256
+MAX_ATTRIBUTES = 64
+
+
+class EventType(StrEnum):
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+    CASH_WITHDRAWAL = "cash_withdrawal"
+    DEPOSIT_REDEMPTION = "deposit_redemption"
+    LOAN_DISBURSEMENT = "loan_disbursement"
+    LOGIN = "login"
+    DEVICE_BOUND = "device_bound"
+    CREDENTIAL_CHANGE = "credential_change"
+
+
+MONEY_EVENT_TYPES = frozenset(
+    {
+        EventType.TRANSFER_OUT,
+        EventType.TRANSFER_IN,
+        EventType.CASH_WITHDRAWAL,
+        EventType.DEPOSIT_REDEMPTION,
+        EventType.LOAN_DISBURSEMENT,
+    }
+)
+
+
+class Channel(StrEnum):
+    MOBILE_APP = "mobile_app"
+    INTERNET_BANKING = "internet_banking"
+    ATM = "atm"
+    BRANCH_COUNTER = "branch_counter"
+    PHONE_BANKING = "phone_banking"
+    WALLET = "wallet"
+    OPEN_BANKING_API = "open_banking_api"
+    OTHER = "other"
+
+
+class CopResult(StrEnum):
+    MATCH = "match"
+    CLOSE_MATCH = "close_match"
+    NO_MATCH = "no_match"
+    UNAVAILABLE = "unavailable"
+    NOT_CHECKED = "not_checked"
+
+
+class PartyType(StrEnum):
+    PERSONAL = "personal"
+    BUSINESS = "business"
+    MERCHANT = "merchant"
+    VASP = "vasp"
+    GOVERNMENT = "government"
+    LENDER = "lender"
+    UNKNOWN = "unknown"
+
+
+class RiskLevel(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+def _decimal(value: object) -> Decimal:
+    try:
+        return parse_decimal(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Money = Annotated[Decimal, BeforeValidator(_decimal)]
+ShortText = Annotated[str, Field(max_length=MAX_TEXT)]
+Scalar = str | bool | int | float | None
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; cached because zone lookups read files."""
+    return ZoneInfo(name)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Party(_Model):
+    account: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    name: ShortText | None = None
+    bank: ShortText | None = None
+    customer_id: ShortText | None = None
+    type: PartyType | None = None
+    age: Annotated[int, Field(ge=0, le=150)] | None = None
+    account_opened: date | None = None
+    balance_before: Money | None = None
+    vulnerability: Annotated[tuple[ShortText, ...], Field(max_length=16)] = ()
+    own_account: bool | None = None
+    timezone: ShortText | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class Session(_Model):
+    device_id: ShortText | None = None
+    ip: ShortText | None = None
+    on_call: bool | None = None
+    caller_in_contacts: bool | None = None
+    screen_sharing: bool | None = None
+    remote_access: bool | None = None
+    device_age_hours: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+
+class Intel(_Model):
+    payee_risk_level: RiskLevel | None = None
+    payee_reported_scam_count: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    payee_mule_score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class Label(_Model):
+    is_fraud: bool
+    typology: ShortText | None = None
+
+
+class Event(_Model):
+    """A transaction event in payguard's canonical form."""
+
+    id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    type: EventType = EventType.TRANSFER_OUT
+    timestamp: AwareDatetime
+    amount: Money | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    channel: Channel | None = None
+    payer: Party
+    payee: Party | None = None
+    memo: Annotated[str, Field(max_length=MAX_MEMO)] | None = None
+    purpose: ShortText | None = None
+    cop_result: CopResult | None = None
+    session: Session | None = None
+    intel: Intel | None = None
+    attributes: Annotated[dict[Annotated[str, Field(max_length=64)], Scalar], Field(max_length=MAX_ATTRIBUTES)] = (
+        Field(default_factory=dict)
+    )
+    label: Label | None = None
+
+    @field_validator("attributes")
+    @classmethod
+    def _finite_attributes(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"attribute {key!r} must be a finite number")
+            if isinstance(item, str) and len(item) > MAX_TEXT:
+                raise ValueError(f"attribute {key!r} is longer than {MAX_TEXT} characters")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
+                raise ValueError(f"attribute {key!r} is larger than 2**53")
+        return value
+
+    @model_validator(mode="after")
+    def _money_rules(self) -> Self:
+        errors: list[tuple[str, str]] = []
+        if self.type in MONEY_EVENT_TYPES:
+            if self.amount is None:
+                errors.append(("amount", f"required for {self.type.value} events"))
+            if self.currency is None:
+                errors.append(("currency", f"required for {self.type.value} events"))
+            if self.payee is None and self.type is not EventType.CASH_WITHDRAWAL:
+                errors.append(("payee", f"required for {self.type.value} events"))
+        elif self.amount is not None:
+            errors.append(("amount", f"{self.type.value} events carry no amount"))
+        if self.amount is not None:
+            if self.amount <= 0:
+                errors.append(("amount", "must be greater than 0"))
+            elif self.currency is not None:
+                try:
+                    to_minor_units(self.amount, self.currency)
+                except MoneyError as exc:
+                    errors.append(("amount", str(exc)))
+        for party_name in ("payer", "payee"):
+            party: Party | None = getattr(self, party_name)
+            if party is not None and party.balance_before is not None and self.currency is not None:
+                try:
+                    to_minor_units(party.balance_before, self.currency)
+                except MoneyError as exc:
+                    errors.append((f"{party_name}.balance_before", str(exc)))
+        if errors:
+            raise _CrossFieldErrors(errors)
+        return self
+
+    @property
+    def is_money(self) -> bool:
+        return self.type in MONEY_EVENT_TYPES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON form (Decimal as string, times in RFC 3339)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+
+class _CrossFieldErrors(ValueError):
+    """Raised inside the model validator so each cross-field problem keeps its own path."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
+        self.errors = errors
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "event"
+
+
+def _message(error: Any) -> str:
+    text = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text
+
+
+def parse_event(data: object) -> Event:
+    """Validate ``data`` (a dict in the canonical form, or an ``Event``) into an ``Event``.
+
+    Raises ``InvalidEventError`` naming every bad field by its dotted path.
+    """
+    if isinstance(data, Event):
+        return data
+    event_id = None
+    if isinstance(data, dict):
+        raw_id = data.get("id")
+        event_id = raw_id if isinstance(raw_id, str) else None
+    else:
+        raise InvalidEventError([FieldError("event", f"expected a JSON object, got {type(data).__name__}")])
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        found: list[FieldError] = []
+        for error in exc.errors(include_url=False):
+            ctx = error.get("ctx") or {}
+            inner = ctx.get("error")
+            if isinstance(inner, _CrossFieldErrors):
+                found.extend(FieldError(field, message) for field, message in inner.errors)
+                continue
+            code = "unknown_field" if error["type"] == "extra_forbidden" else str(error["type"])
+            message = "unknown field" if code == "unknown_field" else _message(error)
+            found.append(FieldError(_path(error["loc"]), message, code))
+        raise InvalidEventError(found, event_id) from None

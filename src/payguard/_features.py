@@ -1,0 +1,354 @@
+"""Named features: facts about an event that only its history can tell, computed before matching.
+
+Which account a feature describes: for outgoing events (``transfer_out``, ``cash_withdrawal``) and for
+``login``, ``device_bound`` and ``credential_change`` it is the payer; for incoming ones (``transfer_in``,
+``loan_disbursement``, ``deposit_redemption``) it is the payee, the bank's customer being credited.
+
+Everything uses **event time**, never the wall clock, so a replay and live traffic agree. Late events are
+placed where they belong in time: windows count entries with ``t - window < time <= t``, and histories are
+pruned an hour later than the windows need, so an event up to an hour late sees exactly what it would have
+seen in order. An event never changes the decisions already made.
+
+An outgoing payment decided ``allow`` or ``review`` is *executed*: it makes the payee known and enters the
+amount history. One decided ``hold`` or ``interrupt`` is an *attempt*: it counts in the velocity windows and
+as a stop, until ``Guard.release`` turns it into an executed payment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from ._decision import Action
+from ._event import Event, EventType, zone
+from ._history import DAY, HOUR, AccountHistory, party_hash, window
+from ._money import currency_exponent, to_minor_units
+from ._rulefile import RuleSet
+from ._store import StoreTransaction
+from ._text import normalize_account, normalize_text
+
+__all__ = ["OUTGOING", "FeatureEngine"]
+
+OUTGOING = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
+INCOMING = frozenset({EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION})
+# amount_to_p95_90d divides by at least this many major units, so tiny histories cannot explode it
+P95_FLOOR_UNITS = 100
+MIN_SAMPLE = 3
+
+
+class _Context:
+    """One event's view of the store, with the few intermediate results several features share."""
+
+    def __init__(self, event: Event, txn: StoreTransaction, engine: FeatureEngine) -> None:
+        self.event = event
+        self.txn = txn
+        self.engine = engine
+        self.time = int(event.timestamp.timestamp())
+        self.currency = event.currency
+        self.amount = to_minor_units(event.amount, event.currency) if event.amount and event.currency else None
+        self.outgoing = event.type in OUTGOING
+        subject = event.payee if event.type in INCOMING and event.payee else event.payer
+        self.subject_party = subject
+        self.subject_key = normalize_account(subject.account)
+        self.payee_hash = party_hash(event.payee.account) if event.payee else None
+        self._history: AccountHistory | None = None
+        self._out: list[list[int]] | None = None
+
+    @property
+    def history(self) -> AccountHistory:
+        if self._history is None:
+            self._history = self.txn.account(self.subject_key)
+        return self._history
+
+    def out_24h(self) -> list[list[int]]:
+        if self._out is None:
+            self._out = list(window(self.history.out, self.time - DAY, self.time))
+        return self._out
+
+    def money(self, minor: int) -> Decimal:
+        return Decimal(minor).scaleb(-currency_exponent(self.currency or "XXX"))
+
+    def is_new_payee(self) -> bool | None:
+        if not (self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None):
+            return None
+        known = self.history.payees.get(self.payee_hash)
+        return known is None or known[0] > self.time
+
+    def out_sum_minor(self) -> int:
+        return sum(e[1] for e in self.out_24h()) + (self.amount or 0 if self.outgoing else 0)
+
+
+def _is_new_payee(c: _Context) -> Any:
+    return c.is_new_payee()
+
+
+def _payee_payment_count(c: _Context) -> Any:
+    if c.payee_hash is None or not c.outgoing:
+        return None
+    known = c.history.payees.get(c.payee_hash)
+    return known[1] if known and known[0] <= c.time else 0
+
+
+def _payee_first_paid_days(c: _Context) -> Any:
+    if c.payee_hash is None or not c.outgoing:
+        return None
+    known = c.history.payees.get(c.payee_hash)
+    if known is None or known[0] > c.time:
+        return None
+    return (c.time - known[0]) / DAY
+
+
+def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
+    def count(c: _Context) -> Any:
+        found = sum(1 for _ in window(c.history.out, c.time - seconds, c.time))
+        return found + (1 if c.outgoing else 0)
+
+    return count
+
+
+def _out_sum_24h(c: _Context) -> Any:
+    return c.money(c.out_sum_minor())
+
+
+def _new_payee_count_24h(c: _Context) -> Any:
+    payees = {e[2] for e in c.out_24h() if e[3]}
+    if c.is_new_payee():
+        payees.add(c.payee_hash or 0)
+    return len(payees)
+
+
+def _drain_ratio_24h(c: _Context) -> Any:
+    balances = [e[4] for e in c.out_24h() if e[4] >= 0]
+    if balances:
+        start = balances[0]
+    elif c.event.payer.balance_before is not None and c.currency:
+        start = to_minor_units(c.event.payer.balance_before, c.currency)
+    else:
+        return None
+    if start <= 0:
+        return None
+    return c.out_sum_minor() / start
+
+
+def _amount_to_p95_90d(c: _Context) -> Any:
+    if c.amount is None or not c.outgoing:
+        return None
+    amounts = sorted(e[1] for e in c.history.sample if c.time - 90 * DAY <= e[0] < c.time)
+    if len(amounts) < MIN_SAMPLE:
+        return None
+    p95 = amounts[min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)]
+    floor = P95_FLOOR_UNITS * 10 ** currency_exponent(c.currency or "XXX")
+    return c.amount / max(p95, floor)
+
+
+def _max_amount_365d(c: _Context) -> Any:
+    found = c.history.max_before(c.time)
+    return None if found is None else c.money(found)
+
+
+def _is_first_large_transfer(c: _Context) -> Any:
+    if c.amount is None or not c.outgoing:
+        return None
+    found = c.history.max_before(c.time)
+    return found is None or c.amount > found
+
+
+def _inbound_payers(history: AccountHistory, time: int) -> set[int]:
+    return {e[2] for e in window(history.inbound, time - DAY, time)}
+
+
+def _inbound_distinct_payers_24h(c: _Context) -> Any:
+    payers = _inbound_payers(c.history, c.time)
+    if c.event.type is EventType.TRANSFER_IN:
+        payers.add(party_hash(c.event.payer.account))
+    return len(payers)
+
+
+def _passthrough_ratio_24h(c: _Context) -> Any:
+    inbound = sum(e[1] for e in window(c.history.inbound, c.time - DAY, c.time))
+    if c.event.type is EventType.TRANSFER_IN and c.amount:
+        inbound += c.amount
+    if inbound <= 0:
+        return None
+    return c.out_sum_minor() / inbound
+
+
+def _account_age_days(c: _Context) -> Any:
+    opened: date | None = c.subject_party.account_opened
+    if opened is None:
+        return None
+    return (c.event.timestamp.date() - opened).days
+
+
+def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
+    payee = c.event.payee
+    if payee is None or c.event.type is not EventType.TRANSFER_OUT:
+        return None
+    payers = _inbound_payers(c.txn.account(normalize_account(payee.account)), c.time)
+    payers.add(party_hash(c.event.payer.account))
+    return len(payers)
+
+
+def _loan_inflow_24h(c: _Context) -> Any:
+    total = sum(e[1] for e in window(c.history.loans, c.time - DAY, c.time))
+    if c.event.type is EventType.LOAN_DISBURSEMENT and c.amount:
+        total += c.amount
+    return c.money(total)
+
+
+def _distinct_lenders_24h(c: _Context) -> Any:
+    lenders = {e[2] for e in window(c.history.loans, c.time - DAY, c.time)}
+    if c.event.type is EventType.LOAN_DISBURSEMENT:
+        lenders.add(party_hash(c.event.payer.account))
+    return len(lenders)
+
+
+def _deposit_redeemed_24h(c: _Context) -> Any:
+    total = sum(e[1] for e in window(c.history.deposits, c.time - DAY, c.time))
+    if c.event.type is EventType.DEPOSIT_REDEMPTION and c.amount:
+        total += c.amount
+    return c.money(total)
+
+
+def _recent_stops(seconds: int) -> Callable[[_Context], Any]:
+    def count(c: _Context) -> Any:
+        return sum(1 for e in c.history.stops if c.time - seconds < e[0] <= c.time)
+
+    return count
+
+
+def _last_stop_other_payee(c: _Context) -> Any:
+    recent = [e for e in c.history.stops if c.time - HOUR < e[0] <= c.time]
+    if not recent or c.payee_hash is None:
+        return False
+    return recent[-1][1] != c.payee_hash
+
+
+def _hours_since_new_device(c: _Context) -> Any:
+    candidates = []
+    if c.history.device_time is not None and c.history.device_time <= c.time:
+        candidates.append((c.time - c.history.device_time) / HOUR)
+    if c.event.session is not None and c.event.session.device_age_hours is not None:
+        candidates.append(c.event.session.device_age_hours)
+    if c.event.type in (EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE):
+        candidates.append(0.0)
+    return min(candidates) if candidates else None
+
+
+def _local_hour(c: _Context) -> Any:
+    name = c.event.payer.timezone or c.engine.timezone
+    return c.event.timestamp.astimezone(zone(name)).hour
+
+
+def _is_night(c: _Context) -> Any:
+    hour: int = _local_hour(c)
+    return 0 <= hour < 6
+
+
+def _memo_categories(c: _Context) -> Any:
+    if not c.event.memo:
+        return ()
+    text = normalize_text(c.event.memo)
+    return tuple(name for name, phrases in c.engine.keyword_sets.items() if any(p in text for p in phrases))
+
+
+_FEATURES: Mapping[str, Callable[[_Context], Any]] = {
+    "is_new_payee": _is_new_payee,
+    "payee_payment_count": _payee_payment_count,
+    "payee_first_paid_days": _payee_first_paid_days,
+    "outbound_count_1h": _outbound_count(HOUR),
+    "outbound_count_24h": _outbound_count(DAY),
+    "out_sum_24h": _out_sum_24h,
+    "new_payee_count_24h": _new_payee_count_24h,
+    "drain_ratio_24h": _drain_ratio_24h,
+    "amount_to_p95_90d": _amount_to_p95_90d,
+    "max_amount_365d": _max_amount_365d,
+    "is_first_large_transfer": _is_first_large_transfer,
+    "inbound_distinct_payers_24h": _inbound_distinct_payers_24h,
+    "passthrough_ratio_24h": _passthrough_ratio_24h,
+    "account_age_days": _account_age_days,
+    "payee_inbound_distinct_payers_24h": _payee_inbound_distinct_payers_24h,
+    "loan_inflow_24h": _loan_inflow_24h,
+    "distinct_lenders_24h": _distinct_lenders_24h,
+    "deposit_redeemed_24h": _deposit_redeemed_24h,
+    "recent_stops_60m": _recent_stops(HOUR),
+    "recent_stops_30d": _recent_stops(30 * DAY),
+    "last_stop_other_payee": _last_stop_other_payee,
+    "hours_since_new_device": _hours_since_new_device,
+    "local_hour": _local_hour,
+    "is_night": _is_night,
+    "memo_categories": _memo_categories,
+}
+
+
+class FeatureEngine:
+    """Computes the features a rule set reads, and writes each decided event into the histories."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.timezone = ruleset.timezone
+        self.keyword_sets = ruleset.keyword_sets
+
+    @staticmethod
+    def names() -> frozenset[str]:
+        return frozenset(_FEATURES)
+
+    def compute(self, event: Event, txn: StoreTransaction, names: frozenset[str]) -> dict[str, Any]:
+        """The values of ``names`` for ``event``; a feature that does not apply is left out."""
+        if not names:
+            return {}
+        context = _Context(event, txn, self)
+        values = {}
+        for name in sorted(names):
+            value = _FEATURES[name](context)
+            if value is not None:
+                values[name] = value
+        return values
+
+    def commit(self, event: Event, action: Action, txn: StoreTransaction, decision_id: str | None) -> None:
+        """Write a decided event into the histories it touches (``record`` passes ``allow``)."""
+        context = _Context(event, txn, self)
+        history = context.history
+        history.touch(context.time)
+        time, amount, kind = context.time, context.amount, event.type
+        if kind in (EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE):
+            history.add_device(time)
+        elif kind in OUTGOING and amount is not None:
+            payee = context.payee_hash
+            balance = event.payer.balance_before
+            balance_minor = to_minor_units(balance, event.currency) if balance is not None and event.currency else None
+            history.add_attempt(time, amount, payee or 0, bool(context.is_new_payee()), balance_minor)
+            if action.stops:
+                history.add_stop(time, payee or 0)
+                if action is Action.HOLD and decision_id is not None:
+                    txn.put_held(decision_id, {"event": event.to_dict()})
+            else:
+                self._execute(context, history)
+        elif kind is EventType.TRANSFER_IN and amount is not None:
+            history.add_inbound(time, amount, party_hash(event.payer.account))
+        elif kind is EventType.LOAN_DISBURSEMENT and amount is not None:
+            history.add_loan(time, amount, party_hash(event.payer.account))
+        elif kind is EventType.DEPOSIT_REDEMPTION and amount is not None:
+            history.add_deposit(time, amount)
+        txn.save(context.subject_key, history)
+
+    def _execute(self, context: _Context, history: AccountHistory) -> None:
+        """An outgoing payment went through: the payee becomes known and the payee account is credited."""
+        event, amount = context.event, context.amount
+        assert amount is not None
+        history.add_executed(context.time, amount, context.payee_hash)
+        if event.type is EventType.TRANSFER_OUT and event.payee is not None:
+            key = normalize_account(event.payee.account)
+            if key != context.subject_key:
+                payee_history = context.txn.account(key)
+                payee_history.touch(context.time)
+                payee_history.add_inbound(context.time, amount, party_hash(event.payer.account))
+                context.txn.save(key, payee_history)
+
+    def release(self, event: Event, txn: StoreTransaction) -> None:
+        """A held payment was released by the bank: from now on it counts as executed."""
+        context = _Context(event, txn, self)
+        self._execute(context, context.history)
+        txn.save(context.subject_key, context.history)

@@ -1,0 +1,175 @@
+"""What payguard remembers about one account: just enough for the features, and bounded.
+
+Times are event times in epoch seconds; amounts are integer minor units; counterparties are stable 64-bit
+hashes of their normalised account numbers (so a history survives a restart and fits in little memory).
+
+Bounds, per account: windows keep 24 hours (plus an hour of grace for late events), stops 30 days (at most
+50), the amount sample the last 100 executed payments of 90 days, the running maximum only the payments that
+can still be a 365-day maximum, and known payees at most ``MAX_PAYEES`` (the least recently paid are
+forgotten first, and then count as new again).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._text import normalize_account
+
+__all__ = ["DAY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash"]
+
+HOUR = 3600
+DAY = 86400
+GRACE = HOUR
+MAX_PAYEES = 1000
+MAX_SAMPLE = 100
+MAX_STOPS = 50
+
+
+def party_hash(account: str) -> int:
+    """A stable 63-bit hash of a normalised account number."""
+    digest = hashlib.blake2b(normalize_account(account).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def _prune(entries: list[list[int]], oldest: int) -> None:
+    """Drop entries (sorted by time, time first) older than ``oldest``."""
+    cut = 0
+    while cut < len(entries) and entries[cut][0] < oldest:
+        cut += 1
+    if cut:
+        del entries[:cut]
+
+
+def _insert(entries: list[list[int]], entry: list[int]) -> None:
+    """Insert keeping time order; late events land where they belong."""
+    if not entries or entries[-1][0] <= entry[0]:
+        entries.append(entry)
+    else:
+        bisect.insort(entries, entry, key=lambda e: e[0])
+
+
+def window(entries: Iterable[list[int]], start: int, end: int) -> Iterable[list[int]]:
+    """Entries with ``start < time <= end``."""
+    return (e for e in entries if start < e[0] <= end)
+
+
+@dataclass(slots=True)
+class AccountHistory:
+    """The bounded history of one account. Lists of small int lists keep it compact and JSON-ready."""
+
+    # outgoing attempts (executed or stopped): [time, amount, payee hash, was new payee, balance before or -1]
+    out: list[list[int]] = field(default_factory=list)
+    # payee hash -> [first paid time, executed payment count, last paid time]
+    payees: dict[int, list[int]] = field(default_factory=dict)
+    # executed outgoing amounts: [time, amount], the last MAX_SAMPLE within 90 days
+    sample: list[list[int]] = field(default_factory=list)
+    # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
+    maxima: list[list[int]] = field(default_factory=list)
+    # money received: [time, amount, payer hash]
+    inbound: list[list[int]] = field(default_factory=list)
+    # loan disbursements received: [time, amount, lender hash]
+    loans: list[list[int]] = field(default_factory=list)
+    # deposits broken early: [time, amount]
+    deposits: list[list[int]] = field(default_factory=list)
+    # hold or interrupt decisions: [time, payee hash]
+    stops: list[list[int]] = field(default_factory=list)
+    # last device binding or credential change
+    device_time: int | None = None
+    # latest event time seen, which pruning is measured from
+    seen: int = 0
+
+    # -- writes ------------------------------------------------------------------------------------
+    def touch(self, time: int) -> None:
+        self.seen = max(self.seen, time)
+        horizon = self.seen - DAY - GRACE
+        for entries in (self.out, self.inbound, self.loans, self.deposits):
+            _prune(entries, horizon)
+        _prune(self.stops, self.seen - 30 * DAY - GRACE)
+        _prune(self.sample, self.seen - 90 * DAY - GRACE)
+        _prune(self.maxima, self.seen - 365 * DAY - GRACE)
+
+    def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
+        _insert(self.out, [time, amount, payee, int(new), -1 if balance is None else balance])
+
+    def add_executed(self, time: int, amount: int, payee: int | None) -> None:
+        if payee is not None:
+            known = self.payees.pop(payee, None)
+            if known is None:
+                known = [time, 0, time]
+            known[0] = min(known[0], time)
+            known[1] += 1
+            known[2] = max(known[2], time)
+            self.payees[payee] = known  # re-inserted: dict order is least recently paid first
+            while len(self.payees) > MAX_PAYEES:
+                del self.payees[next(iter(self.payees))]
+        _insert(self.sample, [time, amount])
+        if len(self.sample) > MAX_SAMPLE:
+            del self.sample[0]
+        self._add_maximum(time, amount)
+
+    def _add_maximum(self, time: int, amount: int) -> None:
+        position = bisect.bisect_right(self.maxima, time, key=lambda e: e[0])
+        if any(e[1] >= amount for e in self.maxima[position:]):
+            return  # a later payment at least as large already dominates this one
+        keep = [e for e in self.maxima[:position] if e[1] > amount]
+        self.maxima[:position] = keep
+        self.maxima.insert(len(keep), [time, amount])
+
+    def add_inbound(self, time: int, amount: int, payer: int) -> None:
+        _insert(self.inbound, [time, amount, payer])
+
+    def add_loan(self, time: int, amount: int, lender: int) -> None:
+        _insert(self.loans, [time, amount, lender])
+
+    def add_deposit(self, time: int, amount: int) -> None:
+        _insert(self.deposits, [time, amount])
+
+    def add_stop(self, time: int, payee: int) -> None:
+        _insert(self.stops, [time, payee])
+        if len(self.stops) > MAX_STOPS:
+            del self.stops[0]
+
+    def add_device(self, time: int) -> None:
+        self.device_time = time if self.device_time is None else max(self.device_time, time)
+
+    # -- reads -------------------------------------------------------------------------------------
+    def max_before(self, time: int) -> int | None:
+        """Largest executed outgoing amount with ``time - 365 days <= t < time``."""
+        for entry_time, amount in self.maxima:
+            if time - 365 * DAY <= entry_time < time:
+                return amount
+        return None
+
+    # -- serialisation (for persistent stores) ----------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "payees": [[k, *v] for k, v in self.payees.items()],
+            "sample": self.sample,
+            "maxima": self.maxima,
+            "inbound": self.inbound,
+            "loans": self.loans,
+            "deposits": self.deposits,
+            "stops": self.stops,
+            "device_time": self.device_time,
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccountHistory:
+        return cls(
+            out=data["out"],
+            payees={row[0]: row[1:] for row in data["payees"]},
+            sample=data["sample"],
+            maxima=data["maxima"],
+            inbound=data["inbound"],
+            loans=data["loans"],
+            deposits=data["deposits"],
+            stops=data["stops"],
+            device_time=data["device_time"],
+            seen=data["seen"],
+        )

@@ -1,0 +1,67 @@
+"""Money: ``Decimal`` amounts and their integer minor units, never floats.
+
+The matching engines compare money as integers in the minor unit of the currency (fen, cents), so a
+threshold of ``20000`` CNY is ``2000000`` and ``"99" > 100``-style surprises cannot happen.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["MAX_MINOR_UNITS", "MoneyError", "currency_exponent", "parse_decimal", "to_minor_units"]
+
+# ISO 4217 currencies whose minor unit is not 1/100. Every other code uses two decimals.
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+         "XAF", "XOF", "XPF"],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+# Far below int64 (9.2e18) so that sums over a window can never overflow or saturate in the C engine.
+MAX_MINOR_UNITS = 10**15
+
+
+class MoneyError(ValueError):
+    """An amount that cannot be represented exactly in its currency."""
+
+
+def currency_exponent(currency: str) -> int:
+    """How many decimals the minor unit of ``currency`` has (2 unless ISO 4217 says otherwise)."""
+    return _EXPONENTS.get(currency, 2)
+
+
+def parse_decimal(value: object) -> Decimal:
+    """A finite ``Decimal`` from a JSON string or number; floats go through their shortest repr."""
+    if isinstance(value, bool):
+        raise MoneyError("expected a decimal number, got a boolean")
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int | str):
+        try:
+            result = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise MoneyError(f"not a decimal number: {str(value)[:40]!r}") from None
+    else:
+        raise MoneyError(f"expected a decimal number, got {type(value).__name__}")
+    if not result.is_finite():
+        raise MoneyError("must be a finite number")
+    return result
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision."""
+    scaled = amount.scaleb(currency_exponent(currency))
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(
+            f"{amount} has more decimal places than {currency} allows ({currency_exponent(currency)})"
+        )
+    minor = int(scaled)
+    if abs(minor) > MAX_MINOR_UNITS:
+        raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+    return minor

@@ -1,0 +1,75 @@
+"""The Python matcher: a rule set compiled to one generated Python function.
+
+It is the reference for the semantics in ``_conditions`` and the oracle the durable engine is tested
+against; it is also the fastest engine, and the one used where durable-rules cannot be imported.
+Constants are passed through the function's namespace, never pasted into its source, so no rule text can
+inject code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._conditions import All, Any_, Compare, Condition, Exists, InSet, Not, Pred
+from ._plan import CURRENCY_KEY, Fact, Plan
+
+__all__ = ["PythonMatcher"]
+
+_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class _Source:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.constants: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"C{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def expr(self, node: Condition) -> str:
+        if isinstance(node, All):
+            return "(" + " and ".join(self.expr(c) for c in node.children) + ")"
+        if isinstance(node, Any_):
+            return "(" + " or ".join(self.expr(c) for c in node.children) + ")"
+        if isinstance(node, Not):
+            return f"(not {self.expr(node.child)})"
+        var = "v_" + self.plan.key(node)
+        if isinstance(node, Compare):
+            text = f"({var} is not None and {var} {_OPS[node.op]} {self.const(node.value)}"
+            if node.currency is not None:
+                text += f" and ccy == {self.const(node.currency)}"
+            return text + ")"
+        if isinstance(node, InSet):
+            members = self.const(frozenset(node.values))
+            return f"({var} is not None and {var} not in {members})" if node.negate else f"({var} in {members})"
+        if isinstance(node, Exists):
+            return f"({var} is not None)" if node.present else f"({var} is None)"
+        assert isinstance(node, Pred)
+        return f"({var} is True)"
+
+
+class PythonMatcher:
+    """Matches a fact against every rule of a plan; returns the indices of the rules that matched."""
+
+    name = "python"
+
+    def __init__(self, plan: Plan) -> None:
+        source = _Source(plan)
+        keys = [*plan.columns.values(), *plan.predicates.values()]
+        lines = ["def match(f):"]
+        lines += [f"    v_{key} = f.get({key!r})" for key in keys]
+        lines.append(f"    ccy = f.get({CURRENCY_KEY!r})")
+        lines.append("    hits = []")
+        for index, condition in plan.conditions():
+            lines.append(f"    if {source.expr(condition)}: hits.append({index})")
+        lines.append("    return hits")
+        namespace: dict[str, Any] = dict(source.constants)
+        exec(compile("\n".join(lines), f"<payguard rules {plan.ruleset.id}>", "exec"), namespace)  # noqa: S102
+        self._match: Callable[[Fact], list[int]] = namespace["match"]
+        self.source = "\n".join(lines)
+
+    def match(self, fact: Fact) -> list[int]:
+        return self._match(fact)

@@ -1,0 +1,225 @@
+"""Feature stores: where account histories and past decisions live between events.
+
+``Store`` is the interface the feature code talks to. Everything a guard reads and writes for one event
+happens inside one ``store.transaction()``: the in-memory store takes a lock, the SQLite store an
+``IMMEDIATE`` transaction, and a shared network store (Redis) would take a per-account lock or a
+WATCH/MULTI block. That is why several processes may share a SQLite file: each event's read-modify-write
+of the accounts it touches is serialised by the database, so features stay exact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ._errors import StoreError
+from ._history import AccountHistory
+
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "StoreTransaction"]
+
+
+class StoreTransaction(ABC):
+    """The reads and writes of one event. Changes become visible to others on commit only."""
+
+    @abstractmethod
+    def account(self, key: str) -> AccountHistory:
+        """The history of account ``key`` (a new, empty one if unknown). Mutate it, then ``save`` it."""
+
+    @abstractmethod
+    def save(self, key: str, history: AccountHistory) -> None:
+        """Keep the changes made to ``history``."""
+
+    @abstractmethod
+    def decision(self, event_id: str) -> dict[str, Any] | None:
+        """The decision already made for ``event_id``, as its JSON form."""
+
+    @abstractmethod
+    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def held(self, decision_id: str) -> dict[str, Any] | None:
+        """What is needed to release the held payment of ``decision_id``."""
+
+    @abstractmethod
+    def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
+        """Remember (or, with ``None``, forget) a held payment."""
+
+
+class Store(ABC):
+    """Where histories and decisions live. Implementations must make ``transaction`` atomic."""
+
+    @abstractmethod
+    def transaction(self) -> Any:
+        """A context manager yielding a ``StoreTransaction``; commits on success, rolls back on error."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release resources. The default does nothing."""
+
+
+class _MemoryTransaction(StoreTransaction):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._accounts: dict[str, AccountHistory] = {}
+        self._decisions: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, dict[str, Any] | None] = {}
+
+    def account(self, key: str) -> AccountHistory:
+        # Histories are changed in place: a guard computes every feature before it writes anything, and
+        # in-memory writes cannot fail halfway, so a copy per event would buy nothing.
+        found = self._store.accounts.get(key) or self._accounts.get(key)
+        if found is None:
+            found = self._accounts[key] = AccountHistory()
+        return found
+
+    def save(self, key: str, history: AccountHistory) -> None:
+        self._accounts[key] = history
+
+    def decision(self, event_id: str) -> dict[str, Any] | None:
+        return self._decisions.get(event_id) or self._store.decisions.get(event_id)
+
+    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None:
+        self._decisions[event_id] = decision
+
+    def held(self, decision_id: str) -> dict[str, Any] | None:
+        if decision_id in self._held:
+            return self._held[decision_id]
+        return self._store.holds.get(decision_id)
+
+    def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
+        self._held[decision_id] = record
+
+    def commit(self) -> None:
+        store = self._store
+        store.accounts.update(self._accounts)
+        for event_id, decision in self._decisions.items():
+            store.decisions[event_id] = decision
+            if len(store.decisions) > store.max_decisions:
+                store.decisions.popitem(last=False)
+        for decision_id, record in self._held.items():
+            if record is None:
+                store.holds.pop(decision_id, None)
+            else:
+                store.holds[decision_id] = record
+
+
+class MemoryStore(Store):
+    """The default store: dictionaries in this process, lost when it exits.
+
+    Remembers the decisions of the last ``max_decisions`` event ids for idempotency, and held payments
+    until they are released.
+    """
+
+    def __init__(self, max_decisions: int = 100_000) -> None:
+        self.accounts: dict[str, AccountHistory] = {}
+        self.decisions: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.holds: dict[str, dict[str, Any]] = {}
+        self.max_decisions = max_decisions
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        with self._lock:
+            txn = _MemoryTransaction(self)
+            yield txn
+            txn.commit()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, history TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, decision TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+"""
+
+
+class _SQLiteTransaction(StoreTransaction):
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._accounts: dict[str, AccountHistory] = {}
+
+    def account(self, key: str) -> AccountHistory:
+        found = self._accounts.get(key)
+        if found is None:
+            row = self._db.execute("SELECT history FROM accounts WHERE key = ?", (key,)).fetchone()
+            found = AccountHistory.from_json(json.loads(row[0])) if row else AccountHistory()
+            self._accounts[key] = found
+        return found
+
+    def save(self, key: str, history: AccountHistory) -> None:
+        self._db.execute(
+            "INSERT INTO accounts (key, history) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET history = excluded.history",
+            (key, json.dumps(history.to_json(), separators=(",", ":"))),
+        )
+
+    def decision(self, event_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT decision FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO decisions (event_id, decision) VALUES (?, ?)",
+            (event_id, json.dumps(decision, separators=(",", ":"))),
+        )
+
+    def held(self, decision_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT record FROM holds WHERE decision_id = ?", (decision_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
+        if record is None:
+            self._db.execute("DELETE FROM holds WHERE decision_id = ?", (decision_id,))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO holds (decision_id, record) VALUES (?, ?)",
+                (decision_id, json.dumps(record, separators=(",", ":"))),
+            )
+
+
+class SQLiteStore(Store):
+    """A persistent store in one SQLite file, so history survives a restart.
+
+    Each event is one ``BEGIN IMMEDIATE`` transaction: a crash between two events loses nothing already
+    decided. The database runs in WAL mode; ``synchronous="FULL"`` also survives power loss at some cost in
+    speed (the default ``NORMAL`` survives process crashes). Several processes may share the file.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", timeout: float = 30.0) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            try:
+                txn = _SQLiteTransaction(self._db)
+                yield txn
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

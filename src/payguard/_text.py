@@ -1,0 +1,28 @@
+"""Text normalisation for keyword matching, the same for Chinese and English.
+
+Unicode NFKC (which also turns full-width letters and digits into half-width ones), case folding, then
+every space, punctuation mark, symbol and control character removed, so that ``安 全-账 户`` and
+``SAFE  Account!`` match the phrases ``安全账户`` and ``safe account``. Traditional-to-simplified conversion
+and pinyin initials are not handled; list both forms in the keyword set where it matters.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+
+__all__ = ["normalize_account", "normalize_text"]
+
+_DROP_CATEGORIES = ("P", "Z", "S", "C")
+
+
+@lru_cache(maxsize=65536)
+def normalize_text(text: str) -> str:
+    """``text`` reduced to the characters that carry meaning for keyword matching."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
+
+
+def normalize_account(value: str) -> str:
+    """An account number as lists compare it: spaces and dashes removed, case folded."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", value) if ch not in " -\t\u00a0").casefold()

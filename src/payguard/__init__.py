@@ -1,8 +1,8 @@
 """payguard: stop scam payments before the money leaves the victim's bank.
 
-    import payguard
-    guard = payguard.Guard.from_path("rules/")
-    decision = guard.evaluate(event)      # decision.action: allow < review < hold < interrupt
+import payguard
+guard = payguard.Guard.from_path("rules/")
+decision = guard.evaluate(event)      # decision.action: allow < review < hold < interrupt
 """
 
 from __future__ import annotations

@@ -44,7 +44,14 @@ EventDict = MutableMapping[str, Any]
 MASKED_KEYS = ("payer", "payee", "payer_customer", "payee_customer", "device_id", "ip")
 # Evidence entries that are masked or erased the same way.
 MASKED_FIELDS = frozenset(
-    {"payer.account", "payee.account", "payer.customer_id", "payee.customer_id", "session.device_id", "session.ip"}
+    {
+        "payer.account",
+        "payee.account",
+        "payer.customer_id",
+        "payee.customer_id",
+        "session.device_id",
+        "session.ip",
+    }
 )
 ERASED_FIELDS = frozenset({"payer.name", "payee.name", "memo", "purpose"})
 
@@ -98,7 +105,9 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
                     masked.append(f"evidence.{name}")
                 elif name in ERASED_FIELDS:
                     value = evidence[name]
-                    evidence[name] = {"erased": True, "length": len(value)} if isinstance(value, str) else None
+                    evidence[name] = (
+                        {"erased": True, "length": len(value)} if isinstance(value, str) else None
+                    )
                     erased.append(f"evidence.{name}")
         event_dict["masked"] = masked
         event_dict["erased"] = erased
@@ -225,7 +234,9 @@ class AuditTrail:
         elif callable(sink):
             writer = _CallableSink(sink)
         else:
-            raise AuditError(f"audit sink must be a path, a callable or a structlog logger, not {type(sink).__name__}")
+            raise AuditError(
+                f"audit sink must be a path, a callable or a structlog logger, not {type(sink).__name__}"
+            )
         self.sink = writer
         self._chain = chain_hashes(previous)
         self._logger = structlog.wrap_logger(
@@ -245,7 +256,9 @@ class AuditTrail:
                 self._logger.msg(record=kind, **record)
             except Exception as exc:
                 self._chain.previous = previous  # the record was not written: the chain must not skip it
-                raise AuditError(f"audit record for event {record.get('event_id')!r} was not written: {exc}") from exc
+                raise AuditError(
+                    f"audit record for event {record.get('event_id')!r} was not written: {exc}"
+                ) from exc
             return self._chain.previous
 
     def close(self) -> None:
@@ -280,28 +293,39 @@ def verify_file(path: str | Path) -> VerifyReport:
     with Path(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
-                return VerifyReport(False, records, number, "incomplete last record: the file was cut", tuple(notes))
+                return VerifyReport(
+                    False, records, number, "incomplete last record: the file was cut", tuple(notes)
+                )
             try:
                 record = json.loads(raw)
             except ValueError:
                 record = None
             if not isinstance(record, dict) or "hash" not in record or "prev_hash" not in record:
-                if pending_partial is None and records > 0 or number == 1:
+                if (pending_partial is None and records > 0) or number == 1:
                     pending_partial = number
                     continue
                 return VerifyReport(False, records, number, "not an audit record", tuple(notes))
             if record_hash(record) != record["hash"]:
-                return VerifyReport(False, records, number, "record was edited: its hash does not match", tuple(notes))
+                return VerifyReport(
+                    False, records, number, "record was edited: its hash does not match", tuple(notes)
+                )
             if record["prev_hash"] != previous:
                 return VerifyReport(
-                    False, records, number,
-                    "chain broken: a record before this one was removed, inserted or reordered", tuple(notes),
+                    False,
+                    records,
+                    number,
+                    "chain broken: a record before this one was removed, inserted or reordered",
+                    tuple(notes),
                 )
             if pending_partial is not None:
-                notes.append(f"line {pending_partial}: incomplete record left by an interrupted write; chain continues")
+                notes.append(
+                    f"line {pending_partial}: incomplete record left by an interrupted write; chain continues"
+                )
                 pending_partial = None
             previous = record["hash"]
             records += 1
     if pending_partial is not None:
-        return VerifyReport(False, records, pending_partial, "incomplete last record: the file was cut", tuple(notes))
+        return VerifyReport(
+            False, records, pending_partial, "incomplete last record: the file was cut", tuple(notes)
+        )
     return VerifyReport(True, records, notes=tuple(notes))

@@ -19,8 +19,8 @@ from typing import Union
 
 __all__ = [
     "NATIVE_IN_LIMIT",
-    "All",
-    "Any_",
+    "AllOf",
+    "AnyOf",
     "Compare",
     "Condition",
     "Exists",
@@ -71,16 +71,16 @@ class Pred:
 
     field: str
     kind: str
-    arg: tuple[str, ...] | str | bool
+    arg: tuple[Scalar, ...] | str | bool
 
 
 @dataclass(frozen=True)
-class All:
+class AllOf:
     children: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
-class Any_:
+class AnyOf:
     children: tuple[Condition, ...]
 
 
@@ -89,13 +89,13 @@ class Not:
     child: Condition
 
 
-Condition = Compare | InSet | Exists | Pred | All | Any_ | Not
+Condition = Compare | InSet | Exists | Pred | AllOf | AnyOf | Not
 Leaf = Compare | InSet | Exists | Pred
 
 
 def leaves(node: Condition) -> Iterator[Leaf]:
     """Every leaf under ``node``, depth first."""
-    if isinstance(node, All | Any_):
+    if isinstance(node, AllOf | AnyOf):
         for child in node.children:
             yield from leaves(child)
     elif isinstance(node, Not):
@@ -113,12 +113,12 @@ def push_negations(node: Condition, negate: bool = False) -> Condition:
     """An equivalent tree where ``Not`` only wraps leaves (negation normal form)."""
     if isinstance(node, Not):
         return push_negations(node.child, not negate)
-    if isinstance(node, All | Any_):
+    if isinstance(node, AllOf | AnyOf):
         children = tuple(push_negations(child, negate) for child in node.children)
         flip = negate
-        if isinstance(node, All):
-            return Any_(children) if flip else All(children)
-        return All(children) if flip else Any_(children)
+        if isinstance(node, AllOf):
+            return AnyOf(children) if flip else AllOf(children)
+        return AllOf(children) if flip else AnyOf(children)
     if isinstance(node, Exists) and negate:
         return Exists(node.field, not node.present)
     return Not(node) if negate else node

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ._conditions import All, Any_, Compare, Condition, Exists, InSet, Not, Pred, push_negations
+from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred, push_negations
 from ._errors import EngineError
 from ._plan import CURRENCY_KEY, Fact, Plan
 from ._rulefile import MAX_ALTERNATIVES, alternatives
@@ -57,9 +57,9 @@ class _Compiler:
         self.plan = plan
 
     def expression(self, node: Condition) -> dict[str, Any]:
-        if isinstance(node, All):
+        if isinstance(node, AllOf):
             return _one("$and", [self.expression(c) for c in node.children])
-        if isinstance(node, Any_):
+        if isinstance(node, AnyOf):
             return _one("$or", [self.expression(c) for c in node.children])
         if isinstance(node, Not):
             return self.negated(node.child)
@@ -121,7 +121,9 @@ class DurableMatcher:
 
     def __init__(self, plan: Plan) -> None:
         if _engine is None:
-            raise EngineError("durable-rules is not importable here (it needs Python < 3.13); use engine='python'")
+            raise EngineError(
+                "durable-rules is not importable here (it needs Python < 3.13); use engine='python'"
+            )
         compiler = _Compiler(plan)
         self.definitions: list[dict[str, Any]] = []
         self._handles: list[int] = []

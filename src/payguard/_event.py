@@ -7,7 +7,7 @@ nearly always typos (``ammount``) that would otherwise make a rule silently neve
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -191,9 +191,9 @@ class Event(_Model):
     cop_result: CopResult | None = None
     session: Session | None = None
     intel: Intel | None = None
-    attributes: Annotated[dict[Annotated[str, Field(max_length=64)], Scalar], Field(max_length=MAX_ATTRIBUTES)] = (
-        Field(default_factory=dict)
-    )
+    attributes: Annotated[
+        dict[Annotated[str, Field(max_length=64)], Scalar], Field(max_length=MAX_ATTRIBUTES)
+    ] = Field(default_factory=dict)
     label: Label | None = None
 
     @field_validator("attributes")
@@ -236,7 +236,7 @@ class Event(_Model):
                 except MoneyError as exc:
                     errors.append((f"{party_name}.balance_before", str(exc)))
         if errors:
-            raise _CrossFieldErrors(errors)
+            raise _CrossFieldError(errors)
         return self
 
     @property
@@ -248,7 +248,7 @@ class Event(_Model):
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
 
 
-class _CrossFieldErrors(ValueError):
+class _CrossFieldError(ValueError):
     """Raised inside the model validator so each cross-field problem keeps its own path."""
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
@@ -288,7 +288,7 @@ def parse_event(data: object) -> Event:
         for error in exc.errors(include_url=False):
             ctx = error.get("ctx") or {}
             inner = ctx.get("error")
-            if isinstance(inner, _CrossFieldErrors):
+            if isinstance(inner, _CrossFieldError):
                 found.extend(FieldError(field, message) for field, message in inner.errors)
                 continue
             code = "unknown_field" if error["type"] == "extra_forbidden" else str(error["type"])

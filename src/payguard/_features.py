@@ -48,7 +48,9 @@ class _Context:
         self.engine = engine
         self.time = int(event.timestamp.timestamp())
         self.currency = event.currency
-        self.amount = to_minor_units(event.amount, event.currency) if event.amount and event.currency else None
+        self.amount = (
+            to_minor_units(event.amount, event.currency) if event.amount and event.currency else None
+        )
         self.outgoing = event.type in OUTGOING
         subject = event.payee if event.type in INCOMING and event.payee else event.payer
         self.subject_party = subject
@@ -318,7 +320,9 @@ class FeatureEngine:
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
             balance = event.payer.balance_before
-            balance_minor = to_minor_units(balance, event.currency) if balance is not None and event.currency else None
+            balance_minor = (
+                to_minor_units(balance, event.currency) if balance is not None and event.currency else None
+            )
             history.add_attempt(time, amount, payee or 0, bool(context.is_new_payee()), balance_minor)
             if action.stops:
                 history.add_stop(time, payee or 0)

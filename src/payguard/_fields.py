@@ -82,25 +82,45 @@ def _values(enum: type[StrEnum]) -> tuple[str, ...]:
 
 def _party_fields(role: str) -> list[FieldSpec]:
     who = "payer (the customer whose account is debited)" if role == "payer" else "payee (the beneficiary)"
-    fields = [
-        FieldSpec(f"{role}.account", Kind.STRING, f"account number of the {who}", getter=_attr(role, "account")),
+    return [
+        FieldSpec(
+            f"{role}.account", Kind.STRING, f"account number of the {who}", getter=_attr(role, "account")
+        ),
         FieldSpec(f"{role}.name", Kind.STRING, f"name of the {who}", getter=_attr(role, "name")),
         FieldSpec(f"{role}.bank", Kind.STRING, f"bank of the {who}", getter=_attr(role, "bank")),
-        FieldSpec(f"{role}.customer_id", Kind.STRING, f"customer id of the {who}",
-                  getter=_attr(role, "customer_id")),
-        FieldSpec(f"{role}.type", Kind.ENUM, f"kind of account of the {who}", values=_values(PartyType),
-                  getter=_attr(role, "type")),
+        FieldSpec(
+            f"{role}.customer_id", Kind.STRING, f"customer id of the {who}", getter=_attr(role, "customer_id")
+        ),
+        FieldSpec(
+            f"{role}.type",
+            Kind.ENUM,
+            f"kind of account of the {who}",
+            values=_values(PartyType),
+            getter=_attr(role, "type"),
+        ),
         FieldSpec(f"{role}.age", Kind.INT, f"age in years of the {who}", getter=_attr(role, "age")),
-        FieldSpec(f"{role}.balance_before", Kind.MONEY, f"balance of the {who} before the event",
-                  getter=_attr(role, "balance_before")),
-        FieldSpec(f"{role}.vulnerability", Kind.LIST, f"vulnerability flags of the {who} (elderly, minor...)",
-                  getter=_vulnerability(role)),
-        FieldSpec(f"{role}.own_account", Kind.BOOL, "the payee account belongs to the payer",
-                  getter=_attr(role, "own_account")),
-        FieldSpec(f"{role}.timezone", Kind.STRING, f"IANA time zone of the {who}",
-                  getter=_attr(role, "timezone")),
+        FieldSpec(
+            f"{role}.balance_before",
+            Kind.MONEY,
+            f"balance of the {who} before the event",
+            getter=_attr(role, "balance_before"),
+        ),
+        FieldSpec(
+            f"{role}.vulnerability",
+            Kind.LIST,
+            f"vulnerability flags of the {who} (elderly, minor...)",
+            getter=_vulnerability(role),
+        ),
+        FieldSpec(
+            f"{role}.own_account",
+            Kind.BOOL,
+            "the payee account belongs to the payer",
+            getter=_attr(role, "own_account"),
+        ),
+        FieldSpec(
+            f"{role}.timezone", Kind.STRING, f"IANA time zone of the {who}", getter=_attr(role, "timezone")
+        ),
     ]
-    return fields
 
 
 def _vulnerability(role: str) -> Callable[[Event], Any]:
@@ -116,31 +136,74 @@ _EVENT_FIELD_LIST: list[FieldSpec] = [
     FieldSpec("type", Kind.ENUM, "event type", values=_values(EventType), getter=_attr("type")),
     FieldSpec("amount", Kind.MONEY, "amount moved, in the event's currency", getter=_attr("amount")),
     FieldSpec("currency", Kind.STRING, "ISO 4217 code", getter=_attr("currency")),
-    FieldSpec("channel", Kind.ENUM, "channel the payment was made on", values=_values(Channel),
-              getter=_attr("channel")),
+    FieldSpec(
+        "channel",
+        Kind.ENUM,
+        "channel the payment was made on",
+        values=_values(Channel),
+        getter=_attr("channel"),
+    ),
     *_party_fields("payer"),
     *_party_fields("payee"),
     FieldSpec("memo", Kind.STRING, "free-text remittance information", getter=_attr("memo")),
     FieldSpec("purpose", Kind.STRING, "purpose the customer declared", getter=_attr("purpose")),
-    FieldSpec("cop_result", Kind.ENUM, "confirmation-of-payee result", values=_values(CopResult),
-              getter=_attr("cop_result")),
-    FieldSpec("session.device_id", Kind.STRING, "device of the session", getter=_attr("session", "device_id")),
+    FieldSpec(
+        "cop_result",
+        Kind.ENUM,
+        "confirmation-of-payee result",
+        values=_values(CopResult),
+        getter=_attr("cop_result"),
+    ),
+    FieldSpec(
+        "session.device_id", Kind.STRING, "device of the session", getter=_attr("session", "device_id")
+    ),
     FieldSpec("session.ip", Kind.STRING, "IP address of the session", getter=_attr("session", "ip")),
-    FieldSpec("session.on_call", Kind.BOOL, "customer is on a phone call", getter=_attr("session", "on_call")),
-    FieldSpec("session.caller_in_contacts", Kind.BOOL, "the caller is in the customer's contacts",
-              getter=_attr("session", "caller_in_contacts")),
-    FieldSpec("session.screen_sharing", Kind.BOOL, "the screen is being shared",
-              getter=_attr("session", "screen_sharing")),
-    FieldSpec("session.remote_access", Kind.BOOL, "a remote-access app is active",
-              getter=_attr("session", "remote_access")),
-    FieldSpec("session.device_age_hours", Kind.FLOAT, "hours since the device was first seen",
-              getter=_attr("session", "device_age_hours")),
-    FieldSpec("intel.payee_risk_level", Kind.ENUM, "risk level the bank knows for the payee",
-              values=_values(RiskLevel), getter=_attr("intel", "payee_risk_level")),
-    FieldSpec("intel.payee_reported_scam_count", Kind.INT, "scam reports against the payee",
-              getter=_attr("intel", "payee_reported_scam_count")),
-    FieldSpec("intel.payee_mule_score", Kind.FLOAT, "mule score of the payee, 0 to 1",
-              getter=_attr("intel", "payee_mule_score")),
+    FieldSpec(
+        "session.on_call", Kind.BOOL, "customer is on a phone call", getter=_attr("session", "on_call")
+    ),
+    FieldSpec(
+        "session.caller_in_contacts",
+        Kind.BOOL,
+        "the caller is in the customer's contacts",
+        getter=_attr("session", "caller_in_contacts"),
+    ),
+    FieldSpec(
+        "session.screen_sharing",
+        Kind.BOOL,
+        "the screen is being shared",
+        getter=_attr("session", "screen_sharing"),
+    ),
+    FieldSpec(
+        "session.remote_access",
+        Kind.BOOL,
+        "a remote-access app is active",
+        getter=_attr("session", "remote_access"),
+    ),
+    FieldSpec(
+        "session.device_age_hours",
+        Kind.FLOAT,
+        "hours since the device was first seen",
+        getter=_attr("session", "device_age_hours"),
+    ),
+    FieldSpec(
+        "intel.payee_risk_level",
+        Kind.ENUM,
+        "risk level the bank knows for the payee",
+        values=_values(RiskLevel),
+        getter=_attr("intel", "payee_risk_level"),
+    ),
+    FieldSpec(
+        "intel.payee_reported_scam_count",
+        Kind.INT,
+        "scam reports against the payee",
+        getter=_attr("intel", "payee_reported_scam_count"),
+    ),
+    FieldSpec(
+        "intel.payee_mule_score",
+        Kind.FLOAT,
+        "mule score of the payee, 0 to 1",
+        getter=_attr("intel", "payee_mule_score"),
+    ),
 ]
 
 EVENT_FIELDS: Mapping[str, FieldSpec] = {spec.name: spec for spec in _EVENT_FIELD_LIST}
@@ -151,25 +214,43 @@ def _feature(name: str, kind: Kind, description: str) -> FieldSpec:
 
 
 _FEATURE_LIST: list[FieldSpec] = [
-    _feature("is_new_payee", Kind.BOOL, "no executed payment from this payer account to this payee account before"),
+    _feature(
+        "is_new_payee", Kind.BOOL, "no executed payment from this payer account to this payee account before"
+    ),
     _feature("payee_payment_count", Kind.INT, "executed payments from the payer to this payee so far"),
-    _feature("payee_first_paid_days", Kind.FLOAT, "days since the payer first paid this payee (absent if never)"),
+    _feature(
+        "payee_first_paid_days", Kind.FLOAT, "days since the payer first paid this payee (absent if never)"
+    ),
     _feature("outbound_count_1h", Kind.INT, "payer's outgoing attempts in the last hour, this one included"),
     _feature("outbound_count_24h", Kind.INT, "payer's outgoing attempts in the last 24 h, this one included"),
     _feature("out_sum_24h", Kind.MONEY, "sum of the payer's outgoing attempts in 24 h, this one included"),
-    _feature("new_payee_count_24h", Kind.INT, "distinct new payees the payer attempted in 24 h, this one included"),
+    _feature(
+        "new_payee_count_24h", Kind.INT, "distinct new payees the payer attempted in 24 h, this one included"
+    ),
     _feature("drain_ratio_24h", Kind.FLOAT, "outgoing sum in 24 h over the balance at the window's start"),
-    _feature("amount_to_p95_90d", Kind.FLOAT, "amount over the 95th percentile of the payer's 90-day outgoing"),
-    _feature("max_amount_365d", Kind.MONEY, "largest outgoing amount of the payer in 365 days before this one"),
-    _feature("is_first_large_transfer", Kind.BOOL, "amount exceeds every outgoing amount of the payer in 365 days"),
+    _feature(
+        "amount_to_p95_90d", Kind.FLOAT, "amount over the 95th percentile of the payer's 90-day outgoing"
+    ),
+    _feature(
+        "max_amount_365d", Kind.MONEY, "largest outgoing amount of the payer in 365 days before this one"
+    ),
+    _feature(
+        "is_first_large_transfer", Kind.BOOL, "amount exceeds every outgoing amount of the payer in 365 days"
+    ),
     _feature("inbound_distinct_payers_24h", Kind.INT, "distinct payers who sent money to the payer in 24 h"),
-    _feature("passthrough_ratio_24h", Kind.FLOAT, "payer's outgoing sum in 24 h over its incoming sum in 24 h"),
+    _feature(
+        "passthrough_ratio_24h", Kind.FLOAT, "payer's outgoing sum in 24 h over its incoming sum in 24 h"
+    ),
     _feature("account_age_days", Kind.INT, "days since payer.account_opened"),
-    _feature("payee_inbound_distinct_payers_24h", Kind.INT, "distinct payers who sent money to the payee in 24 h"),
+    _feature(
+        "payee_inbound_distinct_payers_24h", Kind.INT, "distinct payers who sent money to the payee in 24 h"
+    ),
     _feature("loan_inflow_24h", Kind.MONEY, "loan disbursements credited to the payer in 24 h"),
     _feature("distinct_lenders_24h", Kind.INT, "distinct lenders that credited the payer in 24 h"),
     _feature("deposit_redeemed_24h", Kind.MONEY, "deposits the payer broke early in 24 h"),
-    _feature("recent_stops_60m", Kind.INT, "hold or interrupt decisions the payer got in the last 60 minutes"),
+    _feature(
+        "recent_stops_60m", Kind.INT, "hold or interrupt decisions the payer got in the last 60 minutes"
+    ),
     _feature("recent_stops_30d", Kind.INT, "hold or interrupt decisions the payer got in the last 30 days"),
     _feature("last_stop_other_payee", Kind.BOOL, "the payer's last stop in 60 minutes was for another payee"),
     _feature("hours_since_new_device", Kind.FLOAT, "hours since a device was bound or credentials changed"),

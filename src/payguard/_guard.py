@@ -98,11 +98,15 @@ class Guard:
         self._engine_choice = engine
         # The compiled rule set and the current lists, swapped together as one reference so that no
         # decision sees a rule set with another rule set's lists, or half a list.
-        self._state: tuple[_Compiled, Mapping[str, frozenset[str]]] = (_compile(ruleset, engine), dict(ruleset.lists))
+        self._state: tuple[_Compiled, Mapping[str, frozenset[str]]] = (
+            _compile(ruleset, engine),
+            dict(ruleset.lists),
+        )
         self._lists_set: set[str] = set()
         self.store: Store = store if store is not None else MemoryStore()
         self.audit: AuditTrail | None = (
-            audit if isinstance(audit, AuditTrail) or audit is None
+            audit
+            if isinstance(audit, AuditTrail) or audit is None
             else AuditTrail(audit, key=audit_key, fsync=audit_fsync)
         )
         self.on_error = on_error
@@ -131,13 +135,16 @@ class Guard:
         """The matching engine in use: ``durable`` or ``python``."""
         return str(self._state[0].matcher.name)
 
-    def list(self, name: str) -> frozenset[str]:
+    def list_entries(self, name: str) -> frozenset[str]:
         """The current (normalised) entries of the named list ``name``."""
         return self._state[1][name]
 
     # -- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, event: Event | Mapping[str, Any]) -> Decision:
-        """Decide ``event`` (a canonical dict or ``Event``). Raises ``InvalidEventError`` or ``AuditError``."""
+        """Decide ``event`` (a canonical dict or ``Event``).
+
+        Raises ``InvalidEventError`` for an invalid event and ``AuditError`` when the record was not written.
+        """
         started = time.perf_counter()
         compiled, lists = self._state
         try:
@@ -170,7 +177,12 @@ class Guard:
         return decision
 
     def _decide(
-        self, decision_id: str, event: Event, compiled: _Compiled, indices: list[int], features: dict[str, Any]
+        self,
+        decision_id: str,
+        event: Event,
+        compiled: _Compiled,
+        indices: list[int],
+        features: dict[str, Any],
     ) -> Decision:
         rules = compiled.ruleset.rules
         hits: list[Hit] = []
@@ -207,7 +219,9 @@ class Guard:
         )
 
     # -- audit records --------------------------------------------------------------------------------
-    def _record(self, decision: Decision, event: Event, compiled: _Compiled, started: float) -> dict[str, Any]:
+    def _record(
+        self, decision: Decision, event: Event, compiled: _Compiled, started: float
+    ) -> dict[str, Any]:
         record: dict[str, Any] = {
             "record": "decision",
             "decision_id": decision.decision_id,
@@ -244,7 +258,9 @@ class Guard:
         evidence: dict[str, Any] = {}
         for name in sorted(names):
             spec = compiled.ruleset.field_spec(name)
-            value = decision.features.get(name) if spec.is_feature else compiled.plan.field_value(spec, event, {})
+            value = (
+                decision.features.get(name) if spec.is_feature else compiled.plan.field_value(spec, event, {})
+            )
             evidence[name] = _json_value(value)
         return evidence
 

@@ -17,6 +17,7 @@ from typing import Any
 import re2
 
 from ._conditions import Compare, Condition, Exists, InSet, Pred, leaves
+from ._errors import FieldError, InvalidEventError
 from ._event import Event
 from ._fields import FieldSpec, Kind
 from ._money import to_minor_units
@@ -44,11 +45,11 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
         return lambda v, _lists: v is not None and pattern.search(v) is not None
     if kind == "contains_any":
         assert isinstance(arg, tuple)
-        phrases = tuple(p for name in arg for p in ruleset.keyword_sets[name])
+        phrases = tuple(p for name in arg for p in ruleset.keyword_sets[str(name)])
         return lambda v, _lists: v is not None and any(p in normalize_text(v) for p in phrases)
     if kind == "in_list":
         assert isinstance(arg, tuple)
-        names = arg
+        names = tuple(str(n) for n in arg)
         return lambda v, lists: v is not None and any(normalize_account(v) in lists[n] for n in names)
     if kind in ("set_in", "set_not_in"):
         assert isinstance(arg, tuple)
@@ -66,6 +67,17 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
     if kind == "list_not_in":
         return lambda v, _lists: wanted.isdisjoint(v or ())
     raise AssertionError(kind)  # pragma: no cover - the loader only builds the kinds above
+
+
+def _fits(kind: Kind, value: Any) -> bool:
+    """Whether an attribute value has the type the rule set declared for it."""
+    if kind is Kind.BOOL:
+        return isinstance(value, bool)
+    if kind is Kind.INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is Kind.FLOAT:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 class Plan:
@@ -91,7 +103,8 @@ class Plan:
         self.features = frozenset(name for name, spec in specs.items() if spec.is_feature)
         self._columns = [_Column(key, specs[name]) for name, key in self.columns.items()]
         self._predicates = [
-            (key, pred.field, specs[pred.field], _pred_function(pred, ruleset)) for pred, key in self.predicates.items()
+            (key, pred.field, specs[pred.field], _pred_function(pred, ruleset))
+            for pred, key in self.predicates.items()
         ]
 
     def key(self, leaf: Compare | InSet | Exists | Pred) -> str:
@@ -104,7 +117,17 @@ class Plan:
         if spec.is_feature:
             return features.get(spec.name)
         assert spec.getter is not None
-        return spec.getter(event)
+        value = spec.getter(event)
+        if value is not None and spec.name.startswith("attributes.") and not _fits(spec.kind, value):
+            raise InvalidEventError(
+                [
+                    FieldError(
+                        spec.name, f"the rule set declares it {spec.kind.value}, got {type(value).__name__}"
+                    )
+                ],
+                event.id,
+            )
+        return value
 
     def fact(self, event: Event, features: Mapping[str, Any], lists: Mapping[str, frozenset[str]]) -> Fact:
         """The fact for ``event``: column values converted to engine-safe types, then predicates."""
@@ -121,13 +144,10 @@ class Plan:
                 if currency is None:
                     continue
                 value = to_minor_units(value if isinstance(value, Decimal) else Decimal(value), currency)
-            elif kind is Kind.FLOAT:
-                value = float(value)
+            elif kind is Kind.FLOAT or (kind is Kind.INT and isinstance(value, float)):
                 if not math.isfinite(value):
                     continue
-            elif kind is Kind.INT and isinstance(value, float):
-                if not math.isfinite(value):
-                    continue
+                value = float(value) if kind is Kind.FLOAT else value
             fact[column.key] = value
         for key, _name, spec, function in self._predicates:
             fact[key] = function(self.field_value(spec, event, features), lists)

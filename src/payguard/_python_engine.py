@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._conditions import All, Any_, Compare, Condition, Exists, InSet, Not, Pred
+from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
 from ._plan import CURRENCY_KEY, Fact, Plan
 
 __all__ = ["PythonMatcher"]
@@ -30,9 +30,9 @@ class _Source:
         return name
 
     def expr(self, node: Condition) -> str:
-        if isinstance(node, All):
+        if isinstance(node, AllOf):
             return "(" + " and ".join(self.expr(c) for c in node.children) + ")"
-        if isinstance(node, Any_):
+        if isinstance(node, AnyOf):
             return "(" + " or ".join(self.expr(c) for c in node.children) + ")"
         if isinstance(node, Not):
             return f"(not {self.expr(node.child)})"
@@ -44,7 +44,9 @@ class _Source:
             return text + ")"
         if isinstance(node, InSet):
             members = self.const(frozenset(node.values))
-            return f"({var} is not None and {var} not in {members})" if node.negate else f"({var} in {members})"
+            return (
+                f"({var} is not None and {var} not in {members})" if node.negate else f"({var} in {members})"
+            )
         if isinstance(node, Exists):
             return f"({var} is not None)" if node.present else f"({var} is None)"
         assert isinstance(node, Pred)

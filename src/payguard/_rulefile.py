@@ -23,8 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ._conditions import (
     NATIVE_IN_LIMIT,
-    All,
-    Any_,
+    AllOf,
+    AnyOf,
     Compare,
     Condition,
     Exists,
@@ -108,8 +108,7 @@ def is_test_file(path: Path) -> bool:
 def rule_files(path: Path) -> list[Path]:
     """The rule files of ``path``: the file itself, or the ``*.yaml``/``*.yml`` files of a directory."""
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not is_test_file(p))
-        return found
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not is_test_file(p))
     return [path]
 
 
@@ -141,7 +140,9 @@ class _Loader:
         return line + 1, col + 1
 
     def unknown_key(self, node: CommentedMap, key: Any, allowed: Sequence[str], what: str) -> None:
-        self.problem(self.at(node, key), "unknown_key", f"unknown {what} key {key!r}", suggest(str(key), allowed))
+        self.problem(
+            self.at(node, key), "unknown_key", f"unknown {what} key {key!r}", suggest(str(key), allowed)
+        )
 
     def check_keys(self, node: CommentedMap, allowed: Sequence[str], what: str) -> None:
         for key in node:
@@ -161,7 +162,9 @@ def _read_yaml(loader: _Loader, path: Path, text: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        loader.problem(pos, "yaml_syntax", " ".join(str(exc.problem or exc.context or "invalid YAML").split()))
+        loader.problem(
+            pos, "yaml_syntax", " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        )
     except YAMLError as exc:
         loader.problem((1, 1), "yaml_syntax", " ".join(str(exc).split()))
     return None
@@ -206,7 +209,9 @@ class _RuleSetBuilder(_Loader):
                 self.problem((1, 1), "empty_file", "the file holds no rule set sections")
             return
         if not isinstance(doc, CommentedMap):
-            self.problem((1, 1), "invalid_type", "a rule file is a mapping of sections: " + ", ".join(_TOP_KEYS))
+            self.problem(
+                (1, 1), "invalid_type", "a rule file is a mapping of sections: " + ", ".join(_TOP_KEYS)
+            )
             return
         self.check_keys(doc, _TOP_KEYS, "top-level")
         if "ruleset" in doc:
@@ -224,14 +229,19 @@ class _RuleSetBuilder(_Loader):
             if isinstance(rules, CommentedSeq):
                 self.rule_nodes.append((display, path, rules))
             else:
-                self.problem(self.at(doc, "rules", value=True), "invalid_type", "rules must be a list of rules")
+                self.problem(
+                    self.at(doc, "rules", value=True), "invalid_type", "rules must be a list of rules"
+                )
 
     def read_header(self, doc: CommentedMap) -> None:
         node = doc["ruleset"]
         if self.header_pos is not None:
             other, line = self.header_pos
-            self.problem(self.at(doc, "ruleset"), "duplicate_header",
-                         f"a rule set has one 'ruleset' header; another is at {other}:{line}")
+            self.problem(
+                self.at(doc, "ruleset"),
+                "duplicate_header",
+                f"a rule set has one 'ruleset' header; another is at {other}:{line}",
+            )
             return
         self.header_pos = (self.path, self.at(doc, "ruleset")[0])
         if not isinstance(node, CommentedMap):
@@ -245,24 +255,35 @@ class _RuleSetBuilder(_Loader):
                 header[key] = str(value)
             else:
                 where = self.at(node, key, value=True) if key in node else self.at(node)
-                self.problem(where, "missing_field" if key not in node else "invalid_type",
-                             f"ruleset.{key} is required and must be a non-empty string")
+                self.problem(
+                    where,
+                    "missing_field" if key not in node else "invalid_type",
+                    f"ruleset.{key} is required and must be a non-empty string",
+                )
         for key in ("description", "timezone", "currency"):
             if key in node:
                 value = node[key]
                 if not isinstance(value, str):
-                    self.problem(self.at(node, key, value=True), "invalid_type", f"ruleset.{key} must be a string")
+                    self.problem(
+                        self.at(node, key, value=True), "invalid_type", f"ruleset.{key} must be a string"
+                    )
                 else:
                     header[key] = value
         try:
             zone(header["timezone"])
         except (ZoneInfoNotFoundError, ValueError):
-            self.problem(self.at(node, "timezone", value=True), "invalid_value",
-                         f"unknown IANA time zone {header['timezone']!r}")
+            self.problem(
+                self.at(node, "timezone", value=True),
+                "invalid_value",
+                f"unknown IANA time zone {header['timezone']!r}",
+            )
         currency = header["currency"]
         if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
-            self.problem(self.at(node, "currency", value=True), "invalid_value",
-                         f"currency must be an ISO 4217 code such as CNY, got {currency!r}")
+            self.problem(
+                self.at(node, "currency", value=True),
+                "invalid_value",
+                f"currency must be an ISO 4217 code such as CNY, got {currency!r}",
+            )
         self.header = header
 
     def read_params(self, doc: CommentedMap) -> None:
@@ -276,24 +297,33 @@ class _RuleSetBuilder(_Loader):
             elif name in self.params:
                 self.problem(self.at(node, name), "duplicate_name", f"parameter {name!r} is declared twice")
             elif not isinstance(value, str | int | float | bool):
-                self.problem(self.at(node, name, value=True), "invalid_type",
-                             f"parameter {name!r} must be a number, string or boolean")
+                self.problem(
+                    self.at(node, name, value=True),
+                    "invalid_type",
+                    f"parameter {name!r} must be a number, string or boolean",
+                )
             else:
                 self.params[name] = value
 
     def read_attributes(self, doc: CommentedMap) -> None:
         node = doc["attributes"]
         if not isinstance(node, CommentedMap):
-            self.problem(self.at(doc, "attributes", value=True), "invalid_type",
-                         "attributes must map attribute names to types")
+            self.problem(
+                self.at(doc, "attributes", value=True),
+                "invalid_type",
+                "attributes must map attribute names to types",
+            )
             return
         for name, kind in node.items():
             if not isinstance(name, str) or not _ID.match(name):
                 self.problem(self.at(node, name), "invalid_name", f"invalid attribute name {name!r}")
             elif kind not in _ATTRIBUTE_KINDS:
-                self.problem(self.at(node, name, value=True), "invalid_value",
-                             f"attribute type must be one of {', '.join(_ATTRIBUTE_KINDS)}",
-                             suggest(str(kind), _ATTRIBUTE_KINDS))
+                self.problem(
+                    self.at(node, name, value=True),
+                    "invalid_value",
+                    f"attribute type must be one of {', '.join(_ATTRIBUTE_KINDS)}",
+                    suggest(str(kind), _ATTRIBUTE_KINDS),
+                )
             else:
                 self.attributes[name] = attribute_field(name, _ATTRIBUTE_KINDS[kind])
 
@@ -303,14 +333,19 @@ class _RuleSetBuilder(_Loader):
             return _read_lines(self, base, value, "file", value["file"])
         if isinstance(value, CommentedSeq) and all(isinstance(v, str | int) for v in value):
             return [str(v) for v in value]
-        self.problem(self.at(node, name, value=True), "invalid_type",
-                     f"{what} {name!r} must be a list of strings or {{file: PATH}}")
+        self.problem(
+            self.at(node, name, value=True),
+            "invalid_type",
+            f"{what} {name!r} must be a list of strings or {{file: PATH}}",
+        )
         return None
 
     def read_keyword_sets(self, doc: CommentedMap, base: Path) -> None:
         node = doc["keyword_sets"]
         if not isinstance(node, CommentedMap):
-            self.problem(self.at(doc, "keyword_sets", value=True), "invalid_type", "keyword_sets must be a mapping")
+            self.problem(
+                self.at(doc, "keyword_sets", value=True), "invalid_type", "keyword_sets must be a mapping"
+            )
             return
         for name in node:
             if not isinstance(name, str) or not _ID.match(name):
@@ -324,8 +359,11 @@ class _RuleSetBuilder(_Loader):
                 continue
             phrases = tuple(sorted({normalize_text(e) for e in entries} - {""}))
             if not phrases:
-                self.problem(self.at(node, name, value=True), "empty_set",
-                             f"keyword set {name!r} has no phrase left after normalisation")
+                self.problem(
+                    self.at(node, name, value=True),
+                    "empty_set",
+                    f"keyword set {name!r} has no phrase left after normalisation",
+                )
             self.keyword_sets[name] = phrases
 
     def read_lists(self, doc: CommentedMap, base: Path) -> None:
@@ -373,32 +411,47 @@ class _RuleSetBuilder(_Loader):
         rule_id = node.get("id")
         if "id" in node:
             if not isinstance(rule_id, str) or not _ID.match(rule_id):
-                self.problem(self.at(node, "id", value=True), "invalid_name",
-                             "rule id must start with a letter and hold only letters, digits, _ . -")
+                self.problem(
+                    self.at(node, "id", value=True),
+                    "invalid_name",
+                    "rule id must start with a letter and hold only letters, digits, _ . -",
+                )
                 ok = False
             elif rule_id in self.rule_ids:
-                self.problem(self.at(node, "id", value=True), "duplicate_rule",
-                             f"rule id {rule_id!r} is already used at {self.rule_ids[rule_id]}")
+                self.problem(
+                    self.at(node, "id", value=True),
+                    "duplicate_rule",
+                    f"rule id {rule_id!r} is already used at {self.rule_ids[rule_id]}",
+                )
                 ok = False
             else:
                 self.rule_ids[rule_id] = f"{self.path}:{self.at(node, 'id')[0]}"
         for key in ("description", "reason"):
             if key in node and (not isinstance(node[key], str) or not node[key].strip()):
-                self.problem(self.at(node, key, value=True), "invalid_type", f"{key} must be a non-empty string")
+                self.problem(
+                    self.at(node, key, value=True), "invalid_type", f"{key} must be a non-empty string"
+                )
                 ok = False
         action = None
         if "action" in node:
             try:
                 action = Action(node["action"])
             except ValueError:
-                self.problem(self.at(node, "action", value=True), "invalid_value",
-                             "action must be one of allow, review, hold, interrupt",
-                             suggest(str(node["action"]), [a.value for a in Action]))
+                self.problem(
+                    self.at(node, "action", value=True),
+                    "invalid_value",
+                    "action must be one of allow, review, hold, interrupt",
+                    suggest(str(node["action"]), [a.value for a in Action]),
+                )
                 ok = False
         mode = node.get("mode", "enforce")
         if mode not in ("enforce", "shadow"):
-            self.problem(self.at(node, "mode", value=True), "invalid_value", "mode must be enforce or shadow",
-                         suggest(str(mode), ["enforce", "shadow"]))
+            self.problem(
+                self.at(node, "mode", value=True),
+                "invalid_value",
+                "mode must be enforce or shadow",
+                suggest(str(mode), ["enforce", "shadow"]),
+            )
             ok = False
         tags = node.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -406,8 +459,11 @@ class _RuleSetBuilder(_Loader):
             ok = False
         currency = node.get("currency", header_currency)
         if "currency" in node and (not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency)):
-            self.problem(self.at(node, "currency", value=True), "invalid_value",
-                         "currency must be an ISO 4217 code such as CNY")
+            self.problem(
+                self.at(node, "currency", value=True),
+                "invalid_value",
+                "currency must be an ISO 4217 code such as CNY",
+            )
             ok = False
             currency = None
         condition = None
@@ -416,9 +472,12 @@ class _RuleSetBuilder(_Loader):
             if condition is not None:
                 width = alternatives(condition)
                 if width > MAX_ALTERNATIVES:
-                    self.problem(self.at(node, "when"), "too_complex",
-                                 f"the condition expands to {width} alternatives (all multiplies, any adds); "
-                                 f"at most {MAX_ALTERNATIVES} are allowed: split the rule")
+                    self.problem(
+                        self.at(node, "when"),
+                        "too_complex",
+                        f"the condition expands to {width} alternatives (all multiplies, any adds); "
+                        f"at most {MAX_ALTERNATIVES} are allowed: split the rule",
+                    )
                     ok = False
         if not ok or condition is None or action is None:
             return None
@@ -439,8 +498,11 @@ class _RuleSetBuilder(_Loader):
         node = parent[key]
         pos = self.at(parent, key, value=not isinstance(parent, CommentedSeq))
         if not isinstance(node, CommentedMap) or not node:
-            self.problem(pos, "invalid_condition",
-                         "a condition is a non-empty mapping of all/any/not or field names to tests")
+            self.problem(
+                pos,
+                "invalid_condition",
+                "a condition is a non-empty mapping of all/any/not or field names to tests",
+            )
             return None
         parts: list[Condition] = []
         failed = False
@@ -449,8 +511,11 @@ class _RuleSetBuilder(_Loader):
             if name in ("all", "any"):
                 items = node[name]
                 if not isinstance(items, CommentedSeq) or not items:
-                    self.problem(self.at(node, name, value=True), "invalid_condition",
-                                 f"{name} takes a non-empty list of conditions")
+                    self.problem(
+                        self.at(node, name, value=True),
+                        "invalid_condition",
+                        f"{name} takes a non-empty list of conditions",
+                    )
                     failed = True
                     continue
                 children = [self.condition(items, i, currency) for i in range(len(items))]
@@ -458,7 +523,7 @@ class _RuleSetBuilder(_Loader):
                     failed = True
                     continue
                 kids = tuple(c for c in children if c is not None)
-                result = All(kids) if name == "all" else Any_(kids)
+                result = AllOf(kids) if name == "all" else AnyOf(kids)
             elif name == "not":
                 child = self.condition(node, name, currency)
                 result = Not(child) if child is not None else None
@@ -470,22 +535,29 @@ class _RuleSetBuilder(_Loader):
                 parts.append(result)
         if failed:
             return None
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def resolve(self, node: CommentedMap, name: Any) -> FieldSpec | None:
         if isinstance(name, str) and name.startswith("attributes."):
             attr = name.removeprefix("attributes.")
             spec = self.attributes.get(attr)
             if spec is None:
-                self.problem(self.at(node, name), "unknown_attribute",
-                             f"attribute {attr!r} is not declared under 'attributes:' with its type",
-                             suggest(attr, self.attributes))
+                self.problem(
+                    self.at(node, name),
+                    "unknown_attribute",
+                    f"attribute {attr!r} is not declared under 'attributes:' with its type",
+                    suggest(attr, self.attributes),
+                )
             return spec
         spec = EVENT_FIELDS.get(name) or FEATURES.get(name) if isinstance(name, str) else None
         if spec is None:
             choices = [*EVENT_FIELDS, *FEATURES, *_GROUP_KEYS]
-            self.problem(self.at(node, name), "unknown_field", f"unknown field or feature {name!r}",
-                         suggest(str(name), choices))
+            self.problem(
+                self.at(node, name),
+                "unknown_field",
+                f"unknown field or feature {name!r}",
+                suggest(str(name), choices),
+            )
         return spec
 
     def field_tests(self, node: CommentedMap, name: Any, currency: str | None) -> Condition | None:
@@ -496,7 +568,9 @@ class _RuleSetBuilder(_Loader):
         if isinstance(value, CommentedMap):
             tests = [(op, value[op], self.at(value, op), self.at(value, op, value=True)) for op in value]
             if not tests:
-                self.problem(self.at(node, name, value=True), "invalid_condition", f"no test given for {name!r}")
+                self.problem(
+                    self.at(node, name, value=True), "invalid_condition", f"no test given for {name!r}"
+                )
                 return None
         else:
             op = "in" if isinstance(value, CommentedSeq) else "eq"
@@ -505,21 +579,38 @@ class _RuleSetBuilder(_Loader):
         parts: list[Condition] = []
         for op, arg, op_pos, arg_pos in tests:
             if op not in spec.operators:
-                all_ops = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "matches",
-                           "contains_any", "in_list")
+                all_ops = (
+                    "eq",
+                    "ne",
+                    "gt",
+                    "gte",
+                    "lt",
+                    "lte",
+                    "in",
+                    "not_in",
+                    "exists",
+                    "matches",
+                    "contains_any",
+                    "in_list",
+                )
                 if op in all_ops:
-                    self.problem(op_pos, "invalid_operator",
-                                 f"{op!r} does not apply to {spec.name} ({spec.kind.value}); "
-                                 f"use one of {', '.join(spec.operators)}")
+                    self.problem(
+                        op_pos,
+                        "invalid_operator",
+                        f"{op!r} does not apply to {spec.name} ({spec.kind.value}); "
+                        f"use one of {', '.join(spec.operators)}",
+                    )
                 else:
-                    self.problem(op_pos, "unknown_operator", f"unknown operator {op!r}", suggest(str(op), all_ops))
+                    self.problem(
+                        op_pos, "unknown_operator", f"unknown operator {op!r}", suggest(str(op), all_ops)
+                    )
                 continue
             leaf = self.leaf(spec, op, arg, arg_pos, currency)
             if leaf is not None:
                 parts.append(leaf)
         if len(parts) != len(tests):
             return None
-        return parts[0] if len(parts) == 1 else All(tuple(parts))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def param(self, arg: Any, pos: tuple[int, int]) -> tuple[bool, Any]:
         """Resolve ``$name`` to its parameter value; ``$$text`` is the literal ``$text``."""
@@ -533,7 +624,9 @@ class _RuleSetBuilder(_Loader):
             return True, self.params[name]
         return True, arg
 
-    def scalar(self, spec: FieldSpec, arg: Any, pos: tuple[int, int], currency: str | None) -> tuple[bool, Any]:
+    def scalar(
+        self, spec: FieldSpec, arg: Any, pos: tuple[int, int], currency: str | None
+    ) -> tuple[bool, Any]:
         """Check one operand against the field's kind; money becomes minor units of ``currency``."""
         ok, arg = self.param(arg, pos)
         if not ok:
@@ -552,43 +645,55 @@ class _RuleSetBuilder(_Loader):
                 return True, int(arg) if isinstance(arg, int) else float(arg)
         elif kind is Kind.MONEY:
             if currency is None:
-                self.problem(pos, "missing_currency",
-                             f"{spec.name} is money: set 'currency' in the ruleset header or on the rule")
+                self.problem(
+                    pos,
+                    "missing_currency",
+                    f"{spec.name} is money: set 'currency' in the ruleset header or on the rule",
+                )
                 return False, None
             if isinstance(arg, bool):
                 bad = "a decimal amount"
             else:
                 try:
-                    return True, to_minor_units(parse_decimal(str(arg) if isinstance(arg, float) else arg),
-                                                currency)
+                    return True, to_minor_units(
+                        parse_decimal(str(arg) if isinstance(arg, float) else arg), currency
+                    )
                 except MoneyError as exc:
                     self.problem(pos, "invalid_value", f"{spec.name}: {exc}")
                     return False, None
         elif kind in (Kind.STRING, Kind.LIST):
             if not isinstance(arg, str):
                 bad = "a string"
-        elif kind is Kind.ENUM:
-            if arg not in spec.values:
-                self.problem(pos, "invalid_value",
-                             f"{spec.name} is one of {', '.join(spec.values)}; got {arg!r}",
-                             suggest(str(arg), spec.values))
-                return False, None
+        elif kind is Kind.ENUM and arg not in spec.values:
+            self.problem(
+                pos,
+                "invalid_value",
+                f"{spec.name} is one of {', '.join(spec.values)}; got {arg!r}",
+                suggest(str(arg), spec.values),
+            )
+            return False, None
         if bad is not None:
             self.problem(pos, "type_mismatch", f"{spec.name} is {kind.value}: expected {bad}, got {arg!r}")
             return False, None
         return True, str(arg) if kind is not Kind.BOOL else arg
 
-    def names(self, arg: Any, pos: tuple[int, int], known: Mapping[str, Any], what: str) -> tuple[str, ...] | None:
+    def names(
+        self, arg: Any, pos: tuple[int, int], known: Mapping[str, Any], what: str
+    ) -> tuple[str, ...] | None:
         items = list(arg) if isinstance(arg, CommentedSeq) else [arg]
         if not items or not all(isinstance(i, str) for i in items):
             self.problem(pos, "invalid_type", f"expected a {what} name or a list of them")
             return None
         missing = [i for i in items if i not in known]
         for item in missing:
-            self.problem(pos, f"unknown_{what.replace(' ', '_')}", f"unknown {what} {item!r}", suggest(item, known))
+            self.problem(
+                pos, f"unknown_{what.replace(' ', '_')}", f"unknown {what} {item!r}", suggest(item, known)
+            )
         return None if missing else tuple(items)
 
-    def leaf(self, spec: FieldSpec, op: str, arg: Any, pos: tuple[int, int], currency: str | None) -> Condition | None:
+    def leaf(
+        self, spec: FieldSpec, op: str, arg: Any, pos: tuple[int, int], currency: str | None
+    ) -> Condition | None:
         field_name = spec.name
         money_ccy = currency if spec.kind is Kind.MONEY else None
         if op == "exists":
@@ -613,7 +718,9 @@ class _RuleSetBuilder(_Loader):
                 self.problem(pos, "invalid_type", f"{op} takes a non-empty list")
                 return None
             if len(arg) > MAX_LIST_VALUES:
-                self.problem(pos, "too_large", f"{op} lists hold at most {MAX_LIST_VALUES} values; use a named list")
+                self.problem(
+                    pos, "too_large", f"{op} lists hold at most {MAX_LIST_VALUES} values; use a named list"
+                )
                 return None
             values = []
             for item in arg:
@@ -625,17 +732,16 @@ class _RuleSetBuilder(_Loader):
             if spec.kind is Kind.LIST:
                 return Pred(field_name, "list_in" if op == "in" else "list_not_in", tuple(map(str, unique)))
             if len(unique) > NATIVE_IN_LIMIT:
-                if spec.kind is not Kind.STRING and spec.kind is not Kind.ENUM:
-                    self.problem(pos, "too_large", f"numeric {op} lists hold at most {NATIVE_IN_LIMIT} values")
-                    return None
-                return Pred(field_name, "set_in" if op == "in" else "set_not_in", tuple(map(str, unique)))
+                return Pred(field_name, "set_in" if op == "in" else "set_not_in", unique)
             return InSet(field_name, unique, negate=op == "not_in")
         if op == "matches":
             ok, arg = self.param(arg, pos)
             if not ok:
                 return None
             if not isinstance(arg, str) or not arg or len(arg) > MAX_REGEX:
-                self.problem(pos, "invalid_regex", f"matches takes a regular expression of 1 to {MAX_REGEX} characters")
+                self.problem(
+                    pos, "invalid_regex", f"matches takes a regular expression of 1 to {MAX_REGEX} characters"
+                )
                 return None
             try:
                 re2.compile(arg)
@@ -654,13 +760,14 @@ class _RuleSetBuilder(_Loader):
 
 def alternatives(node: Condition) -> int:
     """How many alternatives ``node`` expands to in durable_rules (negations pushed to the leaves)."""
+
     def width(n: Condition) -> int:
-        if isinstance(n, All):
+        if isinstance(n, AllOf):
             product = 1
             for child in n.children:
                 product *= width(child)
             return product
-        if isinstance(n, Any_):
+        if isinstance(n, AnyOf):
             return sum(width(child) for child in n.children)
         if isinstance(n, Not):
             inner = n.child
@@ -684,7 +791,9 @@ def load_rule_set(path: str | Path) -> RuleSet:
         raise RuleFileError([RuleProblem(str(root), 1, 1, "file_not_found", "no such file or directory")])
     files = rule_files(root)
     if not files:
-        raise RuleFileError([RuleProblem(str(root), 1, 1, "no_rules", "the directory holds no .yaml rule files")])
+        raise RuleFileError(
+            [RuleProblem(str(root), 1, 1, "no_rules", "the directory holds no .yaml rule files")]
+        )
     digest = hashlib.sha256()
     for file in files:
         display = str(file)
@@ -696,8 +805,15 @@ def load_rule_set(path: str | Path) -> RuleSet:
         digest.update(file.name.encode() + b"\0" + text.encode() + b"\0")
         builder.read_file(file, display, text)
     if builder.header is None and not any(p.code == "yaml_syntax" for p in builder.problems):
-        builder.problems.append(RuleProblem(str(files[0]), 1, 1, "missing_header",
-                                            "no file of the rule set has a 'ruleset:' header with id and version"))
+        builder.problems.append(
+            RuleProblem(
+                str(files[0]),
+                1,
+                1,
+                "missing_header",
+                "no file of the rule set has a 'ruleset:' header with id and version",
+            )
+        )
     builder.read_rules()
     for name in sorted(builder.list_files):
         digest.update(name.encode() + b"\0" + "\n".join(sorted(builder.lists[name])).encode() + b"\0")
@@ -719,4 +835,3 @@ def load_rule_set(path: str | Path) -> RuleSet:
         files=tuple(str(f) for f in files),
         list_files=dict(builder.list_files),
     )
-

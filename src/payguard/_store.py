@@ -153,7 +153,8 @@ class _SQLiteTransaction(StoreTransaction):
 
     def save(self, key: str, history: AccountHistory) -> None:
         self._db.execute(
-            "INSERT INTO accounts (key, history) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET history = excluded.history",
+            "INSERT INTO accounts (key, history) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET history = excluded.history",
             (key, json.dumps(history.to_json(), separators=(",", ":"))),
         )
 
@@ -194,7 +195,9 @@ class SQLiteStore(Store):
             raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = str(path)
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(_SCHEMA)

@@ -1,0 +1,1 @@
+"""Tools for testing rule sets: the rule-test runner and hypothesis strategies for events."""

@@ -1,0 +1,68 @@
+"""Decisions: the severity order, the combining policy and the JSON form."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payguard import Action, Decision, Hit, RulesetRef
+from payguard._decision import most_severe
+
+actions = st.sampled_from(list(Action))
+
+
+def test_actions_are_ordered_by_severity_and_compare_as_strings() -> None:
+    assert Action.ALLOW < Action.REVIEW < Action.HOLD < Action.INTERRUPT
+    assert Action.HOLD == "hold"
+    assert [a.stops for a in Action] == [False, False, True, True]
+
+
+@given(st.lists(actions))
+def test_the_most_severe_action_wins_and_none_means_allow(found: list[Action]) -> None:
+    result = most_severe(found)
+    assert result == (max(found, key=lambda a: a.severity) if found else Action.ALLOW)
+    assert all(a <= result for a in found)
+
+
+hits = st.builds(
+    Hit,
+    rule_id=st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+    action=actions,
+    reason=st.text(max_size=30),
+    tags=st.lists(st.text(max_size=5), max_size=2).map(tuple),
+)
+json_scalars = st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=10)
+decisions = st.builds(
+    Decision,
+    decision_id=st.text(min_size=1, max_size=20),
+    event_id=st.text(min_size=1, max_size=20),
+    action=actions,
+    hits=st.lists(hits, max_size=3).map(tuple),
+    shadow_hits=st.lists(hits, max_size=2).map(tuple),
+    ruleset=st.builds(RulesetRef, st.text(max_size=5), st.text(max_size=5), st.text(max_size=10)),
+    engine=st.sampled_from(["python", "durable"]),
+    evaluated_at=st.datetimes(timezones=st.just(UTC)),
+    event_time=st.none() | st.datetimes(timezones=st.just(UTC)),
+    features=st.dictionaries(st.text(max_size=8), json_scalars | st.lists(st.text(max_size=5)), max_size=4),
+    error=st.none() | st.text(max_size=10),
+)
+
+
+@given(decisions)
+def test_decisions_round_trip_through_json(decision: Decision) -> None:
+    assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+
+
+def test_a_decision_is_frozen() -> None:
+    decision = Decision(
+        "d", "e", Action.ALLOW, (), (), RulesetRef("r", "1", "x"), "python", datetime.now(UTC)
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.action = Action.HOLD  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        decision.features["x"] = 1  # type: ignore[index]

@@ -1,0 +1,241 @@
+"""The matching engines: durable_rules behind its adapter, and the Python matcher that is its oracle.
+
+Each item of the durable_rules pitfall checklist (shared/docs/durable_rules.md §7.3) that applies to the
+single-fact design has a test here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import payguard
+from payguard import Guard, RuleFileError, load_rule_set
+
+from . import strategies
+from .conftest import HEADER, ROOT, make_event
+
+try:
+    import durable_rules_engine  # noqa: F401
+
+    ENGINES = ["python", "durable"]
+except ImportError:  # Python 3.13: only the Python engine exists
+    ENGINES = ["python"]
+
+needs_durable = pytest.mark.skipif("durable" not in ENGINES, reason="durable-rules does not import here")
+WriteRules = Callable[..., Path]
+
+
+def threshold_rules(count: int) -> str:
+    return "rules:\n" + "".join(
+        f"  - {{id: r{i}, description: d, when: {{payer.age: {{gte: {i}}}}}, action: review, reason: r{i}}}\n"
+        for i in range(count)
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("count", [3, 60, 150])
+def test_an_event_matching_k_rules_reports_all_k(engine: str, count: int, write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(threshold_rules(count)), engine=engine, on_error="raise")
+    decision = guard.evaluate(make_event(payer={"age": 150}))
+    assert decision.rule_ids == tuple(f"r{i}" for i in range(count))
+    assert guard.evaluate(make_event(id="e2", payer={"age": 1})).rule_ids == ("r0", "r1")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_event_matching_nothing_is_a_normal_allow(engine: str, write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(threshold_rules(3)), engine=engine, on_error="raise")
+    decision = guard.evaluate(make_event(payer={"age": None}))
+    assert (decision.action, decision.hits, decision.error) == (payguard.Action.ALLOW, (), None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rules_of_only_negative_conditions_fire_once_and_never_loop(
+    engine: str, write_rules: WriteRules
+) -> None:
+    path = write_rules("""
+        rules:
+          - {id: no_memo, description: d, when: {memo: {exists: false}}, action: review, reason: r}
+          - {id: not_atm, description: d, when: {not: {channel: atm}}, action: review, reason: r}
+          - {id: ne_only, description: d, when: {channel: {ne: atm}}, action: review, reason: r}
+    """)
+    guard = Guard.from_path(path, engine=engine, on_error="raise")
+    assert guard.evaluate(make_event(memo=None, channel=None)).rule_ids == ("no_memo", "not_atm")
+    assert guard.evaluate(make_event(id="e2", memo="hi", channel="atm")).rule_ids == ()
+    assert guard.evaluate(make_event(id="e3", memo="hi", channel="wallet")).rule_ids == ("not_atm", "ne_only")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_or_whose_alternatives_all_hold_reports_its_rule_once(
+    engine: str, write_rules: WriteRules
+) -> None:
+    path = write_rules("""
+        rules:
+          - id: either
+            description: d
+            when: {any: [{payer.age: {gt: 1}}, {payer.age: {gt: 2}}, {amount: {gt: 1}}]}
+            action: hold
+            reason: r
+    """)
+    guard = Guard.from_path(path, engine=engine, on_error="raise")
+    assert guard.evaluate(make_event(payer={"age": 50})).rule_ids == ("either",)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_money_is_compared_in_minor_units_of_the_rule_currency(engine: str, write_rules: WriteRules) -> None:
+    path = write_rules("""
+        rules:
+          - {id: big, description: d, when: {amount: {gt: "20000.00"}}, action: hold, reason: r}
+    """)
+    guard = Guard.from_path(path, engine=engine, on_error="raise")
+    assert guard.evaluate(make_event(id="a", amount="20000.01")).rule_ids == ("big",)
+    assert guard.evaluate(make_event(id="b", amount="20000.00")).rule_ids == ()
+    assert guard.evaluate(make_event(id="c", amount="999999999999.99")).rule_ids == ("big",)
+    assert guard.evaluate(make_event(id="d", amount="50000", currency="USD")).rule_ids == ()
+
+
+def run_isolated(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter; a hang fails the test instead of freezing the suite."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@needs_durable
+def test_rule_sets_that_hang_raw_durable_rules_load_and_evaluate(tmp_path: Path) -> None:
+    # Raw durable_rules hangs at create_ruleset with more than 511 conditions under one node (6 rules with
+    # 100-value lists), and fails with error 303 when one fact satisfies more than 64 alternatives.
+    lists = "\n".join(
+        f"  - {{id: mcc{i}, description: d, when: {{attributes.mcc: {{in: [{', '.join(f'{i * 100 + j}' for j in range(100))}]}}}},"
+        f" action: review, reason: r}}"
+        for i in range(6)
+    )
+    thresholds = "\n".join(
+        f"  - {{id: t{i}, description: d, when: {{amount: {{gt: {i}}}}}, action: review, reason: r}}"
+        for i in range(600)
+    )
+    path = tmp_path / "wide.yaml"
+    path.write_text(HEADER + "attributes: {mcc: int}\nrules:\n" + lists + "\n" + thresholds + "\n")
+    result = run_isolated(f"""
+        import payguard
+        guard = payguard.Guard.from_path({str(path)!r}, engine="durable", on_error="raise")
+        event = {{"id": "e", "timestamp": "2026-01-01T00:00:00Z", "amount": "1000000", "currency": "CNY",
+                 "payer": {{"account": "A"}}, "payee": {{"account": "B"}}, "attributes": {{"mcc": 250}}}}
+        print(len(guard.evaluate(event).hits))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "601"  # mcc2 and all 600 thresholds
+
+
+def test_regular_expressions_are_checked_at_load_and_long_lists_become_predicates(
+    write_rules: WriteRules,
+) -> None:
+    values = ", ".join(str(i) for i in range(20))
+    path = write_rules(f"""
+        rules:
+          - {{id: r1, description: d, when: {{payer.age: {{in: [{values}]}}}}, action: review, reason: r}}
+          - {{id: r2, description: d, when: {{memo: {{matches: "(?<=a)b"}}}}, action: review, reason: r}}
+    """)
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_set(path)
+    assert [p.code for p in caught.value.problems] == ["invalid_regex"]
+    path.write_text(path.read_text().replace("(?<=a)b", "(?i)ab"))
+    for engine in ENGINES:
+        guard = Guard.from_path(path, engine=engine, on_error="raise")
+        assert guard.evaluate(make_event(payer={"age": 19}, memo="xAB")).rule_ids == ("r1", "r2")
+
+
+@needs_durable
+def test_an_interrupted_match_leaves_the_engine_usable(
+    write_rules: WriteRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payguard import _durable
+
+    guard = Guard.from_path(write_rules(threshold_rules(5)), engine="durable", on_error="raise")
+    real = _durable._engine.complete_and_start_action
+    calls = {"n": 0}
+
+    def flaky(handle: int, state: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(handle, state)
+
+    monkeypatch.setattr(_durable._engine, "complete_and_start_action", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        guard.evaluate(make_event(payer={"age": 100}))
+    monkeypatch.setattr(_durable._engine, "complete_and_start_action", real)
+    assert len(guard.evaluate(make_event(id="again", payer={"age": 100})).hits) == 5
+
+
+@needs_durable
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=strategies.rule_set_texts(), events=strategies.event_streams)
+def test_both_engines_return_exactly_the_same_hits(
+    tmp_path: Path, text: str, events: tuple[dict[str, Any], ...]
+) -> None:
+    ruleset = strategies.load_generated(tmp_path / "generated.yaml", text)
+    python = Guard(ruleset, engine="python", on_error="raise")
+    durable = Guard(ruleset, engine="durable", on_error="raise")
+    for event in events:
+        a, b = python.evaluate(event), durable.evaluate(event)
+        assert (a.hits, a.shadow_hits, a.action, dict(a.features)) == (
+            b.hits,
+            b.shadow_hits,
+            b.action,
+            dict(b.features),
+        )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    text=strategies.rule_set_texts(min_rules=4),
+    events=st.lists(strategies.pool_events(), min_size=40, max_size=80),
+)
+def test_eight_threads_decide_exactly_as_one_thread(
+    tmp_path: Path, engine: str, text: str, events: list[dict[str, Any]]
+) -> None:
+    ruleset = strategies.load_generated(tmp_path / "generated.yaml", text)
+    # Stateless view: feature values depend on order, so each event gets its own payer here.
+    unique = [
+        {**e, "id": f"t{i}", "payer": {**e["payer"], "account": f"P-{i}"}} for i, e in enumerate(events)
+    ]
+    single = Guard(ruleset, engine=engine, on_error="raise")
+    expected = {e["id"]: single.evaluate(e).hits for e in unique}
+    shared = Guard(ruleset, engine=engine, on_error="raise")
+    results: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def busy() -> None:  # an unrelated thread, as in a web server
+        while not stop.is_set():
+            sum(range(1000))
+
+    def work(chunk: list[dict[str, Any]]) -> None:
+        for event in chunk:
+            results[event["id"]] = shared.evaluate(event).hits
+
+    noise = threading.Thread(target=busy)
+    noise.start()
+    workers = [threading.Thread(target=work, args=(unique[i::8],)) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    stop.set()
+    noise.join()
+    assert results == expected

@@ -1,0 +1,206 @@
+"""The Guard: the public API a payment pipeline calls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import payguard
+from payguard import Action, Guard, InvalidEventError, PayguardError, RuleFileError
+
+from . import strategies
+from .conftest import make_event
+from .test_engines import ENGINES
+
+WriteRules = Callable[..., Path]
+
+SCAM_RULES = """
+keyword_sets:
+  safe_account: [安全账户, safe account]
+lists:
+  fraud_accounts: []
+rules:
+  - id: safe_account_phrase
+    description: police never ask for a transfer to a safe account
+    when: {memo: {contains_any: safe_account}}
+    action: interrupt
+    reason: Nobody legitimate asks you to move money to a "safe account".
+  - id: fraud_payee
+    description: the payee is a reported fraud account
+    when: {payee.account: {in_list: fraud_accounts}}
+    action: interrupt
+    reason: The payee account was reported for fraud.
+  - id: large
+    description: a large payment
+    when: {amount: {gte: 20000}}
+    action: hold
+    reason: Large payment held for a call-back.
+  - id: watch_night
+    description: shadow rule being evaluated before it is trusted
+    mode: shadow
+    when: {is_night: true}
+    action: interrupt
+    reason: night
+"""
+
+
+def test_the_readme_example(write_rules: WriteRules) -> None:
+    guard = payguard.Guard.from_path(write_rules(SCAM_RULES))
+    decision = guard.evaluate(make_event(amount="25000", memo="请转入安全账户"))
+    assert decision.action is Action.INTERRUPT
+    assert [(h.rule_id, h.action) for h in decision.hits] == [
+        ("safe_account_phrase", Action.INTERRUPT),
+        ("large", Action.HOLD),
+    ]
+    assert decision.event_id == "evt-1"
+    assert (decision.ruleset.id, decision.ruleset.version) == ("test", "1")
+    assert decision.ruleset.digest == guard.ruleset.digest
+    assert payguard.Decision.from_dict(decision.to_dict()) == decision
+
+
+def test_shadow_rules_are_reported_but_never_change_the_action(write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    decision = guard.evaluate(make_event(timestamp="2026-03-02T02:00:00+08:00"))
+    assert decision.action is Action.ALLOW
+    assert [h.rule_id for h in decision.shadow_hits] == ["watch_night"]
+
+
+def test_an_invalid_event_raises_naming_the_field(write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    with pytest.raises(InvalidEventError) as caught:
+        guard.evaluate(make_event(amount="-1"))
+    assert caught.value.fields == ("amount",)
+
+
+def test_the_default_engine_is_durable_where_it_imports(write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    assert guard.engine == ENGINES[-1]
+    with pytest.raises(PayguardError, match="engine must be one of"):
+        Guard.from_path(write_rules(SCAM_RULES), engine="drools")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_internal_failure_holds_the_payment_and_says_why(
+    write_rules: WriteRules, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES), engine=engine)
+
+    def broken(fact: dict[str, Any]) -> list[int]:
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr(guard._state[0].matcher, "match", broken)
+    decision = guard.evaluate(make_event(amount="1"))
+    assert decision.action is Action.HOLD
+    assert decision.rule_ids == ("payguard.internal_error",)
+    assert "engine exploded" in decision.hits[0].reason
+    assert decision.error == "RuntimeError: engine exploded"
+    raising = Guard.from_path(write_rules(SCAM_RULES), engine=engine, on_error="raise")
+    monkeypatch.setattr(raising._state[0].matcher, "match", broken)
+    with pytest.raises(RuntimeError):
+        raising.evaluate(make_event(amount="1"))
+
+
+def test_set_list_replaces_a_list_atomically_while_threads_evaluate(write_rules: WriteRules) -> None:
+    path = write_rules("""
+        lists:
+          watched: []
+        rules:
+          - {id: payer_listed, description: d, when: {payer.account: {in_list: watched}}, action: hold, reason: r}
+          - {id: payee_listed, description: d, when: {payee.account: {in_list: watched}}, action: hold, reason: r}
+    """)
+    guard = Guard.from_path(path)
+    first = [f"X{i}" for i in range(2000)] + ["PAYER"]
+    second = [f"Y{i}" for i in range(2000)] + ["PAYEE"]
+    guard.set_list("watched", first)
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            guard.set_list("watched", second)
+            guard.set_list("watched", first)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        seen = [
+            guard.evaluate(
+                make_event(id=f"e{i}", payer={"account": "PAYER"}, payee={"account": "PAYEE"})
+            ).rule_ids
+            for i in range(400)
+        ]
+    finally:
+        stop.set()
+        swapper.join()
+    assert set(seen) <= {("payer_listed",), ("payee_listed",)}
+    with pytest.raises(PayguardError, match="unknown list 'nope'"):
+        guard.set_list("nope", [])
+
+
+def test_reload_swaps_rule_sets_and_a_broken_file_keeps_the_old_one(
+    tmp_path: Path, write_rules: WriteRules
+) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    old = guard.ruleset
+    other = tmp_path / "v2.yaml"
+    other.write_text(
+        "ruleset: {id: test, version: '2', currency: CNY}\n"
+        "rules:\n  - {id: all_review, description: d, when: {amount: {gt: 0}}, action: review, reason: r}\n"
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("ruleset: {id: test}\n")
+    with pytest.raises(RuleFileError):
+        guard.reload(broken)
+    assert guard.ruleset == old
+    new = guard.reload(other)
+    decision = guard.evaluate(make_event())
+    assert (decision.ruleset, decision.rule_ids) == (new, ("all_review",))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=strategies.rule_set_texts(), events=strategies.event_streams)
+def test_evaluation_is_deterministic(
+    tmp_path: Path, engine: str, text: str, events: tuple[dict[str, Any], ...]
+) -> None:
+    ruleset = strategies.load_generated(tmp_path / "rules.yaml", text)
+
+    def run() -> list[tuple[Any, ...]]:
+        guard = Guard(ruleset, engine=engine, on_error="raise")
+        return [
+            (d.action, d.hits, d.shadow_hits, dict(d.features)) for d in (guard.evaluate(e) for e in events)
+        ]
+
+    assert run() == run()
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    text=strategies.rule_set_texts(),
+    extra=strategies.rule_set_texts(min_rules=1, max_rules=1),
+    event=strategies.pool_events(),
+)
+def test_adding_a_rule_never_lowers_the_action(
+    tmp_path: Path, text: str, extra: str, event: dict[str, Any]
+) -> None:
+    import json
+
+    base = json.loads(text)
+    added = json.loads(extra)["rules"][0] | {"id": "added"}
+    bigger = {**base, "rules": [*base["rules"], added]}
+    smaller = strategies.load_generated(tmp_path / "a.yaml", text)
+    larger = strategies.load_generated(tmp_path / "b.yaml", json.dumps(bigger, ensure_ascii=False))
+    assert Guard(larger).evaluate(event).action >= Guard(smaller).evaluate(event).action
+
+
+@given(st.data())
+def test_an_unknown_field_in_an_event_is_rejected_not_ignored(data: st.DataObject) -> None:
+    key = data.draw(st.sampled_from(["ammount", "payee_account", "sesion", "memo2"]))
+    with pytest.raises(InvalidEventError) as caught:
+        payguard.parse_event(make_event(**{key: "x"}))
+    assert caught.value.fields == (key,)

@@ -77,10 +77,17 @@ class Masker:
         if key is None:
             key = os.urandom(32)  # records still mask; they just cannot be joined across processes
         self._key = key.encode() if isinstance(key, str) else key
+        self._cache: dict[str, str] = {}
 
     def mask(self, value: str) -> str:
-        digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:16]
-        return f"…{value[-4:]}#{digest}" if len(value) > 8 else f"#{digest}"
+        found = self._cache.get(value)
+        if found is None:
+            digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:16]
+            found = f"…{value[-4:]}#{digest}" if len(value) > 8 else f"#{digest}"
+            if len(self._cache) >= 65536:
+                self._cache.clear()
+            self._cache[value] = found
+        return found
 
 
 def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDict]:
@@ -117,22 +124,35 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
 
 
 class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
-    """Processor: link the record to the previous one and seal it with its own hash."""
+    """Processor: link the record to the previous one and seal it with its own hash.
+
+    The canonical JSON it hashed is kept on ``body`` so that ``render_canonical_json`` does not serialise
+    the record a second time.
+    """
 
     def __init__(self, previous: str = GENESIS) -> None:
         self.previous = previous
+        self.body: str | None = None
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         event_dict["prev_hash"] = self.previous
         event_dict.pop("hash", None)
-        event_dict["hash"] = digest = record_hash(event_dict)
+        self.body = body = canonical(event_dict)
+        event_dict["hash"] = digest = hashlib.sha256(body.encode()).hexdigest()
         self.previous = digest
         return event_dict
 
 
-def render_canonical_json(_logger: Any, _method: str, event_dict: EventDict) -> str:
-    """Processor: the record as one canonical JSON line."""
-    return canonical(event_dict)
+def render_canonical_json(chain: chain_hashes | None = None) -> Callable[[Any, str, EventDict], str]:
+    """Processor: the record as one JSON line (its canonical body, then its hash)."""
+
+    def render(_logger: Any, _method: str, event_dict: EventDict) -> str:
+        if chain is None or chain.body is None:
+            return canonical(event_dict)
+        body, chain.body = chain.body, None
+        return f'{body[:-1]},"hash":"{event_dict["hash"]}"}}'
+
+    return render
 
 
 class FileSink:
@@ -241,7 +261,7 @@ class AuditTrail:
         self._chain = chain_hashes(previous)
         self._logger = structlog.wrap_logger(
             writer,
-            processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json],
+            processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json(self._chain)],
             wrapper_class=structlog.BoundLogger,
             cache_logger_on_first_use=False,
         )

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._decision import Action
 from ._event import Event, EventType, zone
-from ._history import DAY, HOUR, AccountHistory, party_hash, window
+from ._history import DAY, HOUR, AccountHistory, Entry, party_hash, window
 from ._money import currency_exponent, to_minor_units
 from ._rulefile import RuleSet
 from ._store import StoreTransaction
@@ -57,7 +57,7 @@ class _Context:
         self.subject_key = normalize_account(subject.account)
         self.payee_hash = party_hash(event.payee.account) if event.payee else None
         self._history: AccountHistory | None = None
-        self._out: list[list[int]] | None = None
+        self._out: list[Entry] | None = None
 
     @property
     def history(self) -> AccountHistory:
@@ -65,7 +65,7 @@ class _Context:
             self._history = self.txn.account(self.subject_key)
         return self._history
 
-    def out_24h(self) -> list[list[int]]:
+    def out_24h(self) -> list[Entry]:
         if self._out is None:
             self._out = list(window(self.history.out, self.time - DAY, self.time))
         return self._out
@@ -297,11 +297,12 @@ class FeatureEngine:
     def names() -> frozenset[str]:
         return frozenset(_FEATURES)
 
-    def compute(self, event: Event, txn: StoreTransaction, names: frozenset[str]) -> dict[str, Any]:
-        """The values of ``names`` for ``event``; a feature that does not apply is left out."""
-        if not names:
-            return {}
-        context = _Context(event, txn, self)
+    def context(self, event: Event, txn: StoreTransaction) -> _Context:
+        """One event's view of the store, shared by ``compute`` and ``commit``."""
+        return _Context(event, txn, self)
+
+    def compute(self, context: _Context, names: frozenset[str]) -> dict[str, Any]:
+        """The values of ``names`` for the context's event; a feature that does not apply is left out."""
         values = {}
         for name in sorted(names):
             value = _FEATURES[name](context)
@@ -309,9 +310,9 @@ class FeatureEngine:
                 values[name] = value
         return values
 
-    def commit(self, event: Event, action: Action, txn: StoreTransaction, decision_id: str | None) -> None:
+    def commit(self, context: _Context, action: Action, decision_id: str | None) -> None:
         """Write a decided event into the histories it touches (``record`` passes ``allow``)."""
-        context = _Context(event, txn, self)
+        event, txn = context.event, context.txn
         history = context.history
         history.touch(context.time)
         time, amount, kind = context.time, context.amount, event.type

@@ -144,7 +144,12 @@ class Guard:
         """Decide ``event`` (a canonical dict or ``Event``).
 
         Raises ``InvalidEventError`` for an invalid event and ``AuditError`` when the record was not written.
+        An event id seen before returns the first decision again, without counting the event twice.
         """
+        return self._evaluate(event)[0]
+
+    def _evaluate(self, event: Event | Mapping[str, Any]) -> tuple[Decision, bool]:
+        """The decision, and whether it was made now (``False`` for a repeated event id)."""
         started = time.perf_counter()
         compiled, lists = self._state
         try:
@@ -155,10 +160,11 @@ class Guard:
         with self.store.transaction() as txn:
             previous = txn.decision(parsed.id)
             if previous is not None:
-                return Decision.from_dict(previous)
+                return previous, False
             decision_id = f"{self._prefix}-{next(self._ids):012d}"
             try:
-                features = compiled.features.compute(parsed, txn, compiled.plan.features)
+                context = compiled.features.context(parsed, txn)
+                features = compiled.features.compute(context, compiled.plan.features)
                 fact = compiled.plan.fact(parsed, features, lists)
                 indices = compiled.matcher.match(fact)
                 decision = self._decide(decision_id, parsed, compiled, indices, features)
@@ -172,9 +178,9 @@ class Guard:
             if self.audit is not None:
                 self.audit.write(self._record(decision, parsed, compiled, started))
             if decision.error is None:
-                compiled.features.commit(parsed, decision.action, txn, decision.decision_id)
-            txn.put_decision(parsed.id, decision.to_dict())
-        return decision
+                compiled.features.commit(context, decision.action, decision.decision_id)
+            txn.put_decision(parsed.id, decision)
+        return decision, True
 
     def _decide(
         self,
@@ -292,7 +298,7 @@ class Guard:
         for item in events:
             event = parse_event(item)
             with self.store.transaction() as txn:
-                compiled.features.commit(event, Action.ALLOW, txn, None)
+                compiled.features.commit(compiled.features.context(event, txn), Action.ALLOW, None)
             count += 1
         return count
 

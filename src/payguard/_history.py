@@ -15,11 +15,16 @@ import bisect
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ._text import normalize_account
 
 __all__ = ["DAY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash"]
+
+# Entries are tuples of ints: smaller than lists, and untracked by the garbage collector, which matters
+# with a million of them.
+Entry = tuple[int, ...]
 
 HOUR = 3600
 DAY = 86400
@@ -27,15 +32,17 @@ GRACE = HOUR
 MAX_PAYEES = 1000
 MAX_SAMPLE = 100
 MAX_STOPS = 50
+PRUNE_EVERY = 600
 
 
+@lru_cache(maxsize=1 << 16)
 def party_hash(account: str) -> int:
     """A stable 63-bit hash of a normalised account number."""
     digest = hashlib.blake2b(normalize_account(account).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
-def _prune(entries: list[list[int]], oldest: int) -> None:
+def _prune(entries: list[Entry], oldest: int) -> None:
     """Drop entries (sorted by time, time first) older than ``oldest``."""
     cut = 0
     while cut < len(entries) and entries[cut][0] < oldest:
@@ -44,7 +51,7 @@ def _prune(entries: list[list[int]], oldest: int) -> None:
         del entries[:cut]
 
 
-def _insert(entries: list[list[int]], entry: list[int]) -> None:
+def _insert(entries: list[Entry], entry: Entry) -> None:
     """Insert keeping time order; late events land where they belong."""
     if not entries or entries[-1][0] <= entry[0]:
         entries.append(entry)
@@ -52,7 +59,11 @@ def _insert(entries: list[list[int]], entry: list[int]) -> None:
         bisect.insort(entries, entry, key=lambda e: e[0])
 
 
-def window(entries: Iterable[list[int]], start: int, end: int) -> Iterable[list[int]]:
+def _entries(rows: list[list[int]]) -> list[Entry]:
+    return [tuple(row) for row in rows]
+
+
+def window(entries: Iterable[Entry], start: int, end: int) -> Iterable[Entry]:
     """Entries with ``start < time <= end``."""
     return (e for e in entries if start < e[0] <= end)
 
@@ -62,29 +73,40 @@ class AccountHistory:
     """The bounded history of one account. Lists of small int lists keep it compact and JSON-ready."""
 
     # outgoing attempts (executed or stopped): [time, amount, payee hash, was new payee, balance before or -1]
-    out: list[list[int]] = field(default_factory=list)
+    out: list[Entry] = field(default_factory=list)
     # payee hash -> [first paid time, executed payment count, last paid time]
-    payees: dict[int, list[int]] = field(default_factory=dict)
+    payees: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     # executed outgoing amounts: [time, amount], the last MAX_SAMPLE within 90 days
-    sample: list[list[int]] = field(default_factory=list)
+    sample: list[Entry] = field(default_factory=list)
     # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
-    maxima: list[list[int]] = field(default_factory=list)
+    maxima: list[Entry] = field(default_factory=list)
     # money received: [time, amount, payer hash]
-    inbound: list[list[int]] = field(default_factory=list)
+    inbound: list[Entry] = field(default_factory=list)
     # loan disbursements received: [time, amount, lender hash]
-    loans: list[list[int]] = field(default_factory=list)
+    loans: list[Entry] = field(default_factory=list)
     # deposits broken early: [time, amount]
-    deposits: list[list[int]] = field(default_factory=list)
+    deposits: list[Entry] = field(default_factory=list)
     # hold or interrupt decisions: [time, payee hash]
-    stops: list[list[int]] = field(default_factory=list)
+    stops: list[Entry] = field(default_factory=list)
     # last device binding or credential change
     device_time: int | None = None
-    # latest event time seen, which pruning is measured from
+    # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
+    pruned: int = 0
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
-        self.seen = max(self.seen, time)
+        """Advance the account's clock and drop what no window can reach any more.
+
+        Pruning runs at most every ``PRUNE_EVERY`` seconds of event time: windows filter by time anyway, so
+        this only bounds memory, and doing it on every event would cost more than it saves.
+        """
+        if time <= self.seen:
+            return
+        self.seen = time
+        if time - self.pruned < PRUNE_EVERY:
+            return
+        self.pruned = time
         horizon = self.seen - DAY - GRACE
         for entries in (self.out, self.inbound, self.loans, self.deposits):
             _prune(entries, horizon)
@@ -93,43 +115,45 @@ class AccountHistory:
         _prune(self.maxima, self.seen - 365 * DAY - GRACE)
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
-        _insert(self.out, [time, amount, payee, int(new), -1 if balance is None else balance])
+        _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))
 
     def add_executed(self, time: int, amount: int, payee: int | None) -> None:
         if payee is not None:
-            known = self.payees.pop(payee, None)
-            if known is None:
-                known = [time, 0, time]
-            known[0] = min(known[0], time)
-            known[1] += 1
-            known[2] = max(known[2], time)
-            self.payees[payee] = known  # re-inserted: dict order is least recently paid first
+            first, count, last = self.payees.pop(payee, (time, 0, time))
+            # re-inserted: dict order is least recently paid first
+            self.payees[payee] = (min(first, time), count + 1, max(last, time))
             while len(self.payees) > MAX_PAYEES:
                 del self.payees[next(iter(self.payees))]
-        _insert(self.sample, [time, amount])
+        _insert(self.sample, (time, amount))
         if len(self.sample) > MAX_SAMPLE:
             del self.sample[0]
         self._add_maximum(time, amount)
 
     def _add_maximum(self, time: int, amount: int) -> None:
+        maxima = self.maxima
+        if not maxima or maxima[-1][0] <= time:  # the usual case: events in time order
+            while maxima and maxima[-1][1] <= amount:
+                maxima.pop()
+            maxima.append((time, amount))
+            return
         position = bisect.bisect_right(self.maxima, time, key=lambda e: e[0])
         if any(e[1] >= amount for e in self.maxima[position:]):
             return  # a later payment at least as large already dominates this one
         keep = [e for e in self.maxima[:position] if e[1] > amount]
         self.maxima[:position] = keep
-        self.maxima.insert(len(keep), [time, amount])
+        self.maxima.insert(len(keep), (time, amount))
 
     def add_inbound(self, time: int, amount: int, payer: int) -> None:
-        _insert(self.inbound, [time, amount, payer])
+        _insert(self.inbound, (time, amount, payer))
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
-        _insert(self.loans, [time, amount, lender])
+        _insert(self.loans, (time, amount, lender))
 
     def add_deposit(self, time: int, amount: int) -> None:
-        _insert(self.deposits, [time, amount])
+        _insert(self.deposits, (time, amount))
 
     def add_stop(self, time: int, payee: int) -> None:
-        _insert(self.stops, [time, payee])
+        _insert(self.stops, (time, payee))
         if len(self.stops) > MAX_STOPS:
             del self.stops[0]
 
@@ -157,19 +181,21 @@ class AccountHistory:
             "stops": self.stops,
             "device_time": self.device_time,
             "seen": self.seen,
+            "pruned": self.pruned,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountHistory:
         return cls(
-            out=data["out"],
-            payees={row[0]: row[1:] for row in data["payees"]},
-            sample=data["sample"],
-            maxima=data["maxima"],
-            inbound=data["inbound"],
-            loans=data["loans"],
-            deposits=data["deposits"],
-            stops=data["stops"],
+            out=_entries(data["out"]),
+            payees={row[0]: (row[1], row[2], row[3]) for row in data["payees"]},
+            sample=_entries(data["sample"]),
+            maxima=_entries(data["maxima"]),
+            inbound=_entries(data["inbound"]),
+            loans=_entries(data["loans"]),
+            deposits=_entries(data["deposits"]),
+            stops=_entries(data["stops"]),
             device_time=data["device_time"],
             seen=data["seen"],
+            pruned=data.get("pruned", 0),
         )

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._decision import Decision
 from ._errors import StoreError
 from ._history import AccountHistory
 
@@ -37,11 +38,12 @@ class StoreTransaction(ABC):
         """Keep the changes made to ``history``."""
 
     @abstractmethod
-    def decision(self, event_id: str) -> dict[str, Any] | None:
-        """The decision already made for ``event_id``, as its JSON form."""
+    def decision(self, event_id: str) -> Decision | None:
+        """The decision already made for ``event_id``."""
 
     @abstractmethod
-    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None: ...
+    def put_decision(self, event_id: str, decision: Decision) -> None:
+        """Remember the decision made for ``event_id``."""
 
     @abstractmethod
     def held(self, decision_id: str) -> dict[str, Any] | None:
@@ -67,7 +69,7 @@ class _MemoryTransaction(StoreTransaction):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._accounts: dict[str, AccountHistory] = {}
-        self._decisions: dict[str, dict[str, Any]] = {}
+        self._decisions: dict[str, Decision] = {}
         self._held: dict[str, dict[str, Any] | None] = {}
 
     def account(self, key: str) -> AccountHistory:
@@ -81,10 +83,10 @@ class _MemoryTransaction(StoreTransaction):
     def save(self, key: str, history: AccountHistory) -> None:
         self._accounts[key] = history
 
-    def decision(self, event_id: str) -> dict[str, Any] | None:
+    def decision(self, event_id: str) -> Decision | None:
         return self._decisions.get(event_id) or self._store.decisions.get(event_id)
 
-    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None:
+    def put_decision(self, event_id: str, decision: Decision) -> None:
         self._decisions[event_id] = decision
 
     def held(self, decision_id: str) -> dict[str, Any] | None:
@@ -118,7 +120,7 @@ class MemoryStore(Store):
 
     def __init__(self, max_decisions: int = 100_000) -> None:
         self.accounts: dict[str, AccountHistory] = {}
-        self.decisions: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.decisions: OrderedDict[str, Decision] = OrderedDict()
         self.holds: dict[str, dict[str, Any]] = {}
         self.max_decisions = max_decisions
         self._lock = threading.RLock()
@@ -158,14 +160,14 @@ class _SQLiteTransaction(StoreTransaction):
             (key, json.dumps(history.to_json(), separators=(",", ":"))),
         )
 
-    def decision(self, event_id: str) -> dict[str, Any] | None:
+    def decision(self, event_id: str) -> Decision | None:
         row = self._db.execute("SELECT decision FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return Decision.from_dict(json.loads(row[0])) if row else None
 
-    def put_decision(self, event_id: str, decision: dict[str, Any]) -> None:
+    def put_decision(self, event_id: str, decision: Decision) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO decisions (event_id, decision) VALUES (?, ?)",
-            (event_id, json.dumps(decision, separators=(",", ":"))),
+            (event_id, json.dumps(decision.to_dict(), separators=(",", ":"))),
         )
 
     def held(self, decision_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,12 @@ def normalize_text(text: str) -> str:
     return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
 
 
+_ACCOUNT_NOISE = str.maketrans("", "", " -\t")
+
+
+@lru_cache(maxsize=1 << 16)
 def normalize_account(value: str) -> str:
     """An account number as lists compare it: spaces and dashes removed, case folded."""
+    if value.isascii():
+        return value.translate(_ACCOUNT_NOISE).lower()
     return "".join(ch for ch in unicodedata.normalize("NFKC", value) if ch not in " -\t\u00a0").casefold()

@@ -1,0 +1,327 @@
+"""The ``payguard`` command: thin wrappers that parse options, call the library and render.
+
+Data goes to stdout, everything else (progress, summaries, warnings, errors) to stderr. Exit codes are
+documented in the README and differ between "findings" and "could not run".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from ._audit import verify_file
+from ._errors import InvalidEventError, PayguardError, RuleFileError
+from ._guard import ENGINES, Guard
+from ._readers import FORMATS, Record, read_records
+from ._replay import FRAUD_LIST, ReplaySummary, parse_duration, replay, write_json
+from ._rulefile import load_rule_set
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_INTERNAL = 4
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _load_guard(path: str, **options: Any) -> Guard:
+    try:
+        return Guard.from_path(path, **options)
+    except RuleFileError as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_USAGE) from None
+
+
+@click.group()
+@click.version_option(package_name="payguard")
+def main() -> None:
+    """payguard: stop scam payments before the money leaves the victim's bank."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def check(paths: tuple[str, ...]) -> None:
+    """Validate rule files or directories. Exit 0 when all are valid, 3 when not."""
+    failed = False
+    for path in paths:
+        try:
+            ruleset = load_rule_set(path)
+        except RuleFileError as exc:
+            failed = True
+            for problem in exc.problems:
+                _err(str(problem))
+            continue
+        click.echo(
+            f"ok: {path}: {ruleset.id} {ruleset.version}, {len(ruleset.rules)} rules, {ruleset.digest}"
+        )
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with Path(path).open("w", encoding="utf-8") as handle:
+            yield handle
+
+
+def _progress() -> Any:
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} records"),
+        TimeElapsedColumn(),
+        console=None,
+        transient=True,
+        redirect_stdout=False,
+    )
+
+
+@main.command(name="replay")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--rules", "rules", required=True, type=click.Path(), help="Rule file or directory.")
+@click.option("--out", "out", help="Write one JSON line per decision here ('-' for stdout).")
+@click.option("--audit", "audit", help="Write the audit trail (JSON Lines) here.")
+@click.option("--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key for the hashes that mask identifiers.")
+@click.option("--summary-json", "summary_json", help="Write the summary as JSON here.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Reader; guessed from the file name if omitted."
+)
+@click.option("--mapping", help="CSV mapping: paysim, handbook, amlsim or a mapping file.")
+@click.option("--rejects", help="Write rejected records here (JSON Lines with file, line and reason).")
+@click.option("--compare", "compare", type=click.Path(), help="Old rule set to compare the new one against.")
+@click.option(
+    "--feedback-delay", help="Add labelled frauds' payees to fraud_accounts after this delay (7d, 12h)."
+)
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+def replay_command(
+    files: tuple[str, ...],
+    rules: str,
+    out: str | None,
+    audit: str | None,
+    audit_key: str | None,
+    summary_json: str | None,
+    fmt: str | None,
+    mapping: str | None,
+    rejects: str | None,
+    compare: str | None,
+    feedback_delay: str | None,
+    engine: str,
+) -> None:
+    """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
+
+    Exit 0 on success, 2 on a usage error (a rule file that does not load included), 3 when some
+    records were rejected (the rest were still processed), 4 on an internal error.
+    """
+    delay = None
+    if feedback_delay is not None:
+        try:
+            delay = parse_duration(feedback_delay)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
+    guard = _load_guard(rules, engine=engine, audit=audit, audit_key=audit_key)
+    old = _load_guard(compare, engine=engine) if compare else None
+    if delay is not None and FRAUD_LIST not in guard.rules.lists:
+        _err(f"warning: --feedback-delay has no effect: the rule set declares no '{FRAUD_LIST}' list")
+    try:
+        with _output(out) as out_handle, _output(rejects) as rejects_handle, _progress() as bar:
+            task = bar.add_task("replay") if bar is not None else None
+
+            def write(line: dict[str, Any]) -> None:
+                assert out_handle is not None
+                out_handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+            def reject(record: Record, reason: str) -> None:
+                _err(f"{record.where}: rejected: {reason}")
+                if rejects_handle is not None:
+                    rejects_handle.write(
+                        json.dumps(
+                            {
+                                "file": record.source,
+                                "line": record.line,
+                                "reason": reason,
+                                "record": record.event,
+                            },
+                            ensure_ascii=False,
+                            default=str,
+                        )
+                        + "\n"
+                    )
+
+            summary = replay(
+                list(files),
+                guard,
+                fmt=fmt,
+                mapping=mapping,
+                write=write if out_handle is not None else None,
+                reject=reject,
+                compare=old,
+                feedback_delay=delay,
+                progress=(lambda n: bar.advance(task, n)) if bar is not None else None,
+            )
+    except PayguardError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_USAGE if isinstance(exc, ValueError) else EXIT_INTERNAL)
+    except Exception as exc:  # noqa: BLE001 (the documented "internal error" exit code)
+        _err(f"internal error: {type(exc).__name__}: {exc}")
+        sys.exit(EXIT_INTERNAL)
+    finally:
+        guard.close()
+    _err(render_summary(summary))
+    if summary_json:
+        write_json(Path(summary_json), summary.to_dict())
+    sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
+
+
+def render_summary(summary: ReplaySummary) -> str:
+    """The replay summary as text for a terminal."""
+    data = summary.to_dict()
+    lines = [
+        (
+            f"records {data['records']:,}  evaluated {data['evaluated']:,}  rejected {data['rejected']:,}  "
+            f"duplicates {data['duplicates']:,}  out of order {data['out_of_order']:,}"
+        ),
+        f"{data['evaluated'] / max(data['seconds'], 1e-9):,.0f} events/s over {data['seconds']:.2f} s",
+        "events by type: " + ", ".join(f"{k} {v:,}" for k, v in data["events_by_type"].items()),
+        "decisions:",
+    ]
+    for action, row in data["decisions"].items():
+        money = ", ".join(f"{amount} {ccy}" for ccy, amount in row["amount"].items()) or "-"
+        lines.append(f"  {action:<10} {row['count']:>9,}   {money}")
+    if data["top_rules_by_count"]:
+        lines.append("rules that fired most:")
+        lines += [f"  {r['rule_id']:<40} {r['count']:>9,}" for r in data["top_rules_by_count"]]
+        lines.append("rules by amount:")
+        for row in data["top_rules_by_amount"]:
+            money = ", ".join(f"{amount} {ccy}" for ccy, amount in row["amount"].items())
+            lines.append(f"  {row['rule_id']:<40} {money}")
+    if data["shadow_rules"]:
+        lines.append("shadow rules: " + ", ".join(f"{k} {v:,}" for k, v in data["shadow_rules"].items()))
+    backtest = data.get("backtest")
+    if backtest:
+        lines += _render_backtest("backtest", backtest)
+    compare = data.get("compare")
+    if compare is not None:
+        lines.append(f"compare: {compare['changed_total']:,} decisions changed")
+        for row in compare["changed"]:
+            rules = ", ".join(f"{k} {v}" for k, v in row["rules"].items())
+            examples = ", ".join(row["examples"])
+            lines.append(f"  {row['old']:>9} -> {row['new']:<9} {row['count']:>7,}  {rules}  e.g. {examples}")
+        if "old_backtest" in compare and backtest:
+            old = compare["old_backtest"]
+            lines.append(
+                f"  precision {old['precision']} -> {backtest['precision']}, recall {old['recall']} -> "
+                f"{backtest['recall']}, fraud money stopped {old['fraud_money_stopped_share']} -> "
+                f"{backtest['fraud_money_stopped_share']}"
+            )
+    if data.get("accounts_listed_by_feedback"):
+        lines.append(
+            f"feedback: {data['accounts_listed_by_feedback']:,} payee accounts added to {FRAUD_LIST}"
+        )
+    return "\n".join(lines)
+
+
+def _render_backtest(title: str, backtest: dict[str, Any]) -> list[str]:
+    matrix = backtest["confusion"]
+    lines = [
+        f"{title} over {backtest['labelled_payments']:,} labelled payments:",
+        (
+            f"  stopped fraud {matrix['stopped_fraud']:,}   missed fraud {matrix['missed_fraud']:,}   "
+            f"stopped legit {matrix['stopped_legit']:,}   allowed legit {matrix['allowed_legit']:,}"
+        ),
+        (
+            f"  precision {backtest['precision']}   recall {backtest['recall']}   "
+            f"legit stopped share {backtest['legit_stopped_share']}   "
+            f"fraud money stopped {backtest['fraud_money_stopped_share']}"
+        ),
+    ]
+    for rule, row in backtest["rules"].items():
+        lines.append(
+            f"  {rule:<40} fraud {row['fraud_hits']:>7,}  legit {row['legit_hits']:>7,}  "
+            f"precision {row['precision']}"
+        )
+    return lines
+
+
+@main.command()
+@click.option("--rules", "rules", required=True, type=click.Path(), help="Rule file or directory.")
+@click.option("--event-id", help="The event to explain (default: the last one in the file).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS))
+@click.option("--mapping")
+@click.argument("event_file")
+def explain(rules: str, event_id: str | None, fmt: str | None, mapping: str | None, event_file: str) -> None:
+    """Show the features and hits of one event, after the history before it in EVENT_FILE.
+
+    Events before the one explained are recorded as executed history (not decided, not audited).
+    """
+    guard = _load_guard(rules, engine="python")
+    records = [r for r in read_records(event_file, fmt, mapping) if r.event is not None]
+    ids = [r.event.get("id") for r in records if r.event is not None]
+    if not records:
+        _err(f"{event_file}: no events")
+        sys.exit(EXIT_INVALID)
+    position = len(records) - 1 if event_id is None else (ids.index(event_id) if event_id in ids else -1)
+    if position < 0:
+        _err(f"{event_file}: no event with id {event_id!r}")
+        sys.exit(EXIT_INVALID)
+    try:
+        guard.record(r.event for r in records[:position] if r.event is not None)
+        target = records[position]
+        decision = guard.evaluate(target.event or {})
+    except InvalidEventError as exc:
+        _err(f"{event_file}: {exc}")
+        sys.exit(EXIT_INVALID)
+    click.echo(f"event {decision.event_id} ({target.where}) -> {decision.action.value}")
+    click.echo("features:")
+    for name, value in sorted(decision.features.items()):
+        click.echo(f"  {name:<36} {value}")
+    click.echo("hits:" if decision.hits else "hits: none")
+    for hit in decision.hits:
+        click.echo(f"  {hit.rule_id:<36} {hit.action.value:<10} {hit.reason}")
+    for hit in decision.shadow_hits:
+        click.echo(f"  {hit.rule_id:<36} {hit.action.value:<10} (shadow) {hit.reason}")
+
+
+@main.group()
+def audit() -> None:
+    """Audit trail tools."""
+
+
+@audit.command()
+@click.argument("file", type=click.Path())
+def verify(file: str) -> None:
+    """Check the hash chain of an audit FILE: exit 0 intact, 1 tampered or cut, 3 unreadable."""
+    try:
+        report = verify_file(file)
+    except OSError as exc:
+        _err(f"{file}: cannot read: {exc}")
+        sys.exit(EXIT_INVALID)
+    for note in report.notes:
+        _err(f"{file}: note: {note}")
+    if report.ok:
+        click.echo(f"{file}: intact, {report.records:,} records")
+        sys.exit(EXIT_OK)
+    _err(f"{file}:{report.first_bad_line}: {report.reason} ({report.records:,} records verified before it)")
+    sys.exit(EXIT_FINDINGS)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    main()

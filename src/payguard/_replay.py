@@ -1,0 +1,359 @@
+"""Replay and backtest: run a rule set over transaction files as live evaluation would have.
+
+Events are evaluated in event-time order through a fresh store. Files are streamed: each file passes
+through a reorder buffer of ``REORDER_WINDOW`` records (a heap keyed by time), and the files are merged.
+Time-sorted files, or files whose disorder stays within the window, are therefore replayed exactly in
+order with memory bounded by the window, however large they are. An event that arrives later than the
+window allows is still evaluated (never dropped), as live traffic would be, and counted as out of order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ._decision import Action, Decision
+from ._errors import InvalidEventError
+from ._event import Event, EventType, parse_event
+from ._guard import Guard
+from ._readers import Record, read_records
+
+__all__ = ["REORDER_WINDOW", "ReplaySummary", "parse_duration", "replay"]
+
+REORDER_WINDOW = 100_000
+FRAUD_LIST = "fraud_accounts"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``7d``, ``12h``, ``30m``, ``45s`` or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use 7d, 12h, 30m or 45s)")
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _epoch(record: Record) -> float | None:
+    event = record.event
+    if event is None:
+        return None
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def _ordered(
+    records: Iterable[Record], index: int, window: int, late: Counter[str]
+) -> Iterator[tuple[Any, ...]]:
+    """Records of one file in time order, through a reorder buffer of ``window`` records."""
+    heap: list[tuple[float, int, int, Record]] = []
+    emitted = float("-inf")
+    last = float("-inf")
+    for seq, record in enumerate(records):
+        stamp = _epoch(record)
+        key = last if stamp is None else stamp  # unreadable records keep their place in the stream
+        last = key if stamp is not None else last
+        heapq.heappush(heap, (key, index, seq, record))
+        if len(heap) > window:
+            item = heapq.heappop(heap)
+            if item[0] < emitted:
+                late["out_of_order"] += 1
+            emitted = max(emitted, item[0])
+            yield item
+    while heap:
+        item = heapq.heappop(heap)
+        if item[0] < emitted:
+            late["out_of_order"] += 1
+        emitted = max(emitted, item[0])
+        yield item
+
+
+def _money() -> defaultdict[str, Decimal]:
+    return defaultdict(Decimal)
+
+
+@dataclass
+class Backtest:
+    """Stopped (hold or interrupt) against labelled fraud, over labelled outgoing payments."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    fraud_money: defaultdict[str, Decimal] = field(default_factory=_money)
+    fraud_money_stopped: defaultdict[str, Decimal] = field(default_factory=_money)
+    rule_fraud: Counter[str] = field(default_factory=Counter)
+    rule_legit: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: Event, decision: Decision) -> None:
+        if event.label is None or event.type not in (EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL):
+            return
+        fraud, stopped = event.label.is_fraud, decision.stopped
+        if fraud:
+            self.tp += stopped
+            self.fn += not stopped
+            if event.amount is not None and event.currency:
+                self.fraud_money[event.currency] += event.amount
+                if stopped:
+                    self.fraud_money_stopped[event.currency] += event.amount
+        else:
+            self.fp += stopped
+            self.tn += not stopped
+        for hit in decision.hits:
+            (self.rule_fraud if fraud else self.rule_legit)[hit.rule_id] += 1
+
+    @property
+    def labelled(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def to_dict(self) -> dict[str, Any]:
+        def ratio(a: float, b: float) -> float | None:
+            return round(a / b, 4) if b else None
+
+        rules = sorted(set(self.rule_fraud) | set(self.rule_legit))
+        return {
+            "labelled_payments": self.labelled,
+            "confusion": {
+                "stopped_fraud": self.tp,
+                "stopped_legit": self.fp,
+                "missed_fraud": self.fn,
+                "allowed_legit": self.tn,
+            },
+            "precision": ratio(self.tp, self.tp + self.fp),
+            "recall": ratio(self.tp, self.tp + self.fn),
+            "fraud_money_stopped_share": {
+                ccy: ratio(float(self.fraud_money_stopped[ccy]), float(total))
+                for ccy, total in sorted(self.fraud_money.items())
+            },
+            "legit_stopped_share": ratio(self.fp, self.fp + self.tn),
+            "rules": {
+                rule: {
+                    "fraud_hits": self.rule_fraud[rule],
+                    "legit_hits": self.rule_legit[rule],
+                    "precision": ratio(self.rule_fraud[rule], self.rule_fraud[rule] + self.rule_legit[rule]),
+                }
+                for rule in rules
+            },
+        }
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay saw and decided; ``to_dict`` is the ``--summary-json`` form."""
+
+    records: int = 0
+    evaluated: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+    action_money: defaultdict[str, defaultdict[str, Decimal]] = field(
+        default_factory=lambda: defaultdict(_money)
+    )
+    rule_counts: Counter[str] = field(default_factory=Counter)
+    rule_money: defaultdict[str, defaultdict[str, Decimal]] = field(
+        default_factory=lambda: defaultdict(_money)
+    )
+    shadow_counts: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    backtest: Backtest = field(default_factory=Backtest)
+    seconds: float = 0.0
+    listed_by_feedback: int = 0
+    compare: Comparison | None = None
+
+    def add(self, event: Event, decision: Decision) -> None:
+        self.evaluated += 1
+        self.events_by_type[event.type.value] += 1
+        action = decision.action.value
+        self.actions[action] += 1
+        if event.amount is not None and event.currency:
+            self.action_money[action][event.currency] += event.amount
+        for hit in decision.hits:
+            self.rule_counts[hit.rule_id] += 1
+            if event.amount is not None and event.currency:
+                self.rule_money[hit.rule_id][event.currency] += event.amount
+        for hit in decision.shadow_hits:
+            self.shadow_counts[hit.rule_id] += 1
+        self.backtest.add(event, decision)
+
+    def to_dict(self) -> dict[str, Any]:
+        def money(table: dict[str, Decimal]) -> dict[str, str]:
+            return {ccy: str(amount) for ccy, amount in sorted(table.items())}
+
+        by_amount = sorted(self.rule_money.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+        data: dict[str, Any] = {
+            "records": self.records,
+            "evaluated": self.evaluated,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "out_of_order": self.late["out_of_order"],
+            "events_by_type": dict(sorted(self.events_by_type.items())),
+            "decisions": {
+                action.value: {
+                    "count": self.actions[action.value],
+                    "amount": money(self.action_money[action.value]),
+                }
+                for action in Action
+            },
+            "top_rules_by_count": [
+                {"rule_id": rule, "count": count}
+                for rule, count in sorted(self.rule_counts.items(), key=lambda i: (-i[1], i[0]))[:10]
+            ],
+            "top_rules_by_amount": [
+                {"rule_id": rule, "amount": money(table)} for rule, table in by_amount[:10]
+            ],
+            "shadow_rules": dict(sorted(self.shadow_counts.items())),
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.evaluated / self.seconds, 1) if self.seconds else None,
+        }
+        if self.backtest.labelled:
+            data["backtest"] = self.backtest.to_dict()
+        if self.listed_by_feedback:
+            data["accounts_listed_by_feedback"] = self.listed_by_feedback
+        if self.compare is not None:
+            data["compare"] = self.compare.to_dict()
+        return data
+
+
+@dataclass
+class Comparison:
+    """How a new rule set's decisions differ from an old one's on the same events."""
+
+    changed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rules: defaultdict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    examples: defaultdict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    old_backtest: Backtest = field(default_factory=Backtest)
+
+    def add(self, event: Event, old: Decision, new: Decision) -> None:
+        self.old_backtest.add(event, old)
+        if old.action == new.action:
+            return
+        key = (old.action.value, new.action.value)
+        self.changed[key] += 1
+        old_ids, new_ids = set(old.rule_ids), set(new.rule_ids)
+        for rule in sorted(new_ids - old_ids):
+            self.rules[key][f"+{rule}"] += 1
+        for rule in sorted(old_ids - new_ids):
+            self.rules[key][f"-{rule}"] += 1
+        if len(self.examples[key]) < 5:
+            self.examples[key].append(event.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "changed": [
+                {
+                    "old": old,
+                    "new": new,
+                    "count": count,
+                    "rules": dict(self.rules[(old, new)].most_common(10)),
+                    "examples": self.examples[(old, new)],
+                }
+                for (old, new), count in sorted(self.changed.items(), key=lambda i: (-i[1], i[0]))
+            ],
+            "changed_total": sum(self.changed.values()),
+        }
+        if self.old_backtest.labelled:
+            data["old_backtest"] = self.old_backtest.to_dict()
+        return data
+
+
+Reporter = Callable[[Record, str], None]
+
+
+def replay(
+    files: list[str],
+    guard: Guard,
+    *,
+    fmt: str | None = None,
+    mapping: str | None = None,
+    write: Callable[[dict[str, Any]], None] | None = None,
+    reject: Reporter | None = None,
+    compare: Guard | None = None,
+    feedback_delay: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    window: int = REORDER_WINDOW,
+) -> ReplaySummary:
+    """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc."""
+    summary = ReplaySummary(compare=Comparison() if compare is not None else None)
+    streams = [
+        _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
+    ]
+    pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
+    started = time.perf_counter()
+    for _key, _index, _seq, record in heapq.merge(*streams):
+        summary.records += 1
+        if progress is not None:
+            progress(1)
+        if record.event is None:
+            _rejected(summary, reject, record, record.error or "unreadable record")
+            continue
+        try:
+            event = parse_event(record.event)
+        except InvalidEventError as exc:
+            _rejected(summary, reject, record, str(exc))
+            if guard.audit is not None:
+                guard._audit_rejected(exc, guard._state[0])
+            continue
+        if feedback_delay is not None:
+            summary.listed_by_feedback += _apply_feedback(pending, event, (guard, compare))
+        decision, fresh = guard._evaluate(event)
+        if not fresh:
+            summary.duplicates += 1
+            continue
+        summary.add(event, decision)
+        line: dict[str, Any] = {
+            "event_id": event.id,
+            "action": decision.action.value,
+            "hits": list(decision.rule_ids),
+        }
+        if decision.shadow_hits:
+            line["shadow_hits"] = [hit.rule_id for hit in decision.shadow_hits]
+        if compare is not None and summary.compare is not None:
+            old, _ = compare._evaluate(event)
+            summary.compare.add(event, old, decision)
+            line["old_action"] = old.action.value
+        if write is not None:
+            write(line)
+        if feedback_delay is not None and event.label is not None and event.label.is_fraud and event.payee:
+            heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _rejected(summary: ReplaySummary, reject: Reporter | None, record: Record, reason: str) -> None:
+    summary.rejected += 1
+    if reject is not None:
+        reject(record, reason)
+
+
+def _apply_feedback(pending: list[tuple[float, str]], event: Event, guards: tuple[Guard | None, ...]) -> int:
+    """Add to ``fraud_accounts`` the payees of frauds whose label became known by this event's time."""
+    now = event.timestamp.timestamp()
+    due = []
+    while pending and pending[0][0] <= now:
+        due.append(heapq.heappop(pending)[1])
+    if not due:
+        return 0
+    for guard in guards:
+        if guard is not None and FRAUD_LIST in guard.rules.lists:
+            guard.set_list(FRAUD_LIST, [*guard.list_entries(FRAUD_LIST), *due])
+    return len(due)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

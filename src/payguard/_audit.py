@@ -204,11 +204,14 @@ class _StructlogSink:
         self._logger = logger
 
     def msg(self, line: str) -> None:
-        if hasattr(self._logger, "bind"):  # a bound logger with the host's own processors
+        logger = self._logger
+        if hasattr(type(logger), "bind"):  # a bound logger, with the host's own processors
             record = json.loads(line)
-            self._logger.info(record.pop("record"), **record)
-        else:  # a raw structlog logger (PrintLogger, WriteLogger...)
-            self._logger.msg(line)
+            logger.info(record.pop("record"), **record)
+        elif hasattr(logger, "msg"):  # a raw structlog logger (PrintLogger, WriteLogger...)
+            logger.msg(line)
+        else:  # a standard library logger
+            logger.info(line)
 
 
 def _ends_with_newline(path: Path) -> bool:

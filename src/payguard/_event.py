@@ -196,6 +196,13 @@ class Event(_Model):
     ] = Field(default_factory=dict)
     label: Label | None = None
 
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
     @field_validator("attributes")
     @classmethod
     def _finite_attributes(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
@@ -220,14 +227,11 @@ class Event(_Model):
                 errors.append(("payee", f"required for {self.type.value} events"))
         elif self.amount is not None:
             errors.append(("amount", f"{self.type.value} events carry no amount"))
-        if self.amount is not None:
-            if self.amount <= 0:
-                errors.append(("amount", "must be greater than 0"))
-            elif self.currency is not None:
-                try:
-                    to_minor_units(self.amount, self.currency)
-                except MoneyError as exc:
-                    errors.append(("amount", str(exc)))
+        if self.amount is not None and self.currency is not None:
+            try:
+                to_minor_units(self.amount, self.currency)
+            except MoneyError as exc:
+                errors.append(("amount", str(exc)))
         for party_name in ("payer", "payee"):
             party: Party | None = getattr(self, party_name)
             if party is not None and party.balance_before is not None and self.currency is not None:

@@ -334,6 +334,12 @@ class Guard:
             self._state = (compiled, lists)
         return compiled.ref
 
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close the audit sink and the store."""
         if self.audit is not None:

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
@@ -192,6 +192,7 @@ def _file_mapping(path: Path) -> CsvMapping:
 
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+_CENT = Decimal("0.01")
 _PAYSIM_TYPES = {
     "PAYMENT": "transfer_out",
     "TRANSFER": "transfer_out",
@@ -225,13 +226,18 @@ def _paysim(row: Mapping[str, str], line: int) -> dict[str, Any]:
 
 
 def _handbook(row: Mapping[str, str], line: int) -> dict[str, Any]:
-    """The fraud-detection handbook's card transactions: customer pays terminal, times in UTC, EUR."""
+    """The fraud-detection handbook's card transactions: customer pays terminal, times in UTC, EUR.
+
+    The CSV was written from floats, so some amounts read ``85.64999999999999``: they are rounded to the
+    cent (half even). Amounts of 0 stay 0 and are rejected as invalid events.
+    """
     scenario = row["TX_FRAUD_SCENARIO"].strip()
+    amount = Decimal(row["TX_AMOUNT"].strip()).quantize(_CENT, rounding=ROUND_HALF_EVEN)
     return {
         "id": f"handbook-{row['TRANSACTION_ID']}",
         "type": "transfer_out",
         "timestamp": _timestamp(row["TX_DATETIME"], "%Y-%m-%d %H:%M:%S", "UTC"),
-        "amount": row["TX_AMOUNT"],
+        "amount": str(amount),
         "currency": "EUR",
         "channel": "other",
         "payer": {"account": f"C{row['CUSTOMER_ID']}"},

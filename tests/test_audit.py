@@ -1,0 +1,353 @@
+"""The audit trail: every decision recorded, masked, chained, and nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from payguard import Action, AuditError, Guard, InvalidEventError, verify_file
+from payguard._audit import GENESIS, record_hash
+
+from .conftest import ROOT, make_event
+
+WriteRules = Callable[..., Path]
+RULES = """
+keyword_sets:
+  safe_account: [安全账户]
+rules:
+  - id: large_new
+    description: large payment to a new payee
+    when: {amount: {gte: 20000}, is_new_payee: true, payee.account: {exists: true}}
+    action: hold
+    reason: Large payment to someone new.
+  - id: safe_memo
+    description: safe-account language
+    when: {memo: {contains_any: safe_account}}
+    action: interrupt
+    reason: Safe account scam.
+  - id: night_watch
+    description: shadow
+    mode: shadow
+    when: {is_night: true}
+    action: review
+    reason: night
+"""
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def audited(write_rules: WriteRules, tmp_path: Path) -> tuple[Guard, Path]:
+    path = tmp_path / "audit.jsonl"
+    guard = Guard.from_path(write_rules(RULES), audit=path, audit_key="bank-secret")
+    yield guard, path
+    guard.close()
+
+
+def test_each_decision_has_one_record_with_what_a_regulator_asks(audited: tuple[Guard, Path]) -> None:
+    guard, path = audited
+    decision = guard.evaluate(
+        make_event(amount="25000", memo="安全账户", timestamp="2026-03-02T01:00:00+08:00")
+    )
+    (record,) = records(path)
+    assert record["record"] == "decision"
+    assert record["decision_id"] == decision.decision_id
+    assert (record["event_id"], record["event_time"], record["action"]) == (
+        "evt-1",
+        "2026-03-02T01:00:00+08:00",
+        "interrupt",
+    )
+    assert [h["rule_id"] for h in record["hits"]] == ["large_new", "safe_memo"]
+    assert [h["rule_id"] for h in record["shadow_hits"]] == ["night_watch"]
+    assert record["ruleset"] == {"id": "test", "version": "1", "digest": guard.ruleset.digest}
+    assert record["engine"] == guard.engine
+    assert record["latency_us"] > 0
+    assert record["payguard_version"]
+    assert record["evidence"]["amount"] == "25000"
+    assert record["evidence"]["is_new_payee"] is True
+    assert record["evidence"]["is_night"] is True
+    assert record["evidence"]["memo"] == {"erased": True, "length": 4}
+    assert record["prev_hash"] == GENESIS
+    assert record["hash"] == record_hash(record)
+
+
+def test_a_rejected_event_leaves_a_trace(audited: tuple[Guard, Path]) -> None:
+    guard, path = audited
+    with pytest.raises(InvalidEventError):
+        guard.evaluate(make_event(amount="-5", channel="pigeon"))
+    (record,) = records(path)
+    assert record["record"] == "rejected"
+    assert record["event_id"] == "evt-1"
+    assert {e["field"] for e in record["errors"]} == {"amount", "channel"}
+
+
+def test_identifiers_are_masked_and_joinable_and_names_dropped(audited: tuple[Guard, Path]) -> None:
+    guard, path = audited
+    guard.evaluate(make_event(id="a", amount="25000"))
+    guard.evaluate(make_event(id="b", amount="30000"))
+    first, second = records(path)
+    assert first["payer"].startswith("…2222#")
+    assert first["payer"] == second["payer"], "the keyed hash lets records about one account be joined"
+    assert {"payer", "payee", "evidence.payee.account"} <= set(first["masked"])
+    text = path.read_text(encoding="utf-8")
+    for secret in ("6222000011112222", "6222000033334444", "Wang Fang", "Li Lei"):
+        assert secret not in text
+
+
+# Realistic identifiers: not a run of one digit, which would also occur inside hashes.
+account_numbers = (
+    st.from_regex(r"[0-9]{12,19}", fullmatch=True)
+    | st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{12,20}", fullmatch=True)
+).filter(lambda s: len(set(s)) > 4)
+names = st.from_regex(r"[A-Z][a-z]{3,8} [A-Z][a-z]{3,10}", fullmatch=True) | st.from_regex(
+    r"[\u4e00-\u9fa5]{3,4}", fullmatch=True
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payer=account_numbers, payee=account_numbers, payer_name=names, payee_name=names, device=account_numbers
+)
+def test_no_full_account_number_or_name_ever_reaches_the_audit_output(
+    write_rules: WriteRules,
+    tmp_path: Path,
+    payer: str,
+    payee: str,
+    payer_name: str,
+    payee_name: str,
+    device: str,
+) -> None:
+    path = tmp_path / f"audit-{os.urandom(4).hex()}.jsonl"
+    event = make_event(
+        amount="25000",
+        memo=f"to {payee_name} 安全账户",
+        payer={"account": payer, "name": payer_name, "customer_id": payer},
+        payee={"account": payee, "name": payee_name},
+        session={"device_id": device, "ip": "203.0.113.77"},
+    )
+    with Guard.from_path(write_rules(RULES), audit=path, audit_key="k") as guard:
+        guard.evaluate(event)
+        with pytest.raises(InvalidEventError):
+            guard.evaluate({**event, "id": "bad", "amount": "0"})
+    text = path.read_text(encoding="utf-8")
+    for secret in (payer, payee, payer_name, payee_name, device, "203.0.113.77"):
+        assert secret not in text
+
+
+def test_a_callable_or_a_structlog_logger_can_be_the_sink(write_rules: WriteRules) -> None:
+    received: list[dict[str, Any]] = []
+    with Guard.from_path(write_rules(RULES), audit=received.append) as guard:
+        guard.evaluate(make_event())
+    assert [r["event_id"] for r in received] == ["evt-1"]
+    capture = structlog.testing.CapturingLogger()
+    bound = structlog.wrap_logger(capture, processors=[structlog.processors.JSONRenderer()])
+    with Guard.from_path(write_rules(RULES), audit=bound) as guard:
+        guard.evaluate(make_event())
+    (call,) = capture.calls
+    assert json.loads(call.args[0])["event"] == "decision"
+    raw = structlog.testing.CapturingLogger()
+    with Guard.from_path(write_rules(RULES), audit=raw) as guard:
+        guard.evaluate(make_event())
+    assert json.loads(raw.calls[0].args[0])["event_id"] == "evt-1"
+
+
+def test_payguard_never_configures_structlog(write_rules: WriteRules, tmp_path: Path) -> None:
+    before = structlog.get_config()
+    with Guard.from_path(write_rules(RULES), audit=tmp_path / "a.jsonl") as guard:
+        guard.evaluate(make_event())
+    assert structlog.get_config() == before
+
+
+def test_a_failing_sink_raises_audit_error_and_nothing_is_counted(write_rules: WriteRules) -> None:
+    calls = {"n": 0}
+
+    def flaky(record: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("kafka is down")
+
+    with Guard.from_path(write_rules(RULES), audit=flaky) as guard:
+        with pytest.raises(AuditError, match="kafka is down"):
+            guard.evaluate(make_event(amount="25000"))
+        retried = guard.evaluate(make_event(amount="25000"))
+        assert retried.action is Action.HOLD
+        assert retried.features["is_new_payee"] is True
+
+
+def tamper(path: Path, how: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if how == "edit":
+        lines[2] = lines[2].replace('"action":"hold"', '"action":"allow"')
+    elif how == "remove":
+        del lines[2]
+    elif how == "reorder":
+        lines[2], lines[3] = lines[3], lines[2]
+    elif how == "cut":
+        lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("how", "bad_line"), [("edit", 3), ("remove", 3), ("reorder", 3), ("cut", 5)])
+def test_verify_names_the_first_bad_line_of_a_tampered_file(
+    write_rules: WriteRules, tmp_path: Path, how: str, bad_line: int
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with Guard.from_path(write_rules(RULES), audit=path) as guard:
+        for n in range(5):
+            guard.evaluate(make_event(id=f"e{n}", amount="25000", payee={"account": f"P-{n}"}))
+    assert verify_file(path).ok
+    tamper(path, how)
+    report = verify_file(path)
+    assert (report.ok, report.first_bad_line) == (False, bad_line)
+    cli = subprocess.run(
+        [sys.executable, "-m", "payguard._cli", "audit", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 1
+    assert f"{path}:{bad_line}:" in cli.stderr
+
+
+def test_eight_threads_write_whole_lines_in_one_valid_chain(write_rules: WriteRules, tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with Guard.from_path(write_rules(RULES), audit=path) as guard:
+
+        def work(worker: int) -> None:
+            for n in range(150):
+                guard.evaluate(make_event(id=f"w{worker}-{n}", payer={"account": f"A-{worker}"}))
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    report = verify_file(path)
+    assert (report.ok, report.records) == (True, 1200)
+    assert len({r["event_id"] for r in records(path)}) == 1200
+
+
+WRITER = """
+import sys, payguard
+guard = payguard.Guard.from_path(sys.argv[1], audit=sys.argv[2])
+start = int(sys.argv[3])
+print("ready", flush=True)
+n = start
+while True:
+    guard.evaluate({"id": f"e{n}", "timestamp": "2026-03-02T10:00:00+08:00", "amount": "10", "currency": "CNY",
+                    "payer": {"account": "A"}, "payee": {"account": "B"}, "memo": "x" * 1500})
+    n += 1
+"""
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_write_loses_at_most_its_last_line_and_the_chain_continues(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    rules = write_rules(RULES)
+    path = tmp_path / "audit.jsonl"
+    script = textwrap.dedent(WRITER)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(rules), str(path), "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    writer.stdout.close()
+    lines = path.read_bytes().split(b"\n")
+    complete = lines[:-1]
+    assert all(json.loads(line)["record"] == "decision" for line in complete)
+    assert len(complete) > 10
+    # Make sure the interesting case is covered even if the kill fell between two lines.
+    if lines[-1] == b"":
+        with path.open("ab") as handle:
+            handle.write(b'{"record":"decision","event_id":"half-writ')
+    report = verify_file(path)
+    assert (report.ok, report.first_bad_line, report.reason) == (
+        False,
+        len(complete) + 1,
+        "incomplete last record: the file was cut",
+    )
+    with Guard.from_path(rules, audit=path) as guard:
+        guard.evaluate(make_event(id="after-restart"))
+    report = verify_file(path)
+    assert report.ok
+    assert report.records == len(complete) + 1
+    assert report.notes == (
+        f"line {len(complete) + 1}: incomplete record left by an interrupted write; chain continues",
+    )
+
+
+def test_an_internal_failure_is_held_and_audited_with_its_cause(
+    write_rules: WriteRules, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with Guard.from_path(write_rules(RULES), audit=path) as guard:
+
+        def down(*_args: Any) -> Any:
+            raise ConnectionError("store is down")
+
+        monkeypatch.setattr(guard._state[0].features, "compute", down)
+        decision = guard.evaluate(make_event())
+    assert decision.action is Action.HOLD
+    (record,) = records(path)
+    assert (record["action"], record["error"]) == ("hold", "ConnectionError: store is down")
+    assert record["hits"][0]["rule_id"] == "payguard.internal_error"
+
+
+def test_each_decision_records_the_digest_of_the_rule_set_that_made_it(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    v2 = write_rules(RULES.replace("gte: 20000", "gte: 10000"), name="v2.yaml")
+    with Guard.from_path(write_rules(RULES), audit=path) as guard:
+        first = guard.ruleset.digest
+        stop = threading.Event()
+
+        def evaluate() -> None:
+            n = 0
+            while not stop.is_set():
+                guard.evaluate(make_event(id=f"t{n}", amount="15000", payee={"account": f"P{n}"}))
+                n += 1
+
+        worker = threading.Thread(target=evaluate)
+        worker.start()
+        time.sleep(0.05)
+        second = guard.reload(v2).digest
+        time.sleep(0.05)
+        stop.set()
+        worker.join()
+    seen = records(path)
+    assert {r["ruleset"]["digest"] for r in seen} == {first, second}
+    for record in seen:
+        held = record["action"] == "hold"
+        assert held == (record["ruleset"]["digest"] == second), "15000 is held only by the reloaded rule set"
+
+
+def test_fsync_policy_is_validated(tmp_path: Path, write_rules: WriteRules) -> None:
+    with pytest.raises(AuditError, match="fsync"):
+        Guard.from_path(write_rules(RULES), audit=tmp_path / "a.jsonl", audit_fsync="sometimes")
+    with Guard.from_path(write_rules(RULES), audit=tmp_path / "b.jsonl", audit_fsync="always") as guard:
+        guard.evaluate(make_event())
+    assert verify_file(tmp_path / "b.jsonl").ok

@@ -1,0 +1,295 @@
+"""Stateful features: what only the customer's history can tell, always in event time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
+from payguard._fields import FEATURES, Kind
+
+from .conftest import ROOT, make_event
+
+WriteRules = Callable[..., Path]
+START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+def at(hours: float) -> str:
+    return (START + timedelta(hours=hours)).isoformat()
+
+
+def reads_every_feature() -> str:
+    tests = "\n".join(f"        - {{{name}: {{exists: true}}}}" for name in FEATURES)
+    return f"""
+keyword_sets:
+  safe_account: [安全账户, safe account]
+  task: [刷单, 佣金]
+lists:
+  fraud_accounts: []
+rules:
+  - id: reads_everything
+    description: a rule that reads every feature, so that decisions show them all
+    mode: shadow
+    when:
+      any:
+{tests}
+    action: review
+    reason: r
+  - id: big_to_new
+    description: hold large payments to new payees
+    when: {{is_new_payee: true, amount: {{gte: 10000}}}}
+    action: hold
+    reason: r
+  - id: listed
+    description: interrupt payments to listed accounts
+    when: {{payee.account: {{in_list: fraud_accounts}}}}
+    action: interrupt
+    reason: r
+"""
+
+
+@pytest.fixture
+def guard(write_rules: WriteRules) -> Guard:
+    return Guard.from_path(write_rules(reads_every_feature()), on_error="raise")
+
+
+def pay(guard: Guard, n: int, hours: float, amount: str = "100", payee: str = "B-1", **extra: Any) -> Any:
+    event = make_event(id=f"e{n}", timestamp=at(hours), amount=amount, payee={"account": payee}, **extra)
+    return guard.evaluate(event)
+
+
+def test_every_feature_has_a_value_or_is_left_out_when_it_does_not_apply(guard: Guard) -> None:
+    decision = pay(guard, 1, 0, memo="请转入 安全 账户")
+    kinds = {Kind.MONEY: str, Kind.BOOL: bool, Kind.INT: int, Kind.FLOAT: float, Kind.LIST: list}
+    assert decision.features
+    for name, value in decision.features.items():
+        assert isinstance(value, kinds[FEATURES[name].kind]), (name, value)
+    assert decision.features["memo_categories"] == ["safe_account"]
+    assert decision.features["local_hour"] == 10
+
+
+def test_a_payee_is_new_until_a_payment_to_it_is_executed(guard: Guard) -> None:
+    first = pay(guard, 1, 0, amount="50000")
+    assert (first.action, first.features["is_new_payee"]) == (Action.HOLD, True)
+    second = pay(guard, 2, 1)
+    assert second.features["is_new_payee"] is True, "a held payment is only an attempt"
+    assert second.action is Action.ALLOW
+    third = pay(guard, 3, 2)
+    assert third.features["is_new_payee"] is False
+    assert third.features["payee_payment_count"] == 1
+    assert third.features["payee_first_paid_days"] == pytest.approx(1 / 24)
+
+
+def test_release_turns_a_held_payment_into_an_executed_one(guard: Guard) -> None:
+    held = pay(guard, 1, 0, amount="50000")
+    guard.release(held.decision_id)
+    assert pay(guard, 2, 1).features["is_new_payee"] is False
+    with pytest.raises(UnknownDecisionError):
+        guard.release(held.decision_id)
+    allowed = pay(guard, 3, 2, payee="B-2")
+    with pytest.raises(UnknownDecisionError, match="no held payment"):
+        guard.release(allowed.decision_id)
+
+
+def test_the_same_event_id_is_decided_once_and_counted_once(guard: Guard) -> None:
+    first = pay(guard, 1, 0)
+    again = pay(guard, 1, 0)
+    assert again == first
+    assert pay(guard, 2, 0.5).features["outbound_count_1h"] == 2
+
+
+def test_velocity_windows_use_event_time_and_include_the_current_attempt(guard: Guard) -> None:
+    for n, hours in enumerate([0, 0.2, 0.4, 5, 23.9]):
+        decision = pay(guard, n, hours, amount="100", payee=f"B-{n}")
+    assert decision.features["outbound_count_1h"] == 1
+    assert decision.features["outbound_count_24h"] == 5
+    assert decision.features["out_sum_24h"] == "500.00"
+    assert decision.features["new_payee_count_24h"] == 5
+    late = pay(guard, 9, 24.3, payee="B-0")
+    assert late.features["outbound_count_24h"] == 4  # the payments at 0:00 and 0:12 left the window
+    assert late.features["is_new_payee"] is False
+
+
+def test_drain_ratio_compares_the_day_outflow_with_the_balance_at_its_start(guard: Guard) -> None:
+    pay(guard, 1, 0, amount="30000", payer={"balance_before": "100000"})
+    decision = pay(guard, 2, 1, amount="30000", payer={"balance_before": "70000"}, payee="B-2")
+    assert decision.features["drain_ratio_24h"] == pytest.approx(0.6)
+
+
+def test_amounts_are_measured_against_the_customer_s_own_history(guard: Guard) -> None:
+    assert pay(guard, 0, 0, amount="300").features["is_first_large_transfer"] is True
+    for n in range(1, 20):
+        pay(guard, n, n, amount=str(100 + n))
+    decision = pay(guard, 50, 30, amount="1190")
+    assert decision.features["max_amount_365d"] == "300.00"
+    assert decision.features["is_first_large_transfer"] is True
+    assert decision.features["amount_to_p95_90d"] == pytest.approx(
+        1190 / 119
+    )  # p95 of 20 amounts is the 19th
+    assert pay(guard, 51, 31, amount="1000").features["is_first_large_transfer"] is False
+
+
+def test_mule_signals_for_the_account_being_evaluated(guard: Guard) -> None:
+    mule = "M-1"
+    for n in range(5):
+        incoming = make_event(
+            id=f"in{n}",
+            type="transfer_in",
+            timestamp=at(n * 0.1),
+            amount="1000",
+            payer={"account": f"V-{n}"},
+            payee={"account": mule},
+        )
+        decision = guard.evaluate(incoming)
+    assert decision.features["inbound_distinct_payers_24h"] == 5
+    out = make_event(
+        id="out",
+        timestamp=at(1),
+        amount="4500",
+        payer={"account": mule, "account_opened": "2026-02-25"},
+        payee={"account": "CRYPTO-1", "type": "vasp"},
+    )
+    features = guard.evaluate(out).features
+    assert features["passthrough_ratio_24h"] == pytest.approx(0.9)
+    assert features["account_age_days"] == 5
+    into_mule = pay(guard, 7, 2, payee=mule)
+    assert into_mule.features["payee_inbound_distinct_payers_24h"] == 6
+
+
+def test_loans_and_broken_deposits_that_just_arrived(guard: Guard) -> None:
+    customer = make_event()["payer"]["account"]
+    for n, lender in enumerate(["L-1", "L-2"]):
+        guard.evaluate(
+            make_event(
+                id=f"loan{n}",
+                type="loan_disbursement",
+                timestamp=at(n),
+                amount="20000",
+                payer={"account": lender, "type": "lender"},
+                payee={"account": customer},
+            )
+        )
+    guard.evaluate(
+        make_event(
+            id="dep",
+            type="deposit_redemption",
+            timestamp=at(2),
+            amount="50000",
+            payer={"account": f"{customer}-TD"},
+            payee={"account": customer},
+        )
+    )
+    features = pay(guard, 1, 3).features
+    assert (features["loan_inflow_24h"], features["distinct_lenders_24h"]) == ("40000.00", 2)
+    assert features["deposit_redeemed_24h"] == "50000.00"
+    assert pay(guard, 2, 30).features["loan_inflow_24h"] == "0.00"
+
+
+def test_stops_are_remembered_to_catch_retries_to_another_payee(guard: Guard) -> None:
+    guard.set_list("fraud_accounts", ["BAD-1"])
+    assert pay(guard, 1, 0, payee="BAD-1").action is Action.INTERRUPT
+    retry = pay(guard, 2, 0.5, payee="B-2")
+    assert (retry.features["recent_stops_60m"], retry.features["last_stop_other_payee"]) == (1, True)
+    later = pay(guard, 3, 48, payee="B-2")
+    assert (later.features["recent_stops_60m"], later.features["recent_stops_30d"]) == (0, 1)
+
+
+def test_hours_since_a_new_device_come_from_events_or_the_session(guard: Guard) -> None:
+    guard.evaluate(
+        make_event(id="bind", type="device_bound", timestamp=at(0), amount=None, currency=None, payee=None)
+    )
+    assert pay(guard, 1, 3).features["hours_since_new_device"] == pytest.approx(3)
+    assert pay(guard, 2, 4, session={"device_age_hours": 0.5}).features["hours_since_new_device"] == 0.5
+
+
+def test_local_hour_uses_the_payer_zone_else_the_rule_set_zone(guard: Guard) -> None:
+    assert pay(guard, 1, 16).features["is_night"] is True  # 02:00 in Shanghai
+    london = pay(guard, 2, 17, payer={"timezone": "Europe/London"})
+    assert (london.features["local_hour"], london.features["is_night"]) == (19, False)
+
+
+def test_memo_keywords_match_after_normalising_width_case_spaces_and_punctuation(guard: Guard) -> None:
+    assert pay(guard, 1, 0, memo="ＳＡＦＥ－ACCOUNT!!").features["memo_categories"] == ["safe_account"]
+    assert pay(guard, 2, 0, memo="做任务 刷 单，佣金").features["memo_categories"] == ["task"]
+    assert pay(guard, 3, 0, memo="rent for March").features["memo_categories"] == []
+
+
+def test_a_late_event_sees_the_history_it_would_have_seen_in_order(guard: Guard) -> None:
+    pay(guard, 1, 0, payee="B-1")
+    pay(guard, 2, 10, payee="B-2")
+    late = pay(guard, 3, 5, payee="B-2")
+    assert late.features["is_new_payee"] is True
+    assert late.features["outbound_count_24h"] == 2
+
+
+def test_record_feeds_history_without_deciding_or_auditing(write_rules: WriteRules, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with Guard.from_path(write_rules(reads_every_feature()), audit=audit) as guard:
+        count = guard.record(
+            make_event(id=f"h{n}", timestamp=at(n), payee={"account": "B-1"}) for n in range(3)
+        )
+        assert count == 3
+        assert audit.read_text() == ""
+        decision = pay(guard, 9, 4, payee="B-1")
+    assert (decision.features["is_new_payee"], decision.features["payee_payment_count"]) == (False, 3)
+
+
+def test_lists_compare_normalised_account_numbers(guard: Guard) -> None:
+    guard.set_list("fraud_accounts", ["6222 0000-1111 2222"])
+    assert guard.list_entries("fraud_accounts") == frozenset({"6222000011112222"})
+    assert pay(guard, 1, 0, payee="62220000 11112222").action is Action.INTERRUPT
+
+
+def test_history_stays_bounded(guard: Guard) -> None:
+    for n in range(300):
+        pay(guard, n, n * 2, payee=f"B-{n}")
+    store = guard.store
+    history = store.accounts[make_event()["payer"]["account"]]  # type: ignore[attr-defined]
+    assert len(history.out) <= 14  # about a day of attempts at one every two hours, plus the grace
+    assert len(history.sample) <= 100
+    assert len(history.maxima) <= 5
+
+
+def test_sqlite_store_continues_in_a_new_process_exactly_where_it_was(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    rules = write_rules(reads_every_feature())
+    database = tmp_path / "payguard.db"
+    guard = Guard.from_path(rules, store=SQLiteStore(database))
+    pay(guard, 1, 0, payee="B-1")
+    pay(guard, 2, 0.5, payee="B-2")
+    guard.close()
+    script = textwrap.dedent(f"""
+        import json, payguard
+        guard = payguard.Guard.from_path({str(rules)!r}, store=payguard.SQLiteStore({str(database)!r}))
+        event = {make_event(id="e3", timestamp=at(0.75), payee={"account": "B-1"})!r}
+        d = guard.evaluate(event)
+        again = guard.evaluate({make_event(id="e1", timestamp=at(0), payee={"account": "B-1"})!r})
+        print(json.dumps([d.features["is_new_payee"], d.features["outbound_count_1h"], again.event_id]))
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[false, 3, "e1"]'
+
+
+def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRules, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "payguard.db")
+    guard = Guard.from_path(write_rules(reads_every_feature()), store=store, audit=_failing_sink)
+    with pytest.raises(Exception, match="sink is down"):
+        pay(guard, 1, 0)
+    with store.transaction() as txn:
+        assert txn.decision("e1") is None
+        assert txn.account(make_event()["payer"]["account"]).out == []
+
+
+def _failing_sink(record: dict[str, Any]) -> None:
+    raise OSError("sink is down")

@@ -35,9 +35,11 @@ def _err(message: str) -> None:
 
 
 def _load_guard(path: str, **options: Any) -> Guard:
+    """A guard, or exit 2: a rule set that does not load or an audit file that cannot be opened is a
+    problem with the command's arguments, reported before any record is read."""
     try:
         return Guard.from_path(path, **options)
-    except RuleFileError as exc:
+    except PayguardError as exc:
         _err(str(exc))
         raise SystemExit(EXIT_USAGE) from None
 

@@ -69,11 +69,17 @@ def guess_format(name: str) -> str:
 
 
 def _open_binary(name: str) -> IO[bytes]:
-    raw: Any = sys.stdin.buffer if name == "-" else Path(name).open("rb")  # noqa: SIM115
-    buffered: io.BufferedReader = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
-    return buffered
+    """A binary stream of ``name`` (``-`` is stdin), decompressed when it starts with the gzip magic."""
+    if name == "-":
+        stdin = (
+            io.BufferedReader(sys.stdin.buffer.raw) if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
+        )
+        if isinstance(stdin, io.BufferedReader) and stdin.peek(2)[:2] == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=stdin)  # type: ignore[return-value]
+        return stdin
+    with Path(name).open("rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(name, "rb") if compressed else Path(name).open("rb")  # type: ignore[return-value]
 
 
 def _open_text(name: str) -> IO[str]:

@@ -1,0 +1,70 @@
+"""The payguard command: check, explain and the exit codes the README documents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from payguard._cli import main
+
+from .conftest import ROOT, make_event
+
+WriteRules = Callable[..., Path]
+VALID = """
+rules:
+  - {id: new_large, description: d, when: {is_new_payee: true, amount: {gte: 1000}}, action: hold, reason: Large to new payee.}
+"""
+
+
+def test_check_exits_0_for_valid_rules_and_3_with_every_problem(write_rules: WriteRules) -> None:
+    good = write_rules(VALID, name="good.yaml")
+    result = CliRunner().invoke(main, ["check", str(good)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"ok: {good}: test 1, 1 rules, sha256:")
+    bad = write_rules(VALID.replace("is_new_payee", "is_new_paye").replace("hold", "hodl"), name="bad.yaml")
+    result = CliRunner().invoke(main, ["check", str(good), str(bad)])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"{bad}:8:44: unknown_field: unknown field or feature 'is_new_paye' (did you mean 'is_new_payee'?)",
+        f"{bad}:8:93: invalid_value: action must be one of allow, review, hold, interrupt (did you mean 'hold'?)",
+    ]
+
+
+def test_check_runs_as_an_installed_command(write_rules: WriteRules) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "payguard._cli", "check", str(write_rules(VALID))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_explain_shows_features_and_hits_after_the_history_in_the_file(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    history = [
+        make_event(id=f"h{n}", timestamp=f"2026-03-0{n + 1}T10:00:00+08:00", amount="10") for n in range(2)
+    ]
+    target = make_event(
+        id="now", timestamp="2026-03-05T10:00:00+08:00", amount="5000", payee={"account": "NEW"}
+    )
+    events.write_text("".join(json.dumps(e) + "\n" for e in [*history, target]))
+    result = CliRunner().invoke(main, ["explain", "--rules", str(write_rules(VALID)), str(events)])
+    assert result.exit_code == 0, result.stderr
+    assert "event now" in result.stdout
+    assert "-> hold" in result.stdout
+    assert "is_new_payee                         True" in result.stdout
+    assert "new_large" in result.stdout
+    result = CliRunner().invoke(
+        main, ["explain", "--rules", str(write_rules(VALID)), "--event-id", "h1", str(events)]
+    )
+    assert "event h1" in result.stdout
+    assert "is_new_payee                         False" in result.stdout

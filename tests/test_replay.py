@@ -1,0 +1,217 @@
+"""Replay and backtest: what a rule set would have stopped, from transaction files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from payguard import Guard
+from payguard._cli import main
+from payguard._replay import parse_duration, replay
+
+from .conftest import make_event
+
+WriteRules = Callable[..., Path]
+RULES = """
+lists:
+  fraud_accounts: []
+rules:
+  - {id: listed, description: payee on the fraud list, when: {payee.account: {in_list: fraud_accounts}}, action: interrupt, reason: r}
+  - {id: large, description: large, when: {amount: {gte: 1000}}, action: hold, reason: r}
+  - {id: medium, description: medium, mode: shadow, when: {amount: {gte: 500}}, action: review, reason: r}
+"""
+
+
+def event(n: int, hour: int, amount: str, fraud: bool | None = None, payee: str = "B") -> dict[str, Any]:
+    data = make_event(
+        id=f"e{n}", timestamp=f"2026-03-02T{hour:02d}:00:00+00:00", amount=amount, payee={"account": payee}
+    )
+    if fraud is not None:
+        data["label"] = {"is_fraud": fraud}
+    return data
+
+
+def write_events(path: Path, events: list[Any]) -> Path:
+    path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events))
+    return path
+
+
+def run(args: list[str]) -> Any:
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_events_are_replayed_in_event_time_order_stable_for_equal_times(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = write_events(
+        tmp_path / "e.jsonl", [event(1, 5, "10"), event(2, 1, "10"), event(3, 5, "10"), event(4, 3, "10")]
+    )
+    result = run(["replay", str(events), "--rules", str(write_rules(RULES)), "--out", "-"])
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["event_id"] for line in result.stdout.splitlines()] == ["e2", "e4", "e1", "e3"]
+
+
+def test_rejected_records_are_reported_counted_and_written_never_dropped(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = write_events(
+        tmp_path / "e.jsonl",
+        [event(1, 1, "10"), "{broken", {**event(2, 2, "10"), "amount": "-3"}, event(3, 3, "10")],
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    summary = tmp_path / "summary.json"
+    result = run(
+        [
+            "replay",
+            str(events),
+            "--rules",
+            str(write_rules(RULES)),
+            "--rejects",
+            str(rejects),
+            "--summary-json",
+            str(summary),
+        ]
+    )
+    assert result.exit_code == 3
+    assert f"{events}:2: rejected: invalid JSON" in result.stderr
+    assert f"{events}:3: rejected: invalid event 'e2': amount: must be greater than 0" in result.stderr
+    assert [json.loads(line)["line"] for line in rejects.read_text().splitlines()] == [2, 3]
+    data = json.loads(summary.read_text())
+    assert (data["records"], data["evaluated"], data["rejected"]) == (4, 2, 2)
+
+
+def test_the_summary_counts_actions_amounts_and_rules(write_rules: WriteRules, tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path / "e.jsonl",
+        [event(1, 1, "10"), event(2, 2, "1500"), event(3, 3, "700"), event(4, 4, "2000")],
+    )
+    summary = tmp_path / "s.json"
+    result = run(["replay", str(events), "--rules", str(write_rules(RULES)), "--summary-json", str(summary)])
+    assert result.exit_code == 0
+    data = json.loads(summary.read_text())
+    assert data["events_by_type"] == {"transfer_out": 4}
+    assert data["decisions"]["hold"] == {"count": 2, "amount": {"CNY": "3500"}}
+    assert data["decisions"]["allow"] == {"count": 2, "amount": {"CNY": "710"}}
+    assert data["top_rules_by_count"] == [{"rule_id": "large", "count": 2}]
+    assert data["shadow_rules"] == {"medium": 3}
+    assert data["events_per_second"] > 0
+    assert "hold" in result.stderr
+    assert "events/s" in result.stderr
+
+
+def test_a_backtest_scores_stopped_payments_against_labels(write_rules: WriteRules, tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path / "e.jsonl",
+        [
+            event(1, 1, "1500", fraud=True),
+            event(2, 2, "1500", fraud=False),
+            event(3, 3, "50", fraud=True),
+            event(4, 4, "50", fraud=False),
+            event(5, 5, "50", fraud=False),
+        ],
+    )
+    summary = tmp_path / "s.json"
+    run(["replay", str(events), "--rules", str(write_rules(RULES)), "--summary-json", str(summary)])
+    backtest = json.loads(summary.read_text())["backtest"]
+    assert backtest["confusion"] == {
+        "stopped_fraud": 1,
+        "stopped_legit": 1,
+        "missed_fraud": 1,
+        "allowed_legit": 2,
+    }
+    assert (backtest["precision"], backtest["recall"], backtest["legit_stopped_share"]) == (0.5, 0.5, 0.3333)
+    assert backtest["fraud_money_stopped_share"] == {"CNY": round(1500 / 1550, 4)}
+    assert backtest["rules"]["large"] == {"fraud_hits": 1, "legit_hits": 1, "precision": 0.5}
+
+
+def test_feedback_delay_lists_a_fraud_payee_once_the_label_would_be_known(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = [
+        event(1, 0, "10", fraud=True, payee="MULE"),
+        event(2, 5, "10", payee="MULE"),
+        event(3, 7, "10", payee="MULE"),
+    ]
+    guard = Guard.from_path(write_rules(RULES))
+    lines: list[dict[str, Any]] = []
+    summary = replay(
+        [str(write_events(tmp_path / "e.jsonl", events))],
+        guard,
+        write=lines.append,
+        feedback_delay=parse_duration("6h"),
+    )
+    assert [line["action"] for line in lines] == ["allow", "allow", "interrupt"]
+    assert summary.listed_by_feedback == 1
+
+
+def test_compare_reports_what_changed_and_which_rules_did_it(write_rules: WriteRules, tmp_path: Path) -> None:
+    old = write_rules(RULES, name="old.yaml")
+    new = write_rules(RULES.replace("gte: 1000", "gte: 600"), name="new.yaml")
+    events = write_events(
+        tmp_path / "e.jsonl",
+        [event(1, 1, "700", fraud=True), event(2, 2, "800", fraud=False), event(3, 3, "5000")],
+    )
+    summary = tmp_path / "s.json"
+    result = run(
+        ["replay", str(events), "--rules", str(new), "--compare", str(old), "--summary-json", str(summary)]
+    )
+    assert result.exit_code == 0
+    compare = json.loads(summary.read_text())["compare"]
+    assert compare["changed"] == [
+        {"old": "allow", "new": "hold", "count": 2, "rules": {"+large": 2}, "examples": ["e1", "e2"]}
+    ]
+    assert compare["old_backtest"]["recall"] == 0.0
+    assert "allow -> hold" in result.stderr
+
+
+def test_duplicates_and_late_events_are_counted(write_rules: WriteRules, tmp_path: Path) -> None:
+    guard = Guard.from_path(write_rules(RULES))
+    events = [event(1, 5, "10"), event(2, 6, "10"), event(3, 7, "10"), event(4, 1, "10"), event(1, 8, "10")]
+    summary = replay([str(write_events(tmp_path / "e.jsonl", events))], guard, window=2)
+    assert (summary.evaluated, summary.duplicates, summary.late["out_of_order"]) == (4, 1, 1)
+
+
+def test_stdin_and_gzip_inputs(write_rules: WriteRules, tmp_path: Path) -> None:
+    payload = "".join(json.dumps(event(n, n, "10")) + "\n" for n in range(3))
+    result = CliRunner().invoke(
+        main, ["replay", "-", "--rules", str(write_rules(RULES)), "--out", "-"], input=payload
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    packed = tmp_path / "events.jsonl.gz"
+    packed.write_bytes(gzip.compress(payload.encode()))
+    assert run(["replay", str(packed), "--rules", str(write_rules(RULES))]).exit_code == 0
+
+
+def test_exit_codes_for_usage_and_internal_errors(
+    write_rules: WriteRules, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = write_events(tmp_path / "e.jsonl", [event(1, 1, "10")])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules: [")
+    assert run(["replay", str(events), "--rules", str(broken)]).exit_code == 2
+    assert (
+        run(["replay", str(events), "--rules", str(write_rules(RULES)), "--feedback-delay", "soon"]).exit_code
+        == 2
+    )
+    assert run(["replay", str(events), "--rules", str(write_rules(RULES)), "--format", "xls"]).exit_code == 2
+
+    def explode(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("payguard._cli.replay", explode)
+    result = run(["replay", str(events), "--rules", str(write_rules(RULES))])
+    assert result.exit_code == 4
+    assert "internal error: RuntimeError: disk on fire" in result.stderr
+
+
+def test_durations() -> None:
+    assert [parse_duration(t) for t in ("7d", "12h", "30m", "45s", "90")] == [604800, 43200, 1800, 45, 90]
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("a week")

@@ -301,6 +301,62 @@ def explain(rules: str, event_id: str | None, fmt: str | None, mapping: str | No
         click.echo(f"  {hit.rule_id:<36} {hit.action.value:<10} (shadow) {hit.reason}")
 
 
+@main.command(name="test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-k", "select", help="Run only the cases whose name contains (or glob-matches) PATTERN.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--coverage", is_flag=True, help="List the rules that no case fired.")
+@click.option(
+    "--fail-under", type=click.FloatRange(0, 100), help="Fail below this percentage of rules fired."
+)
+@click.option(
+    "--fuzz", type=click.IntRange(min=0), default=0, help="Check each invariant with N generated events."
+)
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+def test_command(
+    paths: tuple[str, ...],
+    select: str | None,
+    fmt: str,
+    coverage: bool,
+    fail_under: float | None,
+    fuzz: int,
+    engine: str,
+) -> None:
+    """Run the rule tests (*_test.yaml) under PATHS.
+
+    Exit 0 when every case passed, 1 when a case or invariant failed (or coverage is under --fail-under),
+    3 when a rule or test file could not be loaded.
+    """
+    from .testing import run_rule_tests
+
+    try:
+        report = run_rule_tests(paths, select=select, fuzz=fuzz, engine=engine)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        sys.exit(EXIT_INVALID)
+    percent = report.coverage()
+    under = fail_under is not None and percent < fail_under
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        labels = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+        for result in report.results:
+            kind = " (invariant)" if result.kind == "invariant" else ""
+            click.echo(f"{labels[result.status]} {result.name}{kind}")
+            if result.status == "failed":
+                click.echo("\n".join(f"    {line}" for line in result.message.splitlines()))
+        counts = report.counts()
+        click.echo(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+        if coverage or fail_under is not None:
+            click.echo(f"rule coverage: {percent:.1f}%")
+            for rule in report.unfired():
+                click.echo(f"  not fired by any case: {rule}")
+        if under:
+            _err(f"rule coverage {percent:.1f}% is under --fail-under {fail_under:g}%")
+    sys.exit(EXIT_FINDINGS if report.failed or under else EXIT_OK)
+
+
 @main.group()
 def audit() -> None:
     """Audit trail tools."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,15 @@ from ._fields import EVENT_FIELDS, FEATURES, FieldSpec, Kind, attribute_field
 from ._money import MoneyError, parse_decimal, to_minor_units
 from ._text import normalize_account, normalize_text
 
-__all__ = ["MAX_ALTERNATIVES", "Rule", "RuleSet", "is_test_file", "load_rule_set", "rule_files"]
+__all__ = [
+    "MAX_ALTERNATIVES",
+    "Rule",
+    "RuleSet",
+    "is_test_file",
+    "load_rule_set",
+    "parse_condition",
+    "rule_files",
+]
 
 # A rule's condition, expanded into alternatives (``any`` adds, ``all`` multiplies), may have at most this
 # many. durable_rules reports every satisfied alternative and fails above 64 at once.
@@ -781,6 +790,22 @@ def alternatives(node: Condition) -> int:
         return 1
 
     return width(push_negations(node))
+
+
+def parse_condition(ruleset: RuleSet, when: Any, where: str) -> Condition:
+    """Compile a condition written in the rule language against ``ruleset`` (its parameters, keyword
+    sets, lists and attributes), as rule tests' invariants do. Raises ``RuleFileError``."""
+    builder = _RuleSetBuilder()
+    builder.path = where
+    builder.params = dict(ruleset.params)
+    builder.keyword_sets = dict(ruleset.keyword_sets)
+    builder.lists = dict(ruleset.lists)
+    builder.attributes = dict(ruleset.attributes)
+    doc = YAML(typ="rt", pure=True).load(json.dumps({"when": when}, ensure_ascii=False))
+    condition = builder.condition(doc, "when", ruleset.currency)
+    if builder.problems or condition is None:
+        raise RuleFileError(builder.problems)
+    return condition
 
 
 def load_rule_set(path: str | Path) -> RuleSet:

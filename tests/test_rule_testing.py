@@ -107,7 +107,7 @@ def test_broken_rule_or_test_files_exit_3_with_positions(suite: Path) -> None:
     (suite / "rules.yaml").write_text(RULES.replace("is_new_payee", "is_new_paye"))
     result = CliRunner().invoke(main, ["test", str(suite)])
     assert result.exit_code == 3
-    assert "rules.yaml:10:" in result.stderr
+    assert "rules.yaml:11:66: unknown_field" in result.stderr
     assert "did you mean 'is_new_payee'" in result.stderr
 
 

@@ -23,8 +23,20 @@ from decimal import Decimal
 from typing import Any
 
 from ._decision import Action
-from ._event import Event, EventType, zone
-from ._history import DAY, HOUR, AccountHistory, Entry, party_hash, window
+from ._event import Event, EventType, PartyType, zone
+from ._history import (
+    COUNT,
+    DAY,
+    FIRST,
+    FIRST_AMOUNT,
+    HOUR,
+    INCREASING,
+    LAST_AMOUNT,
+    AccountHistory,
+    Entry,
+    party_hash,
+    window,
+)
 from ._money import currency_exponent, to_minor_units
 from ._rulefile import RuleSet
 from ._store import StoreTransaction
@@ -77,7 +89,7 @@ class _Context:
         if not (self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None):
             return None
         known = self.history.payees.get(self.payee_hash)
-        return known is None or known[0] > self.time
+        return known is None or known[FIRST] > self.time
 
     def out_sum_minor(self) -> int:
         return sum(e[1] for e in self.out_24h()) + (self.amount or 0 if self.outgoing else 0)
@@ -91,16 +103,37 @@ def _payee_payment_count(c: _Context) -> Any:
     if c.payee_hash is None or not c.outgoing:
         return None
     known = c.history.payees.get(c.payee_hash)
-    return known[1] if known and known[0] <= c.time else 0
+    return known[COUNT] if known and known[FIRST] <= c.time else 0
 
 
 def _payee_first_paid_days(c: _Context) -> Any:
     if c.payee_hash is None or not c.outgoing:
         return None
     known = c.history.payees.get(c.payee_hash)
-    if known is None or known[0] > c.time:
+    if known is None or known[FIRST] > c.time:
         return None
-    return (c.time - known[0]) / DAY
+    return (c.time - known[FIRST]) / DAY
+
+
+def _known_payee(c: _Context) -> tuple[int, ...] | None:
+    if c.payee_hash is None or not c.outgoing or c.amount is None:
+        return None
+    known = c.history.payees.get(c.payee_hash)
+    return known if known is not None and known[FIRST] <= c.time else None
+
+
+def _payee_amounts_increasing(c: _Context) -> Any:
+    known = _known_payee(c)
+    if known is None:
+        return None
+    return bool(known[INCREASING]) and (c.amount or 0) > known[LAST_AMOUNT]
+
+
+def _amount_to_first_payee_amount(c: _Context) -> Any:
+    known = _known_payee(c)
+    if known is None or known[FIRST_AMOUNT] <= 0:
+        return None
+    return (c.amount or 0) / known[FIRST_AMOUNT]
 
 
 def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
@@ -122,17 +155,41 @@ def _new_payee_count_24h(c: _Context) -> Any:
     return len(payees)
 
 
-def _drain_ratio_24h(c: _Context) -> Any:
+def _balance_start_minor(c: _Context) -> int | None:
+    """The balance before the first outgoing attempt of the 24-hour window (this one if it is the first)."""
     balances = [e[4] for e in c.out_24h() if e[4] >= 0]
     if balances:
-        start = balances[0]
-    elif c.event.payer.balance_before is not None and c.currency:
-        start = to_minor_units(c.event.payer.balance_before, c.currency)
-    else:
-        return None
-    if start <= 0:
+        return balances[0]
+    if c.event.payer.balance_before is not None and c.currency:
+        return to_minor_units(c.event.payer.balance_before, c.currency)
+    return None
+
+
+def _balance_start_24h(c: _Context) -> Any:
+    start = _balance_start_minor(c)
+    return None if start is None else c.money(start)
+
+
+def _drain_ratio_24h(c: _Context) -> Any:
+    start = _balance_start_minor(c)
+    if start is None or start <= 0:
         return None
     return c.out_sum_minor() / start
+
+
+def _new_payee_out_minor(c: _Context) -> int:
+    """Outgoing to new payees in 24 hours, this payment included when its payee is new."""
+    return sum(e[1] for e in c.out_24h() if e[3]) + (c.amount or 0 if c.is_new_payee() else 0)
+
+
+def _new_payee_out_over(entries_of: Callable[[AccountHistory], list[Entry]]) -> Callable[[_Context], Any]:
+    def ratio(c: _Context) -> Any:
+        received = sum(e[1] for e in window(entries_of(c.history), c.time - DAY, c.time))
+        if received <= 0 or not c.outgoing:
+            return None
+        return _new_payee_out_minor(c) / received
+
+    return ratio
 
 
 def _amount_to_p95_90d(c: _Context) -> Any:
@@ -156,6 +213,19 @@ def _is_first_large_transfer(c: _Context) -> Any:
         return None
     found = c.history.max_before(c.time)
     return found is None or c.amount > found
+
+
+def _unseen_inbound_7d(c: _Context) -> Any:
+    """Credits in 7 days from accounts the customer never paid: a scam platform's "profit" or "commission"."""
+    return sum(1 for e in window(c.history.inbound, c.time - 7 * DAY, c.time) if e[2] not in c.history.payees)
+
+
+def _is_first_vasp_payment(c: _Context) -> Any:
+    payee = c.event.payee
+    if payee is None or not c.outgoing or payee.type is not PartyType.VASP:
+        return None
+    last = c.history.vasp_time
+    return last is None or last > c.time or c.time - last > 365 * DAY
 
 
 def _inbound_payers(history: AccountHistory, time: int) -> set[int]:
@@ -266,6 +336,13 @@ _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
     "out_sum_24h": _out_sum_24h,
     "new_payee_count_24h": _new_payee_count_24h,
     "drain_ratio_24h": _drain_ratio_24h,
+    "balance_start_24h": _balance_start_24h,
+    "payee_amounts_increasing": _payee_amounts_increasing,
+    "amount_to_first_payee_amount": _amount_to_first_payee_amount,
+    "new_payee_out_to_loans_24h": _new_payee_out_over(lambda h: h.loans),
+    "new_payee_out_to_deposits_24h": _new_payee_out_over(lambda h: h.deposits),
+    "unseen_inbound_7d": _unseen_inbound_7d,
+    "is_first_vasp_payment": _is_first_vasp_payment,
     "amount_to_p95_90d": _amount_to_p95_90d,
     "max_amount_365d": _max_amount_365d,
     "is_first_large_transfer": _is_first_large_transfer,
@@ -344,6 +421,8 @@ class FeatureEngine:
         event, amount = context.event, context.amount
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash)
+        if event.payee is not None and event.payee.type is PartyType.VASP:
+            history.vasp_time = max(history.vasp_time or 0, context.time)
         if event.type is EventType.TRANSFER_OUT and event.payee is not None:
             key = normalize_account(event.payee.account)
             if key != context.subject_key:

@@ -3,10 +3,10 @@
 Times are event times in epoch seconds; amounts are integer minor units; counterparties are stable 64-bit
 hashes of their normalised account numbers (so a history survives a restart and fits in little memory).
 
-Bounds, per account: windows keep 24 hours (plus an hour of grace for late events), stops 30 days (at most
-50), the amount sample the last 100 executed payments of 90 days, the running maximum only the payments that
-can still be a 365-day maximum, and known payees at most ``MAX_PAYEES`` (the least recently paid are
-forgotten first, and then count as new again).
+Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
+events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
+running maximum only the payments that can still be a 365-day maximum; and known payees at most
+``MAX_PAYEES`` (the least recently paid are forgotten first, and then count as new again).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ __all__ = ["DAY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash"]
 # Entries are tuples of ints: smaller than lists, and untracked by the garbage collector, which matters
 # with a million of them.
 Entry = tuple[int, ...]
+PayeeStats = tuple[int, int, int, int, int, int]
+FIRST, COUNT, LAST, FIRST_AMOUNT, LAST_AMOUNT, INCREASING = range(6)
 
 HOUR = 3600
 DAY = 86400
@@ -74,8 +76,9 @@ class AccountHistory:
 
     # outgoing attempts (executed or stopped): [time, amount, payee hash, was new payee, balance before or -1]
     out: list[Entry] = field(default_factory=list)
-    # payee hash -> [first paid time, executed payment count, last paid time]
-    payees: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # payee hash -> (first paid time, executed payments, last paid time, first amount, last amount,
+    # 1 while every payment to the payee was larger than the one before, else 0)
+    payees: dict[int, PayeeStats] = field(default_factory=dict)
     # executed outgoing amounts: [time, amount], the last MAX_SAMPLE within 90 days
     sample: list[Entry] = field(default_factory=list)
     # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
@@ -88,8 +91,9 @@ class AccountHistory:
     deposits: list[Entry] = field(default_factory=list)
     # hold or interrupt decisions: [time, payee hash]
     stops: list[Entry] = field(default_factory=list)
-    # last device binding or credential change
+    # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
+    vasp_time: int | None = None
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
@@ -108,8 +112,9 @@ class AccountHistory:
             return
         self.pruned = time
         horizon = self.seen - DAY - GRACE
-        for entries in (self.out, self.inbound, self.loans, self.deposits):
+        for entries in (self.out, self.loans, self.deposits):
             _prune(entries, horizon)
+        _prune(self.inbound, self.seen - 7 * DAY - GRACE)
         _prune(self.stops, self.seen - 30 * DAY - GRACE)
         _prune(self.sample, self.seen - 90 * DAY - GRACE)
         _prune(self.maxima, self.seen - 365 * DAY - GRACE)
@@ -119,9 +124,21 @@ class AccountHistory:
 
     def add_executed(self, time: int, amount: int, payee: int | None) -> None:
         if payee is not None:
-            first, count, last = self.payees.pop(payee, (time, 0, time))
-            # re-inserted: dict order is least recently paid first
-            self.payees[payee] = (min(first, time), count + 1, max(last, time))
+            known = self.payees.pop(payee, None)
+            if known is None:
+                stats: PayeeStats = (time, 1, time, amount, amount, 1)
+            else:
+                first, count, last, first_amount, last_amount, increasing = known
+                later = time >= last
+                stats = (
+                    min(first, time),
+                    count + 1,
+                    max(last, time),
+                    amount if time < first else first_amount,
+                    amount if later else last_amount,
+                    int(bool(increasing) and later and amount > last_amount),
+                )
+            self.payees[payee] = stats  # re-inserted: dict order is least recently paid first
             while len(self.payees) > MAX_PAYEES:
                 del self.payees[next(iter(self.payees))]
         _insert(self.sample, (time, amount))
@@ -180,6 +197,7 @@ class AccountHistory:
             "deposits": self.deposits,
             "stops": self.stops,
             "device_time": self.device_time,
+            "vasp_time": self.vasp_time,
             "seen": self.seen,
             "pruned": self.pruned,
         }
@@ -188,7 +206,7 @@ class AccountHistory:
     def from_json(cls, data: dict[str, Any]) -> AccountHistory:
         return cls(
             out=_entries(data["out"]),
-            payees={row[0]: (row[1], row[2], row[3]) for row in data["payees"]},
+            payees={row[0]: (row[1], row[2], row[3], row[4], row[5], row[6]) for row in data["payees"]},
             sample=_entries(data["sample"]),
             maxima=_entries(data["maxima"]),
             inbound=_entries(data["inbound"]),
@@ -196,6 +214,7 @@ class AccountHistory:
             deposits=_entries(data["deposits"]),
             stops=_entries(data["stops"]),
             device_time=data["device_time"],
+            vasp_time=data.get("vasp_time"),
             seen=data["seen"],
             pruned=data.get("pruned", 0),
         )

@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/payguard replay examples/transactions.jsonl --rules rules/ --out - --summary-json out/demo-summary.json
+	$(BIN)/payguard replay examples/transactions.jsonl --history examples/history.jsonl.gz --rules rules/ \
+		--out out/demo-decisions.jsonl --summary-json out/demo-summary.json --audit out/demo-audit.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples rules benchmarks

@@ -239,3 +239,25 @@ def test_eight_threads_decide_exactly_as_one_thread(
     stop.set()
     noise.join()
     assert results == expected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tiny_and_huge_floats_in_rules_and_events_match_in_both_engines(
+    engine: str, write_rules: WriteRules
+) -> None:
+    # Python writes these floats with a bare exponent (1e-07), which durable_rules' parser refuses.
+    path = write_rules("""
+        rules:
+          - {id: fresh_device, description: d, when: {session.device_age_hours: {lt: 0.000001}}, action: hold, reason: r}
+          - {id: old_device, description: d, when: {session.device_age_hours: {gt: 1.0e+16}}, action: review, reason: r}
+    """)
+    guard = Guard.from_path(path, engine=engine, on_error="raise")
+    ages = {
+        5e-324: ("fresh_device",),
+        1e-07: ("fresh_device",),
+        2e-06: (),
+        1e17: ("old_device",),
+        1e300: ("old_device",),
+    }
+    for n, (age, expected) in enumerate(ages.items()):
+        assert guard.evaluate(make_event(id=f"e{n}", session={"device_age_hours": age})).rule_ids == expected

@@ -170,6 +170,7 @@ class FileSink:
         self._every = 1 if fsync == "always" else (0 if fsync == "never" else int(fsync))
         self._count = 0
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.previous_hash = last_hash(self.path)
             self._file = self.path.open("a", encoding="utf-8")
             if self.path.stat().st_size and not _ends_with_newline(self.path):

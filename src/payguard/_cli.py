@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,6 +113,7 @@ def _progress() -> Any:
 @click.option(
     "--feedback-delay", help="Add labelled frauds' payees to fraud_accounts after this delay (7d, 12h)."
 )
+@click.option("--history", "history", multiple=True, help="Record this file's events as past payments first.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
 def replay_command(
     files: tuple[str, ...],
@@ -125,6 +127,7 @@ def replay_command(
     rejects: str | None,
     compare: str | None,
     feedback_delay: str | None,
+    history: tuple[str, ...],
     engine: str,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
@@ -177,6 +180,7 @@ def replay_command(
                 compare=old,
                 feedback_delay=delay,
                 progress=(lambda n: bar.advance(task, n)) if bar is not None else None,
+                history=list(history),
             )
     except PayguardError as exc:
         _err(f"error: {exc}")
@@ -355,6 +359,68 @@ def test_command(
         if under:
             _err(f"rule coverage {percent:.1f}% is under --fail-under {fail_under:g}%")
     sys.exit(EXIT_FINDINGS if report.failed or under else EXIT_OK)
+
+
+@main.group()
+def generate() -> None:
+    """Synthetic traffic for measuring rules: ordinary customers, and the demo day with scams."""
+
+
+@generate.command()
+@click.option("--customers", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--history-days", type=click.IntRange(min=0), default=60, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="The month to measure (JSON Lines).")
+@click.option("--history-out", type=click.Path(), help="The months before it, to warm the store.")
+def benign(
+    customers: int, seed: int, days: int, history_days: int, out: str, history_out: str | None
+) -> None:
+    """Ordinary traffic of CUSTOMERS customers: regular payees, bills, salaries, new friends, purchases."""
+    from ._generate import benign_traffic, write_jsonl
+
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    past, month = benign_traffic(customers, seed, start, history_days=history_days, days=days)
+    write_jsonl(Path(out), month)
+    if history_out:
+        write_jsonl(Path(history_out), past)
+    _err(f"{len(month):,} events in {out}" + (f", {len(past):,} in {history_out}" if history_out else ""))
+
+
+@generate.command()
+@click.option("--out", required=True, type=click.Path())
+@click.option("--history-out", required=True, type=click.Path())
+@click.option("--seed", type=int, default=20260316, show_default=True)
+def demo(out: str, history_out: str, seed: int) -> None:
+    """The demo files: 60 days of history and one day at a small bank with three scam stories."""
+    from ._generate import demo_day, write_jsonl
+
+    past, day = demo_day(seed)
+    write_jsonl(Path(out), day)
+    write_jsonl(Path(history_out), past)
+    _err(f"{len(day):,} events in {out}, {len(past):,} in {history_out}")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+def table(path: str) -> None:
+    """Print the rules of PATH as a Markdown table (id, mode, action, what it catches)."""
+    try:
+        ruleset = load_rule_set(path)
+    except RuleFileError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_INVALID)
+    click.echo(rules_table(ruleset))
+
+
+def rules_table(ruleset: Any) -> str:
+    """The Markdown table of a rule set's rules; rules/README.md holds it and a test keeps it in step."""
+    lines = ["| id | action | what it catches |", "| --- | --- | --- |"]
+    for rule in sorted(ruleset.rules, key=lambda r: r.id):
+        first = rule.description.split(". ")[0].rstrip(".").replace("|", "\\|")
+        action = rule.action.value + (" (shadow)" if rule.shadow else "")
+        lines.append(f"| `{rule.id}` | {action} | {first}. |")
+    return "\n".join(lines)
 
 
 @main.group()

@@ -120,6 +120,11 @@ class Decision:
         return self.action.stops
 
     @property
+    def reason(self) -> str | None:
+        """The reason to show: that of the first enforced hit with the decision's action (None for allow)."""
+        return next((hit.reason for hit in self.hits if hit.action is self.action), None)
+
+    @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(hit.rule_id for hit in self.hits)
 

@@ -6,7 +6,8 @@ evaluation one fact is asserted in a fixed session under a lock, every activatio
 retracted. What the C core mishandles never reaches it:
 
 - every rule starts with the positive discriminator ``t == "tx"``, so negative-only rules cannot loop;
-- facts hold only str, bool, int (money in minor units, far below int64) and finite floats;
+- facts hold only str, bool, int (money in minor units, far below int64) and finite floats, written with a
+  decimal point before any exponent (its parser refuses ``1e-07``);
 - regular expressions, keyword sets, named lists and long ``in`` lists are computed in Python beforehand;
 - a condition expands to at most 60 alternatives, and rules are packed into chunks (separate C rulesets)
   whose alternatives add up to at most 60, below the engine's 64 simultaneous activations;
@@ -38,6 +39,39 @@ AVAILABLE = _engine is not None
 _NEGATED = {"eq": "$neq", "ne": None, "gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}
 _OPS = {"eq": None, "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
 _names = itertools.count()
+
+
+def _number(value: float) -> str:
+    """A float as durable_rules' parser reads it: it refuses an exponent without a decimal point
+    (``1e-07``, error 204), which is how Python writes small and large floats."""
+    text = repr(value)
+    mantissa, sep, exponent = text.partition("e")
+    if sep and "." not in mantissa:
+        return f"{mantissa}.0e{exponent}"
+    return text
+
+
+def encode(value: Any) -> str:
+    """JSON for durable_rules: like ``json.dumps`` but with floats it can parse; no NaN or infinity."""
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{encode(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(encode(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):  # noqa: PLR0124 (NaN check)
+            raise ValueError(f"durable_rules cannot compare {value!r}")
+        return _number(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot send {type(value).__name__} to durable_rules")
 
 
 def _compare(op: str | None, key: str, value: Any) -> dict[str, Any]:
@@ -132,7 +166,7 @@ class DurableMatcher:
             self.definitions.append(definition)
             name = f"payguard{next(_names)}"
             try:
-                self._handles.append(_engine.create_ruleset(name, json.dumps(definition, ensure_ascii=False)))
+                self._handles.append(_engine.create_ruleset(name, encode(definition)))
             except _engine.error as exc:
                 raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
         self._lock = threading.Lock()
@@ -143,7 +177,7 @@ class DurableMatcher:
             payload = dict(fact)
             payload.update(t="tx", sid="0", id=str(next(self._ids)))
             try:
-                text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+                text = encode(payload)
             except (TypeError, ValueError) as exc:
                 raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
             found: set[int] = set()

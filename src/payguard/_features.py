@@ -51,6 +51,10 @@ P95_FLOOR_UNITS = 100
 MIN_SAMPLE = 3
 
 
+def _personal(kind: PartyType | None) -> bool:
+    return kind in (None, PartyType.PERSONAL, PartyType.UNKNOWN)
+
+
 class _Context:
     """One event's view of the store, with the few intermediate results several features share."""
 
@@ -216,8 +220,13 @@ def _is_first_large_transfer(c: _Context) -> Any:
 
 
 def _unseen_inbound_7d(c: _Context) -> Any:
-    """Credits in 7 days from accounts the customer never paid: a scam platform's "profit" or "commission"."""
-    return sum(1 for e in window(c.history.inbound, c.time - 7 * DAY, c.time) if e[2] not in c.history.payees)
+    """Credits in 7 days from people the customer never paid: a scam platform's "profit" or "commission".
+
+    Credits from institutions (a salary from a business, a loan from a lender) do not count."""
+    history = c.history
+    return sum(
+        1 for e in window(history.inbound, c.time - 7 * DAY, c.time) if e[3] and e[2] not in history.payees
+    )
 
 
 def _is_first_vasp_payment(c: _Context) -> Any:
@@ -253,6 +262,13 @@ def _account_age_days(c: _Context) -> Any:
     if opened is None:
         return None
     return (c.event.timestamp.date() - opened).days
+
+
+def _payee_account_age_days(c: _Context) -> Any:
+    payee = c.event.payee
+    if payee is None or payee.account_opened is None:
+        return None
+    return (c.event.timestamp.date() - payee.account_opened).days
 
 
 def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
@@ -350,6 +366,7 @@ _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
     "passthrough_ratio_24h": _passthrough_ratio_24h,
     "account_age_days": _account_age_days,
     "payee_inbound_distinct_payers_24h": _payee_inbound_distinct_payers_24h,
+    "payee_account_age_days": _payee_account_age_days,
     "loan_inflow_24h": _loan_inflow_24h,
     "distinct_lenders_24h": _distinct_lenders_24h,
     "deposit_redeemed_24h": _deposit_redeemed_24h,
@@ -409,7 +426,7 @@ class FeatureEngine:
             else:
                 self._execute(context, history)
         elif kind is EventType.TRANSFER_IN and amount is not None:
-            history.add_inbound(time, amount, party_hash(event.payer.account))
+            history.add_inbound(time, amount, party_hash(event.payer.account), _personal(event.payer.type))
         elif kind is EventType.LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, party_hash(event.payer.account))
         elif kind is EventType.DEPOSIT_REDEMPTION and amount is not None:
@@ -428,7 +445,9 @@ class FeatureEngine:
             if key != context.subject_key:
                 payee_history = context.txn.account(key)
                 payee_history.touch(context.time)
-                payee_history.add_inbound(context.time, amount, party_hash(event.payer.account))
+                payee_history.add_inbound(
+                    context.time, amount, party_hash(event.payer.account), _personal(event.payer.type)
+                )
                 context.txn.save(key, payee_history)
 
     def release(self, event: Event, txn: StoreTransaction) -> None:

@@ -228,6 +228,25 @@ _FEATURE_LIST: list[FieldSpec] = [
         "new_payee_count_24h", Kind.INT, "distinct new payees the payer attempted in 24 h, this one included"
     ),
     _feature("drain_ratio_24h", Kind.FLOAT, "outgoing sum in 24 h over the balance at the window's start"),
+    _feature("balance_start_24h", Kind.MONEY, "balance before the payer's first outgoing attempt in 24 h"),
+    _feature(
+        "payee_amounts_increasing",
+        Kind.BOOL,
+        "every payment to this payee was larger than the one before, this one included",
+    ),
+    _feature("amount_to_first_payee_amount", Kind.FLOAT, "amount over the first amount paid to this payee"),
+    _feature(
+        "new_payee_out_to_loans_24h",
+        Kind.FLOAT,
+        "sent to new payees in 24 h (this payment included) over loans received in 24 h",
+    ),
+    _feature(
+        "new_payee_out_to_deposits_24h",
+        Kind.FLOAT,
+        "sent to new payees in 24 h (this payment included) over deposits broken in 24 h",
+    ),
+    _feature("unseen_inbound_7d", Kind.INT, "credits in 7 days from people the customer never paid"),
+    _feature("is_first_vasp_payment", Kind.BOOL, "a payment to a VASP (crypto platform), none in 365 days"),
     _feature(
         "amount_to_p95_90d", Kind.FLOAT, "amount over the 95th percentile of the payer's 90-day outgoing"
     ),
@@ -242,6 +261,7 @@ _FEATURE_LIST: list[FieldSpec] = [
         "passthrough_ratio_24h", Kind.FLOAT, "payer's outgoing sum in 24 h over its incoming sum in 24 h"
     ),
     _feature("account_age_days", Kind.INT, "days since payer.account_opened"),
+    _feature("payee_account_age_days", Kind.INT, "days since payee.account_opened, when the bank knows it"),
     _feature(
         "payee_inbound_distinct_payers_24h", Kind.INT, "distinct payers who sent money to the payee in 24 h"
     ),

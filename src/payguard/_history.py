@@ -83,7 +83,7 @@ class AccountHistory:
     sample: list[Entry] = field(default_factory=list)
     # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
     maxima: list[Entry] = field(default_factory=list)
-    # money received: [time, amount, payer hash]
+    # money received: (time, amount, payer hash, 1 if the payer is a person or unknown, 0 for an institution)
     inbound: list[Entry] = field(default_factory=list)
     # loan disbursements received: [time, amount, lender hash]
     loans: list[Entry] = field(default_factory=list)
@@ -160,8 +160,8 @@ class AccountHistory:
         self.maxima[:position] = keep
         self.maxima.insert(len(keep), (time, amount))
 
-    def add_inbound(self, time: int, amount: int, payer: int) -> None:
-        _insert(self.inbound, (time, amount, payer))
+    def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
+        _insert(self.inbound, (time, amount, payer, int(personal)))
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
         _insert(self.loans, (time, amount, lender))

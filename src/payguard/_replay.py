@@ -94,6 +94,7 @@ class Backtest:
     fp: int = 0
     fn: int = 0
     tn: int = 0
+    legit_interrupted: int = 0
     fraud_money: defaultdict[str, Decimal] = field(default_factory=_money)
     fraud_money_stopped: defaultdict[str, Decimal] = field(default_factory=_money)
     rule_fraud: Counter[str] = field(default_factory=Counter)
@@ -113,6 +114,7 @@ class Backtest:
         else:
             self.fp += stopped
             self.tn += not stopped
+            self.legit_interrupted += decision.action is Action.INTERRUPT
         for hit in decision.hits:
             (self.rule_fraud if fraud else self.rule_legit)[hit.rule_id] += 1
 
@@ -140,6 +142,7 @@ class Backtest:
                 for ccy, total in sorted(self.fraud_money.items())
             },
             "legit_stopped_share": ratio(self.fp, self.fp + self.tn),
+            "legit_interrupted_share": ratio(self.legit_interrupted, self.fp + self.tn),
             "rules": {
                 rule: {
                     "fraud_hits": self.rule_fraud[rule],
@@ -156,6 +159,7 @@ class ReplaySummary:
     """What a replay saw and decided; ``to_dict`` is the ``--summary-json`` form."""
 
     records: int = 0
+    history: int = 0
     evaluated: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -196,6 +200,7 @@ class ReplaySummary:
 
         by_amount = sorted(self.rule_money.items(), key=lambda item: (-sum(item[1].values()), item[0]))
         data: dict[str, Any] = {
+            "history_records": self.history,
             "records": self.records,
             "evaluated": self.evaluated,
             "rejected": self.rejected,
@@ -286,9 +291,16 @@ def replay(
     feedback_delay: int | None = None,
     progress: Callable[[int], None] | None = None,
     window: int = REORDER_WINDOW,
+    history: list[str] | None = None,
 ) -> ReplaySummary:
-    """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc."""
+    """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc.
+
+    ``history`` files are read first and recorded as executed payments (not decided, not audited), to
+    warm the store as a bank would with its past transactions.
+    """
     summary = ReplaySummary(compare=Comparison() if compare is not None else None)
+    for name in history or []:
+        _record_history(name, fmt, mapping, (guard, compare), summary, reject)
     streams = [
         _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
     ]
@@ -332,6 +344,29 @@ def replay(
             heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _record_history(  # noqa: PLR0917 (a private helper of replay)
+    name: str,
+    fmt: str | None,
+    mapping: str | None,
+    guards: tuple[Guard | None, ...],
+    summary: ReplaySummary,
+    reject: Reporter | None,
+) -> None:
+    for record in read_records(name, fmt, mapping):
+        if record.event is None:
+            _rejected(summary, reject, record, record.error or "unreadable record")
+            continue
+        try:
+            event = parse_event(record.event)
+        except InvalidEventError as exc:
+            _rejected(summary, reject, record, str(exc))
+            continue
+        summary.history += 1
+        for guard in guards:
+            if guard is not None:
+                guard.record([event])
 
 
 def _rejected(summary: ReplaySummary, reject: Reporter | None, record: Record, reason: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from .._conditions import Compare, Condition, Exists, InSet, Pred, leaves
+from .._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
 from .._decision import Action
 from .._errors import RuleFileError
 from .._event import EventType
@@ -50,13 +50,29 @@ def _money(minor: int, currency: str, step: int) -> str:
     return str(Decimal(max(minor + step, 1)).scaleb(-currency_exponent(currency)))
 
 
+def _polar_leaves(node: Condition, positive: bool = True) -> Iterator[tuple[Any, bool]]:
+    """Each leaf with whether the condition wants it true (``False`` under an odd number of ``not``)."""
+    if isinstance(node, AllOf | AnyOf):
+        for child in node.children:
+            yield from _polar_leaves(child, positive)
+    elif isinstance(node, Not):
+        yield from _polar_leaves(node.child, not positive)
+    else:
+        yield node, positive
+
+
 def _hints(
     condition: Condition, ruleset: RuleSet, lists: Mapping[str, tuple[str, ...]]
 ) -> dict[str, list[Any]]:
-    """Values worth trying for each event field the condition reads."""
+    """Values worth trying for each event field the condition reads (none for the tests it wants false,
+    except booleans, which get the other value)."""
     hints: dict[str, list[Any]] = {}
-    for leaf in leaves(condition):
+    for leaf, positive in _polar_leaves(condition):
         name = leaf.field
+        if not positive:
+            if isinstance(leaf, Compare) and isinstance(leaf.value, bool) and leaf.op == "eq":
+                hints.setdefault(name, []).append(not leaf.value)
+            continue
         if name not in EVENT_FIELDS and not name.startswith("attributes."):
             continue
         found = hints.setdefault(name, [])
@@ -117,15 +133,17 @@ def _scenario(
             _set(event, name, draw(st.sampled_from(values)))
     if event.get("payee") is not None and "type" not in event["payee"]:
         event["payee"]["type"] = draw(st.sampled_from(["personal", "business", "merchant"]))
+    # Earlier payments, often to this very payee, so that "known payee" conditions can hold.
+    payee = event.get("payee", {}).get("account") if isinstance(event.get("payee"), dict) else None
     history = []
     for n in range(draw(st.integers(0, 4))):
         past = {
             "id": f"history-{n}",
-            "timestamp": (_START - timedelta(days=draw(st.integers(1, 60)))).isoformat(),
+            "timestamp": (_START - timedelta(days=draw(st.integers(1, 90)))).isoformat(),
             "amount": draw(st.sampled_from(["50.00", "500.00", "5000.00"])),
             "currency": currency,
             "payer": {"account": payer},
-            "payee": {"account": draw(st.sampled_from(payees))},
+            "payee": {"account": draw(st.sampled_from([payee] * 3 + payees if payee else payees))},
         }
         history.append(past)
     return history, event

@@ -1,0 +1,387 @@
+"""Synthetic traffic: ordinary banking for thousands of customers, and scam stories woven into it.
+
+Used to measure false positives (``payguard generate benign``) and to build the demo file
+(``payguard generate demo``). Everything is drawn from one seeded ``random.Random``, so the same seed
+gives the same file. Customers have regular payees (landlord, utilities, shops, family), a salary,
+bills paid in one sitting, occasional new friends, large purchases from businesses, savings moved to their
+own account, and some are shops paying their suppliers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["benign_traffic", "demo_day", "write_jsonl"]
+
+# Times are drawn as wall-clock times in China Standard Time and written with its offset.
+TZ = "+08:00"
+
+
+@dataclass
+class _Customer:
+    account: str
+    age: int
+    balance: Decimal
+    shop: bool
+    employer: str
+    landlord: str | None
+    rent: Decimal
+    utilities: list[str]
+    family: list[str]
+    merchants: list[str]
+    suppliers: list[str]
+    savings: str
+    friends_made: int = 0
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(round(max(value, 1.0), 2))).quantize(Decimal("0.01"))
+
+
+def _customer(rng: random.Random, index: int) -> _Customer:
+    shop = rng.random() < 0.05
+    account = f"6222{index:012d}"
+    renter = not shop and rng.random() < 0.5
+    return _Customer(
+        account=account,
+        age=rng.choice([rng.randint(18, 64)] * 6 + [rng.randint(65, 88)]),
+        balance=_money(rng.lognormvariate(10.5, 0.9) * (5 if shop else 1)),
+        shop=shop,
+        employer=f"EMPLOYER-{rng.randint(1, 60):03d}",
+        landlord=f"LANDLORD-{index:06d}" if renter else None,
+        rent=_money(rng.uniform(1800, 8000)),
+        utilities=[f"UTILITY-{u}" for u in rng.sample(range(1, 12), rng.randint(3, 6))],
+        family=[f"6217{index:06d}{n:02d}" for n in range(rng.randint(1, 6))],
+        merchants=[f"MERCHANT-{m:04d}" for m in rng.sample(range(1, 400), rng.randint(5, 15))],
+        suppliers=[f"SUPPLIER-{s:04d}" for s in rng.sample(range(1, 200), rng.randint(3, 8))] if shop else [],
+        savings=f"{account}-SAV",
+    )
+
+
+class _Writer:
+    """Builds canonical events for one customer and keeps the balance roughly right."""
+
+    def __init__(self, rng: random.Random, prefix: str) -> None:
+        self.rng = rng
+        self.prefix = prefix
+        self.count = 0
+
+    def event(
+        self, customer: _Customer, when: datetime, amount: Decimal, payee: str, payee_type: str, **extra: Any
+    ) -> dict[str, Any]:
+        self.count += 1
+        own = extra.pop("own_account", False)
+        event: dict[str, Any] = {
+            "id": f"{self.prefix}-{self.count:07d}",
+            "type": "transfer_out",
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S") + TZ,
+            "amount": str(amount),
+            "currency": "CNY",
+            "channel": extra.pop("channel", "mobile_app"),
+            "payer": {
+                "account": customer.account,
+                "age": customer.age,
+                "balance_before": str(customer.balance),
+                "type": "business" if customer.shop else "personal",
+            },
+            "payee": {"account": payee, "type": payee_type, **({"own_account": True} if own else {})},
+            "label": {"is_fraud": False},
+        }
+        if self.rng.random() < 0.02:
+            event["session"] = {"on_call": True, "caller_in_contacts": self.rng.random() < 0.9}
+        event.update(extra)
+        customer.balance = max(customer.balance - amount, Decimal("0.00"))
+        return event
+
+    def income(self, customer: _Customer, when: datetime, amount: Decimal, payer: str) -> dict[str, Any]:
+        self.count += 1
+        customer.balance += amount
+        return {
+            "id": f"{self.prefix}-{self.count:07d}",
+            "type": "transfer_in",
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S") + TZ,
+            "amount": str(amount),
+            "currency": "CNY",
+            "payer": {"account": payer, "type": "business"},
+            "payee": {"account": customer.account, "type": "personal"},
+            "label": {"is_fraud": False},
+        }
+
+
+def _at(rng: random.Random, day: datetime, start: int = 8, end: int = 22) -> datetime:
+    return day + timedelta(
+        hours=rng.randint(start, end - 1), minutes=rng.randint(0, 59), seconds=rng.randint(0, 59)
+    )
+
+
+def _month(
+    rng: random.Random, writer: _Writer, customer: _Customer, first: datetime, days: int
+) -> Iterator[dict[str, Any]]:
+    """One customer's ordinary days from ``first``."""
+    day_of = [first + timedelta(days=d) for d in range(days)]
+    payday = rng.randint(0, days - 1)
+    yield writer.income(
+        customer,
+        _at(rng, day_of[payday], 6, 9),
+        _money(rng.uniform(6000, 30000) * (4 if customer.shop else 1)),
+        customer.employer,
+    )
+    if customer.landlord is not None:
+        rent_day = day_of[min(days - 1, rng.randint(0, 4))]
+        year = rng.random() < 0.01
+        amount = customer.rent * (12 if year else 1)
+        customer.balance = max(customer.balance, amount * 2)
+        yield writer.event(customer, _at(rng, rent_day), amount, customer.landlord, "personal", memo="房租")
+    bills = rng.choice(day_of)
+    sitting = _at(rng, bills, 19, 22)
+    for n, utility in enumerate(customer.utilities):
+        yield writer.event(
+            customer, sitting + timedelta(minutes=3 * n), _money(rng.uniform(30, 400)), utility, "business"
+        )
+    for _ in range(rng.randint(10, 40)):
+        night = rng.random() < 0.03
+        when = _at(rng, rng.choice(day_of), 0, 5) if night else _at(rng, rng.choice(day_of))
+        yield writer.event(
+            customer, when, _money(rng.lognormvariate(4.5, 0.9)), rng.choice(customer.merchants), "merchant"
+        )
+    for _ in range(rng.randint(0, 6)):
+        yield writer.event(
+            customer,
+            _at(rng, rng.choice(day_of)),
+            _money(rng.uniform(50, 2000)),
+            rng.choice(customer.family),
+            "personal",
+            memo=rng.choice(["生活费", "dinner", "红包", "AA"]),
+        )
+    if rng.random() < 0.3:
+        customer.friends_made += 1
+        friend = f"FRIEND-{customer.account[-6:]}-{customer.friends_made}"
+        yield writer.event(
+            customer,
+            _at(rng, rng.choice(day_of)),
+            _money(rng.uniform(20, 500)),
+            friend,
+            "personal",
+            memo="dinner AA",
+        )
+    if rng.random() < 0.05:
+        amount = _money(rng.uniform(10000, 150000))
+        customer.balance = max(customer.balance, amount * 3)
+        yield writer.event(
+            customer,
+            _at(rng, rng.choice(day_of)),
+            amount,
+            f"DEALER-{rng.randint(1, 999):03d}",
+            "business",
+            memo=rng.choice(["car down payment", "家电", "装修款", "tuition"]),
+        )
+    if rng.random() < 0.3:
+        amount = _money(min(float(customer.balance) * rng.uniform(0.1, 0.6), 50000))
+        yield writer.event(
+            customer, _at(rng, rng.choice(day_of)), amount, customer.savings, "personal", own_account=True
+        )
+    for supplier in customer.suppliers:
+        amount = _money(rng.uniform(10000, 80000))
+        customer.balance = max(customer.balance, amount * 4)
+        yield writer.event(
+            customer, _at(rng, rng.choice(day_of), 9, 17), amount, supplier, "business", memo="货款"
+        )
+
+
+def benign_traffic(
+    customers: int, seed: int, start: datetime, history_days: int = 60, days: int = 30
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(history, month): ``history_days`` of ordinary traffic to warm the store, then ``days`` to measure.
+    Each list is in time order."""
+    rng = random.Random(seed)
+    population = [_customer(rng, index) for index in range(customers)]
+    history_writer, month_writer = _Writer(rng, "h"), _Writer(rng, "m")
+    history: list[dict[str, Any]] = []
+    month: list[dict[str, Any]] = []
+    for customer in population:
+        for block in range(0, history_days, 30):
+            history += _month(
+                rng,
+                history_writer,
+                customer,
+                start - timedelta(days=history_days - block),
+                min(30, history_days - block),
+            )
+        month += _month(rng, month_writer, customer, start, days)
+    history.sort(key=lambda e: e["timestamp"])
+    month.sort(key=lambda e: e["timestamp"])
+    return history, month
+
+
+def _story(event: dict[str, Any], typology: str) -> dict[str, Any]:
+    event["label"] = {"is_fraud": True, "typology": typology}
+    return event
+
+
+def _scams(day: datetime) -> list[dict[str, Any]]:
+    """Three scam stories of the domain brief on one day, labelled."""
+
+    def at(hour: int, minute: int) -> str:
+        return (day + timedelta(hours=hour, minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S") + TZ
+
+    elderly = {"account": "6222000000900001", "age": 72, "vulnerability": ["elderly"]}
+    student = {"account": "6222000000900002", "age": 21}
+    mule = "6222000000900003"
+    events: list[dict[str, Any]] = [
+        # T1: a "police officer" on the phone walks a 72-year-old through breaking a deposit and moving it.
+        _story(
+            {
+                "id": "scam-t1-1",
+                "type": "deposit_redemption",
+                "timestamp": at(9, 5),
+                "amount": "200000.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {"account": "6222000000900001-TD"},
+                "payee": {"account": elderly["account"]},
+            },
+            "T1_safe_account",
+        ),
+        _story(
+            {
+                "id": "scam-t1-2",
+                "timestamp": at(9, 25),
+                "amount": "150000.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {**elderly, "balance_before": "230000.00"},
+                "payee": {"account": "6217555500001111", "type": "personal"},
+                "memo": "还款",
+                "session": {"on_call": True, "caller_in_contacts": False},
+            },
+            "T1_safe_account",
+        ),
+        _story(
+            {
+                "id": "scam-t1-3",
+                "timestamp": at(9, 50),
+                "amount": "50000.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {**elderly, "balance_before": "230000.00"},
+                "payee": {"account": "6217555500002222", "type": "personal"},
+                "memo": "资金核查 安全账户",
+                "session": {"on_call": True, "caller_in_contacts": False},
+            },
+            "T1_safe_account",
+        ),
+        # T6: a student is paid a "commission" for tasks, then asked for ever larger "combined orders".
+        _story(
+            {
+                "id": "scam-t6-1",
+                "timestamp": at(10, 0),
+                "amount": "100.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {**student, "balance_before": "8000.00"},
+                "payee": {"account": "6217666600001111", "type": "personal"},
+                "memo": "做任务 刷单",
+            },
+            "T6_brushing",
+        ),
+        _story(
+            {
+                "id": "scam-t6-2",
+                "type": "transfer_in",
+                "timestamp": at(10, 20),
+                "amount": "130.00",
+                "currency": "CNY",
+                "payer": {"account": "6217666600009999", "type": "personal"},
+                "payee": {"account": student["account"]},
+                "memo": "佣金",
+            },
+            "T6_brushing",
+        ),
+        _story(
+            {
+                "id": "scam-t6-3",
+                "timestamp": at(10, 40),
+                "amount": "600.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {**student, "balance_before": "7900.00"},
+                "payee": {"account": "6217666600002222", "type": "personal"},
+                "memo": "连单 垫付",
+            },
+            "T6_brushing",
+        ),
+        _story(
+            {
+                "id": "scam-t6-4",
+                "timestamp": at(11, 10),
+                "amount": "3000.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {**student, "balance_before": "7300.00"},
+                "payee": {"account": "6217666600003333", "type": "personal"},
+                "memo": "卡单 充值",
+            },
+            "T6_brushing",
+        ),
+    ]
+    # A money mule: a nine-day-old account collects from six people and passes it on to a crypto OTC desk.
+    for n in range(6):
+        events.append(
+            _story(
+                {
+                    "id": f"scam-mule-in-{n}",
+                    "type": "transfer_in",
+                    "timestamp": at(12, 10 * n),
+                    "amount": f"{3000 + 500 * n}.00",
+                    "currency": "CNY",
+                    "payer": {"account": f"62170000777{n:05d}", "type": "personal"},
+                    "payee": {"account": mule, "account_opened": "2026-03-07"},
+                },
+                "mule",
+            )
+        )
+    events.append(
+        _story(
+            {
+                "id": "scam-mule-out",
+                "timestamp": at(14, 30),
+                "amount": "24000.00",
+                "currency": "CNY",
+                "channel": "mobile_app",
+                "payer": {"account": mule, "account_opened": "2026-03-07", "balance_before": "25600.00"},
+                "payee": {"account": "6217888800001111", "type": "personal"},
+                "memo": "USDT",
+            },
+            "mule",
+        )
+    )
+    return events
+
+
+def demo_day(seed: int = 20260316, customers: int = 400) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(history, day): two months of ordinary traffic, then one ordinary day with three scam stories."""
+    day = datetime(2026, 3, 16, tzinfo=UTC)
+    first = day - timedelta(days=29)
+    history, month = benign_traffic(customers, seed, first, history_days=30, days=30)
+    stamp = day.strftime("%Y-%m-%d")
+    history += [e for e in month if e["timestamp"][:10] < stamp]
+    traffic = [e for e in month if e["timestamp"][:10] == stamp]
+    return history, sorted([*traffic, *_scams(day)], key=lambda e: e["timestamp"])
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> None:
+    """Write ``events`` as JSON Lines, gzip-compressed when the name ends in ``.gz`` (reproducibly: no
+    time stamp in the gzip header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n" for event in events)
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)

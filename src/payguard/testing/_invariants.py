@@ -35,6 +35,16 @@ from .strategies import events as event_strategy
 __all__ = ["check_invariant"]
 
 INVARIANT_RULE = "payguard.invariant"
+ABSENT = object()  # a hint that removes the field from the event
+# Offsets that satisfy each comparison (in hundredths of the unit for money, in units otherwise).
+_STEPS = {
+    "eq": (0,),
+    "ne": (1, -1),
+    "gt": (1, 100, 10000),
+    "gte": (0, 1, 100),
+    "lt": (-1, -100, -10000),
+    "lte": (0, -1, -100),
+}
 _START = datetime.fromisoformat("2026-03-02T10:00:00+08:00")
 
 
@@ -43,7 +53,10 @@ def _set(event: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
         target = target.setdefault(part, {})
-    target[leaf] = value
+    if value is ABSENT:
+        target.pop(leaf, None)
+    else:
+        target[leaf] = value
 
 
 def _money(minor: int, currency: str, step: int) -> str:
@@ -72,20 +85,23 @@ def _hints(
         if not positive:
             if isinstance(leaf, Compare) and isinstance(leaf.value, bool) and leaf.op == "eq":
                 hints.setdefault(name, []).append(not leaf.value)
+            elif isinstance(leaf, Exists) and leaf.present and name in EVENT_FIELDS:
+                hints.setdefault(name, []).append(ABSENT)
             continue
         if name not in EVENT_FIELDS and not name.startswith("attributes."):
             continue
         found = hints.setdefault(name, [])
         spec = ruleset.field_spec(name)
         if isinstance(leaf, Compare):
-            if spec.kind is Kind.MONEY and isinstance(leaf.value, int):
-                currency = leaf.currency or ruleset.currency or "CNY"
-                found += [
-                    _money(leaf.value, currency, step)
-                    for step in (-1, 0, 1, 10 ** currency_exponent(currency))
-                ]
-            elif isinstance(leaf.value, int | float) and not isinstance(leaf.value, bool):
-                found += [leaf.value - 1, leaf.value, leaf.value + 1]
+            if isinstance(leaf.value, int | float) and not isinstance(leaf.value, bool):
+                # values that pass the test, the boundary included where it passes
+                steps = _STEPS[leaf.op]
+                if spec.kind is Kind.MONEY and isinstance(leaf.value, int):
+                    currency = leaf.currency or ruleset.currency or "CNY"
+                    unit = 10 ** currency_exponent(currency)
+                    found += [_money(leaf.value, currency, step * unit // 100 or step) for step in steps]
+                else:
+                    found += [leaf.value + step for step in steps]
             else:
                 found.append(leaf.value)
         elif isinstance(leaf, InSet):
@@ -186,7 +202,11 @@ def check_invariant(
             strategy,
             breaks,
             settings=settings(
-                max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+                max_examples=examples,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
             ),
         )
     except (NoSuchExample, Unsatisfiable):

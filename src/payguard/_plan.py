@@ -80,6 +80,14 @@ def _fits(kind: Kind, value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _checked_attribute(spec: FieldSpec, value: Any, event: Event) -> Any:
+    """``value`` if it has the type the rule set declared for the attribute; else the event is invalid."""
+    if not _fits(spec.kind, value):
+        message = f"the rule set declares it {spec.kind.value}, got {type(value).__name__}"
+        raise InvalidEventError([FieldError(spec.name, message)], event.id)
+    return value
+
+
 class Plan:
     """What the rules of a rule set read, and how to build their fact for one event."""
 
@@ -106,6 +114,7 @@ class Plan:
             (key, pred.field, specs[pred.field], _pred_function(pred, ruleset))
             for pred, key in self.predicates.items()
         ]
+        self._build = self._compile()
 
     def key(self, leaf: Compare | InSet | Exists | Pred) -> str:
         """The fact key a leaf reads."""
@@ -114,44 +123,77 @@ class Plan:
         return self.columns[leaf.field]
 
     def field_value(self, spec: FieldSpec, event: Event, features: Mapping[str, Any]) -> Any:
+        """The raw value of a field or feature for ``event`` (as the audit evidence shows it)."""
         if spec.is_feature:
             return features.get(spec.name)
         assert spec.getter is not None
         value = spec.getter(event)
-        if value is not None and spec.name.startswith("attributes.") and not _fits(spec.kind, value):
-            raise InvalidEventError(
-                [
-                    FieldError(
-                        spec.name, f"the rule set declares it {spec.kind.value}, got {type(value).__name__}"
-                    )
-                ],
-                event.id,
-            )
+        if value is not None and spec.name.startswith("attributes."):
+            return _checked_attribute(spec, value, event)
         return value
 
     def fact(self, event: Event, features: Mapping[str, Any], lists: Mapping[str, frozenset[str]]) -> Fact:
         """The fact for ``event``: column values converted to engine-safe types, then predicates."""
-        fact: Fact = {}
-        currency = event.currency
-        if self.uses_currency and currency is not None:
-            fact[CURRENCY_KEY] = currency
+        return self._build(event, features, lists)
+
+    def _compile(self) -> Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]]], Fact]:
+        """Generate the fact builder: one straight-line function per rule set, no loops over specs.
+
+        Constants reach it through its namespace; the source holds only payguard's own identifiers.
+        """
+        namespace: dict[str, Any] = {
+            "to_minor_units": to_minor_units,
+            "isfinite": math.isfinite,
+            "Decimal": Decimal,
+            "checked": _checked_attribute,
+        }
+        lines = ["def build(event, features, lists):", "    fact = {}", "    currency = event.currency"]
+        if self.uses_currency:
+            lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = currency"]
+        variables: dict[str, str] = {}
+
+        def value_of(spec: FieldSpec) -> str:
+            if spec.name in variables:
+                return variables[spec.name]
+            var = variables[spec.name] = f"v{len(variables)}"
+            if spec.is_feature:
+                lines.append(f"    {var} = features.get({spec.name!r})")
+            elif spec.name.startswith("attributes."):
+                name = spec.name.removeprefix("attributes.")
+                namespace[f"S_{var}"] = spec
+                lines.append(f"    {var} = event.attributes.get({name!r})")
+                lines.append(f"    if {var} is not None: {var} = checked(S_{var}, {var}, event)")
+            else:
+                first, *rest = spec.name.split(".")
+                lines.append(f"    {var} = event.{first}")
+                for part in rest:
+                    lines.append(f"    if {var} is not None: {var} = {var}.{part}")
+                if spec.kind is Kind.ENUM:
+                    lines.append(f"    if {var} is not None: {var} = {var}.value")
+            return var
+
         for column in self._columns:
-            value = self.field_value(column.spec, event, features)
-            if value is None:
-                continue
+            var, key = value_of(column.spec), column.key
             kind = column.spec.kind
             if kind is Kind.MONEY:
-                if currency is None:
-                    continue
-                value = to_minor_units(value if isinstance(value, Decimal) else Decimal(value), currency)
-            elif kind is Kind.FLOAT or (kind is Kind.INT and isinstance(value, float)):
-                if not math.isfinite(value):
-                    continue
-                value = float(value) if kind is Kind.FLOAT else value
-            fact[column.key] = value
-        for key, _name, spec, function in self._predicates:
-            fact[key] = function(self.field_value(spec, event, features), lists)
-        return fact
+                lines.append(f"    if {var} is not None and currency is not None:")
+                amount = f"{var} if type({var}) is Decimal else Decimal({var})"
+                lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
+            elif kind is Kind.FLOAT:
+                lines.append(f"    if {var} is not None and isfinite({var}): fact[{key!r}] = float({var})")
+            elif kind is Kind.INT:
+                lines.append(
+                    f"    if {var} is not None and (type({var}) is int or isfinite({var})): fact[{key!r}] = {var}"
+                )
+            else:
+                lines.append(f"    if {var} is not None: fact[{key!r}] = {var}")
+        for index, (key, _name, spec, function) in enumerate(self._predicates):
+            namespace[f"P{index}"] = function
+            lines.append(f"    fact[{key!r}] = P{index}({value_of(spec)}, lists)")
+        lines.append("    return fact")
+        exec(compile("\n".join(lines), f"<payguard fact {self.ruleset.id}>", "exec"), namespace)  # noqa: S102
+        build: Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]]], Fact] = namespace["build"]
+        return build
 
     def conditions(self) -> list[tuple[int, Condition]]:
         return [(index, rule.condition) for index, rule in enumerate(self.ruleset.rules)]

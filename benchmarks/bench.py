@@ -1,0 +1,414 @@
+"""payguard benchmarks: `make bench` (all sections) or `python benchmarks/bench.py SECTION...`.
+
+Sections:
+  engine    generated rule sets of 10, 25 and 100 rules, each engine, against the bare durable_rules C calls
+  features  feature computation per event (memory and SQLite stores), memory per active account
+  audit     what the audit trail (file sink, default flush policy) adds per decision
+  e2e       the default rule set end to end on one thread: throughput, p50/p99/p99.9, where the time goes;
+            and a generated 500-rule set
+  replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
+
+Numbers are wall-clock on the machine it runs on; they print as Markdown tables. `--quick` uses fewer events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import payguard
+from payguard import Guard, SQLiteStore, load_rule_set, parse_event
+from payguard._generate import benign_traffic
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+try:
+    import durable_rules_engine
+
+    ENGINES = ["durable", "python"]
+except ImportError:
+    durable_rules_engine = None
+    ENGINES = ["python"]
+
+_CONDITIONS = [
+    "amount: {gte: 20000}",
+    "amount: {gte: 5000}",
+    "amount: {lt: 100}",
+    "payee.type: personal",
+    "payee.type: [merchant, business]",
+    "channel: atm",
+    "channel: [mobile_app, internet_banking]",
+    "session.on_call: true",
+    "not: {session.caller_in_contacts: true}",
+    "session.screen_sharing: true",
+    "payer.age: {gte: 65}",
+    "payer.age: {lt: 25}",
+    "memo: {contains_any: safe}",
+    "memo: {contains_any: task}",
+    "memo: {exists: true}",
+    "cop_result: no_match",
+    "intel.payee_mule_score: {gte: 0.5}",
+    "is_new_payee: true",
+    "is_night: true",
+    "outbound_count_1h: {gte: 3}",
+]
+
+
+def generated_rules(count: int, seed: int = 1) -> str:
+    """A rule set of ``count`` rules of one to three shared conditions, as real rule sets share them."""
+    rng = random.Random(seed)
+    lines = [
+        "ruleset: {id: generated, version: '1', currency: CNY, timezone: Asia/Shanghai}",
+        "keyword_sets:",
+        "  safe: [安全账户, safe account]",
+        "  task: [刷单, 佣金, commission]",
+        "rules:",
+    ]
+    for n in range(count):
+        chosen = rng.sample(range(len(_CONDITIONS)), rng.randint(1, 3))
+        # one test per field (YAML keys are unique in a mapping)
+        by_field = {_CONDITIONS[i].split(":")[0]: _CONDITIONS[i] for i in chosen}
+        conditions = list(by_field.values())
+        action = rng.choice(["review", "hold", "interrupt"])
+        lines.append(f"  - id: r{n:03d}")
+        lines.append("    description: generated")
+        lines.append("    when:")
+        lines += [f"      {c}" for c in conditions]
+        lines.append(f"    action: {action}")
+        lines.append("    reason: generated")
+    return "\n".join(lines) + "\n"
+
+
+def traffic(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(history, events): ordinary traffic from the benign generator, ``count`` events to measure."""
+    customers = max(50, count // 35)
+    history, month = benign_traffic(customers, seed=3, start=datetime(2026, 3, 1, tzinfo=UTC), history_days=30)
+    return history, month[:count]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999)}
+
+
+def timed(events: list[Any], call: Callable[[Any], Any]) -> tuple[float, list[float]]:
+    gc.collect()
+    samples = []
+    clock = time.perf_counter
+    start = clock()
+    for event in events:
+        t = clock()
+        call(event)
+        samples.append(clock() - t)
+    return clock() - start, samples
+
+
+def row(*cells: Any) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f}"
+
+
+# -- sections -----------------------------------------------------------------------------------------
+
+
+def bench_engine(quick: bool) -> dict[str, Any]:
+    count = 5000 if quick else 30000
+    _, raw = traffic(count)
+    events = [parse_event(e) for e in raw]
+    results: dict[str, Any] = {}
+    print("\n### Matching engines: generated rule sets, one thread, in-memory store, no audit\n")
+    print(row("rules", "engine", "decisions/s", "p50 µs", "p99 µs", "match only µs", "bare C calls µs", "adapter / bare"))
+    print(row(*["---"] * 8))
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (10, 25, 100):
+            path = Path(tmp) / f"r{size}.yaml"
+            path.write_text(generated_rules(size), encoding="utf-8")
+            ruleset = load_rule_set(path)
+            for engine in ENGINES:
+                guard = Guard(ruleset, engine=engine)
+                elapsed, samples = timed(events, guard.evaluate)
+                compiled, lists = guard._state
+                facts = []
+                with guard.store.transaction() as txn:
+                    for event in events[:5000]:
+                        context = compiled.features.context(event, txn)
+                        facts.append(compiled.plan.fact(event, compiled.features.compute(context, compiled.plan.features), lists))
+                match_time, _ = timed(facts, compiled.matcher.match)
+                bare = ratio = "-"
+                if engine == "durable":
+                    bare_time = _bare_durable(compiled.matcher, facts)
+                    bare = us(bare_time / len(facts))
+                    ratio = f"{match_time / bare_time:.2f}"
+                p = percentiles(samples)
+                rate = len(events) / elapsed
+                print(row(size, engine, f"{rate:,.0f}", us(p["p50"]), us(p["p99"]), us(match_time / len(facts)), bare, ratio))
+                results[f"{size}/{engine}"] = {"rate": rate, **p, "match": match_time / len(facts), "bare": bare}
+    return results
+
+
+def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
+    """The C calls alone for the same compiled rules: assert, start, drain, retract, on pre-encoded facts."""
+    from payguard._durable import encode
+
+    engine = durable_rules_engine
+    texts = [encode({**f, "t": "tx", "sid": "0", "id": str(i)}) for i, f in enumerate(facts)]
+    handles = matcher._handles
+    gc.collect()
+    start = time.perf_counter()
+    for text in texts:
+        for handle in handles:
+            code, state = engine.assert_fact(handle, text)
+            if code == 1:
+                continue
+            result = engine.start_action_for_state(handle, state)
+            message = result[1] if result else None
+            while message:
+                message = engine.complete_and_start_action(handle, state)
+            engine.retract_fact(handle, text)
+    return time.perf_counter() - start
+
+
+def _all_features_rules() -> str:
+    from payguard._fields import FEATURES
+
+    tests = "\n".join(f"        - {{{name}: {{exists: true}}}}" for name in FEATURES)
+    return (
+        "ruleset: {id: features, version: '1', currency: CNY, timezone: Asia/Shanghai}\n"
+        "keyword_sets: {safe: [安全账户]}\n"
+        "rules:\n  - id: reads_every_feature\n    description: d\n    mode: shadow\n    when:\n      any:\n"
+        f"{tests}\n    action: review\n    reason: r\n"
+    )
+
+
+def _synthetic(count: int, accounts: int, seed: int = 5) -> list[Any]:
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    events = []
+    for n in range(count):
+        payer = rng.randrange(accounts)
+        events.append(parse_event({
+            "id": f"s{n}",
+            "timestamp": (start + timedelta(seconds=n * 30 * 86400 // count)).isoformat(),
+            "amount": f"{rng.randint(100, 500000) / 100:.2f}",
+            "currency": "CNY",
+            "payer": {"account": f"A{payer:06d}", "balance_before": "50000.00"},
+            "payee": {"account": f"A{rng.randrange(accounts):06d}" if rng.random() < 0.3 else f"M{rng.randrange(2000):04d}",
+                      "type": "personal"},
+        }))
+    return events
+
+
+def bench_features(quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "features.yaml"
+        path.write_text(_all_features_rules(), encoding="utf-8")
+        ruleset = load_rule_set(path)
+        events = _synthetic(20000 if quick else 100000, 5000)
+        print("\n### Features: every feature of the catalogue computed, one thread\n")
+        print(row("store", "features per event µs (compute + history update)", "evaluate events/s"))
+        print(row("---", "---", "---"))
+        for name, factory in (("memory", lambda: None), ("sqlite", lambda: SQLiteStore(Path(tmp) / f"{time.time_ns()}.db"))):
+            store = factory()
+            guard = Guard(ruleset, engine="python", store=store)
+            compiled = guard._state[0]
+            sample = events if name == "memory" else events[:20000]
+            feature_time = 0.0
+            clock = time.perf_counter
+            start = clock()
+            for event in sample:
+                with guard.store.transaction() as txn:
+                    t = clock()
+                    context = compiled.features.context(event, txn)
+                    compiled.features.compute(context, compiled.plan.features)
+                    compiled.features.commit(context, payguard.Action.ALLOW, None)
+                    feature_time += clock() - t
+            guard2 = Guard(ruleset, engine="python", store=factory())
+            elapsed, _ = timed(sample, guard2.evaluate)
+            print(row(name, us(feature_time / len(sample)), f"{len(sample) / elapsed:,.0f}"))
+            results[name] = {"features_us": feature_time / len(sample) * 1e6, "evaluate_rate": len(sample) / elapsed}
+        count, accounts = (200_000, 20_000) if quick else (1_000_000, 100_000)
+        print(f"\n### Memory: {count:,} events over {accounts:,} accounts, in-memory store\n")
+        stream = _synthetic(count, accounts, seed=9)
+        guard = Guard(ruleset, engine="python", store=payguard.MemoryStore(max_decisions=1))
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for event in stream:
+            guard.evaluate(event)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        active = len(guard.store.accounts)  # type: ignore[attr-defined]
+        per_account = (after - before) / active
+        print(row("accounts with history", "bytes per active account (tracemalloc)"))
+        print(row("---", "---"))
+        print(row(f"{active:,}", f"{per_account:,.0f}"))
+        results["memory"] = {"events": count, "accounts": active, "bytes_per_account": per_account}
+    return results
+
+
+def _default_guard(**options: Any) -> Guard:
+    return Guard.from_path(ROOT / "rules", **options)
+
+
+def bench_audit(quick: bool) -> dict[str, Any]:
+    history, raw = traffic(5000 if quick else 30000)
+    events = [parse_event(e) for e in raw]
+    results = {}
+    print("\n### Audit trail: default rule set, file sink, default flush policy (flush per record, no fsync)\n")
+    print(row("engine", "without audit µs/decision", "with audit µs/decision", "audit adds µs"))
+    print(row(*["---"] * 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ENGINES:
+            times = []
+            for audit in (None, Path(tmp) / f"audit-{engine}.jsonl"):
+                guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
+                guard.record(history)
+                elapsed, _ = timed(events, guard.evaluate)
+                guard.close()
+                times.append(elapsed / len(events))
+            print(row(engine, us(times[0]), us(times[1]), us(times[1] - times[0])))
+            results[engine] = {"without": times[0], "with": times[1]}
+    return results
+
+
+def bench_e2e(quick: bool) -> dict[str, Any]:
+    history, raw = traffic(5000 if quick else 30000)
+    results: dict[str, Any] = {}
+    print("\n### End to end: default rule set (36 rules), features, audit to a file, one thread\n")
+    print(row("engine", "decisions/s", "p50 µs", "p99 µs", "p99.9 µs", "validation", "features", "matching", "audit", "rest"))
+    print(row(*["---"] * 10))
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ENGINES:
+            guard = _default_guard(engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench")
+            guard.record(history)
+            elapsed, samples = timed(raw, guard.evaluate)
+            guard.close()
+            split = _split(engine, history, raw, Path(tmp) / f"split-{engine}.jsonl")
+            p = percentiles(samples)
+            rate = len(raw) / elapsed
+            print(row(engine, f"{rate:,.0f}", us(p["p50"]), us(p["p99"]), us(p["p99.9"]),
+                      *(f"{us(split[k])} µs" for k in ("validation", "features", "matching", "audit", "rest"))))
+            results[engine] = {"rate": rate, **p, **split}
+        print("\n### A generated rule set of 500 rules, end to end (features, audit to a file)\n")
+        print(row("engine", "decisions/s", "p50 µs", "p99 µs"))
+        print(row(*["---"] * 4))
+        path = Path(tmp) / "r500.yaml"
+        path.write_text(generated_rules(500, seed=7), encoding="utf-8")
+        for engine in ENGINES:
+            guard = Guard.from_path(path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="b")
+            guard.record(history)
+            elapsed, samples = timed(raw[:10000], guard.evaluate)
+            guard.close()
+            p = percentiles(samples)
+            print(row(engine, f"{min(len(raw), 10000) / elapsed:,.0f}", us(p["p50"]), us(p["p99"])))
+            results[f"500/{engine}"] = {"rate": min(len(raw), 10000) / elapsed, **p}
+    return results
+
+
+def _split(engine: str, history: list[dict[str, Any]], raw: list[dict[str, Any]], audit: Path) -> dict[str, float]:
+    """Where one decision's time goes, measured phase by phase on the guard's own parts."""
+    guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
+    guard.record(history)
+    compiled, lists = guard._state
+    totals = dict.fromkeys(("validation", "features", "matching", "audit", "rest"), 0.0)
+    clock = time.perf_counter
+    gc.collect()
+    for n, data in enumerate(raw):
+        t0 = clock()
+        event = parse_event(data)
+        t1 = clock()
+        with guard.store.transaction() as txn:
+            txn.decision(event.id)
+            context = compiled.features.context(event, txn)
+            features = compiled.features.compute(context, compiled.plan.features)
+            t2 = clock()
+            indices = compiled.matcher.match(compiled.plan.fact(event, features, lists))
+            t3 = clock()
+            decision = guard._decide(f"split-{n}", event, compiled, indices, features)
+            t4 = clock()
+            assert guard.audit is not None
+            guard.audit.write(guard._record(decision, event, compiled, t0))
+            t5 = clock()
+            compiled.features.commit(context, decision.action, decision.decision_id)
+            txn.put_decision(event.id, decision)
+        t6 = clock()
+        totals["validation"] += t1 - t0
+        totals["features"] += t2 - t1
+        totals["matching"] += t3 - t2
+        totals["audit"] += t5 - t4
+        totals["rest"] += (t4 - t3) + (t6 - t5)
+    guard.close()
+    return {k: v / len(raw) for k, v in totals.items()}
+
+
+def bench_replay(quick: bool) -> dict[str, Any]:
+    source = DATA / "handbook" / "handbook_2018-04.csv.gz"
+    if not source.exists():
+        print("\n(replay skipped: shared/data/handbook is not beside the checkout)")
+        return {}
+    print("\n### Replay of the handbook file (288,062 card transactions), default rules, audit on\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "payguard._cli", "replay", str(source), "--mapping", "handbook",
+                   "--rules", str(ROOT / "rules"), "--audit", str(Path(tmp) / "audit.jsonl"),
+                   "--summary-json", str(Path(tmp) / "summary.json")]
+        start = time.perf_counter()
+        subprocess.run(command, check=False, stderr=subprocess.DEVNULL, cwd=ROOT)
+        elapsed = time.perf_counter() - start
+        summary = json.loads((Path(tmp) / "summary.json").read_text())
+    print(row("records", "evaluated", "rejected", "seconds (whole command)", "events/s (evaluation loop)"))
+    print(row(*["---"] * 5))
+    print(row(f"{summary['records']:,}", f"{summary['evaluated']:,}", summary["rejected"], f"{elapsed:.1f}",
+              f"{summary['events_per_second']:,.0f}"))
+    return {"seconds": elapsed, **{k: summary[k] for k in ("records", "evaluated", "rejected", "events_per_second")}}
+
+
+SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "engine": bench_engine,
+    "features": bench_features,
+    "audit": bench_audit,
+    "e2e": bench_e2e,
+    "replay": bench_replay,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
+    parser.add_argument("--quick", action="store_true", help="fewer events (for a smoke run)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    chosen = args.sections or list(SECTIONS)
+    print(f"payguard {payguard.__version__} on {platform.python_implementation()} {platform.python_version()}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs; engines: {', '.join(ENGINES)}")
+    results = {name: SECTIONS[name](args.quick) for name in chosen}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,7 +95,9 @@ def generated_rules(count: int, seed: int = 1) -> str:
 def traffic(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(history, events): ordinary traffic from the benign generator, ``count`` events to measure."""
     customers = max(50, count // 35)
-    history, month = benign_traffic(customers, seed=3, start=datetime(2026, 3, 1, tzinfo=UTC), history_days=30)
+    history, month = benign_traffic(
+        customers, seed=3, start=datetime(2026, 3, 1, tzinfo=UTC), history_days=30
+    )
     return history, month[:count]
 
 
@@ -138,7 +139,18 @@ def bench_engine(quick: bool) -> dict[str, Any]:
     events = [parse_event(e) for e in raw]
     results: dict[str, Any] = {}
     print("\n### Matching engines: generated rule sets, one thread, in-memory store, no audit\n")
-    print(row("rules", "engine", "decisions/s", "p50 µs", "p99 µs", "match only µs", "bare C calls µs", "adapter / bare"))
+    print(
+        row(
+            "rules",
+            "engine",
+            "decisions/s",
+            "p50 µs",
+            "p99 µs",
+            "match only µs",
+            "bare C calls µs",
+            "adapter / bare",
+        )
+    )
     print(row(*["---"] * 8))
     with tempfile.TemporaryDirectory() as tmp:
         for size in (10, 25, 100):
@@ -153,7 +165,11 @@ def bench_engine(quick: bool) -> dict[str, Any]:
                 with guard.store.transaction() as txn:
                     for event in events[:5000]:
                         context = compiled.features.context(event, txn)
-                        facts.append(compiled.plan.fact(event, compiled.features.compute(context, compiled.plan.features), lists))
+                        facts.append(
+                            compiled.plan.fact(
+                                event, compiled.features.compute(context, compiled.plan.features), lists
+                            )
+                        )
                 match_time, _ = timed(facts, compiled.matcher.match)
                 bare = ratio = "-"
                 if engine == "durable":
@@ -162,8 +178,24 @@ def bench_engine(quick: bool) -> dict[str, Any]:
                     ratio = f"{match_time / bare_time:.2f}"
                 p = percentiles(samples)
                 rate = len(events) / elapsed
-                print(row(size, engine, f"{rate:,.0f}", us(p["p50"]), us(p["p99"]), us(match_time / len(facts)), bare, ratio))
-                results[f"{size}/{engine}"] = {"rate": rate, **p, "match": match_time / len(facts), "bare": bare}
+                print(
+                    row(
+                        size,
+                        engine,
+                        f"{rate:,.0f}",
+                        us(p["p50"]),
+                        us(p["p99"]),
+                        us(match_time / len(facts)),
+                        bare,
+                        ratio,
+                    )
+                )
+                results[f"{size}/{engine}"] = {
+                    "rate": rate,
+                    **p,
+                    "match": match_time / len(facts),
+                    "bare": bare,
+                }
     return results
 
 
@@ -207,15 +239,23 @@ def _synthetic(count: int, accounts: int, seed: int = 5) -> list[Any]:
     events = []
     for n in range(count):
         payer = rng.randrange(accounts)
-        events.append(parse_event({
-            "id": f"s{n}",
-            "timestamp": (start + timedelta(seconds=n * 30 * 86400 // count)).isoformat(),
-            "amount": f"{rng.randint(100, 500000) / 100:.2f}",
-            "currency": "CNY",
-            "payer": {"account": f"A{payer:06d}", "balance_before": "50000.00"},
-            "payee": {"account": f"A{rng.randrange(accounts):06d}" if rng.random() < 0.3 else f"M{rng.randrange(2000):04d}",
-                      "type": "personal"},
-        }))
+        events.append(
+            parse_event(
+                {
+                    "id": f"s{n}",
+                    "timestamp": (start + timedelta(seconds=n * 30 * 86400 // count)).isoformat(),
+                    "amount": f"{rng.randint(100, 500000) / 100:.2f}",
+                    "currency": "CNY",
+                    "payer": {"account": f"A{payer:06d}", "balance_before": "50000.00"},
+                    "payee": {
+                        "account": f"A{rng.randrange(accounts):06d}"
+                        if rng.random() < 0.3
+                        else f"M{rng.randrange(2000):04d}",
+                        "type": "personal",
+                    },
+                }
+            )
+        )
     return events
 
 
@@ -229,14 +269,16 @@ def bench_features(quick: bool) -> dict[str, Any]:
         print("\n### Features: every feature of the catalogue computed, one thread\n")
         print(row("store", "features per event µs (compute + history update)", "evaluate events/s"))
         print(row("---", "---", "---"))
-        for name, factory in (("memory", lambda: None), ("sqlite", lambda: SQLiteStore(Path(tmp) / f"{time.time_ns()}.db"))):
+        for name, factory in (
+            ("memory", lambda: None),
+            ("sqlite", lambda: SQLiteStore(Path(tmp) / f"{time.time_ns()}.db")),
+        ):
             store = factory()
             guard = Guard(ruleset, engine="python", store=store)
             compiled = guard._state[0]
             sample = events if name == "memory" else events[:20000]
             feature_time = 0.0
             clock = time.perf_counter
-            start = clock()
             for event in sample:
                 with guard.store.transaction() as txn:
                     t = clock()
@@ -247,7 +289,10 @@ def bench_features(quick: bool) -> dict[str, Any]:
             guard2 = Guard(ruleset, engine="python", store=factory())
             elapsed, _ = timed(sample, guard2.evaluate)
             print(row(name, us(feature_time / len(sample)), f"{len(sample) / elapsed:,.0f}"))
-            results[name] = {"features_us": feature_time / len(sample) * 1e6, "evaluate_rate": len(sample) / elapsed}
+            results[name] = {
+                "features_us": feature_time / len(sample) * 1e6,
+                "evaluate_rate": len(sample) / elapsed,
+            }
         count, accounts = (200_000, 20_000) if quick else (1_000_000, 100_000)
         print(f"\n### Memory: {count:,} events over {accounts:,} accounts, in-memory store\n")
         stream = _synthetic(count, accounts, seed=9)
@@ -277,7 +322,9 @@ def bench_audit(quick: bool) -> dict[str, Any]:
     history, raw = traffic(5000 if quick else 30000)
     events = [parse_event(e) for e in raw]
     results = {}
-    print("\n### Audit trail: default rule set, file sink, default flush policy (flush per record, no fsync)\n")
+    print(
+        "\n### Audit trail: default rule set, file sink, default flush policy (flush per record, no fsync)\n"
+    )
     print(row("engine", "without audit µs/decision", "with audit µs/decision", "audit adds µs"))
     print(row(*["---"] * 4))
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,7 +345,20 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     history, raw = traffic(5000 if quick else 30000)
     results: dict[str, Any] = {}
     print("\n### End to end: default rule set (36 rules), features, audit to a file, one thread\n")
-    print(row("engine", "decisions/s", "p50 µs", "p99 µs", "p99.9 µs", "validation", "features", "matching", "audit", "rest"))
+    print(
+        row(
+            "engine",
+            "decisions/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "validation",
+            "features",
+            "matching",
+            "audit",
+            "rest",
+        )
+    )
     print(row(*["---"] * 10))
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
@@ -309,8 +369,16 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
             split = _split(engine, history, raw, Path(tmp) / f"split-{engine}.jsonl")
             p = percentiles(samples)
             rate = len(raw) / elapsed
-            print(row(engine, f"{rate:,.0f}", us(p["p50"]), us(p["p99"]), us(p["p99.9"]),
-                      *(f"{us(split[k])} µs" for k in ("validation", "features", "matching", "audit", "rest"))))
+            print(
+                row(
+                    engine,
+                    f"{rate:,.0f}",
+                    us(p["p50"]),
+                    us(p["p99"]),
+                    us(p["p99.9"]),
+                    *(f"{us(split[k])} µs" for k in ("validation", "features", "matching", "audit", "rest")),
+                )
+            )
             results[engine] = {"rate": rate, **p, **split}
         print("\n### A generated rule set of 500 rules, end to end (features, audit to a file)\n")
         print(row("engine", "decisions/s", "p50 µs", "p99 µs"))
@@ -318,7 +386,9 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         path = Path(tmp) / "r500.yaml"
         path.write_text(generated_rules(500, seed=7), encoding="utf-8")
         for engine in ENGINES:
-            guard = Guard.from_path(path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="b")
+            guard = Guard.from_path(
+                path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="b"
+            )
             guard.record(history)
             elapsed, samples = timed(raw[:10000], guard.evaluate)
             guard.close()
@@ -328,7 +398,9 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     return results
 
 
-def _split(engine: str, history: list[dict[str, Any]], raw: list[dict[str, Any]], audit: Path) -> dict[str, float]:
+def _split(
+    engine: str, history: list[dict[str, Any]], raw: list[dict[str, Any]], audit: Path
+) -> dict[str, float]:
     """Where one decision's time goes, measured phase by phase on the guard's own parts."""
     guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
     guard.record(history)
@@ -371,18 +443,40 @@ def bench_replay(quick: bool) -> dict[str, Any]:
         return {}
     print("\n### Replay of the handbook file (288,062 card transactions), default rules, audit on\n")
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "payguard._cli", "replay", str(source), "--mapping", "handbook",
-                   "--rules", str(ROOT / "rules"), "--audit", str(Path(tmp) / "audit.jsonl"),
-                   "--summary-json", str(Path(tmp) / "summary.json")]
+        command = [
+            sys.executable,
+            "-m",
+            "payguard._cli",
+            "replay",
+            str(source),
+            "--mapping",
+            "handbook",
+            "--rules",
+            str(ROOT / "rules"),
+            "--audit",
+            str(Path(tmp) / "audit.jsonl"),
+            "--summary-json",
+            str(Path(tmp) / "summary.json"),
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=False, stderr=subprocess.DEVNULL, cwd=ROOT)
         elapsed = time.perf_counter() - start
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     print(row("records", "evaluated", "rejected", "seconds (whole command)", "events/s (evaluation loop)"))
     print(row(*["---"] * 5))
-    print(row(f"{summary['records']:,}", f"{summary['evaluated']:,}", summary["rejected"], f"{elapsed:.1f}",
-              f"{summary['events_per_second']:,.0f}"))
-    return {"seconds": elapsed, **{k: summary[k] for k in ("records", "evaluated", "rejected", "events_per_second")}}
+    print(
+        row(
+            f"{summary['records']:,}",
+            f"{summary['evaluated']:,}",
+            summary["rejected"],
+            f"{elapsed:.1f}",
+            f"{summary['events_per_second']:,.0f}",
+        )
+    )
+    return {
+        "seconds": elapsed,
+        **{k: summary[k] for k in ("records", "evaluated", "rejected", "events_per_second")},
+    }
 
 
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
@@ -395,14 +489,18 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
     parser.add_argument("--quick", action="store_true", help="fewer events (for a smoke run)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     chosen = args.sections or list(SECTIONS)
-    print(f"payguard {payguard.__version__} on {platform.python_implementation()} {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs; engines: {', '.join(ENGINES)}")
+    print(
+        f"payguard {payguard.__version__} on {platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs; engines: {', '.join(ENGINES)}"
+    )
     results = {name: SECTIONS[name](args.quick) for name in chosen}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

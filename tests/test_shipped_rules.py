@@ -75,10 +75,21 @@ def test_the_demo_files_are_what_the_generator_makes(tmp_path: Path) -> None:
 def test_the_demo_replay_stops_every_scam_story(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     decisions = tmp_path / "decisions.jsonl"
-    result = CliRunner().invoke(main, [
-        "replay", str(ROOT / "examples" / "transactions.jsonl"), "--history", str(ROOT / "examples" / "history.jsonl.gz"),
-        "--rules", str(RULES), "--out", str(decisions), "--summary-json", str(summary),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            str(ROOT / "examples" / "transactions.jsonl"),
+            "--history",
+            str(ROOT / "examples" / "history.jsonl.gz"),
+            "--rules",
+            str(RULES),
+            "--out",
+            str(decisions),
+            "--summary-json",
+            str(summary),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     actions = {d["event_id"]: d["action"] for d in map(json.loads, decisions.read_text().splitlines())}
     assert actions["scam-t1-2"] == actions["scam-t1-3"] == "interrupt"
@@ -91,13 +102,18 @@ def test_the_demo_replay_stops_every_scam_story(tmp_path: Path) -> None:
 @pytest.mark.parametrize("script", ["embed_sync.py", "embed_asyncio.py"])
 def test_the_embedding_examples_run(script: str, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(audit)],
-                            capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(audit)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     if script == "embed_sync.py":
         assert result.stdout.splitlines() == [
             "pay-1: executed",
-            "pay-2: stopped: 公检法不会要求转账到\"安全账户\"，征信也无法注销。No police, court or bank ever asks you to move money to a \"safe account\" or to cancel a credit record.",
+            'pay-2: stopped: 公检法不会要求转账到"安全账户"，征信也无法注销。No police, court or bank ever asks you to move money to a "safe account" or to cancel a credit record.',
             "pay-3: rejected: invalid event 'pay-3': amount: must be greater than 0",
         ]
     else:

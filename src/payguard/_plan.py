@@ -182,9 +182,8 @@ class Plan:
             elif kind is Kind.FLOAT:
                 lines.append(f"    if {var} is not None and isfinite({var}): fact[{key!r}] = float({var})")
             elif kind is Kind.INT:
-                lines.append(
-                    f"    if {var} is not None and (type({var}) is int or isfinite({var})): fact[{key!r}] = {var}"
-                )
+                finite = f"(type({var}) is int or isfinite({var}))"
+                lines.append(f"    if {var} is not None and {finite}: fact[{key!r}] = {var}")
             else:
                 lines.append(f"    if {var} is not None: fact[{key!r}] = {var}")
         for index, (key, _name, spec, function) in enumerate(self._predicates):

@@ -263,12 +263,12 @@ class AuditTrail:
             )
         self.sink = writer
         self._chain = chain_hashes(previous)
+        # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on every call.
         self._logger = structlog.wrap_logger(
             writer,
             processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json(self._chain)],
             wrapper_class=structlog.BoundLogger,
-            cache_logger_on_first_use=False,
-        )
+        ).bind()
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> str:

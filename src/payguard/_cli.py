@@ -201,7 +201,8 @@ def render_summary(summary: ReplaySummary) -> str:
     data = summary.to_dict()
     lines = [
         (
-            f"records {data['records']:,}  evaluated {data['evaluated']:,}  rejected {data['rejected']:,}  "
+            f"history {data['history_records']:,}  records {data['records']:,}  "
+            f"evaluated {data['evaluated']:,}  rejected {data['rejected']:,}  "
             f"duplicates {data['duplicates']:,}  out of order {data['out_of_order']:,}"
         ),
         f"{data['evaluated'] / max(data['seconds'], 1e-9):,.0f} events/s over {data['seconds']:.2f} s",

@@ -199,7 +199,7 @@ def _new_payee_out_over(entries_of: Callable[[AccountHistory], list[Entry]]) -> 
 def _amount_to_p95_90d(c: _Context) -> Any:
     if c.amount is None or not c.outgoing:
         return None
-    amounts = sorted(e[1] for e in c.history.sample if c.time - 90 * DAY <= e[0] < c.time)
+    amounts = c.history.amounts_between(c.time - 90 * DAY, c.time)
     if len(amounts) < MIN_SAMPLE:
         return None
     p95 = amounts[min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)]
@@ -386,6 +386,7 @@ class FeatureEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.timezone = ruleset.timezone
         self.keyword_sets = ruleset.keyword_sets
+        self._plans: dict[frozenset[str], tuple[tuple[str, Callable[[_Context], Any]], ...]] = {}
 
     @staticmethod
     def names() -> frozenset[str]:
@@ -397,9 +398,12 @@ class FeatureEngine:
 
     def compute(self, context: _Context, names: frozenset[str]) -> dict[str, Any]:
         """The values of ``names`` for the context's event; a feature that does not apply is left out."""
+        functions = self._plans.get(names)
+        if functions is None:  # one plan per set of names: sorted once, not per event
+            functions = self._plans[names] = tuple((name, _FEATURES[name]) for name in sorted(names))
         values = {}
-        for name in sorted(names):
-            value = _FEATURES[name](context)
+        for name, function in functions:
+            value = function(context)
             if value is not None:
                 values[name] = value
         return values

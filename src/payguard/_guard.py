@@ -64,9 +64,10 @@ def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
+    kind = type(value)
+    if kind is Decimal:
         return str(value)
-    if isinstance(value, tuple):
+    if kind is tuple:
         return list(value)
     return value
 

@@ -46,7 +46,14 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
     if kind == "contains_any":
         assert isinstance(arg, tuple)
         phrases = tuple(p for name in arg for p in ruleset.keyword_sets[str(name)])
-        return lambda v, _lists: v is not None and any(p in normalize_text(v) for p in phrases)
+
+        def contains_any(v: Any, _lists: Mapping[str, frozenset[str]]) -> bool:
+            if v is None:
+                return False
+            text = normalize_text(v)
+            return any(p in text for p in phrases)
+
+        return contains_any
     if kind == "in_list":
         assert isinstance(arg, tuple)
         names = tuple(str(n) for n in arg)

@@ -7,7 +7,7 @@ nearly always typos (``ammount``) that would otherwise make a rule silently neve
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -48,6 +48,10 @@ __all__ = [
 MAX_MEMO = 2048
 MAX_TEXT = 256
 MAX_ATTRIBUTES = 64
+
+
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class EventType(StrEnum):
@@ -195,6 +199,14 @@ class Event(_Model):
         dict[Annotated[str, Field(max_length=64)], Scalar], Field(max_length=MAX_ATTRIBUTES)
     ] = Field(default_factory=dict)
     label: Label | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        # A day of slack at both ends, so that converting to any time zone cannot overflow.
+        if not _EARLIEST <= value <= _LATEST:
+            raise ValueError("must be between 1970-01-02 and 9999-12-30 (UTC)")
+        return value
 
     @field_validator("amount")
     @classmethod

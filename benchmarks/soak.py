@@ -5,8 +5,8 @@ in-memory store, and checks that
   - memory after warm-up stays flat (resident memory sampled every 10 % of the run),
   - every event has exactly one audit record and the audit chain verifies,
   - the decisions equal a single-threaded run of the same events.
-Threads take the events of disjoint sets of customers (the account each event is about), in time order, as a payment pipeline partitioned by
-customer would; the traffic's payees are merchants, utilities, landlords and family, so no feature of one
+Threads take the events of disjoint sets of customers (the account each event is about), in time
+order, as a payment pipeline partitioned by customer would; the traffic's payees are merchants, utilities, landlords and family, so no feature of one
 partition depends on the order of another.
 """
 

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -298,20 +297,48 @@ def bench_features(quick: bool) -> dict[str, Any]:
         stream = _synthetic(count, accounts, seed=9)
         guard = Guard(ruleset, engine="python", store=payguard.MemoryStore(max_decisions=1))
         gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
+        rss_before = _rss()
         for event in stream:
             guard.evaluate(event)
         gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        active = len(guard.store.accounts)  # type: ignore[attr-defined]
-        per_account = (after - before) / active
-        print(row("accounts with history", "bytes per active account (tracemalloc)"))
-        print(row("---", "---"))
-        print(row(f"{active:,}", f"{per_account:,.0f}"))
-        results["memory"] = {"events": count, "accounts": active, "bytes_per_account": per_account}
+        rss_after = _rss()
+        store = guard.store
+        assert isinstance(store, payguard.MemoryStore)
+        active = len(store.accounts)
+        deep = sum(_deep_size(key) + _deep_size(history) for key, history in store.accounts.items())
+        print(
+            row(
+                "accounts with history",
+                "bytes per account (deep size of its history)",
+                "resident memory growth per account",
+            )
+        )
+        print(row("---", "---", "---"))
+        print(row(f"{active:,}", f"{deep / active:,.0f}", f"{(rss_after - rss_before) / active:,.0f}"))
+        results["memory"] = {
+            "events": count,
+            "accounts": active,
+            "deep_bytes_per_account": deep / active,
+            "rss_bytes_per_account": (rss_after - rss_before) / active,
+        }
     return results
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def _deep_size(value: Any) -> int:
+    """Bytes of ``value`` and everything it holds (histories are lists, tuples, dicts and ints)."""
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(_deep_size(k) + _deep_size(v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        size += sum(_deep_size(v) for v in value)
+    elif hasattr(value, "__slots__"):
+        size += sum(_deep_size(getattr(value, name)) for name in value.__slots__ if hasattr(value, name))
+    return size
 
 
 def _default_guard(**options: Any) -> Guard:

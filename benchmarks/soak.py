@@ -6,8 +6,8 @@ in-memory store, and checks that
   - every event has exactly one audit record and the audit chain verifies,
   - the decisions equal a single-threaded run of the same events.
 Threads take the events of disjoint sets of customers (the account each event is about), in time
-order, as a payment pipeline partitioned by customer would; the traffic's payees are merchants, utilities, landlords and family, so no feature of one
-partition depends on the order of another.
+order, as a payment pipeline partitioned by customer would; the traffic's payees are merchants,
+utilities, landlords and family, so no feature of one partition depends on the order of another.
 """
 
 from __future__ import annotations

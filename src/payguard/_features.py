@@ -58,6 +58,21 @@ def _personal(kind: PartyType | None) -> bool:
 class _Context:
     """One event's view of the store, with the few intermediate results several features share."""
 
+    __slots__ = (
+        "_history",
+        "_out",
+        "amount",
+        "currency",
+        "engine",
+        "event",
+        "outgoing",
+        "payee_hash",
+        "subject_key",
+        "subject_party",
+        "time",
+        "txn",
+    )
+
     def __init__(self, event: Event, txn: StoreTransaction, engine: FeatureEngine) -> None:
         self.event = event
         self.txn = txn

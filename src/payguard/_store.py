@@ -66,11 +66,24 @@ class Store(ABC):
 
 
 class _MemoryTransaction(StoreTransaction):
+    """Holds the store's lock from ``__enter__`` to ``__exit__``, and commits only on success."""
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._accounts: dict[str, AccountHistory] = {}
         self._decisions: dict[str, Decision] = {}
         self._held: dict[str, dict[str, Any] | None] = {}
+
+    def __enter__(self) -> _MemoryTransaction:
+        self._store._lock.acquire()
+        return self
+
+    def __exit__(self, kind: object, _value: object, _traceback: object) -> None:
+        try:
+            if kind is None:
+                self.commit()
+        finally:
+            self._store._lock.release()
 
     def account(self, key: str) -> AccountHistory:
         # Histories are changed in place: a guard computes every feature before it writes anything, and
@@ -125,12 +138,8 @@ class MemoryStore(Store):
         self.max_decisions = max_decisions
         self._lock = threading.RLock()
 
-    @contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
-        with self._lock:
-            txn = _MemoryTransaction(self)
-            yield txn
-            txn.commit()
+    def transaction(self) -> _MemoryTransaction:
+        return _MemoryTransaction(self)
 
 
 _SCHEMA = """

@@ -16,7 +16,6 @@ as a stop, until ``Guard.release`` turns it into an executed payment.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -214,10 +213,9 @@ def _new_payee_out_over(entries_of: Callable[[AccountHistory], list[Entry]]) -> 
 def _amount_to_p95_90d(c: _Context) -> Any:
     if c.amount is None or not c.outgoing:
         return None
-    amounts = c.history.amounts_between(c.time - 90 * DAY, c.time)
-    if len(amounts) < MIN_SAMPLE:
+    p95 = c.history.percentile_95(c.time - 90 * DAY, c.time, MIN_SAMPLE)
+    if p95 is None:
         return None
-    p95 = amounts[min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)]
     floor = P95_FLOOR_UNITS * 10 ** currency_exponent(c.currency or "XXX")
     return c.amount / max(p95, floor)
 

@@ -257,11 +257,10 @@ class Guard:
 
     def _evidence(self, decision: Decision, event: Event, compiled: _Compiled) -> dict[str, Any]:
         """The values of the fields and features that the rules which fired read."""
-        fired = {hit.rule_id for hit in (*decision.hits, *decision.shadow_hits)}
+        reads = compiled.plan.rule_fields
         names: set[str] = set()
-        for rule in compiled.ruleset.rules:
-            if rule.id in fired:
-                names |= rule.fields
+        for hit in (*decision.hits, *decision.shadow_hits):
+            names |= reads.get(hit.rule_id, frozenset())  # the internal-error hold reads nothing
         evidence: dict[str, Any] = {}
         for name in sorted(names):
             spec = compiled.ruleset.field_spec(name)

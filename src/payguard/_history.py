@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -97,8 +99,6 @@ class AccountHistory:
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
-    # the amounts of ``sample`` in order, kept until the sample changes (not stored)
-    sorted_amounts: list[int] | None = None
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
@@ -118,10 +118,7 @@ class AccountHistory:
             _prune(entries, horizon)
         _prune(self.inbound, self.seen - 7 * DAY - GRACE)
         _prune(self.stops, self.seen - 30 * DAY - GRACE)
-        before = len(self.sample)
         _prune(self.sample, self.seen - 90 * DAY - GRACE)
-        if len(self.sample) != before:
-            self.sorted_amounts = None
         _prune(self.maxima, self.seen - 365 * DAY - GRACE)
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
@@ -149,7 +146,6 @@ class AccountHistory:
         _insert(self.sample, (time, amount))
         if len(self.sample) > MAX_SAMPLE:
             del self.sample[0]
-        self.sorted_amounts = None
         self._add_maximum(time, amount)
 
     def _add_maximum(self, time: int, amount: int) -> None:
@@ -184,14 +180,16 @@ class AccountHistory:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
     # -- reads -------------------------------------------------------------------------------------
-    def amounts_between(self, start: int, end: int) -> list[int]:
-        """Executed amounts with ``start <= time < end``, sorted; cached when that is the whole sample."""
-        sample = self.sample
-        if sample and sample[0][0] >= start and sample[-1][0] < end:
-            if self.sorted_amounts is None:
-                self.sorted_amounts = sorted(e[1] for e in sample)
-            return self.sorted_amounts
-        return sorted(e[1] for e in sample if start <= e[0] < end)
+    def percentile_95(self, start: int, end: int, least: int) -> int | None:
+        """The 95th percentile of executed amounts with ``start <= time < end``; None under ``least`` of them.
+
+        Only the top 5 % is ordered (``heapq.nlargest``), not the whole sample.
+        """
+        amounts = [e[1] for e in self.sample if start <= e[0] < end]
+        if len(amounts) < least:
+            return None
+        rank = min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)  # index in ascending order
+        return heapq.nlargest(len(amounts) - rank, amounts)[-1]
 
     def max_before(self, time: int) -> int | None:
         """Largest executed outgoing amount with ``time - 365 days <= t < time``."""

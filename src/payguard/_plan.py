@@ -114,6 +114,8 @@ class Plan:
                     if isinstance(leaf, Compare) and leaf.currency is not None:
                         self.uses_currency = True
         self.reads = frozenset(reads)
+        # what each rule reads, for the audit evidence of the rules that fired
+        self.rule_fields: dict[str, frozenset[str]] = {rule.id: rule.fields for rule in ruleset.rules}
         specs = {name: ruleset.field_spec(name) for name in reads}
         self.features = frozenset(name for name, spec in specs.items() if spec.is_feature)
         self._columns = [_Column(key, specs[name]) for name, key in self.columns.items()]

@@ -283,12 +283,12 @@ def test_sqlite_store_continues_in_a_new_process_exactly_where_it_was(
 
 def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRules, tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "payguard.db")
-    guard = Guard.from_path(write_rules(reads_every_feature()), store=store, audit=_failing_sink)
-    with pytest.raises(Exception, match="sink is down"):
-        pay(guard, 1, 0)
-    with store.transaction() as txn:
-        assert txn.decision("e1") is None
-        assert txn.account(make_event()["payer"]["account"]).out == []
+    with Guard.from_path(write_rules(reads_every_feature()), store=store, audit=_failing_sink) as guard:
+        with pytest.raises(Exception, match="sink is down"):
+            pay(guard, 1, 0)
+        with store.transaction() as txn:
+            assert txn.decision("e1") is None
+            assert txn.account(make_event()["payer"]["account"]).out == []
 
 
 def _failing_sink(record: dict[str, Any]) -> None:

@@ -101,7 +101,7 @@ class _Context:
         return self._out
 
     def money(self, minor: int) -> Decimal:
-        return Decimal(minor).scaleb(-currency_exponent(self.currency or "XXX"))
+        return Decimal(minor).scaleb(-currency_exponent(self.currency or ""))
 
     def is_new_payee(self) -> bool | None:
         if not (self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None):
@@ -216,7 +216,7 @@ def _amount_to_p95_90d(c: _Context) -> Any:
     p95 = c.history.percentile_95(c.time - 90 * DAY, c.time, MIN_SAMPLE)
     if p95 is None:
         return None
-    floor = P95_FLOOR_UNITS * 10 ** currency_exponent(c.currency or "XXX")
+    floor = P95_FLOOR_UNITS * 10 ** currency_exponent(c.currency or "")
     return c.amount / max(p95, floor)
 
 

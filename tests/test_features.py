@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
 from payguard._fields import FEATURES, Kind
+from payguard._history import pack_payee, unpack_payee
 
 from .conftest import ROOT, make_event
 
@@ -293,3 +296,17 @@ def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRule
 
 def _failing_sink(record: dict[str, Any]) -> None:
     raise OSError("sink is down")
+
+
+@given(
+    st.tuples(
+        st.integers(0, 2**38 - 1),
+        st.integers(0, 2**20 - 1),
+        st.integers(0, 2**38 - 1),
+        st.integers(1, 10**15),
+        st.integers(1, 10**15),
+        st.integers(0, 1),
+    )
+)
+def test_payee_statistics_pack_into_one_int_and_back(stats: tuple[int, int, int, int, int, int]) -> None:
+    assert unpack_payee(pack_payee(stats)) == stats

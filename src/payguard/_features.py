@@ -106,7 +106,7 @@ class _Context:
     def is_new_payee(self) -> bool | None:
         if not (self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None):
             return None
-        known = self.history.payees.get(self.payee_hash)
+        known = self.history.payee(self.payee_hash)
         return known is None or known[FIRST] > self.time
 
     def out_sum_minor(self) -> int:
@@ -120,14 +120,14 @@ def _is_new_payee(c: _Context) -> Any:
 def _payee_payment_count(c: _Context) -> Any:
     if c.payee_hash is None or not c.outgoing:
         return None
-    known = c.history.payees.get(c.payee_hash)
+    known = c.history.payee(c.payee_hash)
     return known[COUNT] if known and known[FIRST] <= c.time else 0
 
 
 def _payee_first_paid_days(c: _Context) -> Any:
     if c.payee_hash is None or not c.outgoing:
         return None
-    known = c.history.payees.get(c.payee_hash)
+    known = c.history.payee(c.payee_hash)
     if known is None or known[FIRST] > c.time:
         return None
     return (c.time - known[FIRST]) / DAY
@@ -136,7 +136,7 @@ def _payee_first_paid_days(c: _Context) -> Any:
 def _known_payee(c: _Context) -> tuple[int, ...] | None:
     if c.payee_hash is None or not c.outgoing or c.amount is None:
         return None
-    known = c.history.payees.get(c.payee_hash)
+    known = c.history.payee(c.payee_hash)
     return known if known is not None and known[FIRST] <= c.time else None
 
 

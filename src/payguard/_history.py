@@ -30,6 +30,41 @@ Entry = tuple[int, ...]
 PayeeStats = tuple[int, int, int, int, int, int]
 FIRST, COUNT, LAST, FIRST_AMOUNT, LAST_AMOUNT, INCREASING = range(6)
 
+# Payee statistics and sampled amounts are packed into single ints: one int object instead of a tuple of
+# six (or two) makes a remembered payee about 120 bytes instead of 350. Times fit 38 bits (event times are
+# bounded to years 1970-9999), amounts 50 bits (MAX_MINOR_UNITS is 10**15), counts are capped at 2**20 - 1.
+_TIME_BITS, _AMOUNT_BITS, _COUNT_BITS = 38, 50, 20
+_AMOUNT_MASK, _TIME_MASK, _COUNT_MASK = (1 << _AMOUNT_BITS) - 1, (1 << _TIME_BITS) - 1, (1 << _COUNT_BITS) - 1
+
+
+def pack_payee(stats: PayeeStats) -> int:
+    first, count, last, first_amount, last_amount, increasing = stats
+    packed = first
+    packed = (packed << _TIME_BITS) | last
+    packed = (packed << _COUNT_BITS) | min(count, _COUNT_MASK)
+    packed = (packed << 1) | (1 if increasing else 0)
+    packed = (packed << _AMOUNT_BITS) | first_amount
+    return (packed << _AMOUNT_BITS) | last_amount
+
+
+def unpack_payee(packed: int) -> PayeeStats:
+    last_amount = packed & _AMOUNT_MASK
+    packed >>= _AMOUNT_BITS
+    first_amount = packed & _AMOUNT_MASK
+    packed >>= _AMOUNT_BITS
+    increasing = packed & 1
+    packed >>= 1
+    count = packed & _COUNT_MASK
+    packed >>= _COUNT_BITS
+    last = packed & _TIME_MASK
+    first = packed >> _TIME_BITS
+    return first, count, last, first_amount, last_amount, increasing
+
+
+def _sample_time(packed: int) -> int:
+    return packed >> _AMOUNT_BITS
+
+
 HOUR = 3600
 DAY = 86400
 GRACE = HOUR
@@ -74,17 +109,18 @@ def window(entries: Iterable[Entry], start: int, end: int) -> Iterable[Entry]:
 
 @dataclass(slots=True)
 class AccountHistory:
-    """The bounded history of one account. Lists of small int lists keep it compact and JSON-ready."""
+    """The bounded history of one account: lists of int tuples and packed ints, compact and JSON-ready."""
 
     # outgoing attempts (executed or stopped): [time, amount, payee hash, was new payee, balance before or -1]
     out: list[Entry] = field(default_factory=list)
     # payee hash -> (first paid time, executed payments, last paid time, first amount, last amount,
     # 1 while every payment to the payee was larger than the one before, else 0)
-    payees: dict[int, PayeeStats] = field(default_factory=dict)
-    # executed outgoing amounts: [time, amount], the last MAX_SAMPLE within 90 days
-    sample: list[Entry] = field(default_factory=list)
+    payees: dict[int, int] = field(default_factory=dict)  # values packed by pack_payee
+    # executed outgoing amounts, packed as time << 50 | amount (so sorted by time): the last MAX_SAMPLE
+    # within 90 days
+    sample: list[int] = field(default_factory=list)
     # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
-    maxima: list[Entry] = field(default_factory=list)
+    maxima: list[int] = field(default_factory=list)  # packed like ``sample``
     # money received: (time, amount, payer hash, 1 if the payer is a person or unknown, 0 for an institution)
     inbound: list[Entry] = field(default_factory=list)
     # loan disbursements received: [time, amount, lender hash]
@@ -118,15 +154,21 @@ class AccountHistory:
             _prune(entries, horizon)
         _prune(self.inbound, self.seen - 7 * DAY - GRACE)
         _prune(self.stops, self.seen - 30 * DAY - GRACE)
-        _prune(self.sample, self.seen - 90 * DAY - GRACE)
-        _prune(self.maxima, self.seen - 365 * DAY - GRACE)
+        oldest = (self.seen - 90 * DAY - GRACE) << _AMOUNT_BITS
+        cut = bisect.bisect_left(self.sample, oldest)
+        if cut:
+            del self.sample[:cut]
+        cut = bisect.bisect_left(self.maxima, (self.seen - 365 * DAY - GRACE) << _AMOUNT_BITS)
+        if cut:
+            del self.maxima[:cut]
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
         _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))
 
     def add_executed(self, time: int, amount: int, payee: int | None) -> None:
         if payee is not None:
-            known = self.payees.pop(payee, None)
+            packed = self.payees.pop(payee, None)
+            known = unpack_payee(packed) if packed is not None else None
             if known is None:
                 stats: PayeeStats = (time, 1, time, amount, amount, 1)
             else:
@@ -140,27 +182,28 @@ class AccountHistory:
                     amount if later else last_amount,
                     int(bool(increasing) and later and amount > last_amount),
                 )
-            self.payees[payee] = stats  # re-inserted: dict order is least recently paid first
+            self.payees[payee] = pack_payee(stats)  # re-inserted: dict order is least recently paid first
             while len(self.payees) > MAX_PAYEES:
                 del self.payees[next(iter(self.payees))]
-        _insert(self.sample, (time, amount))
+        bisect.insort(self.sample, (time << _AMOUNT_BITS) | min(amount, _AMOUNT_MASK))
         if len(self.sample) > MAX_SAMPLE:
             del self.sample[0]
         self._add_maximum(time, amount)
 
     def _add_maximum(self, time: int, amount: int) -> None:
         maxima = self.maxima
-        if not maxima or maxima[-1][0] <= time:  # the usual case: events in time order
-            while maxima and maxima[-1][1] <= amount:
+        entry = (time << _AMOUNT_BITS) | min(amount, _AMOUNT_MASK)
+        if not maxima or _sample_time(maxima[-1]) <= time:  # the usual case: events in time order
+            while maxima and maxima[-1] & _AMOUNT_MASK <= amount:
                 maxima.pop()
-            maxima.append((time, amount))
+            maxima.append(entry)
             return
-        position = bisect.bisect_right(self.maxima, time, key=lambda e: e[0])
-        if any(e[1] >= amount for e in self.maxima[position:]):
+        position = bisect.bisect_right(maxima, entry)
+        if any(e & _AMOUNT_MASK >= amount for e in maxima[position:]):
             return  # a later payment at least as large already dominates this one
-        keep = [e for e in self.maxima[:position] if e[1] > amount]
-        self.maxima[:position] = keep
-        self.maxima.insert(len(keep), (time, amount))
+        keep = [e for e in maxima[:position] if e & _AMOUNT_MASK > amount]
+        maxima[:position] = keep
+        maxima.insert(len(keep), entry)
 
     def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
         _insert(self.inbound, (time, amount, payer, int(personal)))
@@ -180,12 +223,18 @@ class AccountHistory:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
     # -- reads -------------------------------------------------------------------------------------
+    def payee(self, payee: int | None) -> PayeeStats | None:
+        """What is known of executed payments to ``payee``."""
+        packed = self.payees.get(payee) if payee is not None else None
+        return unpack_payee(packed) if packed is not None else None
+
     def percentile_95(self, start: int, end: int, least: int) -> int | None:
         """The 95th percentile of executed amounts with ``start <= time < end``; None under ``least`` of them.
 
         Only the top 5 % is ordered (``heapq.nlargest``), not the whole sample.
         """
-        amounts = [e[1] for e in self.sample if start <= e[0] < end]
+        low, high = start << _AMOUNT_BITS, end << _AMOUNT_BITS
+        amounts = [e & _AMOUNT_MASK for e in self.sample if low <= e < high]
         if len(amounts) < least:
             return None
         rank = min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)  # index in ascending order
@@ -193,18 +242,18 @@ class AccountHistory:
 
     def max_before(self, time: int) -> int | None:
         """Largest executed outgoing amount with ``time - 365 days <= t < time``."""
-        for entry_time, amount in self.maxima:
-            if time - 365 * DAY <= entry_time < time:
-                return amount
+        for entry in self.maxima:
+            if time - 365 * DAY <= _sample_time(entry) < time:
+                return entry & _AMOUNT_MASK
         return None
 
     # -- serialisation (for persistent stores) ----------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
             "out": self.out,
-            "payees": [[k, *v] for k, v in self.payees.items()],
-            "sample": self.sample,
-            "maxima": self.maxima,
+            "payees": [[k, *unpack_payee(v)] for k, v in self.payees.items()],
+            "sample": [[_sample_time(e), e & _AMOUNT_MASK] for e in self.sample],
+            "maxima": [[_sample_time(e), e & _AMOUNT_MASK] for e in self.maxima],
             "inbound": self.inbound,
             "loans": self.loans,
             "deposits": self.deposits,
@@ -219,9 +268,11 @@ class AccountHistory:
     def from_json(cls, data: dict[str, Any]) -> AccountHistory:
         return cls(
             out=_entries(data["out"]),
-            payees={row[0]: (row[1], row[2], row[3], row[4], row[5], row[6]) for row in data["payees"]},
-            sample=_entries(data["sample"]),
-            maxima=_entries(data["maxima"]),
+            payees={
+                row[0]: pack_payee((row[1], row[2], row[3], row[4], row[5], row[6])) for row in data["payees"]
+            },
+            sample=[(row[0] << _AMOUNT_BITS) | row[1] for row in data["sample"]],
+            maxima=[(row[0] << _AMOUNT_BITS) | row[1] for row in data["maxima"]],
             inbound=_entries(data["inbound"]),
             loans=_entries(data["loans"]),
             deposits=_entries(data["deposits"]),

@@ -120,3 +120,17 @@ def test_the_embedding_examples_run(script: str, tmp_path: Path) -> None:
         assert len(result.stdout.splitlines()) == 20
         assert "async-0: hold" in result.stdout
     assert len(audit.read_text().splitlines()) >= 3
+
+
+def test_the_readme_embedding_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## Embedding", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace('"rules/"', repr(str(RULES))).replace(
+        '"audit.jsonl"', repr(str(tmp_path / "audit.jsonl"))
+    )
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    decision = namespace["decision"]
+    assert decision.action is Action.INTERRUPT  # type: ignore[attr-defined]
+    assert decision.reason  # type: ignore[attr-defined]
+    namespace["guard"].close()  # type: ignore[attr-defined]

@@ -200,10 +200,10 @@ def bench_engine(quick: bool) -> dict[str, Any]:
 
 def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
     """The C calls alone for the same compiled rules: assert, start, drain, retract, on pre-encoded facts."""
-    from payguard._durable import encode
+    from payguard._durable import encode_fact
 
     engine = durable_rules_engine
-    texts = [encode({**f, "t": "tx", "sid": "0", "id": str(i)}) for i, f in enumerate(facts)]
+    texts = [encode_fact(f, str(i)) for i, f in enumerate(facts)]
     handles = matcher._handles
     gc.collect()
     start = time.perf_counter()

@@ -54,9 +54,9 @@ def _number(value: float) -> str:
 _string = json.encoder.encode_basestring
 
 
-def encode_fact(fact: Fact) -> str:
-    """The flat fact as JSON, fast: keys are payguard's own identifiers, values str, bool, int, float."""
-    parts = []
+def encode_fact(fact: Fact, ident: str) -> str:
+    """The flat fact as JSON, with the discriminator, session and id durable_rules needs."""
+    parts = [f'{{"t":"tx","sid":"0","id":"{ident}"']
     for key, value in fact.items():
         kind = type(value)
         if kind is bool:
@@ -69,8 +69,9 @@ def encode_fact(fact: Fact) -> str:
             text = encode(value)
         else:
             raise TypeError(f"cannot send {kind.__name__} to durable_rules")
-        parts.append(f'"{key}":{text}')
-    return "{" + ",".join(parts) + "}"
+        parts.append(f',"{key}":{text}')
+    parts.append("}")
+    return "".join(parts)
 
 
 def encode(value: Any) -> str:
@@ -196,10 +197,8 @@ class DurableMatcher:
 
     def match(self, fact: Fact) -> list[int]:
         with self._lock:
-            payload = dict(fact)
-            payload.update(t="tx", sid="0", id=str(next(self._ids)))
             try:
-                text = encode_fact(payload)
+                text = encode_fact(fact, str(next(self._ids)))
             except (TypeError, ValueError) as exc:
                 raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
             found: set[int] = set()

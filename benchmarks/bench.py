@@ -125,6 +125,12 @@ def row(*cells: Any) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def header(*cells: str) -> None:
+    """Print the head of a Markdown table."""
+    print(row(*cells))
+    print(row(*["---"] * len(cells)))
+
+
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f}"
 
@@ -138,19 +144,16 @@ def bench_engine(quick: bool) -> dict[str, Any]:
     events = [parse_event(e) for e in raw]
     results: dict[str, Any] = {}
     print("\n### Matching engines: generated rule sets, one thread, in-memory store, no audit\n")
-    print(
-        row(
-            "rules",
-            "engine",
-            "decisions/s",
-            "p50 µs",
-            "p99 µs",
-            "match only µs",
-            "bare C calls µs",
-            "adapter / bare",
-        )
+    header(
+        "rules",
+        "engine",
+        "decisions/s",
+        "p50 µs",
+        "p99 µs",
+        "match only µs",
+        "bare C calls µs",
+        "adapter / bare",
     )
-    print(row(*["---"] * 8))
     with tempfile.TemporaryDirectory() as tmp:
         for size in (10, 25, 100):
             path = Path(tmp) / f"r{size}.yaml"
@@ -266,8 +269,7 @@ def bench_features(quick: bool) -> dict[str, Any]:
         ruleset = load_rule_set(path)
         events = _synthetic(20000 if quick else 100000, 5000)
         print("\n### Features: every feature of the catalogue computed, one thread\n")
-        print(row("store", "features per event µs (compute + history update)", "evaluate events/s"))
-        print(row("---", "---", "---"))
+        header("store", "features per event µs (compute + history update)", "evaluate events/s")
         for name, factory in (
             ("memory", lambda: None),
             ("sqlite", lambda: SQLiteStore(Path(tmp) / f"{time.time_ns()}.db")),
@@ -302,18 +304,15 @@ def bench_features(quick: bool) -> dict[str, Any]:
             guard.evaluate(event)
         gc.collect()
         rss_after = _rss()
-        store = guard.store
-        assert isinstance(store, payguard.MemoryStore)
-        active = len(store.accounts)
-        deep = sum(_deep_size(key) + _deep_size(history) for key, history in store.accounts.items())
-        print(
-            row(
-                "accounts with history",
-                "bytes per account (deep size of its history)",
-                "resident memory growth per account",
-            )
+        memory = guard.store
+        assert isinstance(memory, payguard.MemoryStore)
+        active = len(memory.accounts)
+        deep = sum(_deep_size(key) + _deep_size(history) for key, history in memory.accounts.items())
+        header(
+            "accounts with history",
+            "bytes per account (deep size of its history)",
+            "resident memory growth per account",
         )
-        print(row("---", "---", "---"))
         print(row(f"{active:,}", f"{deep / active:,.0f}", f"{(rss_after - rss_before) / active:,.0f}"))
         results["memory"] = {
             "events": count,
@@ -352,8 +351,7 @@ def bench_audit(quick: bool) -> dict[str, Any]:
     print(
         "\n### Audit trail: default rule set, file sink, default flush policy (flush per record, no fsync)\n"
     )
-    print(row("engine", "without audit µs/decision", "with audit µs/decision", "audit adds µs"))
-    print(row(*["---"] * 4))
+    header("engine", "without audit µs/decision", "with audit µs/decision", "audit adds µs")
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
             times = []
@@ -372,21 +370,18 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     history, raw = traffic(5000 if quick else 30000)
     results: dict[str, Any] = {}
     print("\n### End to end: default rule set (36 rules), features, audit to a file, one thread\n")
-    print(
-        row(
-            "engine",
-            "decisions/s",
-            "p50 µs",
-            "p99 µs",
-            "p99.9 µs",
-            "validation",
-            "features",
-            "matching",
-            "audit",
-            "rest",
-        )
+    header(
+        "engine",
+        "decisions/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "validation",
+        "features",
+        "matching",
+        "audit",
+        "rest",
     )
-    print(row(*["---"] * 10))
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
             guard = _default_guard(engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench")
@@ -408,8 +403,7 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
             )
             results[engine] = {"rate": rate, **p, **split}
         print("\n### A generated rule set of 500 rules, end to end (features, audit to a file)\n")
-        print(row("engine", "decisions/s", "p50 µs", "p99 µs"))
-        print(row(*["---"] * 4))
+        header("engine", "decisions/s", "p50 µs", "p99 µs")
         path = Path(tmp) / "r500.yaml"
         path.write_text(generated_rules(500, seed=7), encoding="utf-8")
         for engine in ENGINES:
@@ -489,8 +483,7 @@ def bench_replay(quick: bool) -> dict[str, Any]:
         subprocess.run(command, check=False, stderr=subprocess.DEVNULL, cwd=ROOT)
         elapsed = time.perf_counter() - start
         summary = json.loads((Path(tmp) / "summary.json").read_text())
-    print(row("records", "evaluated", "rejected", "seconds (whole command)", "events/s (evaluation loop)"))
-    print(row(*["---"] * 5))
+    header("records", "evaluated", "rejected", "seconds (whole command)", "events/s (evaluation loop)")
     print(
         row(
             f"{summary['records']:,}",

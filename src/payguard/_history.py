@@ -71,7 +71,7 @@ GRACE = HOUR
 MAX_PAYEES = 1000
 MAX_SAMPLE = 100
 MAX_STOPS = 50
-PRUNE_EVERY = 600
+PRUNE_EVERY = HOUR
 
 
 @lru_cache(maxsize=1 << 16)
@@ -149,18 +149,18 @@ class AccountHistory:
         if time - self.pruned < PRUNE_EVERY:
             return
         self.pruned = time
-        horizon = self.seen - DAY - GRACE
-        for entries in (self.out, self.loans, self.deposits):
-            _prune(entries, horizon)
-        _prune(self.inbound, self.seen - 7 * DAY - GRACE)
-        _prune(self.stops, self.seen - 30 * DAY - GRACE)
-        oldest = (self.seen - 90 * DAY - GRACE) << _AMOUNT_BITS
-        cut = bisect.bisect_left(self.sample, oldest)
-        if cut:
-            del self.sample[:cut]
-        cut = bisect.bisect_left(self.maxima, (self.seen - 365 * DAY - GRACE) << _AMOUNT_BITS)
-        if cut:
-            del self.maxima[:cut]
+        for entries, keep in (
+            (self.out, DAY),
+            (self.loans, DAY),
+            (self.deposits, DAY),
+            (self.inbound, 7 * DAY),
+            (self.stops, 30 * DAY),
+        ):
+            if entries and entries[0][0] < time - keep - GRACE:
+                _prune(entries, time - keep - GRACE)
+        for packed, keep in ((self.sample, 90 * DAY), (self.maxima, 365 * DAY)):
+            if packed and _sample_time(packed[0]) < time - keep - GRACE:
+                del packed[: bisect.bisect_left(packed, (time - keep - GRACE) << _AMOUNT_BITS)]
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
         _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))

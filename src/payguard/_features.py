@@ -97,7 +97,7 @@ class _Context:
 
     def out_24h(self) -> list[Entry]:
         if self._out is None:
-            self._out = list(window(self.history.out, self.time - DAY, self.time))
+            self._out = window(self.history.out, self.time - DAY, self.time)
         return self._out
 
     def money(self, minor: int) -> Decimal:
@@ -156,7 +156,7 @@ def _amount_to_first_payee_amount(c: _Context) -> Any:
 
 def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
     def count(c: _Context) -> Any:
-        found = sum(1 for _ in window(c.history.out, c.time - seconds, c.time))
+        found = len(window(c.history.out, c.time - seconds, c.time))
         return found + (1 if c.outgoing else 0)
 
     return count

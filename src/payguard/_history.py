@@ -15,7 +15,7 @@ import bisect
 import hashlib
 import heapq
 import math
-from collections.abc import Iterable
+import operator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -102,9 +102,14 @@ def _entries(rows: list[list[int]]) -> list[Entry]:
     return [tuple(row) for row in rows]
 
 
-def window(entries: Iterable[Entry], start: int, end: int) -> Iterable[Entry]:
-    """Entries with ``start < time <= end``."""
-    return (e for e in entries if start < e[0] <= end)
+def window(entries: list[Entry], start: int, end: int) -> list[Entry]:
+    """Entries with ``start < time <= end`` (entries are kept in time order, so two bisections find them)."""
+    low = bisect.bisect_right(entries, start, key=_time_of)
+    high = bisect.bisect_right(entries, end, lo=low, key=_time_of)
+    return entries[low:high]
+
+
+_time_of = operator.itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -135,6 +140,8 @@ class AccountHistory:
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
+    # the 95th percentile of the whole sample, or -1 until computed after the sample last changed (not stored)
+    p95: int = -1
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
@@ -161,6 +168,7 @@ class AccountHistory:
         for packed, keep in ((self.sample, 90 * DAY), (self.maxima, 365 * DAY)):
             if packed and _sample_time(packed[0]) < time - keep - GRACE:
                 del packed[: bisect.bisect_left(packed, (time - keep - GRACE) << _AMOUNT_BITS)]
+                self.p95 = -1
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
         _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))
@@ -188,6 +196,7 @@ class AccountHistory:
         bisect.insort(self.sample, (time << _AMOUNT_BITS) | min(amount, _AMOUNT_MASK))
         if len(self.sample) > MAX_SAMPLE:
             del self.sample[0]
+        self.p95 = -1
         self._add_maximum(time, amount)
 
     def _add_maximum(self, time: int, amount: int) -> None:
@@ -233,12 +242,19 @@ class AccountHistory:
 
         Only the top 5 % is ordered (``heapq.nlargest``), not the whole sample.
         """
+        sample = self.sample
         low, high = start << _AMOUNT_BITS, end << _AMOUNT_BITS
-        amounts = [e & _AMOUNT_MASK for e in self.sample if low <= e < high]
+        whole = bool(sample) and sample[0] >= low and sample[-1] < high
+        if whole and self.p95 >= 0:
+            return self.p95 if len(sample) >= least else None
+        amounts = [e & _AMOUNT_MASK for e in sample if low <= e < high]
         if len(amounts) < least:
             return None
         rank = min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)  # index in ascending order
-        return heapq.nlargest(len(amounts) - rank, amounts)[-1]
+        found = heapq.nlargest(len(amounts) - rank, amounts)[-1]
+        if whole:
+            self.p95 = found  # the usual case: the whole sample lies in the window
+        return found
 
     def max_before(self, time: int) -> int | None:
         """Largest executed outgoing amount with ``time - 365 days <= t < time``."""

@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_hardening.py tests/test_engines.py tests/test_guard.py tests/test_audit.py
+	PAYGUARD_FUZZ=1 HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_hardening.py tests/test_engines.py tests/test_guard.py tests/test_audit.py
 
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard import Decision, Guard, InvalidEventError, MemoryStore, RuleFileError, load_rule_set
+from payguard._readers import read_records
 
 from .conftest import ROOT, make_event
 from .test_engines import ENGINES
@@ -287,3 +289,39 @@ def test_any_finite_session_float_matches_in_both_engines(age: float) -> None:
         results.add((decision.action, decision.rule_ids))
     assert len(results) == 1
     assert not math.isnan(age)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not os.environ.get("PAYGUARD_FUZZ"), reason="several hundred MB: run by make fuzz")
+def test_an_xml_file_of_several_hundred_mb_streams_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "huge.xml"
+    transfer = (
+        "<CdtTrfTxInf><PmtId><EndToEndId>E{n}</EndToEndId></PmtId><Amt><InstdAmt Ccy='EUR'>10.00</InstdAmt></Amt>"
+        "<Cdtr><Nm>Supplier {n}</Nm></Cdtr><CdtrAcct><Id><IBAN>DE02100100109307118603</IBAN></Id></CdtrAcct>"
+        "<RmtInf><Ustrd>invoice {n} {pad}</Ustrd></RmtInf></CdtTrfTxInf>\n"
+    )
+    count = 1_000_000
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(
+            "<Document xmlns='urn:iso:std:iso:20022:tech:xsd:pain.001.001.03'><CstmrCdtTrfInitn><GrpHdr><MsgId>M</MsgId>"
+            "<CreDtTm>2026-01-05T09:00:00</CreDtTm></GrpHdr><PmtInf><PmtInfId>P</PmtInfId><ReqdExctnDt>2026-01-05"
+            "</ReqdExctnDt><DbtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></DbtrAcct>\n"
+        )
+        for n in range(count):
+            handle.write(transfer.format(n=n, pad="x" * 60))
+        handle.write("</PmtInf></CstmrCdtTrfInitn></Document>\n")
+    assert path.stat().st_size > 300_000_000
+    before = _rss()
+    peak = before
+    seen = 0
+    for record in read_records(str(path)):
+        assert record.event is not None, record.error
+        seen += 1
+        if seen % 100_000 == 0:
+            peak = max(peak, _rss())
+    assert seen == count
+    assert peak - before < 100_000_000, "reading must not grow with the file"

@@ -156,6 +156,7 @@ def test_an_invariant_with_a_planted_counterexample_is_found(suite: Path) -> Non
 
 
 def test_rule_test_files_run_under_pytest(suite: Path) -> None:
+    (suite / "settings_test.yaml").write_text("database: sqlite\n")  # a project's own YAML: not collected
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", "-rs"],
         capture_output=True,

@@ -22,9 +22,19 @@ class RuleCaseError(Exception):
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if is_rule_test_file(file_path):
+    # Only files that look like rule tests (a top-level cases: or invariants: key), so that a project's
+    # unrelated *_test.yaml files are left alone.
+    if is_rule_test_file(file_path) and _looks_like_rule_tests(file_path):
         return RuleTestYaml.from_parent(parent, path=file_path)
     return None
+
+
+def _looks_like_rule_tests(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.startswith(("cases:", "invariants:")) for line in text.splitlines())
 
 
 class RuleTestYaml(pytest.File):

@@ -13,7 +13,7 @@ import gzip
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +40,6 @@ class _Customer:
     suppliers: list[str]
     savings: str
     friends_made: int = 0
-    labels: dict[str, Any] = field(default_factory=dict)
 
 
 def _money(value: float) -> Decimal:
@@ -222,9 +221,26 @@ def benign_traffic(
     return history, month
 
 
-def _story(event: dict[str, Any], typology: str) -> dict[str, Any]:
-    event["label"] = {"is_fraud": True, "typology": typology}
-    return event
+def _story(  # noqa: PLR0917 (story rows read best as positional columns)
+    typology: str,
+    event_id: str,
+    when: str,
+    amount: str,
+    payer: dict[str, Any],
+    payee: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One labelled event of a scam story (CNY; ``extra`` holds type, channel, memo, session...)."""
+    return {
+        "id": event_id,
+        "timestamp": when,
+        "amount": amount,
+        "currency": "CNY",
+        "payer": payer,
+        "payee": payee,
+        **extra,
+        "label": {"is_fraud": True, "typology": typology},
+    }
 
 
 def _scams(day: datetime) -> list[dict[str, Any]]:
@@ -235,136 +251,111 @@ def _scams(day: datetime) -> list[dict[str, Any]]:
 
     elderly = {"account": "6222000000900001", "age": 72, "vulnerability": ["elderly"]}
     student = {"account": "6222000000900002", "age": 21}
-    mule = "6222000000900003"
-    events: list[dict[str, Any]] = [
+    mule = {"account": "6222000000900003", "account_opened": "2026-03-07"}
+    app = {"channel": "mobile_app"}
+    coached = {**app, "session": {"on_call": True, "caller_in_contacts": False}}
+
+    def person(account: str) -> dict[str, Any]:
+        return {"account": account, "type": "personal"}
+
+    t1, t6 = "T1_safe_account", "T6_brushing"
+    return [
         # T1: a "police officer" on the phone walks a 72-year-old through breaking a deposit and moving it.
         _story(
-            {
-                "id": "scam-t1-1",
-                "type": "deposit_redemption",
-                "timestamp": at(9, 5),
-                "amount": "200000.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {"account": "6222000000900001-TD"},
-                "payee": {"account": elderly["account"]},
-            },
-            "T1_safe_account",
+            t1,
+            "scam-t1-1",
+            at(9, 5),
+            "200000.00",
+            {"account": "6222000000900001-TD"},
+            {"account": elderly["account"]},
+            type="deposit_redemption",
+            **app,
         ),
         _story(
-            {
-                "id": "scam-t1-2",
-                "timestamp": at(9, 25),
-                "amount": "150000.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {**elderly, "balance_before": "230000.00"},
-                "payee": {"account": "6217555500001111", "type": "personal"},
-                "memo": "还款",
-                "session": {"on_call": True, "caller_in_contacts": False},
-            },
-            "T1_safe_account",
+            t1,
+            "scam-t1-2",
+            at(9, 25),
+            "150000.00",
+            {**elderly, "balance_before": "230000.00"},
+            person("6217555500001111"),
+            memo="还款",
+            **coached,
         ),
         _story(
-            {
-                "id": "scam-t1-3",
-                "timestamp": at(9, 50),
-                "amount": "50000.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {**elderly, "balance_before": "230000.00"},
-                "payee": {"account": "6217555500002222", "type": "personal"},
-                "memo": "资金核查 安全账户",
-                "session": {"on_call": True, "caller_in_contacts": False},
-            },
-            "T1_safe_account",
+            t1,
+            "scam-t1-3",
+            at(9, 50),
+            "50000.00",
+            {**elderly, "balance_before": "230000.00"},
+            person("6217555500002222"),
+            memo="资金核查 安全账户",
+            **coached,
         ),
         # T6: a student is paid a "commission" for tasks, then asked for ever larger "combined orders".
         _story(
-            {
-                "id": "scam-t6-1",
-                "timestamp": at(10, 0),
-                "amount": "100.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {**student, "balance_before": "8000.00"},
-                "payee": {"account": "6217666600001111", "type": "personal"},
-                "memo": "做任务 刷单",
-            },
-            "T6_brushing",
+            t6,
+            "scam-t6-1",
+            at(10, 0),
+            "100.00",
+            {**student, "balance_before": "8000.00"},
+            person("6217666600001111"),
+            memo="做任务 刷单",
+            **app,
         ),
         _story(
-            {
-                "id": "scam-t6-2",
-                "type": "transfer_in",
-                "timestamp": at(10, 20),
-                "amount": "130.00",
-                "currency": "CNY",
-                "payer": {"account": "6217666600009999", "type": "personal"},
-                "payee": {"account": student["account"]},
-                "memo": "佣金",
-            },
-            "T6_brushing",
+            t6,
+            "scam-t6-2",
+            at(10, 20),
+            "130.00",
+            person("6217666600009999"),
+            {"account": student["account"]},
+            type="transfer_in",
+            memo="佣金",
         ),
         _story(
-            {
-                "id": "scam-t6-3",
-                "timestamp": at(10, 40),
-                "amount": "600.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {**student, "balance_before": "7900.00"},
-                "payee": {"account": "6217666600002222", "type": "personal"},
-                "memo": "连单 垫付",
-            },
-            "T6_brushing",
+            t6,
+            "scam-t6-3",
+            at(10, 40),
+            "600.00",
+            {**student, "balance_before": "7900.00"},
+            person("6217666600002222"),
+            memo="连单 垫付",
+            **app,
         ),
         _story(
-            {
-                "id": "scam-t6-4",
-                "timestamp": at(11, 10),
-                "amount": "3000.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {**student, "balance_before": "7300.00"},
-                "payee": {"account": "6217666600003333", "type": "personal"},
-                "memo": "卡单 充值",
-            },
-            "T6_brushing",
+            t6,
+            "scam-t6-4",
+            at(11, 10),
+            "3000.00",
+            {**student, "balance_before": "7300.00"},
+            person("6217666600003333"),
+            memo="卡单 充值",
+            **app,
+        ),
+        # A money mule: a nine-day-old account collects from six people and passes it on to a crypto OTC desk.
+        *(
+            _story(
+                "mule",
+                f"scam-mule-in-{n}",
+                at(12, 10 * n),
+                f"{3000 + 500 * n}.00",
+                person(f"62170000777{n:05d}"),
+                dict(mule),
+                type="transfer_in",
+            )
+            for n in range(6)
+        ),
+        _story(
+            "mule",
+            "scam-mule-out",
+            at(14, 30),
+            "24000.00",
+            {**mule, "balance_before": "25600.00"},
+            person("6217888800001111"),
+            memo="USDT",
+            **app,
         ),
     ]
-    # A money mule: a nine-day-old account collects from six people and passes it on to a crypto OTC desk.
-    for n in range(6):
-        events.append(
-            _story(
-                {
-                    "id": f"scam-mule-in-{n}",
-                    "type": "transfer_in",
-                    "timestamp": at(12, 10 * n),
-                    "amount": f"{3000 + 500 * n}.00",
-                    "currency": "CNY",
-                    "payer": {"account": f"62170000777{n:05d}", "type": "personal"},
-                    "payee": {"account": mule, "account_opened": "2026-03-07"},
-                },
-                "mule",
-            )
-        )
-    events.append(
-        _story(
-            {
-                "id": "scam-mule-out",
-                "timestamp": at(14, 30),
-                "amount": "24000.00",
-                "currency": "CNY",
-                "channel": "mobile_app",
-                "payer": {"account": mule, "account_opened": "2026-03-07", "balance_before": "25600.00"},
-                "payee": {"account": "6217888800001111", "type": "personal"},
-                "memo": "USDT",
-            },
-            "mule",
-        )
-    )
-    return events
 
 
 def demo_day(seed: int = 20260316, customers: int = 400) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -153,11 +153,7 @@ class Guard:
         """The decision, and whether it was made now (``False`` for a repeated event id)."""
         started = time.perf_counter()
         compiled, lists = self._state
-        try:
-            parsed = parse_event(event)
-        except InvalidEventError as exc:
-            self._audit_rejected(exc, compiled)
-            raise
+        parsed = self._validate(event, compiled)
         with self.store.transaction() as txn:
             previous = txn.decision(parsed.id)
             if previous is not None:
@@ -182,6 +178,14 @@ class Guard:
                 compiled.features.commit(context, decision.action, decision.decision_id)
             txn.put_decision(parsed.id, decision)
         return decision, True
+
+    def _validate(self, event: Event | Mapping[str, Any], compiled: _Compiled | None = None) -> Event:
+        """``event`` validated; an invalid one is audited as rejected, then ``InvalidEventError`` raised."""
+        try:
+            return parse_event(event)
+        except InvalidEventError as exc:
+            self._audit_rejected(exc, compiled or self._state[0])
+            raise
 
     def _decide(
         self,

@@ -113,7 +113,6 @@ class Plan:
                     self.columns.setdefault(leaf.field, f"f{len(self.columns)}")
                     if isinstance(leaf, Compare) and leaf.currency is not None:
                         self.uses_currency = True
-        self.reads = frozenset(reads)
         # what each rule reads, for the audit evidence of the rules that fired
         self.rule_fields: dict[str, frozenset[str]] = {rule.id: rule.fields for rule in ruleset.rules}
         specs = {name: ruleset.field_spec(name) for name in reads}

@@ -33,7 +33,7 @@ from ruamel.yaml.error import YAMLError
 
 from ._errors import PayguardError
 
-__all__ = ["FORMATS", "ReaderError", "Record", "guess_format", "load_mapping", "read_records"]
+__all__ = ["FORMATS", "ReaderError", "Record", "guess_format", "load_mapping", "read_records", "set_path"]
 
 FORMATS = ("jsonl", "csv", "iso20022")
 MAX_TEXT_NODE = 10_000
@@ -123,7 +123,8 @@ class CsvMapping:
     required: tuple[str, ...]
 
 
-def _set(event: dict[str, Any], dotted: str, value: Any) -> None:
+def set_path(event: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``payer.account``-style dotted paths in an event dict, creating the objects on the way."""
     target = event
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -182,15 +183,15 @@ def _file_mapping(path: Path) -> CsvMapping:
     def convert(row: Mapping[str, str], line: int) -> dict[str, Any]:
         event: dict[str, Any] = {}
         for field, value in constants.items():
-            _set(event, field, value)
+            set_path(event, field, value)
         for field, column in columns.items():
             raw = row[column]
             if raw is None or raw == "":
                 continue
             if field == "timestamp":
-                _set(event, field, _timestamp(raw, fmt, zone))
+                set_path(event, field, _timestamp(raw, fmt, zone))
             else:
-                _set(event, field, _truthy(raw) if field in _BOOL_FIELDS else raw)
+                set_path(event, field, _truthy(raw) if field in _BOOL_FIELDS else raw)
         event.setdefault("id", f"{prefix}-{line}")
         return event
 

@@ -314,11 +314,9 @@ def replay(
             _rejected(summary, reject, record, record.error or "unreadable record")
             continue
         try:
-            event = parse_event(record.event)
+            event = guard._validate(record.event)  # audits the rejection, as live evaluation would
         except InvalidEventError as exc:
             _rejected(summary, reject, record, str(exc))
-            if guard.audit is not None:
-                guard._audit_rejected(exc, guard._state[0])
             continue
         if feedback_delay is not None:
             summary.listed_by_feedback += _apply_feedback(pending, event, (guard, compare))

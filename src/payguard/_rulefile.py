@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -102,7 +102,6 @@ class RuleSet:
     params: Mapping[str, Any]
     digest: str
     files: tuple[str, ...] = ()
-    list_files: Mapping[str, str] = field(default_factory=dict)
 
     def field_spec(self, name: str) -> FieldSpec:
         if name.startswith("attributes."):
@@ -858,5 +857,4 @@ def load_rule_set(path: str | Path) -> RuleSet:
         params=dict(builder.params),
         digest="sha256:" + digest.hexdigest(),
         files=tuple(str(f) for f in files),
-        list_files=dict(builder.list_files),
     )

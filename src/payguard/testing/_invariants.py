@@ -28,6 +28,7 @@ from .._event import EventType
 from .._fields import EVENT_FIELDS, Kind
 from .._guard import Guard
 from .._money import currency_exponent
+from .._readers import set_path
 from .._rulefile import Rule, RuleSet, parse_condition
 from ._runner import CaseResult, Invariant
 from .strategies import events as event_strategy
@@ -49,14 +50,14 @@ _START = datetime.fromisoformat("2026-03-02T10:00:00+08:00")
 
 
 def _set(event: dict[str, Any], dotted: str, value: Any) -> None:
-    target = event
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
     if value is ABSENT:
+        *parents, leaf = dotted.split(".")
+        target = event
+        for part in parents:
+            target = target.get(part) or {}
         target.pop(leaf, None)
     else:
-        target[leaf] = value
+        set_path(event, dotted, value)
 
 
 def _money(minor: int, currency: str, step: int) -> str:

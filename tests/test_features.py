@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
 from payguard._fields import FEATURES, Kind
-from payguard._history import pack_payee, unpack_payee
+from payguard._history import DAY, AccountHistory, pack_payee, unpack_payee
 
 from .conftest import ROOT, make_event
 
@@ -310,3 +311,31 @@ def _failing_sink(record: dict[str, Any]) -> None:
 )
 def test_payee_statistics_pack_into_one_int_and_back(stats: tuple[int, int, int, int, int, int]) -> None:
     assert unpack_payee(pack_payee(stats)) == stats
+
+
+def _brute_p95(payments: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """The nearest-rank 95th percentile, computed the slow, obvious way."""
+    amounts = sorted(a for t, a in payments if start <= t < end)
+    if len(amounts) < 3:
+        return None
+    return amounts[max(0, -(-95 * len(amounts) // 100) - 1)]
+
+
+@given(st.randoms(use_true_random=False), st.integers(1, 250), st.sampled_from([DAY // 4, 3 * DAY, 40 * DAY]))
+def test_the_95th_percentile_read_off_the_ranked_sample_equals_the_sorted_window(
+    rng: random.Random, count: int, spacing: int
+) -> None:
+    # payments at random gaps (some late, up to two days), enough to fill, trim and prune the sample
+    steps = [(rng.randint(-2 * DAY, spacing), rng.randint(1, 10**6)) for _ in range(count)]
+    history, clock, kept = AccountHistory(), 200 * DAY, []
+    for step, amount in steps:
+        clock += step
+        history.touch(clock)
+        history.add_executed(clock, amount, None)
+        kept = sorted([*kept, (clock, amount)])[-100:]  # the sample keeps the latest 100 payments
+        kept = [(t, a) for t, a in kept if t >= history.seen - 90 * DAY - 3600] if history.pruned else kept
+        assert sorted(e & (2**50 - 1) for e in history.sample) == list(history.ranked)
+        for now in (clock + 1, history.seen + 1):
+            assert history.percentile_95(now - 90 * DAY, now, 3) == _brute_p95(kept, now - 90 * DAY, now)
+    restored = AccountHistory.from_json(history.to_json())
+    assert list(restored.ranked) == list(history.ranked)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import structlog
 
 from ._errors import AuditError
@@ -57,17 +58,26 @@ ERASED_FIELDS = frozenset({"payer.name", "payee.name", "memo", "purpose"})
 
 
 class _Writer(Protocol):
-    def msg(self, line: str) -> None: ...
+    def msg(self, line: bytes) -> None: ...
 
 
-def canonical(record: Mapping[str, Any]) -> str:
-    """The canonical JSON of ``record``: sorted keys, no whitespace, UTF-8 kept."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """The canonical JSON of ``record`` as UTF-8: sorted keys, no whitespace, non-ASCII kept as is.
+
+    orjson writes it (ten times faster than the standard library); an integer beyond 64 bits, which orjson
+    refuses, falls back to the standard library's encoder. Both writing and ``verify_file`` go through
+    this one function, so a record always hashes the same way.
+    """
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text.encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical(body).encode()).hexdigest()
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 class Masker:
@@ -132,25 +142,25 @@ class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
 
     def __init__(self, previous: str = GENESIS) -> None:
         self.previous = previous
-        self.body: str | None = None
+        self.body: bytes | None = None
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         event_dict["prev_hash"] = self.previous
         event_dict.pop("hash", None)
         self.body = body = canonical(event_dict)
-        event_dict["hash"] = digest = hashlib.sha256(body.encode()).hexdigest()
+        event_dict["hash"] = digest = hashlib.sha256(body).hexdigest()
         self.previous = digest
         return event_dict
 
 
-def render_canonical_json(chain: chain_hashes | None = None) -> Callable[[Any, str, EventDict], str]:
-    """Processor: the record as one JSON line (its canonical body, then its hash)."""
+def render_canonical_json(chain: chain_hashes | None = None) -> Callable[[Any, str, EventDict], bytes]:
+    """Processor: the record as one line of UTF-8 JSON (its canonical body, then its hash)."""
 
-    def render(_logger: Any, _method: str, event_dict: EventDict) -> str:
+    def render(_logger: Any, _method: str, event_dict: EventDict) -> bytes:
         if chain is None or chain.body is None:
             return canonical(event_dict)
         body, chain.body = chain.body, None
-        return f'{body[:-1]},"hash":"{event_dict["hash"]}"}}'
+        return b'%s,"hash":"%s"}' % (body[:-1], event_dict["hash"].encode())
 
     return render
 
@@ -172,15 +182,15 @@ class FileSink:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.previous_hash = last_hash(self.path)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = self.path.open("ab")
             if self.path.stat().st_size and not _ends_with_newline(self.path):
                 # A crash left a partial last line: start on a fresh line, the chain continues after it.
-                self._file.write("\n")
+                self._file.write(b"\n")
         except OSError as exc:
             raise AuditError(f"cannot open audit file {str(self.path)!r}: {exc}") from exc
 
-    def msg(self, line: str) -> None:
-        self._file.write(line + "\n")
+    def msg(self, line: bytes) -> None:
+        self._file.write(line + b"\n")
         self._file.flush()
         self._count += 1
         if self._every and self._count % self._every == 0:
@@ -194,7 +204,7 @@ class _CallableSink:
     def __init__(self, function: Callable[[dict[str, Any]], Any]) -> None:
         self._function = function
 
-    def msg(self, line: str) -> None:
+    def msg(self, line: bytes) -> None:
         self._function(json.loads(line))
 
 
@@ -204,15 +214,15 @@ class _StructlogSink:
     def __init__(self, logger: Any) -> None:
         self._logger = logger
 
-    def msg(self, line: str) -> None:
+    def msg(self, line: bytes) -> None:
         logger = self._logger
         if hasattr(type(logger), "bind"):  # a bound logger, with the host's own processors
             record = json.loads(line)
             logger.info(record.pop("record"), **record)
         elif hasattr(logger, "msg"):  # a raw structlog logger (PrintLogger, WriteLogger...)
-            logger.msg(line)
+            logger.msg(line.decode())
         else:  # a standard library logger
-            logger.info(line)
+            logger.info(line.decode())
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import math
 import operator
+from array import array
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -112,6 +113,11 @@ def window(entries: list[Entry], start: int, end: int) -> list[Entry]:
 _time_of = operator.itemgetter(0)
 
 
+def _rank(count: int) -> int:
+    """The index of the 95th percentile among ``count`` values in ascending order (nearest rank)."""
+    return min(count - 1, math.ceil(0.95 * count) - 1)
+
+
 @dataclass(slots=True)
 class AccountHistory:
     """The bounded history of one account: lists of int tuples and packed ints, compact and JSON-ready."""
@@ -140,8 +146,13 @@ class AccountHistory:
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
-    # the 95th percentile of the whole sample, or -1 until computed after the sample last changed (not stored)
-    p95: int = -1
+    # the amounts of ``sample`` in ascending order (int64s, not stored: rebuilt from ``sample``), so that the
+    # 95th percentile of the whole sample is one index away
+    ranked: array[int] = field(default_factory=lambda: array("q"))
+
+    def __post_init__(self) -> None:
+        if self.sample and not self.ranked:
+            self.ranked = array("q", sorted(e & _AMOUNT_MASK for e in self.sample))
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
@@ -165,10 +176,15 @@ class AccountHistory:
         ):
             if entries and entries[0][0] < time - keep - GRACE:
                 _prune(entries, time - keep - GRACE)
-        for packed, keep in ((self.sample, 90 * DAY), (self.maxima, 365 * DAY)):
-            if packed and _sample_time(packed[0]) < time - keep - GRACE:
-                del packed[: bisect.bisect_left(packed, (time - keep - GRACE) << _AMOUNT_BITS)]
-                self.p95 = -1
+        sample = self.sample
+        if sample and _sample_time(sample[0]) < time - 90 * DAY - GRACE:
+            cut = bisect.bisect_left(sample, (time - 90 * DAY - GRACE) << _AMOUNT_BITS)
+            for entry in sample[:cut]:
+                self.ranked.remove(entry & _AMOUNT_MASK)
+            del sample[:cut]
+        maxima = self.maxima
+        if maxima and _sample_time(maxima[0]) < time - 365 * DAY - GRACE:
+            del maxima[: bisect.bisect_left(maxima, (time - 365 * DAY - GRACE) << _AMOUNT_BITS)]
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
         _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))
@@ -193,10 +209,11 @@ class AccountHistory:
             self.payees[payee] = pack_payee(stats)  # re-inserted: dict order is least recently paid first
             while len(self.payees) > MAX_PAYEES:
                 del self.payees[next(iter(self.payees))]
-        bisect.insort(self.sample, (time << _AMOUNT_BITS) | min(amount, _AMOUNT_MASK))
+        amount = min(amount, _AMOUNT_MASK)
+        bisect.insort(self.sample, (time << _AMOUNT_BITS) | amount)
+        bisect.insort(self.ranked, amount)
         if len(self.sample) > MAX_SAMPLE:
-            del self.sample[0]
-        self.p95 = -1
+            self.ranked.remove(self.sample.pop(0) & _AMOUNT_MASK)
         self._add_maximum(time, amount)
 
     def _add_maximum(self, time: int, amount: int) -> None:
@@ -240,21 +257,18 @@ class AccountHistory:
     def percentile_95(self, start: int, end: int, least: int) -> int | None:
         """The 95th percentile of executed amounts with ``start <= time < end``; None under ``least`` of them.
 
-        Only the top 5 % is ordered (``heapq.nlargest``), not the whole sample.
+        In the usual case the whole sample lies in the window and the answer is read off ``ranked``;
+        otherwise only the top 5 % of the window's amounts is ordered (``heapq.nlargest``).
         """
         sample = self.sample
+        count = len(sample)
         low, high = start << _AMOUNT_BITS, end << _AMOUNT_BITS
-        whole = bool(sample) and sample[0] >= low and sample[-1] < high
-        if whole and self.p95 >= 0:
-            return self.p95 if len(sample) >= least else None
+        if count and sample[0] >= low and sample[-1] < high:
+            return self.ranked[_rank(count)] if count >= least else None
         amounts = [e & _AMOUNT_MASK for e in sample if low <= e < high]
         if len(amounts) < least:
             return None
-        rank = min(len(amounts) - 1, math.ceil(0.95 * len(amounts)) - 1)  # index in ascending order
-        found = heapq.nlargest(len(amounts) - rank, amounts)[-1]
-        if whole:
-            self.p95 = found  # the usual case: the whole sample lies in the window
-        return found
+        return heapq.nlargest(len(amounts) - _rank(len(amounts)), amounts)[-1]
 
     def max_before(self, time: int) -> int | None:
         """Largest executed outgoing amount with ``time - 365 days <= t < time``."""

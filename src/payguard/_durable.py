@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+import orjson
 
 from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred, push_negations
 from ._errors import EngineError
@@ -54,8 +57,30 @@ def _number(value: float) -> str:
 _string = json.encoder.encode_basestring
 
 
+# What orjson may write that durable_rules must not see: a float with an exponent (its parser wants a
+# decimal point first), ``null`` (orjson's NaN and infinity), a nested value. Facts are flat and their values
+# str/bool/int/float, so a value starts right after a colon; a string that happens to look like one only
+# sends the fact down the slow path, which is always right.
+_SUSPECT = re.compile(rb":(?:-?[0-9.]+[eE]|null|\[|\{)")
+
+
 def encode_fact(fact: Fact, ident: str) -> str:
-    """The flat fact as JSON, with the discriminator, session and id durable_rules needs."""
+    """The flat fact as JSON, with the discriminator, session and id durable_rules needs.
+
+    orjson writes the usual fact in one call; a fact it cannot write, or writes in a form durable_rules'
+    parser refuses, goes through ``_encode_fact_slowly``.
+    """
+    try:
+        body = orjson.dumps(fact)
+    except TypeError:
+        return _encode_fact_slowly(fact, ident)
+    if _SUSPECT.search(body) is not None:
+        return _encode_fact_slowly(fact, ident)
+    head = f'{{"t":"tx","sid":"0","id":"{ident}"'
+    return f"{head}}}" if len(body) == 2 else f"{head},{body[1:].decode()}"
+
+
+def _encode_fact_slowly(fact: Fact, ident: str) -> str:
     parts = [f'{{"t":"tx","sid":"0","id":"{ident}"']
     for key, value in fact.items():
         kind = type(value)

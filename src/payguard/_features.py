@@ -55,10 +55,19 @@ def _personal(kind: PartyType | None) -> bool:
 
 
 class _Context:
-    """One event's view of the store, with the few intermediate results several features share."""
+    """One event's view of the store, with the intermediate results several features share.
+
+    Each shared piece (the account's history, the known payee, a window) is computed on first use and
+    kept for the other features of the same event.
+    """
 
     __slots__ = (
+        "_deposits",
         "_history",
+        "_inbound",
+        "_known",
+        "_loans",
+        "_new",
         "_out",
         "amount",
         "currency",
@@ -77,17 +86,23 @@ class _Context:
         self.txn = txn
         self.engine = engine
         self.time = int(event.timestamp.timestamp())
-        self.currency = event.currency
-        self.amount = (
-            to_minor_units(event.amount, event.currency) if event.amount and event.currency else None
-        )
-        self.outgoing = event.type in OUTGOING
-        subject = event.payee if event.type in INCOMING and event.payee else event.payer
+        self.currency = currency = event.currency
+        amount = event.amount
+        self.amount = to_minor_units(amount, currency) if amount and currency else None
+        kind = event.type
+        self.outgoing = kind in OUTGOING
+        payee = event.payee
+        subject = payee if kind in INCOMING and payee else event.payer
         self.subject_party = subject
         self.subject_key = normalize_account(subject.account)
-        self.payee_hash = party_hash(event.payee.account) if event.payee else None
+        self.payee_hash = party_hash(payee.account) if payee else None
         self._history: AccountHistory | None = None
         self._out: list[Entry] | None = None
+        self._inbound: list[Entry] | None = None
+        self._loans: list[Entry] | None = None
+        self._deposits: list[Entry] | None = None
+        self._known: tuple[int, ...] | bool | None = False  # False: not looked up yet
+        self._new: bool | str | None = ""  # "": not computed yet
 
     @property
     def history(self) -> AccountHistory:
@@ -100,14 +115,45 @@ class _Context:
             self._out = window(self.history.out, self.time - DAY, self.time)
         return self._out
 
+    def inbound_24h(self) -> list[Entry]:
+        if self._inbound is None:
+            self._inbound = window(self.history.inbound, self.time - DAY, self.time)
+        return self._inbound
+
+    def loans_24h(self) -> list[Entry]:
+        if self._loans is None:
+            self._loans = window(self.history.loans, self.time - DAY, self.time)
+        return self._loans
+
+    def deposits_24h(self) -> list[Entry]:
+        if self._deposits is None:
+            self._deposits = window(self.history.deposits, self.time - DAY, self.time)
+        return self._deposits
+
     def money(self, minor: int) -> Decimal:
         return Decimal(minor).scaleb(-currency_exponent(self.currency or ""))
 
+    def known_payee(self) -> tuple[int, ...] | None:
+        """What is known of executed payments to this outgoing payment's payee before now, if anything."""
+        known = self._known
+        if known is False:
+            found = None
+            if self.outgoing and self.payee_hash is not None:
+                found = self.history.payee(self.payee_hash)
+                if found is not None and found[FIRST] > self.time:
+                    found = None
+            self._known = known = found
+        return known  # type: ignore[return-value]
+
     def is_new_payee(self) -> bool | None:
-        if not (self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None):
-            return None
-        known = self.history.payee(self.payee_hash)
-        return known is None or known[FIRST] > self.time
+        new = self._new
+        if new == "":
+            if self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None:
+                new = self.known_payee() is None
+            else:
+                new = None
+            self._new = new
+        return new  # type: ignore[return-value]
 
     def out_sum_minor(self) -> int:
         return sum(e[1] for e in self.out_24h()) + (self.amount or 0 if self.outgoing else 0)
@@ -120,38 +166,27 @@ def _is_new_payee(c: _Context) -> Any:
 def _payee_payment_count(c: _Context) -> Any:
     if c.payee_hash is None or not c.outgoing:
         return None
-    known = c.history.payee(c.payee_hash)
-    return known[COUNT] if known and known[FIRST] <= c.time else 0
+    known = c.known_payee()
+    return 0 if known is None else known[COUNT]
 
 
 def _payee_first_paid_days(c: _Context) -> Any:
-    if c.payee_hash is None or not c.outgoing:
-        return None
-    known = c.history.payee(c.payee_hash)
-    if known is None or known[FIRST] > c.time:
-        return None
-    return (c.time - known[FIRST]) / DAY
-
-
-def _known_payee(c: _Context) -> tuple[int, ...] | None:
-    if c.payee_hash is None or not c.outgoing or c.amount is None:
-        return None
-    known = c.history.payee(c.payee_hash)
-    return known if known is not None and known[FIRST] <= c.time else None
+    known = c.known_payee()
+    return None if known is None else (c.time - known[FIRST]) / DAY
 
 
 def _payee_amounts_increasing(c: _Context) -> Any:
-    known = _known_payee(c)
-    if known is None:
+    known = c.known_payee()
+    if known is None or c.amount is None:
         return None
-    return bool(known[INCREASING]) and (c.amount or 0) > known[LAST_AMOUNT]
+    return bool(known[INCREASING]) and c.amount > known[LAST_AMOUNT]
 
 
 def _amount_to_first_payee_amount(c: _Context) -> Any:
-    known = _known_payee(c)
-    if known is None or known[FIRST_AMOUNT] <= 0:
+    known = c.known_payee()
+    if known is None or c.amount is None or known[FIRST_AMOUNT] <= 0:
         return None
-    return (c.amount or 0) / known[FIRST_AMOUNT]
+    return c.amount / known[FIRST_AMOUNT]
 
 
 def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
@@ -200,9 +235,9 @@ def _new_payee_out_minor(c: _Context) -> int:
     return sum(e[1] for e in c.out_24h() if e[3]) + (c.amount or 0 if c.is_new_payee() else 0)
 
 
-def _new_payee_out_over(entries_of: Callable[[AccountHistory], list[Entry]]) -> Callable[[_Context], Any]:
+def _new_payee_out_over(entries_of: Callable[[_Context], list[Entry]]) -> Callable[[_Context], Any]:
     def ratio(c: _Context) -> Any:
-        received = sum(e[1] for e in window(entries_of(c.history), c.time - DAY, c.time))
+        received = sum(e[1] for e in entries_of(c))
         if received <= 0 or not c.outgoing:
             return None
         return _new_payee_out_minor(c) / received
@@ -250,19 +285,15 @@ def _is_first_vasp_payment(c: _Context) -> Any:
     return last is None or last > c.time or c.time - last > 365 * DAY
 
 
-def _inbound_payers(history: AccountHistory, time: int) -> set[int]:
-    return {e[2] for e in window(history.inbound, time - DAY, time)}
-
-
 def _inbound_distinct_payers_24h(c: _Context) -> Any:
-    payers = _inbound_payers(c.history, c.time)
+    payers = {e[2] for e in c.inbound_24h()}
     if c.event.type is EventType.TRANSFER_IN:
         payers.add(party_hash(c.event.payer.account))
     return len(payers)
 
 
 def _passthrough_ratio_24h(c: _Context) -> Any:
-    inbound = sum(e[1] for e in window(c.history.inbound, c.time - DAY, c.time))
+    inbound = sum(e[1] for e in c.inbound_24h())
     if c.event.type is EventType.TRANSFER_IN and c.amount:
         inbound += c.amount
     if inbound <= 0:
@@ -288,27 +319,28 @@ def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
     payee = c.event.payee
     if payee is None or c.event.type is not EventType.TRANSFER_OUT:
         return None
-    payers = _inbound_payers(c.txn.account(normalize_account(payee.account)), c.time)
+    payee_history = c.txn.account(normalize_account(payee.account))
+    payers = {e[2] for e in window(payee_history.inbound, c.time - DAY, c.time)}
     payers.add(party_hash(c.event.payer.account))
     return len(payers)
 
 
 def _loan_inflow_24h(c: _Context) -> Any:
-    total = sum(e[1] for e in window(c.history.loans, c.time - DAY, c.time))
+    total = sum(e[1] for e in c.loans_24h())
     if c.event.type is EventType.LOAN_DISBURSEMENT and c.amount:
         total += c.amount
     return c.money(total)
 
 
 def _distinct_lenders_24h(c: _Context) -> Any:
-    lenders = {e[2] for e in window(c.history.loans, c.time - DAY, c.time)}
+    lenders = {e[2] for e in c.loans_24h()}
     if c.event.type is EventType.LOAN_DISBURSEMENT:
         lenders.add(party_hash(c.event.payer.account))
     return len(lenders)
 
 
 def _deposit_redeemed_24h(c: _Context) -> Any:
-    total = sum(e[1] for e in window(c.history.deposits, c.time - DAY, c.time))
+    total = sum(e[1] for e in c.deposits_24h())
     if c.event.type is EventType.DEPOSIT_REDEMPTION and c.amount:
         total += c.amount
     return c.money(total)
@@ -353,7 +385,8 @@ def _memo_categories(c: _Context) -> Any:
     if not c.event.memo:
         return ()
     text = normalize_text(c.event.memo)
-    return tuple(name for name, phrases in c.engine.keyword_sets.items() if any(p in text for p in phrases))
+    contains = text.__contains__
+    return tuple(name for name, phrases in c.engine.keyword_sets.items() if any(map(contains, phrases)))
 
 
 _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
@@ -368,8 +401,8 @@ _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
     "balance_start_24h": _balance_start_24h,
     "payee_amounts_increasing": _payee_amounts_increasing,
     "amount_to_first_payee_amount": _amount_to_first_payee_amount,
-    "new_payee_out_to_loans_24h": _new_payee_out_over(lambda h: h.loans),
-    "new_payee_out_to_deposits_24h": _new_payee_out_over(lambda h: h.deposits),
+    "new_payee_out_to_loans_24h": _new_payee_out_over(_Context.loans_24h),
+    "new_payee_out_to_deposits_24h": _new_payee_out_over(_Context.deposits_24h),
     "unseen_inbound_7d": _unseen_inbound_7d,
     "is_first_vasp_payment": _is_first_vasp_payment,
     "amount_to_p95_90d": _amount_to_p95_90d,

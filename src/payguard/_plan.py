@@ -50,8 +50,7 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
         def contains_any(v: Any, _lists: Mapping[str, frozenset[str]]) -> bool:
             if v is None:
                 return False
-            text = normalize_text(v)
-            return any(p in text for p in phrases)
+            return any(map(normalize_text(v).__contains__, phrases))
 
         return contains_any
     if kind == "in_list":

@@ -64,6 +64,8 @@ def test_anything_goes_under_attributes_as_long_as_it_is_scalar() -> None:
         ({"amount": "Infinity"}, "amount", "finite"),
         ({"amount": "1.001"}, "amount", "decimal places"),
         ({"amount": "1e30"}, "amount", "larger than"),
+        ({"amount": "1e999999"}, "amount", "larger than"),  # scaling it would overflow the decimal context
+        ({"amount": "1e-999999"}, "amount", "decimal places"),
         ({"amount": None}, "amount", "required"),
         ({"currency": None}, "currency", "required"),
         ({"currency": "cny"}, "currency", "pattern"),

@@ -333,7 +333,8 @@ def test_the_95th_percentile_read_off_the_ranked_sample_equals_the_sorted_window
         history.touch(clock)
         history.add_executed(clock, amount, None)
         kept = sorted([*kept, (clock, amount)])[-100:]  # the sample keeps the latest 100 payments
-        kept = [(t, a) for t, a in kept if t >= history.seen - 90 * DAY - 3600] if history.pruned else kept
+        if history.pruned:  # pruning last ran at event time ``pruned`` and kept 90 days and an hour
+            kept = [(t, a) for t, a in kept if t >= history.pruned - 90 * DAY - 3600]
         assert sorted(e & (2**50 - 1) for e in history.sample) == list(history.ranked)
         for now in (clock + 1, history.seen + 1):
             assert history.percentile_95(now - 90 * DAY, now, 3) == _brute_p95(kept, now - 90 * DAY, now)

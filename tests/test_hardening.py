@@ -41,7 +41,22 @@ weird_scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=50),
     st.text(alphabet=st.characters(codec=None), min_size=1000, max_size=3000),
-    st.sampled_from(["NaN", "-Infinity", "1e999", "-0", "0.000000001", "9" * 40, "", " ", "\x00", "０.５"]),
+    st.sampled_from(
+        [
+            "NaN",
+            "-Infinity",
+            "1e999",
+            "1e999999",
+            "1E-999999",
+            "-0",
+            "0.000000001",
+            "9" * 40,
+            "",
+            " ",
+            "\x00",
+            "０.５",
+        ]
+    ),
     st.sampled_from(
         [
             "0001-01-01T00:00:00+01:00",

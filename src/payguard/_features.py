@@ -23,6 +23,7 @@ from typing import Any
 
 from ._decision import Action
 from ._event import Event, EventType, PartyType, zone
+from ._fields import FEATURES, Kind
 from ._history import (
     COUNT,
     DAY,
@@ -73,6 +74,7 @@ class _Context:
         "currency",
         "engine",
         "event",
+        "minor",
         "outgoing",
         "payee_hash",
         "subject_key",
@@ -103,6 +105,8 @@ class _Context:
         self._deposits: list[Entry] | None = None
         self._known: tuple[int, ...] | bool | None = False  # False: not looked up yet
         self._new: bool | str | None = ""  # "": not computed yet
+        # money features in integer minor units, as computed (``compute`` shows them as Decimal)
+        self.minor: dict[str, int] = {}
 
     @property
     def history(self) -> AccountHistory:
@@ -129,9 +133,6 @@ class _Context:
         if self._deposits is None:
             self._deposits = window(self.history.deposits, self.time - DAY, self.time)
         return self._deposits
-
-    def money(self, minor: int) -> Decimal:
-        return Decimal(minor).scaleb(-currency_exponent(self.currency or ""))
 
     def known_payee(self) -> tuple[int, ...] | None:
         """What is known of executed payments to this outgoing payment's payee before now, if anything."""
@@ -198,7 +199,7 @@ def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
 
 
 def _out_sum_24h(c: _Context) -> Any:
-    return c.money(c.out_sum_minor())
+    return c.out_sum_minor()
 
 
 def _new_payee_count_24h(c: _Context) -> Any:
@@ -219,8 +220,7 @@ def _balance_start_minor(c: _Context) -> int | None:
 
 
 def _balance_start_24h(c: _Context) -> Any:
-    start = _balance_start_minor(c)
-    return None if start is None else c.money(start)
+    return _balance_start_minor(c)
 
 
 def _drain_ratio_24h(c: _Context) -> Any:
@@ -256,8 +256,7 @@ def _amount_to_p95_90d(c: _Context) -> Any:
 
 
 def _max_amount_365d(c: _Context) -> Any:
-    found = c.history.max_before(c.time)
-    return None if found is None else c.money(found)
+    return c.history.max_before(c.time)
 
 
 def _is_first_large_transfer(c: _Context) -> Any:
@@ -329,7 +328,7 @@ def _loan_inflow_24h(c: _Context) -> Any:
     total = sum(e[1] for e in c.loans_24h())
     if c.event.type is EventType.LOAN_DISBURSEMENT and c.amount:
         total += c.amount
-    return c.money(total)
+    return total
 
 
 def _distinct_lenders_24h(c: _Context) -> Any:
@@ -343,7 +342,7 @@ def _deposit_redeemed_24h(c: _Context) -> Any:
     total = sum(e[1] for e in c.deposits_24h())
     if c.event.type is EventType.DEPOSIT_REDEMPTION and c.amount:
         total += c.amount
-    return c.money(total)
+    return total
 
 
 def _recent_stops(seconds: int) -> Callable[[_Context], Any]:
@@ -426,13 +425,16 @@ _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
 }
 
 
+_MONEY = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
+
+
 class FeatureEngine:
     """Computes the features a rule set reads, and writes each decided event into the histories."""
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.timezone = ruleset.timezone
         self.keyword_sets = ruleset.keyword_sets
-        self._plans: dict[frozenset[str], tuple[tuple[str, Callable[[_Context], Any]], ...]] = {}
+        self._plans: dict[frozenset[str], tuple[tuple[str, Callable[[_Context], Any], bool], ...]] = {}
 
     @staticmethod
     def names() -> frozenset[str]:
@@ -443,14 +445,25 @@ class FeatureEngine:
         return _Context(event, txn, self)
 
     def compute(self, context: _Context, names: frozenset[str]) -> dict[str, Any]:
-        """The values of ``names`` for the context's event; a feature that does not apply is left out."""
+        """The values of ``names`` for the context's event; a feature that does not apply is left out.
+
+        Money features are computed in integer minor units, kept on ``context.minor`` for the fact, and
+        returned as ``Decimal`` in the event's currency.
+        """
         functions = self._plans.get(names)
         if functions is None:  # one plan per set of names: sorted once, not per event
-            functions = self._plans[names] = tuple((name, _FEATURES[name]) for name in sorted(names))
+            functions = self._plans[names] = tuple(
+                (name, _FEATURES[name], name in _MONEY) for name in sorted(names)
+            )
         values = {}
-        for name, function in functions:
+        minor = context.minor
+        scale = -currency_exponent(context.currency or "")
+        for name, function, money in functions:
             value = function(context)
             if value is not None:
+                if money:
+                    minor[name] = value
+                    value = Decimal(value).scaleb(scale)
                 values[name] = value
         return values
 

@@ -26,6 +26,7 @@ from ._decision import Action, Decision, Hit, RulesetRef, most_severe
 from ._errors import InvalidEventError, PayguardError, UnknownDecisionError
 from ._event import Event, parse_event
 from ._features import FeatureEngine
+from ._fields import FEATURES, Kind
 from ._plan import Plan
 from ._python_engine import PythonMatcher
 from ._rulefile import RuleSet, load_rule_set
@@ -52,6 +53,10 @@ class _Compiled:
     plan: Plan
     matcher: Any
     features: FeatureEngine
+    # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
+    hits: tuple[tuple[bool, Hit], ...]
+    # the features whose values are not JSON as computed (Decimal money, tuples)
+    unjson: frozenset[str]
 
 
 def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
@@ -60,7 +65,9 @@ def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
         engine = "durable" if _durable.AVAILABLE else "python"
     matcher: Any = _durable.DurableMatcher(plan) if engine == "durable" else PythonMatcher(plan)
     ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
-    return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset))
+    hits = tuple((rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules)
+    unjson = frozenset(name for name in plan.features if FEATURES[name].kind in (Kind.MONEY, Kind.LIST))
+    return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset), hits, unjson)
 
 
 def _json_value(value: Any) -> Any:
@@ -162,7 +169,7 @@ class Guard:
             try:
                 context = compiled.features.context(parsed, txn)
                 features = compiled.features.compute(context, compiled.plan.features)
-                fact = compiled.plan.fact(parsed, features, lists)
+                fact = compiled.plan.fact(parsed, features, lists, context.minor)
                 indices = compiled.matcher.match(fact)
                 decision = self._decide(decision_id, parsed, compiled, indices, features)
             except InvalidEventError as exc:
@@ -195,12 +202,14 @@ class Guard:
         indices: list[int],
         features: dict[str, Any],
     ) -> Decision:
-        rules = compiled.ruleset.rules
         hits: list[Hit] = []
         shadow: list[Hit] = []
         for index in indices:
-            rule = rules[index]
-            (shadow if rule.shadow else hits).append(Hit(rule.id, rule.action, rule.reason, rule.tags))
+            is_shadow, hit = compiled.hits[index]
+            (shadow if is_shadow else hits).append(hit)
+        shown = dict(features)
+        for name in compiled.unjson & shown.keys():
+            shown[name] = _json_value(shown[name])
         return Decision(
             decision_id=decision_id,
             event_id=event.id,
@@ -211,7 +220,7 @@ class Guard:
             engine=compiled.matcher.name,
             evaluated_at=datetime.now(UTC),
             event_time=event.timestamp,
-            features={name: _json_value(value) for name, value in features.items()},
+            features=shown,
         )
 
     def _failed(self, decision_id: str, event: Event, compiled: _Compiled, exc: Exception) -> Decision:

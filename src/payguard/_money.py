@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["MAX_MINOR_UNITS", "MoneyError", "currency_exponent", "parse_decimal", "to_minor_units"]
+__all__ = [
+    "MAX_MINOR_UNITS",
+    "MoneyError",
+    "checked_minor_units",
+    "currency_exponent",
+    "parse_decimal",
+    "to_minor_units",
+]
 
 # ISO 4217 currencies whose minor unit is not 1/100. Every other code uses two decimals.
 _EXPONENTS: dict[str, int] = {
@@ -73,12 +80,22 @@ def parse_decimal(value: object) -> Decimal:
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
     """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision."""
-    scaled = amount.scaleb(currency_exponent(currency))
-    if scaled != scaled.to_integral_value():
+    exponent = _EXPONENTS.get(currency, 2)
+    if amount.adjusted() + exponent > 15:  # at least 10**16 minor units: refused before scaling can overflow
+        raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+    scaled = amount.scaleb(exponent)
+    minor = int(scaled)
+    if minor != scaled:  # an exact comparison of an int with a Decimal
         raise MoneyError(
             f"{amount} has more decimal places than {currency} allows ({currency_exponent(currency)})"
         )
-    minor = int(scaled)
-    if abs(minor) > MAX_MINOR_UNITS:
-        raise MoneyError(f"{amount} {currency} is larger than payguard handles")
-    return minor
+    if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
+        return minor
+    raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+
+
+def checked_minor_units(minor: int, currency: str) -> int:
+    """``minor`` (already in minor units of ``currency``) if payguard handles it; a sum can exceed it."""
+    if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
+        return minor
+    raise MoneyError(f"{minor} minor units of {currency} is larger than payguard handles")

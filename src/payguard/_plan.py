@@ -20,7 +20,7 @@ from ._conditions import Compare, Condition, Exists, InSet, Pred, leaves
 from ._errors import FieldError, InvalidEventError
 from ._event import Event
 from ._fields import FieldSpec, Kind
-from ._money import to_minor_units
+from ._money import checked_minor_units, to_minor_units
 from ._rulefile import RuleSet
 from ._text import normalize_account, normalize_text
 
@@ -29,6 +29,7 @@ __all__ = ["CURRENCY_KEY", "Plan"]
 CURRENCY_KEY = "ccy"
 
 Fact = dict[str, Any]
+_NO_MINOR: Mapping[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,23 @@ class Plan:
             return _checked_attribute(spec, value, event)
         return value
 
-    def fact(self, event: Event, features: Mapping[str, Any], lists: Mapping[str, frozenset[str]]) -> Fact:
-        """The fact for ``event``: column values converted to engine-safe types, then predicates."""
-        return self._build(event, features, lists)
+    def fact(
+        self,
+        event: Event,
+        features: Mapping[str, Any],
+        lists: Mapping[str, frozenset[str]],
+        minor: Mapping[str, int] | None = None,
+    ) -> Fact:
+        """The fact for ``event``: column values converted to engine-safe types, then predicates.
 
-    def _compile(self) -> Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]]], Fact]:
+        ``minor`` holds money features already in integer minor units (``FeatureEngine`` keeps them), which
+        saves converting their ``Decimal`` back.
+        """
+        return self._build(event, features, lists, _NO_MINOR if minor is None else minor)
+
+    def _compile(
+        self,
+    ) -> Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]], Mapping[str, int]], Fact]:
         """Generate the fact builder: one straight-line function per rule set, no loops over specs.
 
         Constants reach it through its namespace; the source holds only payguard's own identifiers.
@@ -153,8 +166,13 @@ class Plan:
             "isfinite": math.isfinite,
             "Decimal": Decimal,
             "checked": _checked_attribute,
+            "checked_minor": checked_minor_units,
         }
-        lines = ["def build(event, features, lists):", "    fact = {}", "    currency = event.currency"]
+        lines = [
+            "def build(event, features, lists, minor):",
+            "    fact = {}",
+            "    currency = event.currency",
+        ]
         if self.uses_currency:
             lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = currency"]
         variables: dict[str, str] = {}
@@ -182,7 +200,14 @@ class Plan:
         for column in self._columns:
             var, key = value_of(column.spec), column.key
             kind = column.spec.kind
-            if kind is Kind.MONEY:
+            if kind is Kind.MONEY and column.spec.is_feature:
+                name = column.spec.name
+                lines.append(f"    if currency is not None and {name!r} in minor:")
+                lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
+                lines.append(f"    elif {var} is not None and currency is not None:")
+                amount = f"{var} if type({var}) is Decimal else Decimal({var})"
+                lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
+            elif kind is Kind.MONEY:
                 lines.append(f"    if {var} is not None and currency is not None:")
                 amount = f"{var} if type({var}) is Decimal else Decimal({var})"
                 lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
@@ -198,7 +223,9 @@ class Plan:
             lines.append(f"    fact[{key!r}] = P{index}({value_of(spec)}, lists)")
         lines.append("    return fact")
         exec(compile("\n".join(lines), f"<payguard fact {self.ruleset.id}>", "exec"), namespace)  # noqa: S102
-        build: Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]]], Fact] = namespace["build"]
+        build: Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]], Mapping[str, int]], Fact] = (
+            namespace["build"]
+        )
         return build
 
     def conditions(self) -> list[tuple[int, Condition]]:

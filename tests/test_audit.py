@@ -10,7 +10,8 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payguard import Action, AuditError, Guard, InvalidEventError, verify_file
+from payguard import Action, AuditError, Guard, InvalidEventError, MemoryStore, verify_file
 from payguard._audit import GENESIS, record_hash
+from payguard._history import AccountHistory
+from payguard._store import _MemoryTransaction
 
 from .conftest import ROOT, make_event
 
@@ -299,21 +302,45 @@ def test_a_process_killed_mid_write_loses_at_most_its_last_line_and_the_chain_co
     )
 
 
+class _LostConnection(_MemoryTransaction):
+    def account(self, key: str) -> AccountHistory:
+        raise ConnectionError("store is down")
+
+
+class _FlakyStore(MemoryStore):
+    """A store that opens transactions but loses its connection when a history is read."""
+
+    def transaction(self) -> _MemoryTransaction:
+        return _LostConnection(self)
+
+
+class _DownStore(MemoryStore):
+    """A store that cannot even begin a transaction."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[_MemoryTransaction]:
+        raise ConnectionError("store is down")
+        yield _MemoryTransaction(self)  # pragma: no cover - never reached
+
+
+@pytest.mark.parametrize("store", [_FlakyStore, _DownStore])
 def test_an_internal_failure_is_held_and_audited_with_its_cause(
-    write_rules: WriteRules, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_rules: WriteRules, tmp_path: Path, store: type[MemoryStore]
 ) -> None:
     path = tmp_path / "audit.jsonl"
-    with Guard.from_path(write_rules(RULES), audit=path) as guard:
-
-        def down(*_args: Any) -> Any:
-            raise ConnectionError("store is down")
-
-        monkeypatch.setattr(guard._state[0].features, "compute", down)
+    with Guard.from_path(write_rules(RULES), audit=path, store=store()) as guard:
         decision = guard.evaluate(make_event())
     assert decision.action is Action.HOLD
+    assert decision.error == "ConnectionError: store is down"
     (record,) = records(path)
     assert (record["action"], record["error"]) == ("hold", "ConnectionError: store is down")
     assert record["hits"][0]["rule_id"] == "payguard.internal_error"
+
+
+def test_with_on_error_raise_a_failing_store_raises(write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(RULES), store=_DownStore(), on_error="raise")
+    with guard, pytest.raises(ConnectionError):
+        guard.evaluate(make_event())
 
 
 def test_each_decision_records_the_digest_of_the_rule_set_that_made_it(

@@ -347,13 +347,13 @@ def _deposit_redeemed_24h(c: _Context) -> Any:
 
 def _recent_stops(seconds: int) -> Callable[[_Context], Any]:
     def count(c: _Context) -> Any:
-        return sum(1 for e in c.history.stops if c.time - seconds < e[0] <= c.time)
+        return len(window(c.history.stops, c.time - seconds, c.time))
 
     return count
 
 
 def _last_stop_other_payee(c: _Context) -> Any:
-    recent = [e for e in c.history.stops if c.time - HOUR < e[0] <= c.time]
+    recent = window(c.history.stops, c.time - HOUR, c.time)
     if not recent or c.payee_hash is None:
         return False
     return recent[-1][1] != c.payee_hash

@@ -23,14 +23,14 @@ from typing import Any, Literal
 from . import _durable
 from ._audit import AuditTrail
 from ._decision import Action, Decision, Hit, RulesetRef, most_severe
-from ._errors import InvalidEventError, PayguardError, UnknownDecisionError
+from ._errors import AuditError, InvalidEventError, PayguardError, UnknownDecisionError
 from ._event import Event, parse_event
 from ._features import FeatureEngine
 from ._fields import FEATURES, Kind
 from ._plan import Plan
 from ._python_engine import PythonMatcher
 from ._rulefile import RuleSet, load_rule_set
-from ._store import MemoryStore, Store
+from ._store import MemoryStore, Store, StoreTransaction
 from ._text import normalize_account
 
 __all__ = ["ENGINES", "Guard"]
@@ -157,34 +157,63 @@ class Guard:
         return self._evaluate(event)[0]
 
     def _evaluate(self, event: Event | Mapping[str, Any]) -> tuple[Decision, bool]:
-        """The decision, and whether it was made now (``False`` for a repeated event id)."""
+        """The decision, and whether it was made now (``False`` for a repeated event id).
+
+        A store that fails to open, read or commit the event's transaction yields an audited ``hold``
+        that is not stored (if the failure came at commit, the audit trail also holds the record of the
+        decision that could not be committed, and the ``hold`` after it is the one returned).
+        """
         started = time.perf_counter()
         compiled, lists = self._state
         parsed = self._validate(event, compiled)
-        with self.store.transaction() as txn:
-            previous = txn.decision(parsed.id)
-            if previous is not None:
-                return previous, False
-            decision_id = f"{self._prefix}-{next(self._ids):012d}"
-            try:
-                context = compiled.features.context(parsed, txn)
-                features = compiled.features.compute(context, compiled.plan.features)
-                fact = compiled.plan.fact(parsed, features, lists, context.minor)
-                indices = compiled.matcher.match(fact)
-                decision = self._decide(decision_id, parsed, compiled, indices, features)
-            except InvalidEventError as exc:
-                self._audit_rejected(exc, compiled)
+        try:
+            with self.store.transaction() as txn:
+                previous = txn.decision(parsed.id)
+                if previous is not None:
+                    return previous, False
+                decision = self._decide_in(txn, parsed, compiled, lists, started)
+                txn.put_decision(parsed.id, decision)
+        except (InvalidEventError, AuditError):
+            raise
+        except Exception as exc:
+            if self.on_error == "raise":
                 raise
-            except Exception as exc:
-                if self.on_error == "raise":
-                    raise
-                decision = self._failed(decision_id, parsed, compiled, exc)
+            decision = self._failed(self._new_id(), parsed, compiled, exc)
             if self.audit is not None:
                 self.audit.write(self._record(decision, parsed, compiled, started))
-            if decision.error is None:
-                compiled.features.commit(context, decision.action, decision.decision_id)
-            txn.put_decision(parsed.id, decision)
         return decision, True
+
+    def _decide_in(
+        self,
+        txn: StoreTransaction,
+        parsed: Event,
+        compiled: _Compiled,
+        lists: Mapping[str, frozenset[str]],
+        started: float,
+    ) -> Decision:
+        """Features, match, decision, audit record, then the history update, inside one transaction."""
+        decision_id = self._new_id()
+        try:
+            context = compiled.features.context(parsed, txn)
+            features = compiled.features.compute(context, compiled.plan.features)
+            fact = compiled.plan.fact(parsed, features, lists, context.minor)
+            indices = compiled.matcher.match(fact)
+            decision = self._decide(decision_id, parsed, compiled, indices, features)
+        except InvalidEventError as exc:
+            self._audit_rejected(exc, compiled)
+            raise
+        except Exception as exc:
+            if self.on_error == "raise":
+                raise
+            decision = self._failed(decision_id, parsed, compiled, exc)
+        if self.audit is not None:
+            self.audit.write(self._record(decision, parsed, compiled, started))
+        if decision.error is None:
+            compiled.features.commit(context, decision.action, decision.decision_id)
+        return decision
+
+    def _new_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids):012d}"
 
     def _validate(self, event: Event | Mapping[str, Any], compiled: _Compiled | None = None) -> Event:
         """``event`` validated; an invalid one is audited as rejected, then ``InvalidEventError`` raised."""
@@ -289,7 +318,7 @@ class Guard:
         self.audit.write(
             {
                 "record": "rejected",
-                "decision_id": f"{self._prefix}-{next(self._ids):012d}",
+                "decision_id": self._new_id(),
                 "evaluated_at": datetime.now(UTC).isoformat(),
                 "event_id": exc.event_id,
                 "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in exc.errors],

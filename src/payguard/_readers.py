@@ -243,7 +243,7 @@ def _handbook(row: Mapping[str, str], line: int) -> dict[str, Any]:
     return {
         "id": f"handbook-{row['TRANSACTION_ID']}",
         "type": "transfer_out",
-        "timestamp": _timestamp(row["TX_DATETIME"], "%Y-%m-%d %H:%M:%S", "UTC"),
+        "timestamp": _timestamp(row["TX_DATETIME"], None, "UTC"),  # "2018-04-01 00:00:31", ISO enough
         "amount": str(amount),
         "currency": "EUR",
         "channel": "other",

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from payguard._compiled import compiled_modules, stale_modules
+
 settings.register_profile(
     "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
@@ -21,6 +23,24 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    compiled = compiled_modules()
+    done = sum(compiled.values())
+    return f"payguard: {done} of {len(compiled)} per-event modules compiled by mypyc"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = stale_modules()
+    if stale:  # the tests would exercise the compiled code of an older source
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; "
+            "run `make test` (or `pip install -e .`) to rebuild them",
+            returncode=3,
+        )
+
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 BASE_EVENT: dict[str, Any] = {

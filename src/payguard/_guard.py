@@ -237,8 +237,9 @@ class Guard:
             is_shadow, hit = compiled.hits[index]
             (shadow if is_shadow else hits).append(hit)
         shown = dict(features)
-        for name in compiled.unjson & shown.keys():
-            shown[name] = _json_value(shown[name])
+        for name in compiled.unjson:
+            if name in shown:
+                shown[name] = _json_value(shown[name])
         return Decision(
             decision_id=decision_id,
             event_id=event.id,

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import payguard
-from payguard._compiled import COMPILED, compiled_modules
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
+from payguard._compiled import COMPILED, compiled_modules
 from payguard._generate import benign_traffic
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,7 @@ Numbers are wall-clock on the machine it runs on; they print as Markdown tables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -336,8 +337,8 @@ def _deep_size(value: Any) -> int:
         size += sum(_deep_size(k) + _deep_size(v) for k, v in value.items())
     elif isinstance(value, list | tuple):
         size += sum(_deep_size(v) for v in value)
-    elif hasattr(value, "__slots__"):
-        size += sum(_deep_size(getattr(value, name)) for name in value.__slots__ if hasattr(value, name))
+    elif dataclasses.is_dataclass(value):  # an AccountHistory, compiled by mypyc or not
+        size += sum(_deep_size(getattr(value, f.name)) for f in dataclasses.fields(value))
     return size
 
 

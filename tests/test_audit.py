@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard import Action, AuditError, Guard, InvalidEventError, MemoryStore, verify_file
-from payguard._audit import GENESIS, record_hash
+from payguard._audit import GENESIS, last_hash, record_hash
 from payguard._history import AccountHistory
 from payguard._store import _MemoryTransaction
 
@@ -378,3 +378,36 @@ def test_fsync_policy_is_validated(tmp_path: Path, write_rules: WriteRules) -> N
     with Guard.from_path(write_rules(RULES), audit=tmp_path / "b.jsonl", audit_fsync="always") as guard:
         guard.evaluate(make_event())
     assert verify_file(tmp_path / "b.jsonl").ok
+
+
+def _last_hash_reading_forward(data: bytes) -> str:
+    """The obvious way: the hash of the last newline-terminated line that is a record."""
+    found = GENESIS
+    for raw in data.split(b"\n")[:-1]:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("hash"), str):
+            found = record["hash"]
+    return found
+
+
+audit_lines = st.one_of(
+    st.text("0123456789abcdef", min_size=1, max_size=8).map(lambda h: f'{{"hash":"{h}","prev_hash":"x"}}\n'),
+    st.just('{"hash":"cut-short'),  # what a crash mid-write leaves
+    st.just('{"hash":"whole-but-unterminated","prev_hash":"x"}'),  # cut just before its newline
+    st.just("\n"),
+    st.just("not json\n"),
+    st.just('{"no_hash":1}\n'),
+)
+
+
+@given(lines=st.lists(audit_lines, max_size=12), block=st.integers(1, 40))
+def test_the_last_hash_found_reading_backwards_is_the_one_found_reading_forwards(
+    lines: list[str], block: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    data = "".join(lines).encode()
+    path.write_bytes(data)
+    assert last_hash(path, block=block) == _last_hash_reading_forward(data)

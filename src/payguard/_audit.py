@@ -17,10 +17,10 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 import structlog
@@ -231,22 +231,50 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
-def last_hash(path: Path) -> str:
-    """The hash of the last complete record of an existing audit file (``GENESIS`` for none)."""
+def last_hash(path: Path, block: int = 1 << 16) -> str:
+    """The hash of the last complete record of an existing audit file (``GENESIS`` for none).
+
+    Read from the end, block by block, so that reopening a file of many gigabytes costs a few reads: a
+    partial last line (a crash mid-write) and lines that are not records are skipped.
+    """
     if not path.exists() or path.stat().st_size == 0:
         return GENESIS
-    previous = GENESIS
     with path.open("rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("hash"), str):
-                previous = record["hash"]
-    return previous
+        for raw in _complete_lines_backwards(handle, block):
+            found = _record_hash_field(raw)
+            if found is not None:
+                return found
+    return GENESIS
+
+
+def _complete_lines_backwards(handle: BinaryIO, block: int) -> Iterator[bytes]:
+    """The newline-terminated lines of a file, last first (without their newlines)."""
+    position = handle.seek(0, os.SEEK_END)
+    rest = b""  # bytes between the read position and the earliest newline seen so far
+    unterminated = True  # whether ``rest`` still ends with the file's unterminated last line
+    while position > 0:
+        start = max(0, position - block)
+        handle.seek(start)
+        rest = handle.read(position - start) + rest
+        position = start
+        parts = rest.split(b"\n")
+        rest, lines = parts[0], parts[1:]
+        if unterminated and lines:
+            lines.pop()  # what follows the file's last newline: empty, or a partial record
+            unterminated = False
+        yield from reversed(lines)
+    if not unterminated:
+        yield rest  # the file's first line
+
+
+def _record_hash_field(raw: bytes) -> str | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and isinstance(record.get("hash"), str):
+        return str(record["hash"])
+    return None
 
 
 class AuditTrail:

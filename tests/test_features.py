@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
 from payguard._fields import FEATURES, Kind
-from payguard._history import DAY, AccountHistory, pack_payee, unpack_payee
+from payguard._history import (
+    DAY,
+    EMPTY,
+    OUT_WIDTH,
+    SAMPLE_WIDTH,
+    AccountHistory,
+    pack_payee,
+    unpack_payee,
+)
 
 from .conftest import ROOT, make_event
 
@@ -256,9 +264,10 @@ def test_history_stays_bounded(guard: Guard) -> None:
         pay(guard, n, n * 2, payee=f"B-{n}")
     store = guard.store
     history = store.accounts[make_event()["payer"]["account"]]  # type: ignore[attr-defined]
-    assert len(history.out) <= 14  # about a day of attempts at one every two hours, plus the grace
-    assert len(history.sample) <= 100
-    assert len(history.maxima) <= 5
+    assert len(history.out) // OUT_WIDTH <= 14  # about a day of attempts, one every two hours, and the grace
+    assert len(history.sample) // SAMPLE_WIDTH <= 100
+    assert len(history.maxima) // SAMPLE_WIDTH <= 5
+    assert len(EMPTY) == 0  # the shared empty list every new history starts from was never written
 
 
 def test_sqlite_store_continues_in_a_new_process_exactly_where_it_was(
@@ -292,7 +301,7 @@ def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRule
             pay(guard, 1, 0)
         with store.transaction() as txn:
             assert txn.decision("e1") is None
-            assert txn.account(make_event()["payer"]["account"]).out == []
+            assert len(txn.account(make_event()["payer"]["account"]).out) == 0
 
 
 def _failing_sink(record: dict[str, Any]) -> None:
@@ -335,7 +344,7 @@ def test_the_95th_percentile_read_off_the_ranked_sample_equals_the_sorted_window
         kept = sorted([*kept, (clock, amount)])[-100:]  # the sample keeps the latest 100 payments
         if history.pruned:  # pruning last ran at event time ``pruned`` and kept 90 days and an hour
             kept = [(t, a) for t, a in kept if t >= history.pruned - 90 * DAY - 3600]
-        assert sorted(e & (2**50 - 1) for e in history.sample) == list(history.ranked)
+        assert sorted(history.sample[1::SAMPLE_WIDTH]) == list(history.ranked)
         for now in (clock + 1, history.seen + 1):
             assert history.percentile_95(now - 90 * DAY, now, 3) == _brute_p95(kept, now - 90 * DAY, now)
     restored = AccountHistory.from_json(history.to_json())

@@ -16,6 +16,7 @@ as a stop, until ``Guard.release`` turns it into an executed payment.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -27,15 +28,19 @@ from ._fields import FEATURES, Kind
 from ._history import (
     COUNT,
     DAY,
+    DEPOSIT_WIDTH,
     FIRST,
     FIRST_AMOUNT,
     HOUR,
+    INBOUND_WIDTH,
     INCREASING,
     LAST_AMOUNT,
+    LOAN_WIDTH,
+    OUT_WIDTH,
+    STOP_WIDTH,
     AccountHistory,
-    Entry,
     party_hash,
-    window,
+    rows_in,
 )
 from ._money import currency_exponent, to_minor_units
 from ._rulefile import RuleSet
@@ -53,6 +58,25 @@ MIN_SAMPLE = 3
 
 def _personal(kind: PartyType | None) -> bool:
     return kind in (None, PartyType.PERSONAL, PartyType.UNKNOWN)
+
+
+# The rows of a history list in a time window: (entries, width, first row, end row).
+Span = tuple["array[int]", int, int, int]
+
+
+def _span(entries: array[int], width: int, start: int, end: int) -> Span:
+    low, high = rows_in(entries, width, start, end)
+    return entries, width, low, high
+
+
+def _total(span: Span, column: int) -> int:
+    entries, width, low, high = span
+    return sum(entries[row * width + column] for row in range(low, high))
+
+
+def _distinct(span: Span, column: int) -> set[int]:
+    entries, width, low, high = span
+    return {entries[row * width + column] for row in range(low, high)}
 
 
 class _Context:
@@ -99,10 +123,10 @@ class _Context:
         self.subject_key = normalize_account(subject.account)
         self.payee_hash = party_hash(payee.account) if payee else None
         self._history: AccountHistory | None = None
-        self._out: list[Entry] | None = None
-        self._inbound: list[Entry] | None = None
-        self._loans: list[Entry] | None = None
-        self._deposits: list[Entry] | None = None
+        self._out: Span | None = None
+        self._inbound: Span | None = None
+        self._loans: Span | None = None
+        self._deposits: Span | None = None
         self._known: tuple[int, ...] | bool | None = False  # False: not looked up yet
         self._new: bool | str | None = ""  # "": not computed yet
         # money features in integer minor units, as computed (``compute`` shows them as Decimal)
@@ -114,24 +138,24 @@ class _Context:
             self._history = self.txn.account(self.subject_key)
         return self._history
 
-    def out_24h(self) -> list[Entry]:
+    def out_24h(self) -> Span:
         if self._out is None:
-            self._out = window(self.history.out, self.time - DAY, self.time)
+            self._out = _span(self.history.out, OUT_WIDTH, self.time - DAY, self.time)
         return self._out
 
-    def inbound_24h(self) -> list[Entry]:
+    def inbound_24h(self) -> Span:
         if self._inbound is None:
-            self._inbound = window(self.history.inbound, self.time - DAY, self.time)
+            self._inbound = _span(self.history.inbound, INBOUND_WIDTH, self.time - DAY, self.time)
         return self._inbound
 
-    def loans_24h(self) -> list[Entry]:
+    def loans_24h(self) -> Span:
         if self._loans is None:
-            self._loans = window(self.history.loans, self.time - DAY, self.time)
+            self._loans = _span(self.history.loans, LOAN_WIDTH, self.time - DAY, self.time)
         return self._loans
 
-    def deposits_24h(self) -> list[Entry]:
+    def deposits_24h(self) -> Span:
         if self._deposits is None:
-            self._deposits = window(self.history.deposits, self.time - DAY, self.time)
+            self._deposits = _span(self.history.deposits, DEPOSIT_WIDTH, self.time - DAY, self.time)
         return self._deposits
 
     def known_payee(self) -> tuple[int, ...] | None:
@@ -157,7 +181,7 @@ class _Context:
         return new  # type: ignore[return-value]
 
     def out_sum_minor(self) -> int:
-        return sum(e[1] for e in self.out_24h()) + (self.amount or 0 if self.outgoing else 0)
+        return _total(self.out_24h(), 1) + (self.amount or 0 if self.outgoing else 0)
 
 
 def _is_new_payee(c: _Context) -> Any:
@@ -192,8 +216,8 @@ def _amount_to_first_payee_amount(c: _Context) -> Any:
 
 def _outbound_count(seconds: int) -> Callable[[_Context], Any]:
     def count(c: _Context) -> Any:
-        found = len(window(c.history.out, c.time - seconds, c.time))
-        return found + (1 if c.outgoing else 0)
+        low, high = rows_in(c.history.out, OUT_WIDTH, c.time - seconds, c.time)
+        return high - low + (1 if c.outgoing else 0)
 
     return count
 
@@ -203,7 +227,8 @@ def _out_sum_24h(c: _Context) -> Any:
 
 
 def _new_payee_count_24h(c: _Context) -> Any:
-    payees = {e[2] for e in c.out_24h() if e[3]}
+    out, width, low, high = c.out_24h()
+    payees = {out[row * width + 2] for row in range(low, high) if out[row * width + 3]}
     if c.is_new_payee():
         payees.add(c.payee_hash or 0)
     return len(payees)
@@ -211,9 +236,10 @@ def _new_payee_count_24h(c: _Context) -> Any:
 
 def _balance_start_minor(c: _Context) -> int | None:
     """The balance before the first outgoing attempt of the 24-hour window (this one if it is the first)."""
-    balances = [e[4] for e in c.out_24h() if e[4] >= 0]
-    if balances:
-        return balances[0]
+    out, width, low, high = c.out_24h()
+    for row in range(low, high):
+        if out[row * width + 4] >= 0:
+            return out[row * width + 4]
     if c.event.payer.balance_before is not None and c.currency:
         return to_minor_units(c.event.payer.balance_before, c.currency)
     return None
@@ -232,12 +258,14 @@ def _drain_ratio_24h(c: _Context) -> Any:
 
 def _new_payee_out_minor(c: _Context) -> int:
     """Outgoing to new payees in 24 hours, this payment included when its payee is new."""
-    return sum(e[1] for e in c.out_24h() if e[3]) + (c.amount or 0 if c.is_new_payee() else 0)
+    out, width, low, high = c.out_24h()
+    new = sum(out[row * width + 1] for row in range(low, high) if out[row * width + 3])
+    return new + (c.amount or 0 if c.is_new_payee() else 0)
 
 
-def _new_payee_out_over(entries_of: Callable[[_Context], list[Entry]]) -> Callable[[_Context], Any]:
+def _new_payee_out_over(span_of: Callable[[_Context], Span]) -> Callable[[_Context], Any]:
     def ratio(c: _Context) -> Any:
-        received = sum(e[1] for e in entries_of(c))
+        received = _total(span_of(c), 1)
         if received <= 0 or not c.outgoing:
             return None
         return _new_payee_out_minor(c) / received
@@ -271,8 +299,11 @@ def _unseen_inbound_7d(c: _Context) -> Any:
 
     Credits from institutions (a salary from a business, a loan from a lender) do not count."""
     history = c.history
+    inbound, width, low, high = _span(history.inbound, INBOUND_WIDTH, c.time - 7 * DAY, c.time)
     return sum(
-        1 for e in window(history.inbound, c.time - 7 * DAY, c.time) if e[3] and e[2] not in history.payees
+        1
+        for row in range(low, high)
+        if inbound[row * width + 3] and not history.knows(inbound[row * width + 2])
     )
 
 
@@ -285,14 +316,14 @@ def _is_first_vasp_payment(c: _Context) -> Any:
 
 
 def _inbound_distinct_payers_24h(c: _Context) -> Any:
-    payers = {e[2] for e in c.inbound_24h()}
+    payers = _distinct(c.inbound_24h(), 2)
     if c.event.type is EventType.TRANSFER_IN:
         payers.add(party_hash(c.event.payer.account))
     return len(payers)
 
 
 def _passthrough_ratio_24h(c: _Context) -> Any:
-    inbound = sum(e[1] for e in c.inbound_24h())
+    inbound = _total(c.inbound_24h(), 1)
     if c.event.type is EventType.TRANSFER_IN and c.amount:
         inbound += c.amount
     if inbound <= 0:
@@ -319,27 +350,27 @@ def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
     if payee is None or c.event.type is not EventType.TRANSFER_OUT:
         return None
     payee_history = c.txn.account(normalize_account(payee.account))
-    payers = {e[2] for e in window(payee_history.inbound, c.time - DAY, c.time)}
+    payers = _distinct(_span(payee_history.inbound, INBOUND_WIDTH, c.time - DAY, c.time), 2)
     payers.add(party_hash(c.event.payer.account))
     return len(payers)
 
 
 def _loan_inflow_24h(c: _Context) -> Any:
-    total = sum(e[1] for e in c.loans_24h())
+    total = _total(c.loans_24h(), 1)
     if c.event.type is EventType.LOAN_DISBURSEMENT and c.amount:
         total += c.amount
     return total
 
 
 def _distinct_lenders_24h(c: _Context) -> Any:
-    lenders = {e[2] for e in c.loans_24h()}
+    lenders = _distinct(c.loans_24h(), 2)
     if c.event.type is EventType.LOAN_DISBURSEMENT:
         lenders.add(party_hash(c.event.payer.account))
     return len(lenders)
 
 
 def _deposit_redeemed_24h(c: _Context) -> Any:
-    total = sum(e[1] for e in c.deposits_24h())
+    total = _total(c.deposits_24h(), 1)
     if c.event.type is EventType.DEPOSIT_REDEMPTION and c.amount:
         total += c.amount
     return total
@@ -347,16 +378,18 @@ def _deposit_redeemed_24h(c: _Context) -> Any:
 
 def _recent_stops(seconds: int) -> Callable[[_Context], Any]:
     def count(c: _Context) -> Any:
-        return len(window(c.history.stops, c.time - seconds, c.time))
+        low, high = rows_in(c.history.stops, STOP_WIDTH, c.time - seconds, c.time)
+        return high - low
 
     return count
 
 
 def _last_stop_other_payee(c: _Context) -> Any:
-    recent = window(c.history.stops, c.time - HOUR, c.time)
-    if not recent or c.payee_hash is None:
+    stops = c.history.stops
+    low, high = rows_in(stops, STOP_WIDTH, c.time - HOUR, c.time)
+    if low == high or c.payee_hash is None:
         return False
-    return recent[-1][1] != c.payee_hash
+    return stops[(high - 1) * STOP_WIDTH + 1] != c.payee_hash
 
 
 def _hours_since_new_device(c: _Context) -> Any:

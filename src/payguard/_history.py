@@ -1,7 +1,12 @@
 """What payguard remembers about one account: just enough for the features, and bounded.
 
-Times are event times in epoch seconds; amounts are integer minor units; counterparties are stable 64-bit
+Times are event times in epoch seconds; amounts are integer minor units; counterparties are stable 63-bit
 hashes of their normalised account numbers (so a history survives a restart and fits in little memory).
+
+Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an entry, time first, kept in
+time order: 8 bytes a number instead of a Python int and a tuple slot, which makes a history of a few
+payments a few hundred bytes. An account's lists start as the shared, empty ``EMPTY`` array and get an
+array of their own with their first entry (``_owned``); ``EMPTY`` is never written.
 
 Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
 events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
@@ -11,60 +16,41 @@ running maximum only the payments that can still be a 365-day maximum; and known
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import heapq
 import math
-import operator
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from ._text import normalize_account
 
-__all__ = ["DAY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash"]
+__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash", "rows_in"]
 
-# Entries are tuples of ints: smaller than lists, and untracked by the garbage collector, which matters
-# with a million of them.
-Entry = tuple[int, ...]
 PayeeStats = tuple[int, int, int, int, int, int]
 FIRST, COUNT, LAST, FIRST_AMOUNT, LAST_AMOUNT, INCREASING = range(6)
 
-# Payee statistics and sampled amounts are packed into single ints: one int object instead of a tuple of
-# six (or two) makes a remembered payee about 120 bytes instead of 350. Times fit 38 bits (event times are
-# bounded to years 1970-9999), amounts 50 bits (MAX_MINOR_UNITS is 10**15), counts are capped at 2**20 - 1.
-_TIME_BITS, _AMOUNT_BITS, _COUNT_BITS = 38, 50, 20
-_AMOUNT_MASK, _TIME_MASK, _COUNT_MASK = (1 << _AMOUNT_BITS) - 1, (1 << _TIME_BITS) - 1, (1 << _COUNT_BITS) - 1
+# outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
+OUT_WIDTH = 5
+# money received: time, amount, payer hash, 1 if the payer is a person or unknown (0: an institution)
+INBOUND_WIDTH = 4
+# loan disbursements received: time, amount, lender hash
+LOAN_WIDTH = 3
+# deposits broken early: time, amount
+DEPOSIT_WIDTH = 2
+# hold or interrupt decisions: time, payee hash
+STOP_WIDTH = 2
+# executed outgoing amounts (the sample, and the running maximum): time, amount
+SAMPLE_WIDTH = 2
+# known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
+# paid, first amount, last amount
+PAYEE_WIDTH = 5
 
-
-def pack_payee(stats: PayeeStats) -> int:
-    first, count, last, first_amount, last_amount, increasing = stats
-    packed = first
-    packed = (packed << _TIME_BITS) | last
-    packed = (packed << _COUNT_BITS) | min(count, _COUNT_MASK)
-    packed = (packed << 1) | (1 if increasing else 0)
-    packed = (packed << _AMOUNT_BITS) | first_amount
-    return (packed << _AMOUNT_BITS) | last_amount
-
-
-def unpack_payee(packed: int) -> PayeeStats:
-    last_amount = packed & _AMOUNT_MASK
-    packed >>= _AMOUNT_BITS
-    first_amount = packed & _AMOUNT_MASK
-    packed >>= _AMOUNT_BITS
-    increasing = packed & 1
-    packed >>= 1
-    count = packed & _COUNT_MASK
-    packed >>= _COUNT_BITS
-    last = packed & _TIME_MASK
-    first = packed >> _TIME_BITS
-    return first, count, last, first_amount, last_amount, increasing
-
-
-def _sample_time(packed: int) -> int:
-    return packed >> _AMOUNT_BITS
-
+# Times fit 38 bits (event times are bounded to years 1970-9999); counts are capped at 2**20 - 1.
+_TIME_BITS, _COUNT_MASK = 38, (1 << 20) - 1
+_TIME_MASK = (1 << _TIME_BITS) - 1
 
 HOUR = 3600
 DAY = 86400
@@ -74,6 +60,32 @@ MAX_SAMPLE = 100
 MAX_STOPS = 50
 PRUNE_EVERY = HOUR
 
+EMPTY: array[int] = array("q")
+
+
+def _empty() -> array[int]:
+    return EMPTY
+
+
+def _owned(entries: array[int]) -> array[int]:
+    """``entries`` if it is an account's own array, else a new empty one to write into."""
+    return array("q") if entries is EMPTY else entries
+
+
+def pack_payee(stats: PayeeStats) -> tuple[int, int, int, int]:
+    """The stored words of a payee's statistics (after its hash)."""
+    first, count, last, first_amount, last_amount, increasing = stats
+    head = first | (1 << _TIME_BITS if increasing else 0) | (min(count, _COUNT_MASK) << (_TIME_BITS + 1))
+    return head, last, first_amount, last_amount
+
+
+def unpack_payee(words: Sequence[int]) -> PayeeStats:
+    head, last, first_amount, last_amount = words[0], words[1], words[2], words[3]
+    first = head & _TIME_MASK
+    increasing = (head >> _TIME_BITS) & 1
+    count = head >> (_TIME_BITS + 1)
+    return first, count, last, first_amount, last_amount, increasing
+
 
 @lru_cache(maxsize=1 << 16)
 def party_hash(account: str) -> int:
@@ -82,35 +94,52 @@ def party_hash(account: str) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def _prune(entries: list[Entry], oldest: int) -> None:
-    """Drop entries (sorted by time, time first) older than ``oldest``."""
-    cut = 0
-    while cut < len(entries) and entries[cut][0] < oldest:
-        cut += 1
-    if cut:
-        del entries[:cut]
+def first_after(entries: array[int], width: int, time: int, low: int = 0) -> int:
+    """The first row (from ``low``) whose time is later than ``time``; rows are in time order."""
+    high = len(entries) // width
+    while low < high:
+        middle = (low + high) // 2
+        if entries[middle * width] <= time:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
-def _insert(entries: list[Entry], entry: Entry) -> None:
-    """Insert keeping time order; late events land where they belong."""
-    if not entries or entries[-1][0] <= entry[0]:
-        entries.append(entry)
+def rows_in(entries: array[int], width: int, start: int, end: int) -> tuple[int, int]:
+    """The rows ``[low, high)`` with ``start < time <= end``."""
+    low = first_after(entries, width, start)
+    return low, first_after(entries, width, end, low)
+
+
+def _insert(entries: array[int], width: int, row: Sequence[int]) -> array[int]:
+    """``entries`` with ``row`` inserted in time order (after equal times); late events land in place."""
+    entries = _owned(entries)
+    if not entries or entries[len(entries) - width] <= row[0]:
+        entries.extend(row)
     else:
-        bisect.insort(entries, entry, key=lambda e: e[0])
+        at = first_after(entries, width, row[0]) * width
+        entries[at:at] = array("q", row)
+    return entries
 
 
-def _entries(rows: list[list[int]]) -> list[Entry]:
-    return [tuple(row) for row in rows]
+def _prune(entries: array[int], width: int, oldest: int) -> None:
+    """Drop the rows older than ``oldest``."""
+    if entries and entries[0] < oldest:
+        del entries[: first_after(entries, width, oldest - 1) * width]
 
 
-def window(entries: list[Entry], start: int, end: int) -> list[Entry]:
-    """Entries with ``start < time <= end`` (entries are kept in time order, so two bisections find them)."""
-    low = bisect.bisect_right(entries, start, key=_time_of)
-    high = bisect.bisect_right(entries, end, lo=low, key=_time_of)
-    return entries[low:high]
-
-
-_time_of = operator.itemgetter(0)
+def _sample_position(entries: array[int], time: int, amount: int) -> int:
+    """Where (time, amount) goes among rows ordered by time, then amount (after equal rows)."""
+    low, high = 0, len(entries) // SAMPLE_WIDTH
+    while low < high:
+        middle = (low + high) // 2
+        at = middle * SAMPLE_WIDTH
+        if (entries[at], entries[at + 1]) <= (time, amount):
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _rank(count: int) -> int:
@@ -118,41 +147,41 @@ def _rank(count: int) -> int:
     return min(count - 1, math.ceil(0.95 * count) - 1)
 
 
+def _rows(entries: array[int], width: int) -> list[list[int]]:
+    return [list(entries[i : i + width]) for i in range(0, len(entries), width)]
+
+
+def _flat(rows: list[list[int]]) -> array[int]:
+    return array("q", [value for row in rows for value in row]) if rows else EMPTY
+
+
 @dataclass(slots=True)
 class AccountHistory:
-    """The bounded history of one account: lists of int tuples and packed ints, compact and JSON-ready."""
+    """The bounded history of one account: flat int64 arrays, compact and JSON-ready."""
 
-    # outgoing attempts (executed or stopped): [time, amount, payee hash, was new payee, balance before or -1]
-    out: list[Entry] = field(default_factory=list)
-    # payee hash -> (first paid time, executed payments, last paid time, first amount, last amount,
-    # 1 while every payment to the payee was larger than the one before, else 0)
-    payees: dict[int, int] = field(default_factory=dict)  # values packed by pack_payee
-    # executed outgoing amounts, packed as time << 50 | amount (so sorted by time): the last MAX_SAMPLE
-    # within 90 days
-    sample: list[int] = field(default_factory=list)
-    # running 365-day maximum of executed outgoing amounts: times increase, amounts strictly decrease
-    maxima: list[int] = field(default_factory=list)  # packed like ``sample``
-    # money received: (time, amount, payer hash, 1 if the payer is a person or unknown, 0 for an institution)
-    inbound: list[Entry] = field(default_factory=list)
-    # loan disbursements received: [time, amount, lender hash]
-    loans: list[Entry] = field(default_factory=list)
-    # deposits broken early: [time, amount]
-    deposits: list[Entry] = field(default_factory=list)
-    # hold or interrupt decisions: [time, payee hash]
-    stops: list[Entry] = field(default_factory=list)
+    out: array[int] = field(default_factory=_empty)
+    payees: array[int] = field(default_factory=_empty)
+    # the last MAX_SAMPLE executed amounts within 90 days, ordered by time then amount
+    sample: array[int] = field(default_factory=_empty)
+    # the running 365-day maximum: times increase, amounts strictly decrease
+    maxima: array[int] = field(default_factory=_empty)
+    inbound: array[int] = field(default_factory=_empty)
+    loans: array[int] = field(default_factory=_empty)
+    deposits: array[int] = field(default_factory=_empty)
+    stops: array[int] = field(default_factory=_empty)
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
-    # the amounts of ``sample`` in ascending order (int64s, not stored: rebuilt from ``sample``), so that the
-    # 95th percentile of the whole sample is one index away
-    ranked: array[int] = field(default_factory=lambda: array("q"))
+    # the amounts of ``sample`` in ascending order (not stored: rebuilt from ``sample``), so that the 95th
+    # percentile of the whole sample is one index away
+    ranked: array[int] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
         if self.sample and not self.ranked:
-            self.ranked = array("q", sorted(e & _AMOUNT_MASK for e in self.sample))
+            self.ranked = array("q", sorted(self.sample[1::SAMPLE_WIDTH]))
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
@@ -167,92 +196,116 @@ class AccountHistory:
         if time - self.pruned < PRUNE_EVERY:
             return
         self.pruned = time
-        for entries, keep in (
-            (self.out, DAY),
-            (self.loans, DAY),
-            (self.deposits, DAY),
-            (self.inbound, 7 * DAY),
-            (self.stops, 30 * DAY),
-        ):
-            if entries and entries[0][0] < time - keep - GRACE:
-                _prune(entries, time - keep - GRACE)
-        sample = self.sample
-        if sample and _sample_time(sample[0]) < time - 90 * DAY - GRACE:
-            cut = bisect.bisect_left(sample, (time - 90 * DAY - GRACE) << _AMOUNT_BITS)
-            for entry in sample[:cut]:
-                self.ranked.remove(entry & _AMOUNT_MASK)
+        _prune(self.out, OUT_WIDTH, time - DAY - GRACE)
+        _prune(self.loans, LOAN_WIDTH, time - DAY - GRACE)
+        _prune(self.deposits, DEPOSIT_WIDTH, time - DAY - GRACE)
+        _prune(self.inbound, INBOUND_WIDTH, time - 7 * DAY - GRACE)
+        _prune(self.stops, STOP_WIDTH, time - 30 * DAY - GRACE)
+        sample, oldest = self.sample, time - 90 * DAY - GRACE
+        if sample and sample[0] < oldest:
+            cut = first_after(sample, SAMPLE_WIDTH, oldest - 1) * SAMPLE_WIDTH
+            for at in range(1, cut, SAMPLE_WIDTH):
+                self.ranked.remove(sample[at])
             del sample[:cut]
-        maxima = self.maxima
-        if maxima and _sample_time(maxima[0]) < time - 365 * DAY - GRACE:
-            del maxima[: bisect.bisect_left(maxima, (time - 365 * DAY - GRACE) << _AMOUNT_BITS)]
+        _prune(self.maxima, SAMPLE_WIDTH, time - 365 * DAY - GRACE)
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
-        _insert(self.out, (time, amount, payee, int(new), -1 if balance is None else balance))
+        row = (time, amount, payee, int(new), -1 if balance is None else balance)
+        self.out = _insert(self.out, OUT_WIDTH, row)
 
     def add_executed(self, time: int, amount: int, payee: int | None) -> None:
         if payee is not None:
-            packed = self.payees.pop(payee, None)
-            known = unpack_payee(packed) if packed is not None else None
-            if known is None:
-                stats: PayeeStats = (time, 1, time, amount, amount, 1)
-            else:
-                first, count, last, first_amount, last_amount, increasing = known
-                later = time >= last
-                stats = (
-                    min(first, time),
-                    count + 1,
-                    max(last, time),
-                    amount if time < first else first_amount,
-                    amount if later else last_amount,
-                    int(bool(increasing) and later and amount > last_amount),
-                )
-            self.payees[payee] = pack_payee(stats)  # re-inserted: dict order is least recently paid first
-            while len(self.payees) > MAX_PAYEES:
-                del self.payees[next(iter(self.payees))]
-        amount = min(amount, _AMOUNT_MASK)
-        bisect.insort(self.sample, (time << _AMOUNT_BITS) | amount)
-        bisect.insort(self.ranked, amount)
-        if len(self.sample) > MAX_SAMPLE:
-            self.ranked.remove(self.sample.pop(0) & _AMOUNT_MASK)
+            self._add_payee(time, amount, payee)
+        sample = self.sample = _owned(self.sample)
+        at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
+        sample[at:at] = array("q", (time, amount))
+        ranked = self.ranked = _owned(self.ranked)
+        ranked.insert(_bisect_right(ranked, amount), amount)
+        if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
+            ranked.remove(sample[1])
+            del sample[:SAMPLE_WIDTH]
         self._add_maximum(time, amount)
 
+    def _add_payee(self, time: int, amount: int, payee: int) -> None:
+        payees = self.payees = _owned(self.payees)
+        row = self._payee_row(payee)
+        if row < 0:
+            stats: PayeeStats = (time, 1, time, amount, amount, 1)
+        else:
+            at = row * PAYEE_WIDTH
+            first, count, last, first_amount, last_amount, increasing = unpack_payee(payees[at + 1 : at + 5])
+            later = time >= last
+            stats = (
+                min(first, time),
+                count + 1,
+                max(last, time),
+                amount if time < first else first_amount,
+                amount if later else last_amount,
+                int(bool(increasing) and later and amount > last_amount),
+            )
+            del payees[at : at + PAYEE_WIDTH]  # re-appended: least recently paid first
+        payees.append(payee)
+        payees.extend(pack_payee(stats))
+        if len(payees) > MAX_PAYEES * PAYEE_WIDTH:
+            del payees[:PAYEE_WIDTH]
+
     def _add_maximum(self, time: int, amount: int) -> None:
-        maxima = self.maxima
-        entry = (time << _AMOUNT_BITS) | min(amount, _AMOUNT_MASK)
-        if not maxima or _sample_time(maxima[-1]) <= time:  # the usual case: events in time order
-            while maxima and maxima[-1] & _AMOUNT_MASK <= amount:
-                maxima.pop()
-            maxima.append(entry)
+        maxima = self.maxima = _owned(self.maxima)
+        if not maxima or maxima[len(maxima) - 2] <= time:  # the usual case: events in time order
+            while maxima and maxima[len(maxima) - 1] <= amount:
+                del maxima[len(maxima) - 2 :]
+            maxima.extend((time, amount))
             return
-        position = bisect.bisect_right(maxima, entry)
-        if any(e & _AMOUNT_MASK >= amount for e in maxima[position:]):
+        position = _sample_position(maxima, time, amount)
+        rows = len(maxima) // SAMPLE_WIDTH
+        if any(maxima[r * SAMPLE_WIDTH + 1] >= amount for r in range(position, rows)):
             return  # a later payment at least as large already dominates this one
-        keep = [e for e in maxima[:position] if e & _AMOUNT_MASK > amount]
-        maxima[:position] = keep
-        maxima.insert(len(keep), entry)
+        keep = [r for r in range(position) if maxima[r * SAMPLE_WIDTH + 1] > amount]
+        kept = array("q", [v for r in keep for v in maxima[r * SAMPLE_WIDTH : (r + 1) * SAMPLE_WIDTH]])
+        kept.extend((time, amount))
+        maxima[: position * SAMPLE_WIDTH] = kept
 
     def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
-        _insert(self.inbound, (time, amount, payer, int(personal)))
+        self.inbound = _insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
-        _insert(self.loans, (time, amount, lender))
+        self.loans = _insert(self.loans, LOAN_WIDTH, (time, amount, lender))
 
     def add_deposit(self, time: int, amount: int) -> None:
-        _insert(self.deposits, (time, amount))
+        self.deposits = _insert(self.deposits, DEPOSIT_WIDTH, (time, amount))
 
     def add_stop(self, time: int, payee: int) -> None:
-        _insert(self.stops, (time, payee))
-        if len(self.stops) > MAX_STOPS:
-            del self.stops[0]
+        stops = self.stops = _insert(self.stops, STOP_WIDTH, (time, payee))
+        if len(stops) > MAX_STOPS * STOP_WIDTH:
+            del stops[:STOP_WIDTH]
 
     def add_device(self, time: int) -> None:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
     # -- reads -------------------------------------------------------------------------------------
+    def _payee_row(self, payee: int) -> int:
+        """The row of ``payee`` among the known payees, or -1."""
+        payees, start = self.payees, 0
+        while True:
+            try:
+                at = payees.index(payee, start)
+            except ValueError:
+                return -1
+            if at % PAYEE_WIDTH == 0:  # a payee hash, not a statistic that happens to be equal
+                return at // PAYEE_WIDTH
+            start = at + 1
+
+    def knows(self, payee: int) -> bool:
+        """Whether an executed payment to ``payee`` is remembered."""
+        return self._payee_row(payee) >= 0
+
     def payee(self, payee: int | None) -> PayeeStats | None:
         """What is known of executed payments to ``payee``."""
-        packed = self.payees.get(payee) if payee is not None else None
-        return unpack_payee(packed) if packed is not None else None
+        row = -1 if payee is None else self._payee_row(payee)
+        if row < 0:
+            return None
+        at = row * PAYEE_WIDTH
+        return unpack_payee(self.payees[at + 1 : at + PAYEE_WIDTH])
 
     def percentile_95(self, start: int, end: int, least: int) -> int | None:
         """The 95th percentile of executed amounts with ``start <= time < end``; None under ``least`` of them.
@@ -261,33 +314,37 @@ class AccountHistory:
         otherwise only the top 5 % of the window's amounts is ordered (``heapq.nlargest``).
         """
         sample = self.sample
-        count = len(sample)
-        low, high = start << _AMOUNT_BITS, end << _AMOUNT_BITS
-        if count and sample[0] >= low and sample[-1] < high:
+        count = len(sample) // SAMPLE_WIDTH
+        if count and sample[0] >= start and sample[len(sample) - SAMPLE_WIDTH] < end:
             return self.ranked[_rank(count)] if count >= least else None
-        amounts = [e & _AMOUNT_MASK for e in sample if low <= e < high]
+        amounts = [sample[at + 1] for at in range(0, len(sample), SAMPLE_WIDTH) if start <= sample[at] < end]
         if len(amounts) < least:
             return None
         return heapq.nlargest(len(amounts) - _rank(len(amounts)), amounts)[-1]
 
     def max_before(self, time: int) -> int | None:
         """Largest executed outgoing amount with ``time - 365 days <= t < time``."""
-        for entry in self.maxima:
-            if time - 365 * DAY <= _sample_time(entry) < time:
-                return entry & _AMOUNT_MASK
+        maxima = self.maxima
+        for at in range(0, len(maxima), SAMPLE_WIDTH):
+            if time - 365 * DAY <= maxima[at] < time:
+                return maxima[at + 1]
         return None
 
     # -- serialisation (for persistent stores) ----------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        payees = self.payees
         return {
-            "out": self.out,
-            "payees": [[k, *unpack_payee(v)] for k, v in self.payees.items()],
-            "sample": [[_sample_time(e), e & _AMOUNT_MASK] for e in self.sample],
-            "maxima": [[_sample_time(e), e & _AMOUNT_MASK] for e in self.maxima],
-            "inbound": self.inbound,
-            "loans": self.loans,
-            "deposits": self.deposits,
-            "stops": self.stops,
+            "out": _rows(self.out, OUT_WIDTH),
+            "payees": [
+                [payees[at], *unpack_payee(payees[at + 1 : at + PAYEE_WIDTH])]
+                for at in range(0, len(payees), PAYEE_WIDTH)
+            ],
+            "sample": _rows(self.sample, SAMPLE_WIDTH),
+            "maxima": _rows(self.maxima, SAMPLE_WIDTH),
+            "inbound": _rows(self.inbound, INBOUND_WIDTH),
+            "loans": _rows(self.loans, LOAN_WIDTH),
+            "deposits": _rows(self.deposits, DEPOSIT_WIDTH),
+            "stops": _rows(self.stops, STOP_WIDTH),
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
@@ -296,19 +353,31 @@ class AccountHistory:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountHistory:
+        payees = [
+            [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))] for row in data["payees"]
+        ]
         return cls(
-            out=_entries(data["out"]),
-            payees={
-                row[0]: pack_payee((row[1], row[2], row[3], row[4], row[5], row[6])) for row in data["payees"]
-            },
-            sample=[(row[0] << _AMOUNT_BITS) | row[1] for row in data["sample"]],
-            maxima=[(row[0] << _AMOUNT_BITS) | row[1] for row in data["maxima"]],
-            inbound=_entries(data["inbound"]),
-            loans=_entries(data["loans"]),
-            deposits=_entries(data["deposits"]),
-            stops=_entries(data["stops"]),
+            out=_flat(data["out"]),
+            payees=_flat(payees),
+            sample=_flat(data["sample"]),
+            maxima=_flat(data["maxima"]),
+            inbound=_flat(data["inbound"]),
+            loans=_flat(data["loans"]),
+            deposits=_flat(data["deposits"]),
+            stops=_flat(data["stops"]),
             device_time=data["device_time"],
             vasp_time=data.get("vasp_time"),
             seen=data["seen"],
             pruned=data.get("pruned", 0),
         )
+
+
+def _bisect_right(values: array[int], value: int) -> int:
+    low, high = 0, len(values)
+    while low < high:
+        middle = (low + high) // 2
+        if values[middle] <= value:
+            low = middle + 1
+        else:
+            high = middle
+    return low

@@ -33,6 +33,7 @@ import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
 from payguard._compiled import COMPILED, compiled_modules
 from payguard._generate import benign_traffic
+from payguard._history import EMPTY
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -331,7 +332,11 @@ def _rss() -> int:
 
 
 def _deep_size(value: Any) -> int:
-    """Bytes of ``value`` and everything it holds (histories are lists, tuples, dicts and ints)."""
+    """Bytes of ``value`` and everything it holds (histories are int arrays and a few ints).
+
+    The empty array every history's unused lists share is one object for all accounts: not counted."""
+    if value is EMPTY:
+        return 0
     size = sys.getsizeof(value)
     if isinstance(value, dict):
         size += sum(_deep_size(k) + _deep_size(v) for k, v in value.items())

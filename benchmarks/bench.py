@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -515,6 +516,11 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
 }
 
 
+def reference_loop() -> float:
+    """Microseconds for a fixed pure-Python loop: the machine's speed at the moment, to compare runs."""
+    return min(timeit.repeat("sum(range(10000))", number=2000, repeat=5)) / 2000 * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -529,7 +535,12 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs; engines: {', '.join(ENGINES)}; "
         f"{sum(compiled_modules().values())} of {len(COMPILED)} per-event modules compiled by mypyc"
     )
-    results = {name: SECTIONS[name](args.quick) for name in chosen}
+    before = reference_loop()
+    results: dict[str, Any] = {name: SECTIONS[name](args.quick) for name in chosen}
+    after = reference_loop()
+    # The machine is shared: the same loop before and after tells how fast it was during this run.
+    print(f"\nreference loop (sum(range(10000)), best of 5): {before:.1f} µs before, {after:.1f} µs after")
+    results["reference_loop_us"] = {"before": before, "after": after}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str))

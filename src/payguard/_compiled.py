@@ -17,6 +17,9 @@ __all__ = ["COMPILED", "compiled_modules", "stale_modules"]
 
 COMPILED = ("_audit", "_decision", "_features", "_guard", "_history", "_money", "_plan", "_text")
 _PACKAGE = Path(__file__).resolve().parent
+# Only a source checkout (an editable install) can have compiled modules older than their source: an
+# installed wheel writes both at install time, in no particular order.
+_CHECKOUT = (_PACKAGE.parent.parent / "pyproject.toml").exists()
 
 
 def _origin(name: str) -> Path | None:
@@ -41,6 +44,8 @@ def compiled_modules() -> dict[str, bool]:
 
 def stale_modules() -> list[str]:
     """Compiled modules older than their source beside them (an editable install not rebuilt)."""
+    if not _CHECKOUT:
+        return []
     stale = []
     for name in COMPILED:
         origin, source = _origin(name), _PACKAGE / f"{name}.py"

@@ -87,13 +87,18 @@ class _Context:
     """
 
     __slots__ = (
+        "_balance",
+        "_balance_known",
         "_deposits",
         "_history",
+        "_hour",
         "_inbound",
         "_known",
         "_loans",
         "_new",
         "_out",
+        "_payee_history",
+        "_payee_key",
         "amount",
         "currency",
         "engine",
@@ -129,6 +134,11 @@ class _Context:
         self._deposits: Span | None = None
         self._known: tuple[int, ...] | bool | None = False  # False: not looked up yet
         self._new: bool | str | None = ""  # "": not computed yet
+        self._payee_key: str | None = None
+        self._payee_history: AccountHistory | None = None
+        self._hour = -1  # not computed yet
+        self._balance: int | None = None
+        self._balance_known = False
         # money features in integer minor units, as computed (``compute`` shows them as Decimal)
         self.minor: dict[str, int] = {}
 
@@ -157,6 +167,26 @@ class _Context:
         if self._deposits is None:
             self._deposits = _span(self.history.deposits, DEPOSIT_WIDTH, self.time - DAY, self.time)
         return self._deposits
+
+    def payee_key(self) -> str:
+        """The payee's normalised account number (an outgoing payment's payee is required)."""
+        if self._payee_key is None:
+            payee = self.event.payee
+            assert payee is not None
+            self._payee_key = normalize_account(payee.account)
+        return self._payee_key
+
+    def payee_history(self) -> AccountHistory:
+        """The payee account's history, read once per event (features and the credit both use it)."""
+        if self._payee_history is None:
+            self._payee_history = self.txn.account(self.payee_key())
+        return self._payee_history
+
+    def local_hour(self) -> int:
+        if self._hour < 0:
+            name = self.event.payer.timezone or self.engine.timezone
+            self._hour = self.event.timestamp.astimezone(zone(name)).hour
+        return self._hour
 
     def known_payee(self) -> tuple[int, ...] | None:
         """What is known of executed payments to this outgoing payment's payee before now, if anything."""
@@ -236,6 +266,13 @@ def _new_payee_count_24h(c: _Context) -> Any:
 
 def _balance_start_minor(c: _Context) -> int | None:
     """The balance before the first outgoing attempt of the 24-hour window (this one if it is the first)."""
+    if not c._balance_known:
+        c._balance = _find_balance_start(c)
+        c._balance_known = True
+    return c._balance
+
+
+def _find_balance_start(c: _Context) -> int | None:
     out, width, low, high = c.out_24h()
     for row in range(low, high):
         if out[row * width + 4] >= 0:
@@ -349,8 +386,7 @@ def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
     payee = c.event.payee
     if payee is None or c.event.type is not EventType.TRANSFER_OUT:
         return None
-    payee_history = c.txn.account(normalize_account(payee.account))
-    payers = _distinct(_span(payee_history.inbound, INBOUND_WIDTH, c.time - DAY, c.time), 2)
+    payers = _distinct(_span(c.payee_history().inbound, INBOUND_WIDTH, c.time - DAY, c.time), 2)
     payers.add(party_hash(c.event.payer.account))
     return len(payers)
 
@@ -404,13 +440,11 @@ def _hours_since_new_device(c: _Context) -> Any:
 
 
 def _local_hour(c: _Context) -> Any:
-    name = c.event.payer.timezone or c.engine.timezone
-    return c.event.timestamp.astimezone(zone(name)).hour
+    return c.local_hour()
 
 
 def _is_night(c: _Context) -> Any:
-    hour: int = _local_hour(c)
-    return 0 <= hour < 6
+    return 0 <= c.local_hour() < 6
 
 
 def _memo_categories(c: _Context) -> Any:
@@ -537,9 +571,9 @@ class FeatureEngine:
         if event.payee is not None and event.payee.type is PartyType.VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
         if event.type is EventType.TRANSFER_OUT and event.payee is not None:
-            key = normalize_account(event.payee.account)
+            key = context.payee_key()
             if key != context.subject_key:
-                payee_history = context.txn.account(key)
+                payee_history = context.payee_history()
                 payee_history.touch(context.time)
                 payee_history.add_inbound(
                     context.time, amount, party_hash(event.payer.account), _personal(event.payer.type)

@@ -285,15 +285,16 @@ class AccountHistory:
     # -- reads -------------------------------------------------------------------------------------
     def _payee_row(self, payee: int) -> int:
         """The row of ``payee`` among the known payees, or -1."""
-        payees, start = self.payees, 0
-        while True:
+        payees = self.payees
+        if payee not in payees:  # the common miss, without raising and catching ValueError
+            return -1
+        at = payees.index(payee)
+        while at % PAYEE_WIDTH:  # a statistic that happens to equal the hash, not the hash itself
             try:
-                at = payees.index(payee, start)
+                at = payees.index(payee, at + 1)
             except ValueError:
                 return -1
-            if at % PAYEE_WIDTH == 0:  # a payee hash, not a statistic that happens to be equal
-                return at // PAYEE_WIDTH
-            start = at + 1
+        return at // PAYEE_WIDTH
 
     def knows(self, payee: int) -> bool:
         """Whether an executed payment to ``payee`` is remembered."""

@@ -94,8 +94,10 @@ class _Context:
         "_hour",
         "_inbound",
         "_known",
+        "_known_done",
         "_loans",
         "_new",
+        "_new_done",
         "_out",
         "_payee_history",
         "_payee_key",
@@ -132,8 +134,10 @@ class _Context:
         self._inbound: Span | None = None
         self._loans: Span | None = None
         self._deposits: Span | None = None
-        self._known: tuple[int, ...] | bool | None = False  # False: not looked up yet
-        self._new: bool | str | None = ""  # "": not computed yet
+        self._known: tuple[int, ...] | None = None
+        self._known_done = False
+        self._new: bool | None = None
+        self._new_done = False
         self._payee_key: str | None = None
         self._payee_history: AccountHistory | None = None
         self._hour = -1  # not computed yet
@@ -190,25 +194,21 @@ class _Context:
 
     def known_payee(self) -> tuple[int, ...] | None:
         """What is known of executed payments to this outgoing payment's payee before now, if anything."""
-        known = self._known
-        if known is False:
+        if not self._known_done:
             found = None
             if self.outgoing and self.payee_hash is not None:
                 found = self.history.payee(self.payee_hash)
                 if found is not None and found[FIRST] > self.time:
                     found = None
-            self._known = known = found
-        return known  # type: ignore[return-value]
+            self._known, self._known_done = found, True
+        return self._known
 
     def is_new_payee(self) -> bool | None:
-        new = self._new
-        if new == "":
+        if not self._new_done:
             if self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None:
-                new = self.known_payee() is None
-            else:
-                new = None
-            self._new = new
-        return new  # type: ignore[return-value]
+                self._new = self.known_payee() is None
+            self._new_done = True
+        return self._new
 
     def out_sum_minor(self) -> int:
         return _total(self.out_24h(), 1) + (self.amount or 0 if self.outgoing else 0)

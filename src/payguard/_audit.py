@@ -165,17 +165,6 @@ def render_canonical_json(chain: chain_hashes | None = None) -> Callable[[Any, s
     return render
 
 
-class _AuditLogger(structlog.BoundLoggerBase):
-    """payguard's own bound logger: one method, which sends a record dict through the processor chain.
-
-    A subclass of structlog's ``BoundLoggerBase``, as structlog documents for custom loggers; it passes the
-    record as it is instead of as keyword arguments, which saves copying it twice."""
-
-    def write(self, record: dict[str, Any]) -> None:
-        args, kw = self._process_event("msg", None, record)
-        self._logger.msg(*args, **kw)
-
-
 class FileSink:
     """Appends JSON Lines to a file.
 
@@ -320,19 +309,21 @@ class AuditTrail:
             )
         self.sink = writer
         self._chain = chain_hashes(previous)
-        self._logger = _AuditLogger(
+        # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on every call.
+        self._logger = structlog.wrap_logger(
             writer,
             processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json(self._chain)],
-            context={},
-        )
+            wrapper_class=structlog.BoundLogger,
+        ).bind()
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> str:
         """Write one record; returns its hash. Raises ``AuditError`` if it could not be handed over."""
         with self._lock:
             previous = self._chain.previous
+            kind = record.pop("record")
             try:
-                self._logger.write(record)
+                self._logger.msg(record=kind, **record)
             except Exception as exc:
                 self._chain.previous = previous  # the record was not written: the chain must not skip it
                 raise AuditError(

@@ -89,16 +89,13 @@ class _Context:
     __slots__ = (
         "_balance",
         "_balance_known",
-        "_deposits",
+        "_days",
         "_history",
         "_hour",
-        "_inbound",
         "_known",
         "_known_done",
-        "_loans",
         "_new",
         "_new_done",
-        "_out",
         "_payee_history",
         "_payee_key",
         "amount",
@@ -130,10 +127,7 @@ class _Context:
         self.subject_key = normalize_account(subject.account)
         self.payee_hash = party_hash(payee.account) if payee else None
         self._history: AccountHistory | None = None
-        self._out: Span | None = None
-        self._inbound: Span | None = None
-        self._loans: Span | None = None
-        self._deposits: Span | None = None
+        self._days: list[Span | None] = [None, None, None, None]  # out, inbound, loans, deposits
         self._known: tuple[int, ...] | None = None
         self._known_done = False
         self._new: bool | None = None
@@ -152,25 +146,24 @@ class _Context:
             self._history = self.txn.account(self.subject_key)
         return self._history
 
+    def _last_day(self, slot: int, entries: array[int], width: int) -> Span:
+        """The rows of ``entries`` in the 24 hours up to the event, found once per event."""
+        span = self._days[slot]
+        if span is None:
+            span = self._days[slot] = _span(entries, width, self.time - DAY, self.time)
+        return span
+
     def out_24h(self) -> Span:
-        if self._out is None:
-            self._out = _span(self.history.out, OUT_WIDTH, self.time - DAY, self.time)
-        return self._out
+        return self._last_day(0, self.history.out, OUT_WIDTH)
 
     def inbound_24h(self) -> Span:
-        if self._inbound is None:
-            self._inbound = _span(self.history.inbound, INBOUND_WIDTH, self.time - DAY, self.time)
-        return self._inbound
+        return self._last_day(1, self.history.inbound, INBOUND_WIDTH)
 
     def loans_24h(self) -> Span:
-        if self._loans is None:
-            self._loans = _span(self.history.loans, LOAN_WIDTH, self.time - DAY, self.time)
-        return self._loans
+        return self._last_day(2, self.history.loans, LOAN_WIDTH)
 
     def deposits_24h(self) -> Span:
-        if self._deposits is None:
-            self._deposits = _span(self.history.deposits, DEPOSIT_WIDTH, self.time - DAY, self.time)
-        return self._deposits
+        return self._last_day(3, self.history.deposits, DEPOSIT_WIDTH)
 
     def payee_key(self) -> str:
         """The payee's normalised account number (an outgoing payment's payee is required)."""

@@ -43,4 +43,4 @@ soak: compiled
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
-	rm -f src/payguard/*.so
+	rm -f src/*.so src/payguard/*.so

@@ -197,12 +197,11 @@ class FileSink:
             os.fsync(self._file.fileno())
 
     def _write(self, data: bytes) -> None:
-        written = self._file.write(data)
-        while written < len(data):  # a short write: write the rest (an error raises OSError)
+        while data:  # a short write leaves the rest to write; an error raises OSError
+            written = self._file.write(data)
             if not written:
                 raise OSError(f"no progress writing {str(self.path)!r}")
             data = data[written:]
-            written = self._file.write(data)
 
     def close(self) -> None:
         self._file.close()

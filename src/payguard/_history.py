@@ -16,6 +16,7 @@ running maximum only the payments that can still be a 365-day maximum; and known
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import math
@@ -220,7 +221,7 @@ class AccountHistory:
         at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
         sample[at:at] = array("q", (time, amount))
         ranked = self.ranked = _owned(self.ranked)
-        ranked.insert(_bisect_right(ranked, amount), amount)
+        bisect.insort(ranked, amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
             ranked.remove(sample[1])
             del sample[:SAMPLE_WIDTH]
@@ -371,14 +372,3 @@ class AccountHistory:
             seen=data["seen"],
             pruned=data.get("pruned", 0),
         )
-
-
-def _bisect_right(values: array[int], value: int) -> int:
-    low, high = 0, len(values)
-    while low < high:
-        middle = (low + high) // 2
-        if values[middle] <= value:
-            low = middle + 1
-        else:
-            high = middle
-    return low

@@ -200,15 +200,14 @@ class Plan:
         for column in self._columns:
             var, key = value_of(column.spec), column.key
             kind = column.spec.kind
-            if kind is Kind.MONEY and column.spec.is_feature:
-                name = column.spec.name
-                lines.append(f"    if currency is not None and {name!r} in minor:")
-                lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
-                lines.append(f"    elif {var} is not None and currency is not None:")
-                amount = f"{var} if type({var}) is Decimal else Decimal({var})"
-                lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
-            elif kind is Kind.MONEY:
-                lines.append(f"    if {var} is not None and currency is not None:")
+            if kind is Kind.MONEY:
+                branch = "if"
+                if column.spec.is_feature:  # already in minor units when the feature engine kept them
+                    name = column.spec.name
+                    lines.append(f"    if currency is not None and {name!r} in minor:")
+                    lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
+                    branch = "elif"
+                lines.append(f"    {branch} {var} is not None and currency is not None:")
                 amount = f"{var} if type({var}) is Decimal else Decimal({var})"
                 lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
             elif kind is Kind.FLOAT:

@@ -81,6 +81,49 @@ def test_money_events_need_a_positive_exact_amount_currency_and_payee(
     assert message in caught.value.errors[0].message
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        (
+            {"timestamp": "1969-12-31T23:00:00Z"},
+            "timestamp",
+            "must be between 1970-01-02 and 9999-12-30 (UTC)",
+        ),
+        (
+            {"timestamp": "9999-12-31T00:00:00+00:00"},
+            "timestamp",
+            "must be between 1970-01-02 and 9999-12-30",
+        ),
+        ({"amount": "twelve"}, "amount", "must be a decimal number"),
+        ({"amount": True}, "amount", "must be a decimal number (a JSON string or number)"),
+        (
+            {"payer": {"account": "1", "balance_before": [1]}},
+            "payer.balance_before",
+            "must be a decimal number",
+        ),
+        (
+            {"payer": {"account": "1", "balance_before": "-Infinity"}},
+            "payer.balance_before",
+            "must be a finite number",
+        ),
+        ({"payer": {"account": "1", "age": "old"}}, "payer.age", "must be a valid integer"),
+    ],
+)
+def test_messages_say_what_a_field_must_be(overrides: dict[str, object], field: str, message: str) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(make_event(**overrides))
+    assert caught.value.fields == (field,)
+    assert caught.value.errors[0].message.startswith(message)
+
+
+def test_decimal_strings_may_carry_spaces_and_floats_keep_their_shortest_form() -> None:
+    assert parse_event(make_event(amount=" 12.50 ")).amount == Decimal("12.50")
+    assert parse_event(make_event(amount=1e3)).amount == Decimal("1000.0")
+    assert parse_event(
+        make_event(payer={"account": "1", "balance_before": 0.3})
+    ).payer.balance_before == Decimal("0.3")
+
+
 def test_yen_have_no_minor_unit_and_dinars_have_three() -> None:
     assert parse_event(make_event(currency="JPY", amount="500")).amount == Decimal(500)
     with pytest.raises(InvalidEventError):

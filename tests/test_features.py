@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import textwrap
+from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +19,11 @@ from hypothesis import strategies as st
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
 from payguard._fields import FEATURES, Kind
 from payguard._history import (
+    COUNT,
     DAY,
     EMPTY,
     OUT_WIDTH,
+    PAYEE_WIDTH,
     SAMPLE_WIDTH,
     AccountHistory,
     pack_payee,
@@ -320,6 +323,37 @@ def _failing_sink(record: dict[str, Any]) -> None:
 )
 def test_payee_statistics_pack_into_one_int_and_back(stats: tuple[int, int, int, int, int, int]) -> None:
     assert unpack_payee(pack_payee(stats)) == stats
+
+
+@given(
+    st.lists(st.integers(0, 2**63 - 1), max_size=40, unique=True),
+    st.integers(0, 2**63 - 1),
+    st.randoms(use_true_random=False),
+)
+def test_a_known_payee_is_found_by_its_hash_and_never_by_a_statistic_equal_to_it(
+    payees: list[int], wanted: int, rng: random.Random
+) -> None:
+    history, clock = AccountHistory(), 10 * DAY
+    for payee in payees:
+        clock += rng.randint(1, DAY)
+        history.add_executed(clock, rng.choice([wanted, rng.randint(1, 10**15)]) or 1, payee)
+    # The wanted hash may equal a statistic word (an amount) or sit across two words; only a hash column
+    # counts, as a linear scan of the rows sees it.
+    rows = [history.payees[at] for at in range(0, len(history.payees), PAYEE_WIDTH)]
+    assert history.knows(wanted) == (wanted in rows)
+    for payee in payees:
+        assert history.knows(payee)
+        stats = history.payee(payee)
+        assert stats is not None
+        assert stats[COUNT] == 1
+
+
+def test_a_hash_whose_bytes_straddle_two_statistic_words_is_not_a_known_payee() -> None:
+    wanted = 0x0102030405060708
+    row = (7).to_bytes(8, sys.byteorder) + bytes(4) + wanted.to_bytes(8, sys.byteorder) + bytes(20)
+    history = AccountHistory(payees=array("q", row))
+    assert history.knows(7)
+    assert not history.knows(wanted)
 
 
 def _brute_p95(payments: list[tuple[int, int]], start: int, end: int) -> int | None:

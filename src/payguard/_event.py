@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,7 +25,7 @@ from pydantic import (
 )
 
 from ._errors import FieldError, InvalidEventError
-from ._money import MoneyError, parse_decimal, to_minor_units
+from ._money import MoneyError, to_minor_units
 
 __all__ = [
     "MONEY_EVENT_TYPES",
@@ -112,14 +111,9 @@ class RiskLevel(StrEnum):
     HIGH = "high"
 
 
-def _decimal(value: object) -> Decimal:
-    try:
-        return parse_decimal(value)
-    except MoneyError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Money = Annotated[Decimal, BeforeValidator(_decimal)]
+# pydantic-core parses decimals natively (strings, ints, and floats through their shortest repr, as
+# ``parse_money`` does for rule files) and refuses booleans, NaN and infinities.
+Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 ShortText = Annotated[str, Field(max_length=MAX_TEXT)]
 Scalar = str | bool | int | float | None
 
@@ -184,8 +178,9 @@ class Event(_Model):
 
     id: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
     type: EventType = EventType.TRANSFER_OUT
-    timestamp: AwareDatetime
-    amount: Money | None = None
+    # A day of slack at both ends, so that converting to any time zone cannot overflow.
+    timestamp: Annotated[AwareDatetime, Field(ge=_EARLIEST, le=_LATEST)]
+    amount: Annotated[Money, Field(gt=0)] | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
     channel: Channel | None = None
     payer: Party
@@ -199,21 +194,6 @@ class Event(_Model):
         dict[Annotated[str, Field(max_length=64)], Scalar], Field(max_length=MAX_ATTRIBUTES)
     ] = Field(default_factory=dict)
     label: Label | None = None
-
-    @field_validator("timestamp")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        # A day of slack at both ends, so that converting to any time zone cannot overflow.
-        if not _EARLIEST <= value <= _LATEST:
-            raise ValueError("must be between 1970-01-02 and 9999-12-30 (UTC)")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _positive(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be greater than 0")
-        return value
 
     @field_validator("attributes")
     @classmethod
@@ -276,11 +256,28 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "event"
 
 
+# pydantic's wording for the checks it makes natively, in payguard's voice ("must be ...").
+_MESSAGES = {
+    "decimal_parsing": "must be a decimal number",
+    "decimal_type": "must be a decimal number (a JSON string or number)",
+    "greater_than_equal": "must be between 1970-01-02 and 9999-12-30 (UTC)",
+    "less_than_equal": "must be between 1970-01-02 and 9999-12-30 (UTC)",
+}
+
+
 def _message(error: Any) -> str:
+    if error["loc"] == ("timestamp",) or error["type"].startswith("decimal_"):
+        known = _MESSAGES.get(error["type"])
+        if known is not None:
+            return known
     text = str(error["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
+    for prefix, replacement in (
+        ("Value error, ", ""),
+        ("Assertion failed, ", ""),
+        ("Input should be ", "must be "),
+    ):
         if text.startswith(prefix):
-            text = text[len(prefix) :]
+            text = replacement + text[len(prefix) :]
     return text
 
 

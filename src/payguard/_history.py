@@ -20,11 +20,12 @@ import bisect
 import hashlib
 import heapq
 import math
+import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from ._text import normalize_account
 
@@ -48,6 +49,8 @@ SAMPLE_WIDTH = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
 # paid, first amount, last amount
 PAYEE_WIDTH = 5
+_PAYEE_BYTES = PAYEE_WIDTH * 8
+_BYTE_ORDER: Literal["little", "big"] = "little" if sys.byteorder == "little" else "big"
 
 # Times fit 38 bits (event times are bounded to years 1970-9999); counts are capped at 2**20 - 1.
 _TIME_BITS, _COUNT_MASK = 38, (1 << 20) - 1
@@ -285,17 +288,22 @@ class AccountHistory:
 
     # -- reads -------------------------------------------------------------------------------------
     def _payee_row(self, payee: int) -> int:
-        """The row of ``payee`` among the known payees, or -1."""
+        """The row of ``payee`` among the known payees, or -1.
+
+        Searched as bytes (a C string search over a copy of the array, a few hundred bytes for most
+        accounts): scanning the array itself would build a Python int for every word it passes.
+        """
         payees = self.payees
-        if payee not in payees:  # the common miss, without raising and catching ValueError
+        if not payees:
             return -1
-        at = payees.index(payee)
-        while at % PAYEE_WIDTH:  # a statistic that happens to equal the hash, not the hash itself
-            try:
-                at = payees.index(payee, at + 1)
-            except ValueError:
-                return -1
-        return at // PAYEE_WIDTH
+        data = payees.tobytes()
+        needle = payee.to_bytes(8, _BYTE_ORDER, signed=True)
+        at = data.find(needle)
+        while at >= 0:
+            if at % _PAYEE_BYTES == 0:
+                return at // _PAYEE_BYTES
+            at = data.find(needle, at + 1)  # a statistic, or bytes across two words, that equal the hash
+        return -1
 
     def knows(self, payee: int) -> bool:
         """Whether an executed payment to ``payee`` is remembered."""

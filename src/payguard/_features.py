@@ -96,6 +96,8 @@ class _Context:
         "_known_done",
         "_new",
         "_new_done",
+        "_opening",
+        "_opening_done",
         "_payee_history",
         "_payee_key",
         "amount",
@@ -137,8 +139,11 @@ class _Context:
         self._hour = -1  # not computed yet
         self._balance: int | None = None
         self._balance_known = False
-        # money features in integer minor units, as computed (``compute`` shows them as Decimal)
-        self.minor: dict[str, int] = {}
+        self._opening: int | None = None
+        self._opening_done = False
+        # the amount and money features in integer minor units, as computed (``compute`` shows features as
+        # Decimal); the fact reads them from here
+        self.minor: dict[str, int] = {} if self.amount is None else {"amount": self.amount}
 
     @property
     def history(self) -> AccountHistory:
@@ -202,6 +207,15 @@ class _Context:
                 self._new = self.known_payee() is None
             self._new_done = True
         return self._new
+
+    def balance_before(self) -> int | None:
+        """The payer's ``balance_before`` in minor units, if the event carries it (read and commit use it)."""
+        if not self._opening_done:
+            balance = self.event.payer.balance_before
+            if balance is not None and self.currency:
+                self._opening = to_minor_units(balance, self.currency)
+            self._opening_done = True
+        return self._opening
 
     def out_sum_minor(self) -> int:
         return _total(self.out_24h(), 1) + (self.amount or 0 if self.outgoing else 0)
@@ -270,9 +284,7 @@ def _find_balance_start(c: _Context) -> int | None:
     for row in range(low, high):
         if out[row * width + 4] >= 0:
             return out[row * width + 4]
-    if c.event.payer.balance_before is not None and c.currency:
-        return to_minor_units(c.event.payer.balance_before, c.currency)
-    return None
+    return c.balance_before()
 
 
 def _balance_start_24h(c: _Context) -> Any:
@@ -537,11 +549,9 @@ class FeatureEngine:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
-            balance = event.payer.balance_before
-            balance_minor = (
-                to_minor_units(balance, event.currency) if balance is not None and event.currency else None
+            history.add_attempt(
+                time, amount, payee or 0, bool(context.is_new_payee()), context.balance_before()
             )
-            history.add_attempt(time, amount, payee or 0, bool(context.is_new_payee()), balance_minor)
             if action.stops:
                 history.add_stop(time, payee or 0)
                 if action is Action.HOLD and decision_id is not None:

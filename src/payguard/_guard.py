@@ -57,6 +57,8 @@ class _Compiled:
     hits: tuple[tuple[bool, Hit], ...]
     # the features whose values are not JSON as computed (Decimal money, tuples)
     unjson: frozenset[str]
+    # ``ref`` as the audit records show it (shared by every record: the processors never change it)
+    ref_json: dict[str, str]
 
 
 def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
@@ -67,7 +69,7 @@ def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
     ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
     hits = tuple((rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules)
     unjson = frozenset(name for name in plan.features if FEATURES[name].kind in (Kind.MONEY, Kind.LIST))
-    return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset), hits, unjson)
+    return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset), hits, unjson, ref.to_dict())
 
 
 def _json_value(value: Any) -> Any:
@@ -119,7 +121,7 @@ class Guard:
         )
         self.on_error = on_error
         self._ids = itertools.count(1)
-        self._prefix = os.urandom(6).hex()
+        self._prefix = os.urandom(6).hex() + "-"
         self._swap_lock = threading.Lock()
 
     @classmethod
@@ -213,7 +215,7 @@ class Guard:
         return decision
 
     def _new_id(self) -> str:
-        return f"{self._prefix}-{next(self._ids):012d}"
+        return self._prefix + str(next(self._ids)).zfill(12)
 
     def _validate(self, event: Event | Mapping[str, Any], compiled: _Compiled | None = None) -> Event:
         """``event`` validated; an invalid one is audited as rejected, then ``InvalidEventError`` raised."""
@@ -236,21 +238,20 @@ class Guard:
         for index in indices:
             is_shadow, hit = compiled.hits[index]
             (shadow if is_shadow else hits).append(hit)
-        shown = dict(features)
-        for name in compiled.unjson:
-            if name in shown:
-                shown[name] = _json_value(shown[name])
+        for name in compiled.unjson:  # the fact is built: the feature values become JSON in place
+            if name in features:
+                features[name] = _json_value(features[name])
         return Decision(
             decision_id=decision_id,
             event_id=event.id,
-            action=most_severe(hit.action for hit in hits),
+            action=most_severe(hit.action for hit in hits) if hits else Action.ALLOW,
             hits=tuple(hits),
             shadow_hits=tuple(shadow),
             ruleset=compiled.ref,
             engine=compiled.matcher.name,
             evaluated_at=datetime.now(UTC),
             event_time=event.timestamp,
-            features=shown,
+            features=features,
         )
 
     def _failed(self, decision_id: str, event: Event, compiled: _Compiled, exc: Exception) -> Decision:
@@ -283,7 +284,7 @@ class Guard:
             "hits": [hit.to_dict() for hit in decision.hits],
             "shadow_hits": [hit.to_dict() for hit in decision.shadow_hits],
             "evidence": self._evidence(decision, event, compiled),
-            "ruleset": compiled.ref.to_dict(),
+            "ruleset": compiled.ref_json,
             "engine": decision.engine,
             "payguard_version": PAYGUARD_VERSION,
             "payer": event.payer.account,

@@ -221,8 +221,13 @@ class AccountHistory:
         if payee is not None:
             self._add_payee(time, amount, payee)
         sample = self.sample = _owned(self.sample)
-        at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
-        sample[at:at] = array("q", (time, amount))
+        end = len(sample)
+        if not end or (sample[end - 2], sample[end - 1]) <= (time, amount):  # the usual case: in time order
+            sample.append(time)
+            sample.append(amount)
+        else:
+            at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
+            sample[at:at] = array("q", (time, amount))
         ranked = self.ranked = _owned(self.ranked)
         bisect.insort(ranked, amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:

@@ -31,6 +31,10 @@ CURRENCY_KEY = "ccy"
 Fact = dict[str, Any]
 _NO_MINOR: Mapping[str, int] = {}
 
+# How a feature's value enters the fact.
+_AS_IS, _FINITE_FLOAT, _FINITE_INT, _MONEY = range(4)
+_CONVERSION = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
+
 
 @dataclass(frozen=True)
 class _Column:
@@ -118,6 +122,13 @@ class Plan:
         specs = {name: ruleset.field_spec(name) for name in reads}
         self.features = frozenset(name for name, spec in specs.items() if spec.is_feature)
         self._columns = [_Column(key, specs[name]) for name, key in self.columns.items()]
+        # Feature columns are copied into the fact by ``fact`` itself (compiled), event fields and
+        # predicates by the generated builder.
+        self._feature_columns = [
+            (column.spec.name, column.key, _CONVERSION.get(column.spec.kind, _AS_IS))
+            for column in self._columns
+            if column.spec.is_feature
+        ]
         self._predicates = [
             (key, pred.field, specs[pred.field], _pred_function(pred, ruleset))
             for pred, key in self.predicates.items()
@@ -149,10 +160,32 @@ class Plan:
     ) -> Fact:
         """The fact for ``event``: column values converted to engine-safe types, then predicates.
 
-        ``minor`` holds money features already in integer minor units (``FeatureEngine`` keeps them), which
-        saves converting their ``Decimal`` back.
+        ``minor`` holds money already in integer minor units (``FeatureEngine`` keeps the event's
+        ``amount`` and its money features there), which saves converting their ``Decimal`` again.
         """
-        return self._build(event, features, lists, _NO_MINOR if minor is None else minor)
+        known = _NO_MINOR if minor is None else minor
+        fact = self._build(event, features, lists, known)
+        currency = event.currency
+        for name, key, conversion in self._feature_columns:
+            value = features.get(name)
+            if value is None:
+                continue
+            if conversion == _AS_IS:
+                fact[key] = value
+            elif conversion == _FINITE_FLOAT:
+                if math.isfinite(value):
+                    fact[key] = float(value)
+            elif conversion == _FINITE_INT:
+                if type(value) is int or math.isfinite(value):
+                    fact[key] = value
+            elif currency is not None:  # money: kept in minor units by the feature engine, else converted
+                found = known.get(name)
+                fact[key] = (
+                    checked_minor_units(found, currency)
+                    if found is not None
+                    else to_minor_units(value if type(value) is Decimal else Decimal(value), currency)
+                )
+        return fact
 
     def _compile(
         self,
@@ -198,16 +231,15 @@ class Plan:
             return var
 
         for column in self._columns:
+            if column.spec.is_feature:
+                continue
             var, key = value_of(column.spec), column.key
             kind = column.spec.kind
             if kind is Kind.MONEY:
-                branch = "if"
-                if column.spec.is_feature:  # already in minor units when the feature engine kept them
-                    name = column.spec.name
-                    lines.append(f"    if currency is not None and {name!r} in minor:")
-                    lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
-                    branch = "elif"
-                lines.append(f"    {branch} {var} is not None and currency is not None:")
+                name = column.spec.name  # the event's amount: already in minor units when the engine kept it
+                lines.append(f"    if currency is not None and {name!r} in minor:")
+                lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
+                lines.append(f"    elif {var} is not None and currency is not None:")
                 amount = f"{var} if type({var}) is Decimal else Decimal({var})"
                 lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
             elif kind is Kind.FLOAT:

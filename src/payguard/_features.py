@@ -20,10 +20,10 @@ from array import array
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from ._decision import Action
-from ._event import Event, EventType, PartyType, zone
+from ._event import Event, EventType, Party, PartyType, zone
 from ._fields import FEATURES, Kind
 from ._history import (
     COUNT,
@@ -39,13 +39,13 @@ from ._history import (
     OUT_WIDTH,
     STOP_WIDTH,
     AccountHistory,
-    party_hash,
+    party,
     rows_in,
 )
 from ._money import currency_exponent, to_minor_units
 from ._rulefile import RuleSet
 from ._store import StoreTransaction
-from ._text import normalize_account, normalize_text
+from ._text import normalize_text
 
 __all__ = ["OUTGOING", "FeatureEngine"]
 
@@ -55,9 +55,20 @@ INCOMING = frozenset({EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventT
 P95_FLOOR_UNITS = 100
 MIN_SAMPLE = 3
 
+_DEVICE_EVENTS = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+_PERSONAL = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
+# Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_IN``
+# would go through the enum class's attribute hook on every event.
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+_TRANSFER_IN: Final = EventType.TRANSFER_IN
+_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
+_VASP: Final = PartyType.VASP
+_HOLD: Final = Action.HOLD
+
 
 def _personal(kind: PartyType | None) -> bool:
-    return kind in (None, PartyType.PERSONAL, PartyType.UNKNOWN)
+    return kind in _PERSONAL
 
 
 # The rows of a history list in a time window: (entries, width, first row, end row).
@@ -107,6 +118,7 @@ class _Context:
         "minor",
         "outgoing",
         "payee_hash",
+        "payer_hash",
         "subject_key",
         "subject_party",
         "time",
@@ -123,18 +135,21 @@ class _Context:
         self.amount = to_minor_units(amount, currency) if amount and currency else None
         kind = event.type
         self.outgoing = kind in OUTGOING
-        payee = event.payee
-        subject = payee if kind in INCOMING and payee else event.payer
-        self.subject_party = subject
-        self.subject_key = normalize_account(subject.account)
-        self.payee_hash = party_hash(payee.account) if payee else None
+        payee, payer = event.payee, event.payer
+        # normalised account numbers (the store's keys) and hashes (the histories' counterparties)
+        payer_key, self.payer_hash = party(payer.account)
+        payee_key, payee_hash = party(payee.account) if payee else (None, None)
+        self.payee_hash = payee_hash
+        incoming = kind in INCOMING and payee is not None and payee_key is not None
+        self.subject_party: Party = payee if incoming and payee is not None else payer
+        self.subject_key: str = payee_key if incoming and payee_key is not None else payer_key
         self._history: AccountHistory | None = None
         self._days: list[Span | None] = [None, None, None, None]  # out, inbound, loans, deposits
         self._known: tuple[int, ...] | None = None
         self._known_done = False
         self._new: bool | None = None
         self._new_done = False
-        self._payee_key: str | None = None
+        self._payee_key = payee_key
         self._payee_history: AccountHistory | None = None
         self._hour = -1  # not computed yet
         self._balance: int | None = None
@@ -172,10 +187,7 @@ class _Context:
 
     def payee_key(self) -> str:
         """The payee's normalised account number (an outgoing payment's payee is required)."""
-        if self._payee_key is None:
-            payee = self.event.payee
-            assert payee is not None
-            self._payee_key = normalize_account(payee.account)
+        assert self._payee_key is not None
         return self._payee_key
 
     def payee_history(self) -> AccountHistory:
@@ -203,7 +215,7 @@ class _Context:
 
     def is_new_payee(self) -> bool | None:
         if not self._new_done:
-            if self.event.type is EventType.TRANSFER_OUT and self.payee_hash is not None:
+            if self.event.type is _TRANSFER_OUT and self.payee_hash is not None:
                 self._new = self.known_payee() is None
             self._new_done = True
         return self._new
@@ -351,7 +363,7 @@ def _unseen_inbound_7d(c: _Context) -> Any:
 
 def _is_first_vasp_payment(c: _Context) -> Any:
     payee = c.event.payee
-    if payee is None or not c.outgoing or payee.type is not PartyType.VASP:
+    if payee is None or not c.outgoing or payee.type is not _VASP:
         return None
     last = c.history.vasp_time
     return last is None or last > c.time or c.time - last > 365 * DAY
@@ -359,14 +371,14 @@ def _is_first_vasp_payment(c: _Context) -> Any:
 
 def _inbound_distinct_payers_24h(c: _Context) -> Any:
     payers = _distinct(c.inbound_24h(), 2)
-    if c.event.type is EventType.TRANSFER_IN:
-        payers.add(party_hash(c.event.payer.account))
+    if c.event.type is _TRANSFER_IN:
+        payers.add(c.payer_hash)
     return len(payers)
 
 
 def _passthrough_ratio_24h(c: _Context) -> Any:
     inbound = _total(c.inbound_24h(), 1)
-    if c.event.type is EventType.TRANSFER_IN and c.amount:
+    if c.event.type is _TRANSFER_IN and c.amount:
         inbound += c.amount
     if inbound <= 0:
         return None
@@ -389,30 +401,30 @@ def _payee_account_age_days(c: _Context) -> Any:
 
 def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
     payee = c.event.payee
-    if payee is None or c.event.type is not EventType.TRANSFER_OUT:
+    if payee is None or c.event.type is not _TRANSFER_OUT:
         return None
     payers = _distinct(_span(c.payee_history().inbound, INBOUND_WIDTH, c.time - DAY, c.time), 2)
-    payers.add(party_hash(c.event.payer.account))
+    payers.add(c.payer_hash)
     return len(payers)
 
 
 def _loan_inflow_24h(c: _Context) -> Any:
     total = _total(c.loans_24h(), 1)
-    if c.event.type is EventType.LOAN_DISBURSEMENT and c.amount:
+    if c.event.type is _LOAN_DISBURSEMENT and c.amount:
         total += c.amount
     return total
 
 
 def _distinct_lenders_24h(c: _Context) -> Any:
     lenders = _distinct(c.loans_24h(), 2)
-    if c.event.type is EventType.LOAN_DISBURSEMENT:
-        lenders.add(party_hash(c.event.payer.account))
+    if c.event.type is _LOAN_DISBURSEMENT:
+        lenders.add(c.payer_hash)
     return len(lenders)
 
 
 def _deposit_redeemed_24h(c: _Context) -> Any:
     total = _total(c.deposits_24h(), 1)
-    if c.event.type is EventType.DEPOSIT_REDEMPTION and c.amount:
+    if c.event.type is _DEPOSIT_REDEMPTION and c.amount:
         total += c.amount
     return total
 
@@ -439,7 +451,7 @@ def _hours_since_new_device(c: _Context) -> Any:
         candidates.append((c.time - c.history.device_time) / HOUR)
     if c.event.session is not None and c.event.session.device_age_hours is not None:
         candidates.append(c.event.session.device_age_hours)
-    if c.event.type in (EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE):
+    if c.event.type in _DEVICE_EVENTS:
         candidates.append(0.0)
     return min(candidates) if candidates else None
 
@@ -545,7 +557,7 @@ class FeatureEngine:
         history = context.history
         history.touch(context.time)
         time, amount, kind = context.time, context.amount, event.type
-        if kind in (EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE):
+        if kind in _DEVICE_EVENTS:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
@@ -554,15 +566,15 @@ class FeatureEngine:
             )
             if action.stops:
                 history.add_stop(time, payee or 0)
-                if action is Action.HOLD and decision_id is not None:
+                if action is _HOLD and decision_id is not None:
                     txn.put_held(decision_id, {"event": event.to_dict()})
             else:
                 self._execute(context, history)
-        elif kind is EventType.TRANSFER_IN and amount is not None:
-            history.add_inbound(time, amount, party_hash(event.payer.account), _personal(event.payer.type))
-        elif kind is EventType.LOAN_DISBURSEMENT and amount is not None:
-            history.add_loan(time, amount, party_hash(event.payer.account))
-        elif kind is EventType.DEPOSIT_REDEMPTION and amount is not None:
+        elif kind is _TRANSFER_IN and amount is not None:
+            history.add_inbound(time, amount, context.payer_hash, _personal(event.payer.type))
+        elif kind is _LOAN_DISBURSEMENT and amount is not None:
+            history.add_loan(time, amount, context.payer_hash)
+        elif kind is _DEPOSIT_REDEMPTION and amount is not None:
             history.add_deposit(time, amount)
         txn.save(context.subject_key, history)
 
@@ -571,15 +583,15 @@ class FeatureEngine:
         event, amount = context.event, context.amount
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash)
-        if event.payee is not None and event.payee.type is PartyType.VASP:
+        if event.payee is not None and event.payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
-        if event.type is EventType.TRANSFER_OUT and event.payee is not None:
+        if event.type is _TRANSFER_OUT and event.payee is not None:
             key = context.payee_key()
             if key != context.subject_key:
                 payee_history = context.payee_history()
                 payee_history.touch(context.time)
                 payee_history.add_inbound(
-                    context.time, amount, party_hash(event.payer.account), _personal(event.payer.type)
+                    context.time, amount, context.payer_hash, _personal(event.payer.type)
                 )
                 context.txn.save(key, payee_history)
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from . import _durable
 from ._audit import AuditTrail
@@ -37,6 +37,7 @@ __all__ = ["ENGINES", "Guard"]
 
 ENGINES = ("auto", "durable", "python")
 INTERNAL_ERROR_RULE = "payguard.internal_error"
+_ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 
 try:
     PAYGUARD_VERSION = version("payguard")
@@ -244,7 +245,7 @@ class Guard:
         return Decision(
             decision_id=decision_id,
             event_id=event.id,
-            action=most_severe(hit.action for hit in hits) if hits else Action.ALLOW,
+            action=most_severe(hit.action for hit in hits) if hits else _ALLOW,
             hits=tuple(hits),
             shadow_hits=tuple(shadow),
             ruleset=compiled.ref,

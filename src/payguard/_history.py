@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ._text import normalize_account
 
-__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party_hash", "rows_in"]
+__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
 
 PayeeStats = tuple[int, int, int, int, int, int]
 FIRST, COUNT, LAST, FIRST_AMOUNT, LAST_AMOUNT, INCREASING = range(6)
@@ -92,10 +92,15 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
 
 
 @lru_cache(maxsize=1 << 16)
+def party(account: str) -> tuple[str, int]:
+    """An account number as stores key it (normalised), and its stable 63-bit hash: one cache lookup."""
+    key = normalize_account(account)
+    return key, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
 def party_hash(account: str) -> int:
     """A stable 63-bit hash of a normalised account number."""
-    digest = hashlib.blake2b(normalize_account(account).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    return party(account)[1]
 
 
 def first_after(entries: array[int], width: int, time: int, low: int = 0) -> int:

@@ -348,6 +348,17 @@ def test_a_known_payee_is_found_by_its_hash_and_never_by_a_statistic_equal_to_it
         assert stats[COUNT] == 1
 
 
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 10**6)), max_size=30))
+def test_passing_the_row_just_looked_up_records_the_same_history_as_searching_again(
+    payments: list[tuple[int, int]],
+) -> None:
+    searched, hinted = AccountHistory(), AccountHistory()
+    for step, (payee, amount) in enumerate(payments):
+        searched.add_executed(step * 60, amount, payee)
+        hinted.add_executed(step * 60, amount, payee, hinted.payee_row(payee))
+    assert hinted.to_json() == searched.to_json()
+
+
 def test_a_hash_whose_bytes_straddle_two_statistic_words_is_not_a_known_payee() -> None:
     wanted = 0x0102030405060708
     row = (7).to_bytes(8, sys.byteorder) + bytes(4) + wanted.to_bytes(8, sys.byteorder) + bytes(20)

@@ -105,6 +105,7 @@ class _Context:
         "_hour",
         "_known",
         "_known_done",
+        "_known_row",
         "_new",
         "_new_done",
         "_opening",
@@ -147,6 +148,7 @@ class _Context:
         self._days: list[Span | None] = [None, None, None, None]  # out, inbound, loans, deposits
         self._known: tuple[int, ...] | None = None
         self._known_done = False
+        self._known_row: int | None = None  # the payee's row in the history, once looked up
         self._new: bool | None = None
         self._new_done = False
         self._payee_key = payee_key
@@ -207,7 +209,8 @@ class _Context:
         if not self._known_done:
             found = None
             if self.outgoing and self.payee_hash is not None:
-                found = self.history.payee(self.payee_hash)
+                self._known_row = row = self.history.payee_row(self.payee_hash)
+                found = self.history.payee_at(row)
                 if found is not None and found[FIRST] > self.time:
                     found = None
             self._known, self._known_done = found, True
@@ -582,7 +585,7 @@ class FeatureEngine:
         """An outgoing payment went through: the payee becomes known and the payee account is credited."""
         event, amount = context.event, context.amount
         assert amount is not None
-        history.add_executed(context.time, amount, context.payee_hash)
+        history.add_executed(context.time, amount, context.payee_hash, context._known_row)
         if event.payee is not None and event.payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
         if event.type is _TRANSFER_OUT and event.payee is not None:

@@ -222,9 +222,11 @@ class AccountHistory:
         row = (time, amount, payee, int(new), -1 if balance is None else balance)
         self.out = _insert(self.out, OUT_WIDTH, row)
 
-    def add_executed(self, time: int, amount: int, payee: int | None) -> None:
+    def add_executed(self, time: int, amount: int, payee: int | None, row: int | None = None) -> None:
+        """An executed payment; ``row`` is ``payee``'s row among the known payees if the caller just
+        looked it up (``payee_row``), which saves searching again."""
         if payee is not None:
-            self._add_payee(time, amount, payee)
+            self._add_payee(time, amount, payee, self.payee_row(payee) if row is None else row)
         sample = self.sample = _owned(self.sample)
         end = len(sample)
         if not end or (sample[end - 2], sample[end - 1]) <= (time, amount):  # the usual case: in time order
@@ -240,9 +242,8 @@ class AccountHistory:
             del sample[:SAMPLE_WIDTH]
         self._add_maximum(time, amount)
 
-    def _add_payee(self, time: int, amount: int, payee: int) -> None:
+    def _add_payee(self, time: int, amount: int, payee: int, row: int) -> None:
         payees = self.payees = _owned(self.payees)
-        row = self._payee_row(payee)
         if row < 0:
             stats: PayeeStats = (time, 1, time, amount, amount, 1)
         else:
@@ -297,7 +298,7 @@ class AccountHistory:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
     # -- reads -------------------------------------------------------------------------------------
-    def _payee_row(self, payee: int) -> int:
+    def payee_row(self, payee: int) -> int:
         """The row of ``payee`` among the known payees, or -1.
 
         Searched as bytes (a C string search over a copy of the array, a few hundred bytes for most
@@ -317,11 +318,14 @@ class AccountHistory:
 
     def knows(self, payee: int) -> bool:
         """Whether an executed payment to ``payee`` is remembered."""
-        return self._payee_row(payee) >= 0
+        return self.payee_row(payee) >= 0
 
     def payee(self, payee: int | None) -> PayeeStats | None:
         """What is known of executed payments to ``payee``."""
-        row = -1 if payee is None else self._payee_row(payee)
+        return self.payee_at(-1 if payee is None else self.payee_row(payee))
+
+    def payee_at(self, row: int) -> PayeeStats | None:
+        """The statistics of the known payee in ``row`` (from ``payee_row``; None for -1)."""
         if row < 0:
             return None
         at = row * PAYEE_WIDTH

@@ -113,7 +113,7 @@ class RiskLevel(StrEnum):
 
 
 # pydantic-core parses decimals natively (strings, ints, and floats through their shortest repr, as
-# ``parse_money`` does for rule files) and refuses booleans, NaN and infinities.
+# ``parse_decimal`` does for rule files) and refuses booleans, NaN and infinities.
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 ShortText = Annotated[str, Field(max_length=MAX_TEXT)]
 Scalar = str | bool | int | float | None

@@ -108,10 +108,10 @@ class _Context:
         "_known_row",
         "_new",
         "_new_done",
-        "_opening",
-        "_opening_done",
         "_payee_history",
         "_payee_key",
+        "_payer_balance",
+        "_payer_balance_done",
         "amount",
         "currency",
         "engine",
@@ -141,9 +141,12 @@ class _Context:
         payer_key, self.payer_hash = party(payer.account)
         payee_key, payee_hash = party(payee.account) if payee else (None, None)
         self.payee_hash = payee_hash
-        incoming = kind in INCOMING and payee is not None and payee_key is not None
-        self.subject_party: Party = payee if incoming and payee is not None else payer
-        self.subject_key: str = payee_key if incoming and payee_key is not None else payer_key
+        if kind in INCOMING and payee is not None and payee_key is not None:
+            subject, subject_key = payee, payee_key
+        else:
+            subject, subject_key = payer, payer_key
+        self.subject_party: Party = subject
+        self.subject_key: str = subject_key
         self._history: AccountHistory | None = None
         self._days: list[Span | None] = [None, None, None, None]  # out, inbound, loans, deposits
         self._known: tuple[int, ...] | None = None
@@ -156,8 +159,8 @@ class _Context:
         self._hour = -1  # not computed yet
         self._balance: int | None = None
         self._balance_known = False
-        self._opening: int | None = None
-        self._opening_done = False
+        self._payer_balance: int | None = None
+        self._payer_balance_done = False
         # the amount and money features in integer minor units, as computed (``compute`` shows features as
         # Decimal); the fact reads them from here
         self.minor: dict[str, int] = {} if self.amount is None else {"amount": self.amount}
@@ -225,12 +228,12 @@ class _Context:
 
     def balance_before(self) -> int | None:
         """The payer's ``balance_before`` in minor units, if the event carries it (read and commit use it)."""
-        if not self._opening_done:
+        if not self._payer_balance_done:
             balance = self.event.payer.balance_before
             if balance is not None and self.currency:
-                self._opening = to_minor_units(balance, self.currency)
-            self._opening_done = True
-        return self._opening
+                self._payer_balance = to_minor_units(balance, self.currency)
+            self._payer_balance_done = True
+        return self._payer_balance
 
     def out_sum_minor(self) -> int:
         return _total(self.out_24h(), 1) + (self.amount or 0 if self.outgoing else 0)

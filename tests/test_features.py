@@ -27,6 +27,7 @@ from payguard._history import (
     SAMPLE_WIDTH,
     AccountHistory,
     pack_payee,
+    rows_in,
     unpack_payee,
 )
 
@@ -357,6 +358,22 @@ def test_passing_the_row_just_looked_up_records_the_same_history_as_searching_ag
         searched.add_executed(step * 60, amount, payee)
         hinted.add_executed(step * 60, amount, payee, hinted.payee_row(payee))
     assert hinted.to_json() == searched.to_json()
+
+
+@given(
+    st.lists(st.integers(0, 50), max_size=30).map(sorted),
+    st.integers(-5, 55),
+    st.integers(0, 30),
+    st.sampled_from([1, 2, 5]),
+)
+def test_a_window_holds_exactly_the_rows_after_its_start_up_to_its_end(
+    times: list[int], start: int, length: int, width: int
+) -> None:
+    entries = array("q", [value for t in times for value in (t, *range(width - 1))])
+    low, high = rows_in(entries, width, start, start + length)
+    assert [entries[row * width] for row in range(low, high)] == [
+        t for t in times if start < t <= start + length
+    ]
 
 
 def test_a_hash_whose_bytes_straddle_two_statistic_words_is_not_a_known_payee() -> None:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
 import orjson
 import structlog
@@ -38,13 +38,13 @@ __all__ = [
     "verify_file",
 ]
 
-GENESIS = "0" * 64
+GENESIS: Final = "0" * 64
 EventDict = MutableMapping[str, Any]
 
 # Record keys that hold account-like identifiers: shown as last four characters plus a keyed hash.
-MASKED_KEYS = ("payer", "payee", "payer_customer", "payee_customer", "device_id", "ip")
+MASKED_KEYS: Final = ("payer", "payee", "payer_customer", "payee_customer", "device_id", "ip")
 # Evidence entries that are masked or erased the same way.
-MASKED_FIELDS = frozenset(
+MASKED_FIELDS: Final = frozenset(
     {
         "payer.account",
         "payee.account",
@@ -54,7 +54,7 @@ MASKED_FIELDS = frozenset(
         "session.ip",
     }
 )
-ERASED_FIELDS = frozenset({"payer.name", "payee.name", "memo", "purpose"})
+ERASED_FIELDS: Final = frozenset({"payer.name", "payee.name", "memo", "purpose"})
 
 
 class _Writer(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["Action", "Decision", "Hit", "RulesetRef", "most_severe"]
 
@@ -55,7 +55,7 @@ class Action(StrEnum):
         return self.severity >= 2
 
 
-_SEVERITY = {Action.ALLOW: 0, Action.REVIEW: 1, Action.HOLD: 2, Action.INTERRUPT: 3}
+_SEVERITY: Final = {Action.ALLOW: 0, Action.REVIEW: 1, Action.HOLD: 2, Action.INTERRUPT: 3}
 
 
 def most_severe(actions: Iterable[Action]) -> Action:

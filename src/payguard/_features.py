@@ -49,14 +49,16 @@ from ._text import normalize_text
 
 __all__ = ["OUTGOING", "FeatureEngine"]
 
-OUTGOING = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
-INCOMING = frozenset({EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION})
+OUTGOING: Final = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
+INCOMING: Final = frozenset(
+    {EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION}
+)
 # amount_to_p95_90d divides by at least this many major units, so tiny histories cannot explode it
-P95_FLOOR_UNITS = 100
-MIN_SAMPLE = 3
+P95_FLOOR_UNITS: Final = 100
+MIN_SAMPLE: Final = 3
 
-_DEVICE_EVENTS = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
-_PERSONAL = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
+_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+_PERSONAL: Final = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
 # Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_IN``
 # would go through the enum class's attribute hook on every event.
 _TRANSFER_OUT: Final = EventType.TRANSFER_OUT
@@ -478,7 +480,7 @@ def _memo_categories(c: _Context) -> Any:
     return tuple(name for name, phrases in c.engine.keyword_sets.items() if any(map(contains, phrases)))
 
 
-_FEATURES: Mapping[str, Callable[[_Context], Any]] = {
+_FEATURES: Final[Mapping[str, Callable[[_Context], Any]]] = {
     "is_new_payee": _is_new_payee,
     "payee_payment_count": _payee_payment_count,
     "payee_first_paid_days": _payee_first_paid_days,
@@ -515,7 +517,7 @@ _FEATURES: Mapping[str, Callable[[_Context], Any]] = {
 }
 
 
-_MONEY = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
+_MONEY: Final = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
 
 
 class FeatureEngine:

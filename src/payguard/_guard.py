@@ -35,8 +35,8 @@ from ._text import normalize_account
 
 __all__ = ["ENGINES", "Guard"]
 
-ENGINES = ("auto", "durable", "python")
-INTERNAL_ERROR_RULE = "payguard.internal_error"
+ENGINES: Final = ("auto", "durable", "python")
+INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 
 try:

@@ -25,46 +25,53 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from ._text import normalize_account
 
 __all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
 
 PayeeStats = tuple[int, int, int, int, int, int]
-FIRST, COUNT, LAST, FIRST_AMOUNT, LAST_AMOUNT, INCREASING = range(6)
+# the columns of PayeeStats
+FIRST: Final = 0
+COUNT: Final = 1
+LAST: Final = 2
+FIRST_AMOUNT: Final = 3
+LAST_AMOUNT: Final = 4
+INCREASING: Final = 5
 
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
-OUT_WIDTH = 5
+OUT_WIDTH: Final = 5
 # money received: time, amount, payer hash, 1 if the payer is a person or unknown (0: an institution)
-INBOUND_WIDTH = 4
+INBOUND_WIDTH: Final = 4
 # loan disbursements received: time, amount, lender hash
-LOAN_WIDTH = 3
+LOAN_WIDTH: Final = 3
 # deposits broken early: time, amount
-DEPOSIT_WIDTH = 2
+DEPOSIT_WIDTH: Final = 2
 # hold or interrupt decisions: time, payee hash
-STOP_WIDTH = 2
+STOP_WIDTH: Final = 2
 # executed outgoing amounts (the sample, and the running maximum): time, amount
-SAMPLE_WIDTH = 2
+SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
 # paid, first amount, last amount
-PAYEE_WIDTH = 5
-_PAYEE_BYTES = PAYEE_WIDTH * 8
-_BYTE_ORDER: Literal["little", "big"] = "little" if sys.byteorder == "little" else "big"
+PAYEE_WIDTH: Final = 5
+_PAYEE_BYTES: Final = PAYEE_WIDTH * 8
+_BYTE_ORDER: Final[Literal["little", "big"]] = "little" if sys.byteorder == "little" else "big"
 
 # Times fit 38 bits (event times are bounded to years 1970-9999); counts are capped at 2**20 - 1.
-_TIME_BITS, _COUNT_MASK = 38, (1 << 20) - 1
-_TIME_MASK = (1 << _TIME_BITS) - 1
+_TIME_BITS: Final = 38
+_COUNT_MASK: Final = (1 << 20) - 1
+_TIME_MASK: Final = (1 << _TIME_BITS) - 1
 
-HOUR = 3600
-DAY = 86400
-GRACE = HOUR
-MAX_PAYEES = 1000
-MAX_SAMPLE = 100
-MAX_STOPS = 50
-PRUNE_EVERY = HOUR
+HOUR: Final = 3600
+DAY: Final = 86400
+GRACE: Final = HOUR
+MAX_PAYEES: Final = 1000
+MAX_SAMPLE: Final = 100
+MAX_STOPS: Final = 50
+PRUNE_EVERY: Final = HOUR
 
-EMPTY: array[int] = array("q")
+EMPTY: Final[array[int]] = array("q")
 
 
 def _empty() -> array[int]:

@@ -7,6 +7,7 @@ threshold of ``20000`` CNY is ``2000000`` and ``"99" > 100``-style surprises can
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Final
 
 __all__ = [
     "MAX_MINOR_UNITS",
@@ -18,7 +19,7 @@ __all__ = [
 ]
 
 # ISO 4217 currencies whose minor unit is not 1/100. Every other code uses two decimals.
-_EXPONENTS: dict[str, int] = {
+_EXPONENTS: Final[dict[str, int]] = {
     **dict.fromkeys(
         [
             "BIF",
@@ -46,7 +47,7 @@ _EXPONENTS: dict[str, int] = {
 }
 
 # Far below int64 (9.2e18) so that sums over a window can never overflow or saturate in the C engine.
-MAX_MINOR_UNITS = 10**15
+MAX_MINOR_UNITS: Final = 10**15
 
 
 class MoneyError(ValueError):

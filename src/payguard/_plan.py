@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import re2
 
@@ -26,14 +26,17 @@ from ._text import normalize_account, normalize_text
 
 __all__ = ["CURRENCY_KEY", "Plan"]
 
-CURRENCY_KEY = "ccy"
+CURRENCY_KEY: Final = "ccy"
 
 Fact = dict[str, Any]
-_NO_MINOR: Mapping[str, int] = {}
+_NO_MINOR: Final[Mapping[str, int]] = {}
 
 # How a feature's value enters the fact.
-_AS_IS, _FINITE_FLOAT, _FINITE_INT, _MONEY = range(4)
-_CONVERSION = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
+_AS_IS: Final = 0
+_FINITE_FLOAT: Final = 1
+_FINITE_INT: Final = 2
+_MONEY: Final = 3
+_CONVERSION: Final = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from typing import Final
 
 __all__ = ["normalize_account", "normalize_text"]
 
-_DROP_CATEGORIES = ("P", "Z", "S", "C")
+_DROP_CATEGORIES: Final = ("P", "Z", "S", "C")
 
 
 @lru_cache(maxsize=65536)
@@ -23,7 +24,7 @@ def normalize_text(text: str) -> str:
     return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
 
 
-_ACCOUNT_NOISE = str.maketrans("", "", " -\t")
+_ACCOUNT_NOISE: Final = str.maketrans("", "", " -\t")
 
 
 @lru_cache(maxsize=1 << 16)

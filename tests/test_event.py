@@ -5,9 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import payguard
 from payguard import InvalidEventError, parse_event
+from payguard._money import MAX_MINOR_UNITS, MoneyError, currency_exponent, to_minor_units
 
 from .conftest import make_event
 
@@ -122,6 +125,20 @@ def test_decimal_strings_may_carry_spaces_and_floats_keep_their_shortest_form() 
     assert parse_event(
         make_event(payer={"account": "1", "balance_before": 0.3})
     ).payer.balance_before == Decimal("0.3")
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None, min_value=-(10**17), max_value=10**17),
+    st.sampled_from(["CNY", "JPY", "KWD", "CLF"]),
+)
+def test_minor_units_are_the_amount_scaled_exactly_or_refused(amount: Decimal, currency: str) -> None:
+    scaled = amount.scaleb(currency_exponent(currency))
+    exact = scaled == scaled.to_integral_value() and abs(scaled) <= MAX_MINOR_UNITS
+    if exact:
+        assert to_minor_units(amount, currency) == int(scaled)
+    else:
+        with pytest.raises(MoneyError):
+            to_minor_units(amount, currency)
 
 
 def test_yen_have_no_minor_unit_and_dinars_have_three() -> None:

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
+from payguard._features import local_hour
 from payguard._fields import FEATURES, Kind
 from payguard._history import (
     COUNT,
@@ -374,6 +376,47 @@ def test_a_window_holds_exactly_the_rows_after_its_start_up_to_its_end(
     assert [entries[row * width] for row in range(low, high)] == [
         t for t in times if start < t <= start + length
     ]
+
+
+@given(
+    st.integers(86_400, 4_102_444_800),  # 1970-01-02 to 2100
+    st.sampled_from(
+        [
+            "Asia/Shanghai",
+            "Europe/London",
+            "America/New_York",
+            "Australia/Lord_Howe",  # half-hour daylight saving
+            "Asia/Kathmandu",  # +05:45
+            "Africa/Monrovia",  # -00:44:30 until 1972
+            "Pacific/Apia",  # skipped a whole day in 2011
+        ]
+    ),
+)
+def test_the_local_hour_is_the_hour_on_the_zones_clock(time: int, zone_name: str) -> None:
+    for moment in (time, time - time % 3600, time - time % 3600 + 3599):  # inside an hour and at its edges
+        expected = datetime.fromtimestamp(moment, ZoneInfo(zone_name)).hour
+        assert local_hour(moment, zone_name) == expected
+        assert local_hour(moment, zone_name) == expected  # again, from the remembered offset
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "year"),
+    [
+        ("Europe/London", 2026),
+        ("America/New_York", 2026),
+        ("Australia/Lord_Howe", 2026),
+        ("Asia/Kathmandu", 1986),  # +05:30 to +05:45
+        ("Africa/Monrovia", 1972),  # -00:44:30 to 00:00
+        ("Pacific/Apia", 2011),  # across the date line
+        ("Asia/Shanghai", 1991),  # China's last summer time
+    ],
+)
+def test_every_hour_of_a_year_with_clock_changes_reads_like_the_zone(zone_name: str, year: int) -> None:
+    zone = ZoneInfo(zone_name)
+    start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
+    for hour_start in range(start, start + 366 * 86_400, 3600):
+        for moment in (hour_start, hour_start + 1799, hour_start + 3599):
+            assert local_hour(moment, zone_name) == datetime.fromtimestamp(moment, zone).hour, moment
 
 
 def test_a_hash_whose_bytes_straddle_two_statistic_words_is_not_a_known_payee() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
@@ -67,6 +67,39 @@ _LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
 _DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
 _VASP: Final = PartyType.VASP
 _HOLD: Final = Action.HOLD
+
+
+# The UTC offset of a time zone during one hour of event time, keyed by (zone, hours since the epoch):
+# converting each event's time to local time costs more than all the other features of the event.
+_OFFSETS: Final[dict[tuple[str, int], int]] = {}
+_MAX_OFFSETS: Final = 4096
+
+
+def _offset_at(time: int, tz: tzinfo) -> int:
+    offset = datetime.fromtimestamp(time, tz).utcoffset()
+    assert offset is not None
+    return offset.days * DAY + offset.seconds
+
+
+def local_hour(time: int, zone_name: str) -> int:
+    """The hour (0-23) on the clock of the IANA zone ``zone_name`` at ``time`` (epoch seconds).
+
+    An hour whose offset is the same at its first and last second is taken to keep that offset
+    throughout (time-zone rules never change twice within an hour); the offset is then remembered for the
+    hour. An hour in which the zone's rules change is converted event by event.
+    """
+    hour = time // HOUR
+    key = (zone_name, hour)
+    offset = _OFFSETS.get(key)
+    if offset is None:
+        tz = zone(zone_name)
+        offset = _offset_at(hour * HOUR, tz)
+        if offset != _offset_at(hour * HOUR + HOUR - 1, tz):
+            return (time + _offset_at(time, tz)) // HOUR % 24
+        if len(_OFFSETS) >= _MAX_OFFSETS:
+            _OFFSETS.clear()
+        _OFFSETS[key] = offset
+    return (time + offset) // HOUR % 24
 
 
 def _personal(kind: PartyType | None) -> bool:
@@ -206,7 +239,7 @@ class _Context:
     def local_hour(self) -> int:
         if self._hour < 0:
             name = self.event.payer.timezone or self.engine.timezone
-            self._hour = self.event.timestamp.astimezone(zone(name)).hour
+            self._hour = local_hour(self.time, name)
         return self._hour
 
     def known_payee(self) -> tuple[int, ...] | None:

@@ -20,6 +20,7 @@ import bisect
 import hashlib
 import heapq
 import math
+import struct
 import sys
 from array import array
 from collections.abc import Sequence
@@ -72,6 +73,11 @@ MAX_STOPS: Final = 50
 PRUNE_EVERY: Final = HOUR
 
 EMPTY: Final[array[int]] = array("q")
+
+# Rows are appended as packed bytes: storing Python ints into an array one by one parses each of them
+# through the generic argument parser, several times slower.
+_ROWS: Final = {width: struct.Struct(f"={width}q") for width in range(2, 6)}
+_PAIR: Final = _ROWS[2]
 
 
 def _empty() -> array[int]:
@@ -132,7 +138,7 @@ def _insert(entries: array[int], width: int, row: Sequence[int]) -> array[int]:
     """``entries`` with ``row`` inserted in time order (after equal times); late events land in place."""
     entries = _owned(entries)
     if not entries or entries[len(entries) - width] <= row[0]:
-        entries.extend(row)
+        entries.frombytes(_ROWS[len(row)].pack(*row))
     else:
         at = first_after(entries, width, row[0]) * width
         entries[at:at] = array("q", row)
@@ -237,8 +243,7 @@ class AccountHistory:
         sample = self.sample = _owned(self.sample)
         end = len(sample)
         if not end or (sample[end - 2], sample[end - 1]) <= (time, amount):  # the usual case: in time order
-            sample.append(time)
-            sample.append(amount)
+            sample.frombytes(_PAIR.pack(time, amount))
         else:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
@@ -266,8 +271,7 @@ class AccountHistory:
                 int(bool(increasing) and later and amount > last_amount),
             )
             del payees[at : at + PAYEE_WIDTH]  # re-appended: least recently paid first
-        payees.append(payee)
-        payees.extend(pack_payee(stats))
+        payees.frombytes(_ROWS[PAYEE_WIDTH].pack(payee, *pack_payee(stats)))
         if len(payees) > MAX_PAYEES * PAYEE_WIDTH:
             del payees[:PAYEE_WIDTH]
 
@@ -276,7 +280,7 @@ class AccountHistory:
         if not maxima or maxima[len(maxima) - 2] <= time:  # the usual case: events in time order
             while maxima and maxima[len(maxima) - 1] <= amount:
                 del maxima[len(maxima) - 2 :]
-            maxima.extend((time, amount))
+            maxima.frombytes(_PAIR.pack(time, amount))
             return
         position = _sample_position(maxima, time, amount)
         rows = len(maxima) // SAMPLE_WIDTH

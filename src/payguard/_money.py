@@ -80,19 +80,31 @@ def parse_decimal(value: object) -> Decimal:
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision."""
+    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision.
+
+    Exact integer arithmetic on the amount's ratio, without the decimal context that ``scaleb``, ``int()``
+    and comparisons with a ``Decimal`` fetch from the thread on every call.
+    """
     exponent = _EXPONENTS.get(currency, 2)
-    if amount.adjusted() + exponent > 15:  # at least 10**16 minor units: refused before scaling can overflow
+    adjusted = amount.adjusted()  # the power of ten of the leading digit
+    if adjusted + exponent > 15:  # at least 10**16 minor units: refused before its ratio is built
         raise MoneyError(f"{amount} {currency} is larger than payguard handles")
-    scaled = amount.scaleb(exponent)
-    minor = int(scaled)
-    if minor != scaled:  # an exact comparison of an int with a Decimal
-        raise MoneyError(
-            f"{amount} has more decimal places than {currency} allows ({currency_exponent(currency)})"
-        )
+    if adjusted < -exponent and amount:  # below one minor unit: refused before its ratio (up to 1/10**999999)
+        raise _too_precise(amount, currency)
+    numerator, denominator = amount.as_integer_ratio()
+    scale: int = 10**exponent
+    minor, rest = divmod(numerator * scale, denominator)
+    if rest:
+        raise _too_precise(amount, currency)
     if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
         return minor
     raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+
+
+def _too_precise(amount: Decimal, currency: str) -> MoneyError:
+    return MoneyError(
+        f"{amount} has more decimal places than {currency} allows ({currency_exponent(currency)})"
+    )
 
 
 def checked_minor_units(minor: int, currency: str) -> int:

@@ -104,17 +104,18 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
     """Processor: mask identifiers and drop names and free text, listing what it did on the record."""
 
     def processor(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        record = _as_dict(event_dict)
         masked: list[str] = []
         erased: list[str] = []
         for key in MASKED_KEYS:
-            value = event_dict.get(key)
+            value = record.get(key)
             if isinstance(value, str):
-                event_dict[key] = masker.mask(value)
+                record[key] = masker.mask(value)
                 masked.append(key)
         for key in ("payer_name", "payee_name", "memo", "purpose"):
-            if event_dict.pop(key, None) is not None:
+            if record.pop(key, None) is not None:
                 erased.append(key)
-        evidence = event_dict.get("evidence")
+        evidence = record.get("evidence")
         if isinstance(evidence, dict):
             for name in sorted(evidence):
                 if name in MASKED_FIELDS and isinstance(evidence[name], str):
@@ -126,11 +127,16 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
                         {"erased": True, "length": len(value)} if isinstance(value, str) else None
                     )
                     erased.append(f"evidence.{name}")
-        event_dict["masked"] = masked
-        event_dict["erased"] = erased
-        return event_dict
+        record["masked"] = masked
+        record["erased"] = erased
+        return record
 
     return processor
+
+
+def _as_dict(event_dict: EventDict) -> dict[str, Any]:
+    """The event dict as a plain dict (structlog passes one), which compiled code reads fastest."""
+    return event_dict if isinstance(event_dict, dict) else dict(event_dict)
 
 
 class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
@@ -145,12 +151,13 @@ class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
         self.body: bytes | None = None
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-        event_dict["prev_hash"] = self.previous
-        event_dict.pop("hash", None)
-        self.body = body = canonical(event_dict)
-        event_dict["hash"] = digest = hashlib.sha256(body).hexdigest()
+        record = _as_dict(event_dict)
+        record["prev_hash"] = self.previous
+        record.pop("hash", None)
+        self.body = body = canonical(record)
+        record["hash"] = digest = hashlib.sha256(body).hexdigest()
         self.previous = digest
-        return event_dict
+        return record
 
 
 def render_canonical_json(chain: chain_hashes | None = None) -> Callable[[Any, str, EventDict], bytes]:

@@ -29,7 +29,7 @@ __all__ = ["CURRENCY_KEY", "Plan"]
 CURRENCY_KEY: Final = "ccy"
 
 Fact = dict[str, Any]
-_NO_MINOR: Final[Mapping[str, int]] = {}
+_NO_MINOR: Final[dict[str, int]] = {}
 
 # How a feature's value enters the fact.
 _AS_IS: Final = 0
@@ -169,8 +169,11 @@ class Plan:
         known = _NO_MINOR if minor is None else minor
         fact = self._build(event, features, lists, known)
         currency = event.currency
+        # plain dicts (as the guard passes them) read through the compiled dict operations
+        values = features if isinstance(features, dict) else dict(features)
+        amounts = known if isinstance(known, dict) else dict(known)
         for name, key, conversion in self._feature_columns:
-            value = features.get(name)
+            value = values.get(name)
             if value is None:
                 continue
             if conversion == _AS_IS:
@@ -182,7 +185,7 @@ class Plan:
                 if type(value) is int or math.isfinite(value):
                     fact[key] = value
             elif currency is not None:  # money: kept in minor units by the feature engine, else converted
-                found = known.get(name)
+                found = amounts.get(name)
                 fact[key] = (
                     checked_minor_units(found, currency)
                     if found is not None

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from ._text import normalize_account
+from ._text import account_key
 
 __all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
 
@@ -74,10 +74,8 @@ PRUNE_EVERY: Final = HOUR
 
 EMPTY: Final[array[int]] = array("q")
 
-# Rows are appended as packed bytes: storing Python ints into an array one by one parses each of them
-# through the generic argument parser, several times slower.
+# the packed form of a row of each width (``_append``)
 _ROWS: Final = {width: struct.Struct(f"={width}q") for width in range(2, 6)}
-_PAIR: Final = _ROWS[2]
 
 
 def _empty() -> array[int]:
@@ -87,6 +85,19 @@ def _empty() -> array[int]:
 def _owned(entries: array[int]) -> array[int]:
     """``entries`` if it is an account's own array, else a new empty one to write into."""
     return array("q") if entries is EMPTY else entries
+
+
+def _append(entries: array[int], row: tuple[int, ...]) -> array[int]:
+    """``entries`` (an account's own array, or ``EMPTY``) with ``row`` appended; use the array returned.
+
+    The row goes in as packed bytes: storing ints into an array one by one parses each of them through the
+    generic argument parser. A list with no rows gets a new array of exactly the row's size (``frombytes``
+    would over-allocate it).
+    """
+    if not entries:
+        return array("q", row)
+    entries.frombytes(_ROWS[len(row)].pack(*row))
+    return entries
 
 
 def pack_payee(stats: PayeeStats) -> tuple[int, int, int, int]:
@@ -107,7 +118,7 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
 @lru_cache(maxsize=1 << 16)
 def party(account: str) -> tuple[str, int]:
     """An account number as stores key it (normalised), and its stable 63-bit hash: one cache lookup."""
-    key = normalize_account(account)
+    key = account_key(account)  # not through normalize_account's cache: this one remembers the key
     return key, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
 
 
@@ -134,14 +145,12 @@ def rows_in(entries: array[int], width: int, start: int, end: int) -> tuple[int,
     return low, first_after(entries, width, end, low)
 
 
-def _insert(entries: array[int], width: int, row: Sequence[int]) -> array[int]:
+def _insert(entries: array[int], width: int, row: tuple[int, ...]) -> array[int]:
     """``entries`` with ``row`` inserted in time order (after equal times); late events land in place."""
-    entries = _owned(entries)
     if not entries or entries[len(entries) - width] <= row[0]:
-        entries.frombytes(_ROWS[len(row)].pack(*row))
-    else:
-        at = first_after(entries, width, row[0]) * width
-        entries[at:at] = array("q", row)
+        return _append(entries, row)
+    at = first_after(entries, width, row[0]) * width
+    entries[at:at] = array("q", row)
     return entries
 
 
@@ -240,10 +249,10 @@ class AccountHistory:
         looked it up (``payee_row``), which saves searching again."""
         if payee is not None:
             self._add_payee(time, amount, payee, self.payee_row(payee) if row is None else row)
-        sample = self.sample = _owned(self.sample)
+        sample = self.sample
         end = len(sample)
         if not end or (sample[end - 2], sample[end - 1]) <= (time, amount):  # the usual case: in time order
-            sample.frombytes(_PAIR.pack(time, amount))
+            sample = self.sample = _append(sample, (time, amount))
         else:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
@@ -255,7 +264,7 @@ class AccountHistory:
         self._add_maximum(time, amount)
 
     def _add_payee(self, time: int, amount: int, payee: int, row: int) -> None:
-        payees = self.payees = _owned(self.payees)
+        payees = self.payees
         if row < 0:
             stats: PayeeStats = (time, 1, time, amount, amount, 1)
         else:
@@ -271,16 +280,16 @@ class AccountHistory:
                 int(bool(increasing) and later and amount > last_amount),
             )
             del payees[at : at + PAYEE_WIDTH]  # re-appended: least recently paid first
-        payees.frombytes(_ROWS[PAYEE_WIDTH].pack(payee, *pack_payee(stats)))
+        payees = self.payees = _append(payees, (payee, *pack_payee(stats)))
         if len(payees) > MAX_PAYEES * PAYEE_WIDTH:
             del payees[:PAYEE_WIDTH]
 
     def _add_maximum(self, time: int, amount: int) -> None:
-        maxima = self.maxima = _owned(self.maxima)
+        maxima = self.maxima
         if not maxima or maxima[len(maxima) - 2] <= time:  # the usual case: events in time order
             while maxima and maxima[len(maxima) - 1] <= amount:
                 del maxima[len(maxima) - 2 :]
-            maxima.frombytes(_PAIR.pack(time, amount))
+            self.maxima = _append(maxima, (time, amount))
             return
         position = _sample_position(maxima, time, amount)
         rows = len(maxima) // SAMPLE_WIDTH

@@ -12,7 +12,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["normalize_account", "normalize_text"]
+__all__ = ["account_key", "normalize_account", "normalize_text"]
 
 _DROP_CATEGORIES: Final = ("P", "Z", "S", "C")
 
@@ -27,9 +27,12 @@ def normalize_text(text: str) -> str:
 _ACCOUNT_NOISE: Final = str.maketrans("", "", " -\t")
 
 
-@lru_cache(maxsize=1 << 16)
-def normalize_account(value: str) -> str:
-    """An account number as lists compare it: spaces and dashes removed, case folded."""
+def account_key(value: str) -> str:
+    """An account number as lists compare it: spaces and dashes removed, case folded (not cached)."""
     if value.isascii():
         return value.translate(_ACCOUNT_NOISE).lower()
     return "".join(ch for ch in unicodedata.normalize("NFKC", value) if ch not in " -\t\u00a0").casefold()
+
+
+# ``account_key``, remembered for the accounts seen most recently
+normalize_account: Final = lru_cache(maxsize=1 << 16)(account_key)

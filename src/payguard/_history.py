@@ -6,7 +6,7 @@ hashes of their normalised account numbers (so a history survives a restart and 
 Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an entry, time first, kept in
 time order: 8 bytes a number instead of a Python int and a tuple slot, which makes a history of a few
 payments a few hundred bytes. An account's lists start as the shared, empty ``EMPTY`` array and get an
-array of their own with their first entry (``_owned``); ``EMPTY`` is never written.
+array of their own with their first entry (``_append``, ``_owned``); ``EMPTY`` is never written.
 
 Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
 events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from ._text import account_key
 
@@ -57,7 +57,7 @@ SAMPLE_WIDTH: Final = 2
 # paid, first amount, last amount
 PAYEE_WIDTH: Final = 5
 _PAYEE_BYTES: Final = PAYEE_WIDTH * 8
-_BYTE_ORDER: Final[Literal["little", "big"]] = "little" if sys.byteorder == "little" else "big"
+_BYTE_ORDER: Final = sys.byteorder
 
 # Times fit 38 bits (event times are bounded to years 1970-9999); counts are capped at 2**20 - 1.
 _TIME_BITS: Final = 38

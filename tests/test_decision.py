@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payguard import Action, Decision, Hit, RulesetRef
-from payguard._decision import most_severe
+from payguard._decision import isoformat, most_severe
 
 actions = st.sampled_from(list(Action))
 
@@ -66,3 +66,30 @@ def test_a_decision_is_frozen() -> None:
         decision.action = Action.HOLD  # type: ignore[misc]
     with pytest.raises(TypeError):
         decision.features["x"] = 1  # type: ignore[index]
+
+
+# Fixed offsets from -23:59:59.999999 to +23:59:59.999999, most of them whole minutes as real zones are,
+# some with seconds or microseconds (which ``isoformat`` hands back to the standard library).
+fixed_offsets = (
+    st.integers(-1439, 1439).map(lambda m: timedelta(minutes=m))
+    | st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59))
+).map(timezone)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),  # noqa: DTZ001 (hypothesis takes naive bounds)
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.none() | st.just(UTC) | fixed_offsets | st.timezones(),
+    )
+)
+def test_isoformat_writes_exactly_what_the_standard_library_writes(moment: datetime) -> None:
+    assert isoformat(moment) == moment.isoformat()
+
+
+def test_isoformat_covers_the_forms_of_the_audit_trail() -> None:
+    east = timezone(timedelta(hours=8))
+    assert isoformat(datetime(2026, 3, 1, 3, 50, 42, tzinfo=east)) == "2026-03-01T03:50:42+08:00"
+    assert isoformat(datetime(2026, 3, 1, 3, 5, 2, 7, tzinfo=UTC)) == "2026-03-01T03:05:02.000007+00:00"
+    west = timezone(-timedelta(hours=9, minutes=30))
+    assert isoformat(datetime(1970, 1, 2, 0, 0, 0, 120000, tzinfo=west)) == "1970-01-02T00:00:00.120000-09:30"

@@ -202,6 +202,29 @@ def test_both_engines_return_exactly_the_same_hits(
         )
 
 
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=strategies.rule_set_texts(), events=strategies.event_streams)
+def test_the_python_matcher_finds_on_the_event_what_it_finds_on_its_fact(
+    tmp_path: Path, text: str, events: tuple[dict[str, Any], ...]
+) -> None:
+    # The guard's Python engine computes the fact's values straight into local variables; the fact itself
+    # is what durable_rules is given and what the differential test above compares. Same rules, same hits.
+    ruleset = strategies.load_generated(tmp_path / "generated.yaml", text)
+    guard = Guard(ruleset, engine="python", on_error="raise")
+    compiled, lists = guard._state
+    for data in events:
+        event = payguard.parse_event(data)
+        with guard.store.transaction() as txn:
+            context = compiled.features.context(event, txn)
+            features = compiled.features.compute(context, compiled.plan.features)
+            fact = compiled.plan.fact(event, features, lists, context.minor)
+            found = compiled.matcher.match_event(event, features, lists, context.minor)
+            assert found == compiled.matcher.match(fact)
+            compiled.features.commit(
+                context, payguard.Action.REVIEW if found else payguard.Action.ALLOW, None
+            )
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(

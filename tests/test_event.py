@@ -141,6 +141,18 @@ def test_minor_units_are_the_amount_scaled_exactly_or_refused(amount: Decimal, c
             to_minor_units(amount, currency)
 
 
+def test_minor_units_of_one_amount_follow_the_currency_of_each_call() -> None:
+    # conversions are remembered by the Decimal object: the currency is part of what is remembered
+    amount = Decimal("12.50")
+    assert [to_minor_units(amount, c) for c in ("CNY", "KWD", "CLF", "CNY")] == [1250, 12500, 125000, 1250]
+    for _ in range(2):  # a refusal is not remembered as a result
+        with pytest.raises(MoneyError):
+            to_minor_units(amount, "JPY")
+    many = [Decimal(n) / 4 for n in range(200)]  # more amounts than are remembered
+    assert [to_minor_units(a, "CNY") for a in many] == [n * 25 for n in range(200)]
+    assert [to_minor_units(a, "CNY") for a in many] == [n * 25 for n in range(200)]
+
+
 def test_yen_have_no_minor_unit_and_dinars_have_three() -> None:
     assert parse_event(make_event(currency="JPY", amount="500")).amount == Decimal(500)
     with pytest.raises(InvalidEventError):

@@ -91,17 +91,17 @@ def test_an_internal_failure_holds_the_payment_and_says_why(
 ) -> None:
     guard = Guard.from_path(write_rules(SCAM_RULES), engine=engine)
 
-    def broken(fact: dict[str, Any]) -> list[int]:
+    def broken(*_args: Any) -> list[int]:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(guard._state[0].matcher, "match", broken)
+    monkeypatch.setattr(guard._state[0].matcher, "match_event", broken)
     decision = guard.evaluate(make_event(amount="1"))
     assert decision.action is Action.HOLD
     assert decision.rule_ids == ("payguard.internal_error",)
     assert "engine exploded" in decision.hits[0].reason
     assert decision.error == "RuntimeError: engine exploded"
     raising = Guard.from_path(write_rules(SCAM_RULES), engine=engine, on_error="raise")
-    monkeypatch.setattr(raising._state[0].matcher, "match", broken)
+    monkeypatch.setattr(raising._state[0].matcher, "match_event", broken)
     with pytest.raises(RuntimeError):
         raising.evaluate(make_event(amount="1"))
 

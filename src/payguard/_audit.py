@@ -4,7 +4,7 @@ Records are built and written by a chain of structlog processors, plain callable
 ``(logger, method_name, event_dict) -> event_dict``, on payguard's own wrapped logger: payguard never calls
 ``structlog.configure()`` and never touches the host application's logging.
 
-    build record -> mask_private_data -> chain_hashes -> render_canonical_json -> sink
+    build record -> unpack_record -> mask_private_data -> chain_hashes -> render_canonical_json -> sink
 
 Each record carries ``prev_hash`` (the previous record's ``hash``) and ``hash``, the SHA-256 of its own
 canonical JSON (sorted keys, no spaces) without the ``hash`` field. ``verify_file`` checks a file.
@@ -35,6 +35,7 @@ __all__ = [
     "chain_hashes",
     "mask_private_data",
     "render_canonical_json",
+    "unpack_record",
     "verify_file",
 ]
 
@@ -98,6 +99,23 @@ class Masker:
                 self._cache.clear()
             self._cache[value] = found
         return found
+
+
+_WHOLE: Final = "payguard_record"
+
+
+def unpack_record(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Processor: the record ``AuditTrail.write`` hands over whole becomes the event dict of the chain.
+
+    The record travels through structlog's ``BoundLogger`` as one value: its twenty fields passed as
+    keyword arguments would be unpacked and packed again three times on the way (13,000 instructions a
+    record, more than hashing it).
+    """
+    record = event_dict.get(_WHOLE)
+    if not isinstance(record, dict):
+        return event_dict
+    record["record"] = event_dict["record"]
+    return record
 
 
 def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDict]:
@@ -318,7 +336,12 @@ class AuditTrail:
         # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on every call.
         self._logger = structlog.wrap_logger(
             writer,
-            processors=[mask_private_data(Masker(key)), self._chain, render_canonical_json(self._chain)],
+            processors=[
+                unpack_record,
+                mask_private_data(Masker(key)),
+                self._chain,
+                render_canonical_json(self._chain),
+            ],
             wrapper_class=structlog.BoundLogger,
         ).bind()
         self._lock = threading.Lock()
@@ -329,7 +352,7 @@ class AuditTrail:
             previous = self._chain.previous
             kind = record.pop("record")
             try:
-                self._logger.msg(record=kind, **record)
+                self._logger.msg(record=kind, **{_WHOLE: record})
             except Exception as exc:
                 self._chain.previous = previous  # the record was not written: the chain must not skip it
                 raise AuditError(

@@ -20,13 +20,14 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 
 from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred, push_negations
 from ._errors import EngineError
+from ._event import Event
 from ._plan import CURRENCY_KEY, Fact, Plan
 from ._rulefile import MAX_ALTERNATIVES, alternatives
 
@@ -219,6 +220,17 @@ class DurableMatcher:
                 raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._plan = plan
+
+    def match_event(
+        self,
+        event: Event,
+        features: Mapping[str, Any],
+        lists: Mapping[str, frozenset[str]],
+        minor: Mapping[str, int],
+    ) -> list[int]:
+        """The rules ``event`` matches, given its features: its fact built by the plan, then matched."""
+        return self.match(self._plan.fact(event, features, lists, minor))
 
     def match(self, fact: Fact) -> list[int]:
         with self._lock:

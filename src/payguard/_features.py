@@ -151,9 +151,12 @@ class _Context:
         "currency",
         "engine",
         "event",
+        "kind",
         "minor",
         "outgoing",
+        "payee",
         "payee_hash",
+        "payer",
         "payer_hash",
         "subject_key",
         "subject_party",
@@ -169,9 +172,12 @@ class _Context:
         self.currency = currency = event.currency
         amount = event.amount
         self.amount = to_minor_units(amount, currency) if amount and currency else None
-        kind = event.type
+        # the event's fields that features read most, read once (each read of a pydantic model's attribute
+        # goes through the model's ``__getattr__`` hook)
+        self.kind = kind = event.type
         self.outgoing = kind in OUTGOING
-        payee, payer = event.payee, event.payer
+        self.payee = payee = event.payee
+        self.payer = payer = event.payer
         # normalised account numbers (the store's keys) and hashes (the histories' counterparties)
         payer_key, self.payer_hash = party(payer.account)
         payee_key, payee_hash = party(payee.account) if payee else (None, None)
@@ -238,7 +244,7 @@ class _Context:
 
     def local_hour(self) -> int:
         if self._hour < 0:
-            name = self.event.payer.timezone or self.engine.timezone
+            name = self.payer.timezone or self.engine.timezone
             self._hour = local_hour(self.time, name)
         return self._hour
 
@@ -256,7 +262,7 @@ class _Context:
 
     def is_new_payee(self) -> bool | None:
         if not self._new_done:
-            if self.event.type is _TRANSFER_OUT and self.payee_hash is not None:
+            if self.kind is _TRANSFER_OUT and self.payee_hash is not None:
                 self._new = self.known_payee() is None
             self._new_done = True
         return self._new
@@ -264,7 +270,7 @@ class _Context:
     def balance_before(self) -> int | None:
         """The payer's ``balance_before`` in minor units, if the event carries it (read and commit use it)."""
         if not self._payer_balance_done:
-            balance = self.event.payer.balance_before
+            balance = self.payer.balance_before
             if balance is not None and self.currency:
                 self._payer_balance = to_minor_units(balance, self.currency)
             self._payer_balance_done = True
@@ -403,7 +409,7 @@ def _unseen_inbound_7d(c: _Context) -> Any:
 
 
 def _is_first_vasp_payment(c: _Context) -> Any:
-    payee = c.event.payee
+    payee = c.payee
     if payee is None or not c.outgoing or payee.type is not _VASP:
         return None
     last = c.history.vasp_time
@@ -412,14 +418,14 @@ def _is_first_vasp_payment(c: _Context) -> Any:
 
 def _inbound_distinct_payers_24h(c: _Context) -> Any:
     payers = _distinct(c.inbound_24h(), 2)
-    if c.event.type is _TRANSFER_IN:
+    if c.kind is _TRANSFER_IN:
         payers.add(c.payer_hash)
     return len(payers)
 
 
 def _passthrough_ratio_24h(c: _Context) -> Any:
     inbound = _total(c.inbound_24h(), 1)
-    if c.event.type is _TRANSFER_IN and c.amount:
+    if c.kind is _TRANSFER_IN and c.amount:
         inbound += c.amount
     if inbound <= 0:
         return None
@@ -434,15 +440,15 @@ def _account_age_days(c: _Context) -> Any:
 
 
 def _payee_account_age_days(c: _Context) -> Any:
-    payee = c.event.payee
+    payee = c.payee
     if payee is None or payee.account_opened is None:
         return None
     return (c.event.timestamp.date() - payee.account_opened).days
 
 
 def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
-    payee = c.event.payee
-    if payee is None or c.event.type is not _TRANSFER_OUT:
+    payee = c.payee
+    if payee is None or c.kind is not _TRANSFER_OUT:
         return None
     payers = _distinct(_span(c.payee_history().inbound, INBOUND_WIDTH, c.time - DAY, c.time), 2)
     payers.add(c.payer_hash)
@@ -451,21 +457,21 @@ def _payee_inbound_distinct_payers_24h(c: _Context) -> Any:
 
 def _loan_inflow_24h(c: _Context) -> Any:
     total = _total(c.loans_24h(), 1)
-    if c.event.type is _LOAN_DISBURSEMENT and c.amount:
+    if c.kind is _LOAN_DISBURSEMENT and c.amount:
         total += c.amount
     return total
 
 
 def _distinct_lenders_24h(c: _Context) -> Any:
     lenders = _distinct(c.loans_24h(), 2)
-    if c.event.type is _LOAN_DISBURSEMENT:
+    if c.kind is _LOAN_DISBURSEMENT:
         lenders.add(c.payer_hash)
     return len(lenders)
 
 
 def _deposit_redeemed_24h(c: _Context) -> Any:
     total = _total(c.deposits_24h(), 1)
-    if c.event.type is _DEPOSIT_REDEMPTION and c.amount:
+    if c.kind is _DEPOSIT_REDEMPTION and c.amount:
         total += c.amount
     return total
 
@@ -488,11 +494,14 @@ def _last_stop_other_payee(c: _Context) -> Any:
 
 def _hours_since_new_device(c: _Context) -> Any:
     candidates = []
-    if c.history.device_time is not None and c.history.device_time <= c.time:
-        candidates.append((c.time - c.history.device_time) / HOUR)
-    if c.event.session is not None and c.event.session.device_age_hours is not None:
-        candidates.append(c.event.session.device_age_hours)
-    if c.event.type in _DEVICE_EVENTS:
+    device_time = c.history.device_time
+    if device_time is not None and device_time <= c.time:
+        candidates.append((c.time - device_time) / HOUR)
+    session = c.event.session
+    age = None if session is None else session.device_age_hours
+    if age is not None:
+        candidates.append(age)
+    if c.kind in _DEVICE_EVENTS:
         candidates.append(0.0)
     return min(candidates) if candidates else None
 
@@ -506,9 +515,10 @@ def _is_night(c: _Context) -> Any:
 
 
 def _memo_categories(c: _Context) -> Any:
-    if not c.event.memo:
+    memo = c.event.memo
+    if not memo:
         return ()
-    text = normalize_text(c.event.memo)
+    text = normalize_text(memo)
     contains = text.__contains__
     return tuple(name for name, phrases in c.engine.keyword_sets.items() if any(map(contains, phrases)))
 
@@ -550,7 +560,13 @@ _FEATURES: Final[Mapping[str, Callable[[_Context], Any]]] = {
 }
 
 
+# One minor unit as a Decimal, by the currency's number of decimals (0, 2, 3 or 4 in ISO 4217)
+_MINOR_UNIT: Final = tuple(Decimal(1).scaleb(-exponent) for exponent in range(5))
 _MONEY: Final = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
+
+
+# The features a rule set reads, in name order: (name, function, whether it is money)
+_Functions = tuple[tuple[str, Callable[[_Context], Any], bool], ...]
 
 
 class FeatureEngine:
@@ -559,7 +575,7 @@ class FeatureEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.timezone = ruleset.timezone
         self.keyword_sets = ruleset.keyword_sets
-        self._plans: dict[frozenset[str], tuple[tuple[str, Callable[[_Context], Any], bool], ...]] = {}
+        self._plans: dict[frozenset[str], _Functions] = {}
 
     @staticmethod
     def names() -> frozenset[str]:
@@ -582,13 +598,16 @@ class FeatureEngine:
             )
         values = {}
         minor = context.minor
-        scale = -currency_exponent(context.currency or "")
+        unit = _MINOR_UNIT[currency_exponent(context.currency or "")]
         for name, function, money in functions:
             value = function(context)
             if value is not None:
                 if money:
                     minor[name] = value
-                    value = Decimal(value).scaleb(scale)
+                    # unit * minor units: the same Decimal as Decimal(value).scaleb(-exponent), same
+                    # digits and exponent, through the number protocol instead of two calls that parse
+                    # their arguments
+                    value = unit * value
                 values[name] = value
         return values
 
@@ -597,7 +616,7 @@ class FeatureEngine:
         event, txn = context.event, context.txn
         history = context.history
         history.touch(context.time)
-        time, amount, kind = context.time, context.amount, event.type
+        time, amount, kind = context.time, context.amount, context.kind
         if kind in _DEVICE_EVENTS:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
@@ -612,7 +631,7 @@ class FeatureEngine:
             else:
                 self._execute(context, history)
         elif kind is _TRANSFER_IN and amount is not None:
-            history.add_inbound(time, amount, context.payer_hash, _personal(event.payer.type))
+            history.add_inbound(time, amount, context.payer_hash, _personal(context.payer.type))
         elif kind is _LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, context.payer_hash)
         elif kind is _DEPOSIT_REDEMPTION and amount is not None:
@@ -621,18 +640,19 @@ class FeatureEngine:
 
     def _execute(self, context: _Context, history: AccountHistory) -> None:
         """An outgoing payment went through: the payee becomes known and the payee account is credited."""
-        event, amount = context.event, context.amount
+        amount = context.amount
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash, context._known_row)
-        if event.payee is not None and event.payee.type is _VASP:
+        payee = context.payee
+        if payee is not None and payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
-        if event.type is _TRANSFER_OUT and event.payee is not None:
+        if context.kind is _TRANSFER_OUT and payee is not None:
             key = context.payee_key()
             if key != context.subject_key:
                 payee_history = context.payee_history()
                 payee_history.touch(context.time)
                 payee_history.add_inbound(
-                    context.time, amount, context.payer_hash, _personal(event.payer.type)
+                    context.time, amount, context.payer_hash, _personal(context.payer.type)
                 )
                 context.txn.save(key, payee_history)
 

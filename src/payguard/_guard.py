@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 
 from . import _durable
 from ._audit import AuditTrail
-from ._decision import Action, Decision, Hit, RulesetRef, most_severe
+from ._decision import Action, Decision, Hit, RulesetRef, isoformat, most_severe
 from ._errors import AuditError, InvalidEventError, PayguardError, UnknownDecisionError
 from ._event import Event, parse_event
 from ._features import FeatureEngine
@@ -199,8 +199,7 @@ class Guard:
         try:
             context = compiled.features.context(parsed, txn)
             features = compiled.features.compute(context, compiled.plan.features)
-            fact = compiled.plan.fact(parsed, features, lists, context.minor)
-            indices = compiled.matcher.match(fact)
+            indices = compiled.matcher.match_event(parsed, features, lists, context.minor)
             decision = self._decide(decision_id, parsed, compiled, indices, features)
         except InvalidEventError as exc:
             self._audit_rejected(exc, compiled)
@@ -277,11 +276,11 @@ class Guard:
         record: dict[str, Any] = {
             "record": "decision",
             "decision_id": decision.decision_id,
-            "evaluated_at": decision.evaluated_at.isoformat(),
+            "evaluated_at": isoformat(decision.evaluated_at),
             "event_id": event.id,
-            "event_time": event.timestamp.isoformat(),
-            "event_type": event.type.value,
-            "action": decision.action.value,
+            "event_time": isoformat(event.timestamp),
+            "event_type": event.type._value_,
+            "action": decision.action._value_,
             "hits": [hit.to_dict() for hit in decision.hits],
             "shadow_hits": [hit.to_dict() for hit in decision.shadow_hits],
             "evidence": self._evidence(decision, event, compiled),
@@ -322,7 +321,7 @@ class Guard:
             {
                 "record": "rejected",
                 "decision_id": self._new_id(),
-                "evaluated_at": datetime.now(UTC).isoformat(),
+                "evaluated_at": isoformat(datetime.now(UTC)),
                 "event_id": exc.event_id,
                 "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in exc.errors],
                 "ruleset": compiled.ref.to_dict(),

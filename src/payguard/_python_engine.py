@@ -27,11 +27,46 @@ class _Source:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.constants: dict[str, Any] = {}
+        # one name per distinct constant, so that equal conditions read the same and can be shared
+        self._names: dict[tuple[type, Any], str] = {}
 
     def const(self, value: Any) -> str:
-        name = f"C{len(self.constants)}"
-        self.constants[name] = value
+        key = (type(value), value)  # 1, 1.0 and True are equal keys of a dict, but not the same constant
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"C{len(self.constants)}"
+            self.constants[name] = value
         return name
+
+    def conjuncts(self, node: Condition) -> list[str]:
+        """The expressions all of which ``node`` requires, in the order they are written."""
+        if isinstance(node, AllOf):
+            return [text for child in node.children for text in self.conjuncts(child)]
+        return [self.expr(node)]
+
+    def rules(self, rules: list[tuple[int, list[str]]], indent: str, lines: list[str]) -> None:
+        """Statements appending the index of each rule whose conjuncts all hold, in rule order.
+
+        Consecutive rules that start with the same condition test it once: most rules of a rule set begin
+        with the same event type, and many then with the same feature (``is_new_payee``). Conditions have no
+        side effects, so testing a shared one once changes nothing but the time.
+        """
+        at = 0
+        while at < len(rules):
+            index, conditions = rules[at]
+            if not conditions:  # everything it requires was tested by the enclosing blocks
+                lines.append(f"{indent}hits.append({index})")
+                at += 1
+                continue
+            end = at + 1
+            while end < len(rules) and rules[end][1][:1] == conditions[:1]:
+                end += 1
+            if end - at == 1:
+                lines.append(f"{indent}if {' and '.join(conditions)}: hits.append({index})")
+            else:
+                lines.append(f"{indent}if {conditions[0]}:")
+                self.rules([(i, c[1:]) for i, c in rules[at:end]], indent + "    ", lines)
+            at = end
 
     def expr(self, node: Condition) -> str:
         if isinstance(node, AllOf):
@@ -71,8 +106,7 @@ class PythonMatcher:
         source = _Source(plan)
         keys = [*plan.columns.values(), *plan.predicates.values()]
         rules = ["    hits = []"]
-        for index, condition in plan.conditions():
-            rules.append(f"    if {source.expr(condition)}: hits.append({index})")
+        source.rules([(index, source.conjuncts(c)) for index, c in plan.conditions()], "    ", rules)
         rules.append("    return hits")
         reads = [f"    v_{key} = f.get({key!r})" for key in keys]
         lines = ["def match(f):", *reads, f"    ccy = f.get({CURRENCY_KEY!r})", *rules]

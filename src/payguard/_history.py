@@ -25,10 +25,9 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Final
 
-from ._text import account_key
+from ._text import CACHE_SIZE, account_key
 
 __all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
 
@@ -115,11 +114,19 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
     return first, count, last, first_amount, last_amount, increasing
 
 
-@lru_cache(maxsize=1 << 16)
+_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # emptied when full, as ``_text``'s caches
+
+
 def party(account: str) -> tuple[str, int]:
     """An account number as stores key it (normalised), and its stable 63-bit hash: one cache lookup."""
-    key = account_key(account)  # not through normalize_account's cache: this one remembers the key
-    return key, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+    found = _PARTIES.get(account)
+    if found is None:
+        key = account_key(account)  # not through normalize_account's cache: this one remembers the key
+        found = (key, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1)
+        if len(_PARTIES) >= CACHE_SIZE:
+            _PARTIES.clear()
+        _PARTIES[account] = found
+    return found
 
 
 def party_hash(account: str) -> int:

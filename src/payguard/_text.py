@@ -9,19 +9,31 @@ and pinyin initials are not handled; list both forms in the keyword set where it
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 from typing import Final
 
-__all__ = ["account_key", "normalize_account", "normalize_text"]
+__all__ = ["CACHE_SIZE", "account_key", "normalize_account", "normalize_text"]
 
 _DROP_CATEGORIES: Final = ("P", "Z", "S", "C")
 
 
-@lru_cache(maxsize=65536)
+# Results remembered for the texts and accounts seen most recently: a plain dict, emptied when it is full.
+# ``functools.lru_cache`` also keeps the entries in recency order, a linked list whose neighbours every hit
+# rewrites: over tens of thousands of accounts those are cache misses, slower than the lookup itself.
+CACHE_SIZE: Final = 1 << 16
+_TEXTS: Final[dict[str, str]] = {}
+_ACCOUNTS: Final[dict[str, str]] = {}
+
+
 def normalize_text(text: str) -> str:
     """``text`` reduced to the characters that carry meaning for keyword matching."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
+    found = _TEXTS.get(text)
+    if found is None:
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        found = "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
+        if len(_TEXTS) >= CACHE_SIZE:
+            _TEXTS.clear()
+        _TEXTS[text] = found
+    return found
 
 
 _ACCOUNT_NOISE: Final = str.maketrans("", "", " -\t")
@@ -34,5 +46,12 @@ def account_key(value: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", value) if ch not in " -\t\u00a0").casefold()
 
 
-# ``account_key``, remembered for the accounts seen most recently
-normalize_account: Final = lru_cache(maxsize=1 << 16)(account_key)
+def normalize_account(value: str) -> str:
+    """``account_key``, remembered for the accounts seen most recently."""
+    found = _ACCOUNTS.get(value)
+    if found is None:
+        found = account_key(value)
+        if len(_ACCOUNTS) >= CACHE_SIZE:
+            _ACCOUNTS.clear()
+        _ACCOUNTS[value] = found
+    return found

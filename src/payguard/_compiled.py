@@ -15,7 +15,18 @@ from pathlib import Path
 
 __all__ = ["COMPILED", "compiled_modules", "stale_modules"]
 
-COMPILED = ("_audit", "_decision", "_durable", "_features", "_guard", "_history", "_money", "_plan", "_text")
+COMPILED = (
+    "_audit",
+    "_decision",
+    "_durable",
+    "_features",
+    "_guard",
+    "_history",
+    "_memory",
+    "_money",
+    "_plan",
+    "_text",
+)
 _PACKAGE = Path(__file__).resolve().parent
 # Only a source checkout (an editable install) can have compiled modules older than their source: an
 # installed wheel writes both at install time, in no particular order.

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from . import _durable
 from ._audit import AuditTrail
@@ -114,7 +114,8 @@ class Guard:
             dict(ruleset.lists),
         )
         self._lists_set: set[str] = set()
-        self.store: Store = store if store is not None else MemoryStore()
+        # MemoryStore implements Store as a registered virtual subclass (it is a compiled class)
+        self.store: Store = store if store is not None else cast(Store, MemoryStore())
         self.audit: AuditTrail | None = (
             audit
             if isinstance(audit, AuditTrail) or audit is None

@@ -1,0 +1,101 @@
+"""The default store: histories and decisions in dictionaries of this process.
+
+It implements ``_store.Store`` and ``_store.StoreTransaction`` (registered there as their virtual
+subclasses) and is compiled with the other per-event modules: a guard calls its transaction eight to ten
+times an event. Subclasses written in Python remain possible (``allow_interpreted_subclasses``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from mypy_extensions import mypyc_attr
+
+from ._decision import Decision
+from ._history import AccountHistory
+
+__all__ = ["MemoryStore"]
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class _MemoryTransaction:
+    """Holds the store's lock from ``__enter__`` to ``__exit__``, and commits only on success."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._accounts: dict[str, AccountHistory] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._held: dict[str, dict[str, Any] | None] = {}
+
+    def __enter__(self) -> _MemoryTransaction:
+        self._store._lock.acquire()
+        return self
+
+    def __exit__(self, kind: object, _value: object, _traceback: object) -> None:
+        try:
+            if kind is None:
+                self.commit()
+        finally:
+            self._store._lock.release()
+
+    def account(self, key: str) -> AccountHistory:
+        # Histories are changed in place: a guard computes every feature before it writes anything, and
+        # in-memory writes cannot fail halfway, so a copy per event would buy nothing.
+        found = self._store.accounts.get(key) or self._accounts.get(key)
+        if found is None:
+            found = self._accounts[key] = AccountHistory()
+        return found
+
+    def save(self, key: str, history: AccountHistory) -> None:
+        self._accounts[key] = history
+
+    def decision(self, event_id: str) -> Decision | None:
+        return self._decisions.get(event_id) or self._store.decisions.get(event_id)
+
+    def put_decision(self, event_id: str, decision: Decision) -> None:
+        self._decisions[event_id] = decision
+
+    def held(self, decision_id: str) -> dict[str, Any] | None:
+        if decision_id in self._held:
+            return self._held[decision_id]
+        return self._store.holds.get(decision_id)
+
+    def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
+        self._held[decision_id] = record
+
+    def commit(self) -> None:
+        store = self._store
+        store.accounts.update(self._accounts)
+        for event_id, decision in self._decisions.items():
+            store.decisions[event_id] = decision
+            if len(store.decisions) > store.max_decisions:
+                store.decisions.popitem(last=False)
+        for decision_id, record in self._held.items():
+            if record is None:
+                store.holds.pop(decision_id, None)
+            else:
+                store.holds[decision_id] = record
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class MemoryStore:
+    """The default store: dictionaries in this process, lost when it exits.
+
+    Remembers the decisions of the last ``max_decisions`` event ids for idempotency, and held payments
+    until they are released.
+    """
+
+    def __init__(self, max_decisions: int = 100_000) -> None:
+        self.accounts: dict[str, AccountHistory] = {}
+        self.decisions: OrderedDict[str, Decision] = OrderedDict()
+        self.holds: dict[str, dict[str, Any]] = {}
+        self.max_decisions = max_decisions
+        self._lock = threading.RLock()
+
+    def transaction(self) -> _MemoryTransaction:
+        return _MemoryTransaction(self)
+
+    def close(self) -> None:
+        """Nothing to release."""

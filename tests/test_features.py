@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import payguard
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
 from payguard._features import local_hour
 from payguard._fields import FEATURES, Kind
@@ -32,6 +33,7 @@ from payguard._history import (
     rows_in,
     unpack_payee,
 )
+from payguard._store import StoreTransaction
 
 from .conftest import ROOT, make_event
 
@@ -312,6 +314,28 @@ def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRule
 
 def _failing_sink(record: dict[str, Any]) -> None:
     raise OSError("sink is down")
+
+
+def test_the_memory_store_is_a_store_and_rolls_back_a_failed_event() -> None:
+    # MemoryStore is compiled, so it implements the interfaces as their registered virtual subclass
+    store = payguard.MemoryStore()
+    assert isinstance(store, payguard.Store)
+    history = AccountHistory()
+    with store.transaction() as txn:
+        assert isinstance(txn, StoreTransaction)
+        txn.save("a", history)
+    assert store.accounts == {"a": history}
+
+    def failing_event() -> None:
+        with store.transaction() as txn:
+            txn.save("b", AccountHistory())
+            raise RuntimeError("the event failed")
+
+    with pytest.raises(RuntimeError):
+        failing_event()
+    assert set(store.accounts) == {"a"}  # nothing of the failed event was committed
+    with store.transaction() as txn:  # and the lock was released
+        assert txn.account("b").out == AccountHistory().out
 
 
 @given(

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Final, Protocol
 import orjson
 import structlog
 
+from ._auditlog import WHOLE, AuditLogger
 from ._errors import AuditError
 
 __all__ = [
@@ -101,9 +102,6 @@ class Masker:
         return found
 
 
-_WHOLE: Final = "payguard_record"
-
-
 def unpack_record(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """Processor: the record ``AuditTrail.write`` hands over whole becomes the event dict of the chain.
 
@@ -111,7 +109,7 @@ def unpack_record(_logger: Any, _method: str, event_dict: EventDict) -> EventDic
     arguments would be unpacked and packed again on the way (13,000 instructions a record, more than
     hashing it).
     """
-    record = event_dict.get(_WHOLE)
+    record = event_dict.get(WHOLE)
     if not isinstance(record, dict):
         return event_dict
     record["record"] = event_dict["record"]
@@ -309,16 +307,6 @@ def _record_hash_field(raw: bytes) -> str | None:
     return None
 
 
-class _AuditLogger(structlog.BoundLoggerBase):
-    """structlog's wrapper for payguard's audit chain: one method that runs the processors and hands the
-    line to the sink (a custom wrapper class, as structlog documents them: the generic ``BoundLogger``
-    builds a bound method through ``__getattr__`` and passes the event through two more calls)."""
-
-    def record(self, kind: str, whole: dict[str, Any]) -> None:
-        args, kw = self._process_event("msg", None, {"record": kind, _WHOLE: whole})
-        self._logger.msg(*args, **kw)
-
-
 class AuditTrail:
     """Writes audit records through payguard's processor chain to one sink, in one hash chain.
 
@@ -352,7 +340,7 @@ class AuditTrail:
                 self._chain,
                 render_canonical_json(self._chain),
             ],
-            wrapper_class=_AuditLogger,
+            wrapper_class=AuditLogger,
         ).bind()
         self._lock = threading.Lock()
 

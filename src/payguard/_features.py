@@ -589,7 +589,7 @@ class FeatureEngine:
         """The values of ``names`` for the context's event; a feature that does not apply is left out.
 
         Money features are computed in integer minor units, kept on ``context.minor`` for the fact, and
-        returned as ``Decimal`` in the event's currency.
+        returned as decimal text in the event's currency (``"500.00"``), as decisions show them.
         """
         functions = self._plans.get(names)
         if functions is None:  # one plan per set of names: sorted once, not per event
@@ -604,10 +604,10 @@ class FeatureEngine:
             if value is not None:
                 if money:
                     minor[name] = value
-                    # unit * minor units: the same Decimal as Decimal(value).scaleb(-exponent), same
-                    # digits and exponent, through the number protocol instead of two calls that parse
-                    # their arguments
-                    value = unit * value
+                    # as text, the form decisions show: unit * minor units is the Decimal of
+                    # Decimal(value).scaleb(-exponent), same digits and exponent, through the number
+                    # protocol instead of two calls that parse their arguments
+                    value = str(unit * value)
                 values[name] = value
         return values
 

@@ -56,7 +56,7 @@ class _Compiled:
     features: FeatureEngine
     # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
     hits: tuple[tuple[bool, Hit], ...]
-    # the features whose values are not JSON as computed (Decimal money, tuples)
+    # the features whose values are not JSON as computed (tuples; money is computed as text)
     unjson: frozenset[str]
     # ``ref`` as the audit records show it (shared by every record: the processors never change it)
     ref_json: dict[str, str]
@@ -69,7 +69,7 @@ def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
     matcher: Any = _durable.DurableMatcher(plan) if engine == "durable" else PythonMatcher(plan)
     ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
     hits = tuple((rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules)
-    unjson = frozenset(name for name in plan.features if FEATURES[name].kind in (Kind.MONEY, Kind.LIST))
+    unjson = frozenset(name for name in plan.features if FEATURES[name].kind is Kind.LIST)
     return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset), hits, unjson, ref.to_dict())
 
 

@@ -268,7 +268,9 @@ class Plan:
                     lines.append(f"    {var} = event.{first}")
                 for part in rest:
                     lines.append(f"    if {var} is not None: {var} = {var}.{part}")
-                if spec.kind is Kind.ENUM:
+                if spec.kind is Kind.ENUM and into_fact:
+                    # the engines get the plain text; the Python matcher compares the member itself, a str
+                    # (StrEnum) equal to its value and hashed as it
                     lines.append(f"    if {var} is not None: {var} = {var}._value_")
             return var
 

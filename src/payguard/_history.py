@@ -264,7 +264,8 @@ class AccountHistory:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
         ranked = self.ranked = _owned(self.ranked)
-        bisect.insort(ranked, amount)
+        # not bisect.insort: on an array it looks up and calls ``insert`` by name with a format string
+        ranked.insert(bisect.bisect_right(ranked, amount), amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
             ranked.remove(sample[1])
             del sample[:SAMPLE_WIDTH]

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from array import array
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import payguard
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
-from payguard._features import local_hour
+from payguard._features import epoch_seconds, local_hour
 from payguard._fields import FEATURES, Kind
 from payguard._history import (
     COUNT,
@@ -478,3 +478,17 @@ def test_the_95th_percentile_read_off_the_ranked_sample_equals_the_sorted_window
             assert history.percentile_95(now - 90 * DAY, now, 3) == _brute_p95(kept, now - 90 * DAY, now)
     restored = AccountHistory.from_json(history.to_json())
     assert list(restored.ranked) == list(history.ranked)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 3),  # noqa: DTZ001 (hypothesis takes naive bounds)
+        max_value=datetime(9999, 12, 29),  # noqa: DTZ001
+        timezones=st.just(UTC)
+        | st.timezones()
+        | st.timedeltas(timedelta(hours=-23), timedelta(hours=23)).map(timezone),
+    )
+)
+def test_event_times_become_whole_epoch_seconds_exactly(moment: datetime) -> None:
+    # integer arithmetic, exact where a float timestamp of a far-future time would round
+    assert epoch_seconds(moment) == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)

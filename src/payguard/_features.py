@@ -81,6 +81,21 @@ def _offset_at(time: int, tz: tzinfo) -> int:
     return offset.days * DAY + offset.seconds
 
 
+_EPOCH_DAY: Final = date(1970, 1, 1).toordinal()
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds from 1970-01-01 UTC to the aware ``moment`` (rounded down), in integer arithmetic:
+    ``datetime.timestamp`` subtracts two datetimes and divides a float, 6,000 instructions a call."""
+    offset = moment.utcoffset()
+    if offset is None:  # pragma: no cover - events carry aware timestamps
+        return int(moment.timestamp())
+    days = moment.toordinal() - _EPOCH_DAY
+    seconds = days * DAY + moment.hour * HOUR + moment.minute * 60 + moment.second
+    seconds -= offset.days * DAY + offset.seconds
+    return seconds - 1 if moment.microsecond < offset.microseconds else seconds
+
+
 def local_hour(time: int, zone_name: str) -> int:
     """The hour (0-23) on the clock of the IANA zone ``zone_name`` at ``time`` (epoch seconds).
 
@@ -168,7 +183,7 @@ class _Context:
         self.event = event
         self.txn = txn
         self.engine = engine
-        self.time = int(event.timestamp.timestamp())
+        self.time = epoch_seconds(event.timestamp)
         self.currency = currency = event.currency
         amount = event.amount
         self.amount = to_minor_units(amount, currency) if amount and currency else None

@@ -73,8 +73,9 @@ PRUNE_EVERY: Final = HOUR
 
 EMPTY: Final[array[int]] = array("q")
 
-# the packed form of a row of each width (``_append``)
-_ROWS: Final = {width: struct.Struct(f"={width}q") for width in range(2, 6)}
+# the packed form of a row of each width (``_append``), by width: bound methods, so that a row is packed
+# without looking the method up again
+_PACKERS: Final = tuple(struct.Struct(f"={width}q").pack for width in range(6))
 
 
 def _empty() -> array[int]:
@@ -95,7 +96,7 @@ def _append(entries: array[int], row: tuple[int, ...]) -> array[int]:
     """
     if not entries:
         return array("q", row)
-    entries.frombytes(_ROWS[len(row)].pack(*row))
+    entries.frombytes(_PACKERS[len(row)](*row))
     return entries
 
 

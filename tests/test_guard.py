@@ -51,6 +51,30 @@ rules:
 """
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_keyword_set_answers_for_each_memo_however_often_it_recurs(
+    write_rules: WriteRules, engine: str
+) -> None:
+    # predicates remember their answer per text: a recurring memo must keep getting its own answer
+    guard = payguard.Guard.from_path(
+        write_rules("""
+            keyword_sets:
+              safe: [安全账户]
+              fee: [解冻费, unfreeze fee]
+            rules:
+              - {id: safe, description: d, when: {memo: {contains_any: safe}}, action: interrupt, reason: r}
+              - {id: fee, description: d, when: {memo: {contains_any: fee}}, action: hold, reason: r}
+              - {id: either, description: d, when: {memo: {contains_any: [safe, fee]}}, action: review, reason: r}
+        """),
+        engine=engine,
+    )
+    memos = {"转入安全账户": ("safe", "either"), "Unfreeze-Fee now": ("fee", "either"), "房租": (), None: ()}
+    for n in range(3):
+        for memo, fired in memos.items():
+            decision = guard.evaluate(make_event(id=f"{n}-{memo}", memo=memo))
+            assert decision.rule_ids == fired, memo
+
+
 def test_the_readme_example(write_rules: WriteRules) -> None:
     guard = payguard.Guard.from_path(write_rules(SCAM_RULES))
     decision = guard.evaluate(make_event(amount="25000", memo="请转入安全账户"))

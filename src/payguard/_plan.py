@@ -22,7 +22,7 @@ from ._event import Event
 from ._fields import FieldSpec, Kind
 from ._money import checked_minor_units, to_minor_units
 from ._rulefile import RuleSet
-from ._text import normalize_account, normalize_text
+from ._text import CACHE_SIZE, normalize_account, normalize_text
 
 __all__ = ["CURRENCY_KEY", "Plan"]
 
@@ -59,8 +59,18 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
         assert isinstance(arg, tuple)
         phrases = tuple(p for name in arg for p in ruleset.keyword_sets[str(name)])
 
+        seen: dict[str, bool] = {}  # by text: memos repeat ("rent", "salary"), phrase lists are long
+
         def contains_any(text: Any, _lists: Mapping[str, frozenset[str]]) -> bool:
-            return text is not None and any(map(text.__contains__, phrases))
+            if text is None:
+                return False
+            found = seen.get(text)
+            if found is None:
+                found = any(map(text.__contains__, phrases))
+                if len(seen) >= CACHE_SIZE:
+                    seen.clear()
+                seen[text] = found
+            return found
 
         return contains_any
     if kind == "in_list":

@@ -132,7 +132,7 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
             if record.pop(key, None) is not None:
                 erased.append(key)
         evidence = record.get("evidence")
-        if isinstance(evidence, dict):
+        if isinstance(evidence, dict) and evidence:
             for name in sorted(evidence):
                 if name in MASKED_FIELDS and isinstance(evidence[name], str):
                     evidence[name] = masker.mask(evidence[name])

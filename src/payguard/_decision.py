@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["Action", "Decision", "Hit", "RulesetRef", "isoformat", "most_severe"]
+__all__ = ["Action", "Decision", "Hit", "RulesetRef", "isoformat", "most_severe", "utcoffset"]
 
 
 class Action(StrEnum):
@@ -63,32 +63,59 @@ _TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
 _OFFSET_TEXT: Final[dict[int, str]] = {}
 
 
+# The UTC offset of the datetime asked last, kept with it: the feature engine turns an event's time into
+# epoch seconds and the audit record writes the same datetime as text a moment later, and pydantic's time
+# zone answers ``utcoffset`` through a C-API call with a format string (3,500 instructions). The entry holds
+# the datetime, so its identity cannot be reused while the entry lives; a tuple is replaced whole, so a
+# thread never reads one datetime's offset with another's.
+_last_offset: tuple[datetime | None, timedelta | None] = (None, None)
+
+
+def utcoffset(moment: datetime) -> timedelta | None:
+    """``moment.utcoffset()``, remembered for the datetime asked last."""
+    global _last_offset  # noqa: PLW0603 (a one-entry cache, replaced whole)
+    last = _last_offset
+    if last[0] is moment:
+        return last[1]
+    offset = moment.utcoffset()
+    _last_offset = (moment, offset)
+    return offset
+
+
 def isoformat(moment: datetime) -> str:
     """``moment.isoformat()``, for the aware datetimes of decisions and audit records, assembled from
     two-digit strings: CPython 3.11 formats through ``PyUnicode_FromFormat`` and ``sprintf``, about 11,000
     instructions a call, and every audit record writes two. Anything unusual (a naive datetime, a year
     before 1000, an offset with seconds) goes to ``isoformat`` itself."""
-    offset = moment.utcoffset()
     year = moment.year
-    if offset is None or year < 1000:
+    if year < 1000:
         return moment.isoformat()
-    seconds = offset.days * 86400 + offset.seconds
-    suffix = _OFFSET_TEXT.get(seconds)
-    if suffix is None:
-        if seconds % 60 or offset.microseconds:
+    if moment.tzinfo is UTC:  # evaluated_at
+        suffix = "+00:00"
+    else:
+        offset = utcoffset(moment)
+        if offset is None:
             return moment.isoformat()
-        minutes = abs(seconds) // 60
-        suffix = f"{'-' if seconds < 0 else '+'}{_TWO_DIGITS[minutes // 60]}:{_TWO_DIGITS[minutes % 60]}"
-        _OFFSET_TEXT[seconds] = suffix
+        seconds = offset.days * 86400 + offset.seconds
+        found = _OFFSET_TEXT.get(seconds)
+        if found is None:
+            if seconds % 60 or offset.microseconds:
+                return moment.isoformat()
+            minutes = abs(seconds) // 60
+            found = f"{'-' if seconds < 0 else '+'}{_TWO_DIGITS[minutes // 60]}:{_TWO_DIGITS[minutes % 60]}"
+            _OFFSET_TEXT[seconds] = found
+        suffix = found
     two = _TWO_DIGITS
-    text = (
-        f"{year}-{two[moment.month]}-{two[moment.day]}"
-        f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
-    )
     micro = moment.microsecond
     if micro:
-        return f"{text}.{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}{suffix}"
-    return text + suffix
+        return (
+            f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
+            f"{two[moment.second]}.{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}{suffix}"
+        )
+    return (
+        f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
+        f"{two[moment.second]}{suffix}"
+    )
 
 
 def most_severe(actions: Iterable[Action]) -> Action:

@@ -14,6 +14,7 @@ __all__ = [
     "MoneyError",
     "checked_minor_units",
     "currency_exponent",
+    "money_problems",
     "parse_decimal",
     "to_minor_units",
 ]
@@ -118,6 +119,24 @@ def _convert(amount: Decimal, currency: str) -> int:
     if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
         return minor
     raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+
+
+def money_problems(
+    currency: str, amount: Decimal | None, payer_balance: Decimal | None, payee_balance: Decimal | None
+) -> list[tuple[str, str]]:
+    """The event's amount and balances that ``currency`` cannot represent, as (field, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    for field, value in (
+        ("amount", amount),
+        ("payer.balance_before", payer_balance),
+        ("payee.balance_before", payee_balance),
+    ):
+        if value is not None:
+            try:
+                to_minor_units(value, currency)
+            except MoneyError as exc:
+                problems.append((field, str(exc)))
+    return problems
 
 
 def _too_precise(amount: Decimal, currency: str) -> MoneyError:

@@ -9,6 +9,7 @@ import textwrap
 from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 import payguard
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
-from payguard._features import epoch_seconds, local_hour
+from payguard._features import _FEATURES, _MONEY, epoch_seconds, local_hour
 from payguard._fields import FEATURES, Kind
 from payguard._history import (
     COUNT,
@@ -83,6 +84,24 @@ def guard(write_rules: WriteRules) -> Guard:
 def pay(guard: Guard, n: int, hours: float, amount: str = "100", payee: str = "B-1", **extra: Any) -> Any:
     event = make_event(id=f"e{n}", timestamp=at(hours), amount=amount, payee={"account": payee}, **extra)
     return guard.evaluate(event)
+
+
+def test_the_engine_computes_each_feature_by_its_own_function(guard: Guard) -> None:
+    # compute() reaches the functions through an index (a direct call once compiled): the index of each
+    # name must lead to that name's function
+    for n in range(6):
+        pay(guard, n, n * 0.5, amount=str(100 * (n + 1)), payee=f"B-{n % 3}", memo="请转入安全账户 刷单")
+    compiled = guard._state[0]
+    event = payguard.parse_event(make_event(id="probe", timestamp=at(3), amount="900", memo="刷单 佣金"))
+    with guard.store.transaction() as txn:
+        context = compiled.features.context(event, txn)
+        values = compiled.features.compute(context, frozenset(_FEATURES))
+        for name, function in _FEATURES.items():
+            expected = function(context)
+            if name in values:
+                assert values[name] == (str(Decimal(expected).scaleb(-2)) if name in _MONEY else expected)
+            else:
+                assert expected is None, name
 
 
 def test_every_feature_has_a_value_or_is_left_out_when_it_does_not_apply(guard: Guard) -> None:

@@ -26,6 +26,7 @@ import orjson
 import structlog
 
 from ._auditlog import WHOLE, AuditLogger
+from ._cache import remember
 from ._errors import AuditError
 
 __all__ = [
@@ -95,10 +96,8 @@ class Masker:
         found = self._cache.get(value)
         if found is None:
             digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:16]
-            found = f"…{value[-4:]}#{digest}" if len(value) > 8 else f"#{digest}"
-            if len(self._cache) >= 65536:
-                self._cache.clear()
-            self._cache[value] = found
+            shown = f"…{value[-4:]}#{digest}" if len(value) > 8 else f"#{digest}"
+            found = remember(self._cache, value, shown)
         return found
 
 

@@ -17,6 +17,7 @@ __all__ = ["COMPILED", "compiled_modules", "stale_modules"]
 
 COMPILED = (
     "_audit",
+    "_cache",
     "_decision",
     "_durable",
     "_features",

@@ -107,14 +107,10 @@ def isoformat(moment: datetime) -> str:
         suffix = found
     two = _TWO_DIGITS
     micro = moment.microsecond
-    if micro:
-        return (
-            f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
-            f"{two[moment.second]}.{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}{suffix}"
-        )
+    fraction = f".{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}" if micro else ""
     return (
         f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
-        f"{two[moment.second]}{suffix}"
+        f"{two[moment.second]}{fraction}{suffix}"
     )
 
 

@@ -22,6 +22,7 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
+from ._cache import remember
 from ._decision import Action, utcoffset
 from ._event import Event, EventType, Party, PartyType, zone
 from ._fields import FEATURES, Kind
@@ -111,9 +112,7 @@ def local_hour(time: int, zone_name: str) -> int:
         offset = _offset_at(hour * HOUR, tz)
         if offset != _offset_at(hour * HOUR + HOUR - 1, tz):
             return (time + _offset_at(time, tz)) // HOUR % 24
-        if len(_OFFSETS) >= _MAX_OFFSETS:
-            _OFFSETS.clear()
-        _OFFSETS[key] = offset
+        remember(_OFFSETS, key, offset, _MAX_OFFSETS)
     return (time + offset) // HOUR % 24
 
 

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._text import CACHE_SIZE, account_key
+from ._cache import remember
+from ._text import account_key
 
 __all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
 
@@ -115,7 +116,7 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
     return first, count, last, first_amount, last_amount, increasing
 
 
-_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # emptied when full, as ``_text``'s caches
+_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # ``_cache``
 
 
 def party(account: str) -> tuple[str, int]:
@@ -123,10 +124,8 @@ def party(account: str) -> tuple[str, int]:
     found = _PARTIES.get(account)
     if found is None:
         key = account_key(account)  # not through normalize_account's cache: this one remembers the key
-        found = (key, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1)
-        if len(_PARTIES) >= CACHE_SIZE:
-            _PARTIES.clear()
-        _PARTIES[account] = found
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        found = remember(_PARTIES, account, (key, int.from_bytes(digest, "big") >> 1))
     return found
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
+from ._cache import remember
+
 __all__ = [
     "MAX_MINOR_UNITS",
     "MoneyError",
@@ -96,9 +98,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     if found is not None and found[0] is amount and found[1] == currency:
         return found[2]
     minor = _convert(amount, currency)
-    if len(_RECENT) >= _RECENT_SIZE:
-        _RECENT.clear()
-    _RECENT[key] = (amount, currency, minor)
+    remember(_RECENT, key, (amount, currency, minor), _RECENT_SIZE)
     return minor
 
 

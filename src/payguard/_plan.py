@@ -16,13 +16,14 @@ from typing import Any, Final
 
 import re2
 
+from ._cache import remember
 from ._conditions import Compare, Condition, Exists, InSet, Pred, leaves
 from ._errors import FieldError, InvalidEventError
 from ._event import Event
 from ._fields import FieldSpec, Kind
 from ._money import checked_minor_units, to_minor_units
 from ._rulefile import RuleSet
-from ._text import CACHE_SIZE, normalize_account, normalize_text
+from ._text import normalize_account, normalize_text
 
 __all__ = ["CURRENCY_KEY", "Plan"]
 
@@ -66,10 +67,7 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
                 return False
             found = seen.get(text)
             if found is None:
-                found = any(map(text.__contains__, phrases))
-                if len(seen) >= CACHE_SIZE:
-                    seen.clear()
-                seen[text] = found
+                found = remember(seen, text, any(map(text.__contains__, phrases)))
             return found
 
         return contains_any

@@ -11,15 +11,14 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-__all__ = ["CACHE_SIZE", "account_key", "normalize_account", "normalize_text"]
+from ._cache import remember
+
+__all__ = ["account_key", "normalize_account", "normalize_text"]
 
 _DROP_CATEGORIES: Final = ("P", "Z", "S", "C")
 
 
-# Results remembered for the texts and accounts seen most recently: a plain dict, emptied when it is full.
-# ``functools.lru_cache`` also keeps the entries in recency order, a linked list whose neighbours every hit
-# rewrites: over tens of thousands of accounts those are cache misses, slower than the lookup itself.
-CACHE_SIZE: Final = 1 << 16
+# Results remembered for the texts and accounts seen most recently (``_cache``)
 _TEXTS: Final[dict[str, str]] = {}
 _ACCOUNTS: Final[dict[str, str]] = {}
 
@@ -29,10 +28,8 @@ def normalize_text(text: str) -> str:
     found = _TEXTS.get(text)
     if found is None:
         folded = unicodedata.normalize("NFKC", text).casefold()
-        found = "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
-        if len(_TEXTS) >= CACHE_SIZE:
-            _TEXTS.clear()
-        _TEXTS[text] = found
+        kept = "".join(ch for ch in folded if not unicodedata.category(ch).startswith(_DROP_CATEGORIES))
+        found = remember(_TEXTS, text, kept)
     return found
 
 
@@ -50,8 +47,5 @@ def normalize_account(value: str) -> str:
     """``account_key``, remembered for the accounts seen most recently."""
     found = _ACCOUNTS.get(value)
     if found is None:
-        found = account_key(value)
-        if len(_ACCOUNTS) >= CACHE_SIZE:
-            _ACCOUNTS.clear()
-        _ACCOUNTS[value] = found
+        found = remember(_ACCOUNTS, value, account_key(value))
     return found

@@ -30,7 +30,7 @@ from typing import Any, Final
 from ._cache import remember
 from ._text import account_key
 
-__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "party_hash", "rows_in"]
+__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "rows_in"]
 
 PayeeStats = tuple[int, int, int, int, int, int]
 # the columns of PayeeStats
@@ -127,11 +127,6 @@ def party(account: str) -> tuple[str, int]:
         digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
         found = remember(_PARTIES, account, (key, int.from_bytes(digest, "big") >> 1))
     return found
-
-
-def party_hash(account: str) -> int:
-    """A stable 63-bit hash of a normalised account number."""
-    return party(account)[1]
 
 
 def first_after(entries: array[int], width: int, time: int, low: int = 0) -> int:

@@ -6,12 +6,14 @@ evaluation one fact is asserted in a fixed session under a lock, every activatio
 retracted. What the C core mishandles never reaches it:
 
 - every rule starts with the positive discriminator ``t == "tx"``, so negative-only rules cannot loop;
-- facts hold only str, bool, int (money in minor units, far below int64) and finite floats, written with a
-  decimal point before any exponent (its parser refuses ``1e-07``);
+- facts hold only str, bool, int (money in minor units, far below int64) and finite floats (``Plan.fact``
+  builds them so); a float written with an exponent but no decimal point (``1e-07``), which its parser
+  refuses, is written again with one;
 - regular expressions, keyword sets, named lists and long ``in`` lists are computed in Python beforehand;
 - a condition expands to at most 60 alternatives, and rules are packed into chunks (separate C rulesets)
   whose alternatives add up to at most 60, below the engine's 64 simultaneous activations;
-- the one fact alive at a time carries a fresh sequential id, so 32-bit id hashes never collide.
+- the one fact alive at a time always has the id ``f``: ids are compared by a 32-bit hash, and a single id
+  cannot collide with another (a stored fact with it, left by a failed retract, is retracted first).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
 
 import orjson
 
@@ -57,33 +59,32 @@ def _number(value: float) -> str:
 _string = json.encoder.encode_basestring
 
 
-# What orjson may write that durable_rules must not see: a float with an exponent (its parser wants a
-# decimal point first; orjson always signs the exponent: ``1e-7``, ``1e+16``), ``null`` (orjson's NaN and
-# infinity), a nested value. Facts are flat and their values str/bool/int/float, so a value starts right
-# after a colon; a string that happens to contain one of these only sends the fact down the slow path, which
-# is always right. ``encode_fact`` looks for them with five substring searches (``e-``, ``e+``, ``:null``,
-# ``:[``, ``:{``), a fifth of the cost of one regular expression search.
+# The fact's head: the discriminator every rule tests first, the session, and the id. One fact is alive at a
+# time (asserted and retracted under the matcher's lock), so it always has the same id; retracting needs
+# only the id.
+_HEAD: Final = '{"t":"tx","sid":"0","id":"f"'
+RETRACT: Final = '{"sid":"0","id":"f"}'
+_dumps: Final = orjson.dumps  # read once (a Final global compiles to a C variable, not a module lookup)
 
 
-def encode_fact(fact: Fact, ident: str) -> str:
+def encode_fact(fact: Fact) -> str:
     """The flat fact as JSON, with the discriminator, session and id durable_rules needs.
 
-    orjson writes the usual fact in one call; a fact it cannot write, or writes in a form durable_rules'
-    parser refuses, goes through ``_encode_fact_slowly``.
+    orjson writes it in one call. Its floats may carry an exponent without a decimal point (``1e-07``),
+    which durable_rules' parser refuses (error 204, nothing asserted): ``DurableMatcher.match`` then sends
+    the careful form, ``encode_fact_carefully``. A fact orjson cannot write goes there directly.
     """
     try:
-        body = orjson.dumps(fact).decode()
+        body = _dumps(fact).decode()
     except TypeError:
-        return _encode_fact_slowly(fact, ident)
-    # searched as str: ``in`` on bytes first tries the needle as an integer and clears the TypeError
-    if "e-" in body or "e+" in body or ":null" in body or ":[" in body or ":{" in body:
-        return _encode_fact_slowly(fact, ident)
-    head = f'{{"t":"tx","sid":"0","id":"{ident}"'
-    return f"{head}}}" if len(body) == 2 else f"{head},{body[1:]}"
+        return encode_fact_carefully(fact)
+    # one copy: the brace that opens orjson's text becomes the head
+    return _HEAD + "}" if len(body) == 2 else body.replace("{", _HEAD + ",", 1)
 
 
-def _encode_fact_slowly(fact: Fact, ident: str) -> str:
-    parts = [f'{{"t":"tx","sid":"0","id":"{ident}"']
+def encode_fact_carefully(fact: Fact) -> str:
+    """The fact as JSON, each float written so that durable_rules' parser reads it (``_number``)."""
+    parts = [_HEAD]
     for key, value in fact.items():
         kind = type(value)
         if kind is bool:
@@ -219,9 +220,17 @@ class DurableMatcher:
                 self._handles.append(_engine.create_ruleset(name, encode(definition)))
             except _engine.error as exc:
                 raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
+        lock = threading.Lock()
+        # the lock's bound methods, called directly: ``with lock`` looks up two special methods each time
+        self._acquire: Callable[[], bool] = lock.acquire
+        self._release: Callable[[], None] = lock.release
         self._plan = plan
+        # The C functions, read once: a call then skips two dictionary lookups (module, attribute). Their
+        # types let the compiled code unpack and compare their results directly.
+        self._assert: Callable[[int, str], tuple[int, int]] = _engine.assert_fact
+        self._start: Callable[[int, int], Any] = _engine.start_action_for_state
+        self._next: Callable[[int, int], Any] = _engine.complete_and_start_action
+        self._retract: Callable[[int, str], Any] = _engine.retract_fact
 
     def match_event(
         self,
@@ -234,32 +243,61 @@ class DurableMatcher:
         return self.match(self._plan.fact(event, features, lists, minor))
 
     def match(self, fact: Fact) -> list[int]:
-        with self._lock:
-            try:
-                text = encode_fact(fact, str(next(self._ids)))
-            except (TypeError, ValueError) as exc:
-                raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
-            found: set[int] = set()
-            for handle in self._handles:
-                self._run(handle, text, found)
-            return sorted(found)
-
-    def _run(self, handle: int, text: str, found: set[int]) -> None:
+        """The indices of the rules ``fact`` matches, in order. ``fact`` is a fact as ``Plan.fact`` builds
+        it: flat, its values str, bool, int or finite float (``1e-07``, which durable_rules' parser
+        refuses, is sent again in the careful form)."""
         try:
-            code, state = _engine.assert_fact(handle, text)
+            text = encode_fact(fact)
+        except (TypeError, ValueError) as exc:
+            raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
+        found: list[int] = []
+        handles = self._handles
+        if not handles:
+            return found
+        self._acquire()
+        try:
+            try:
+                self._run(handles[0], text, found)
+            except _engine.error as exc:
+                careful = encode_fact_carefully(fact)
+                if careful == text:
+                    raise EngineError(f"durable_rules failed to assert the fact: {exc}") from exc
+                text = careful
+                self._checked_run(handles[0], text, found)
+            for index in range(1, len(handles)):
+                self._checked_run(handles[index], text, found)
+        finally:
+            self._release()
+        return sorted(set(found)) if len(found) > 1 else found
+
+    def _checked_run(self, handle: int, text: str, found: list[int]) -> None:
+        try:
+            self._run(handle, text, found)
         except _engine.error as exc:
             raise EngineError(f"durable_rules failed to assert the fact: {exc}") from exc
+
+    def _run(self, handle: int, text: str, found: list[int]) -> None:
+        """Assert ``text`` in the ruleset ``handle``, add the matching rules to ``found``, retract it.
+
+        Raises ``_engine.error`` if the fact cannot be asserted (nothing is then stored).
+        """
+        code, state = self._assert(handle, text)
         if code == 1:  # no rule matched: the fact was not stored
             return
-        if code == 2:  # an id hash collision; retracting would delete another fact
-            raise EngineError("durable_rules reported the fact as already observed")
+        if code == 2:  # a fact with this id is stored: left by an earlier round whose retract failed
+            self._retract(handle, RETRACT)
+            code, state = self._assert(handle, text)
+            if code == 2:
+                raise EngineError("durable_rules reported the fact as already observed")
+            if code == 1:
+                return
         finished = False
         try:
-            result = _engine.start_action_for_state(handle, state)
+            result = self._start(handle, state)
             message = result[1] if result else None
             while message:
-                found.add(int(message[3 : message.index('"', 2)]))
-                message = _engine.complete_and_start_action(handle, state)
+                found.append(int(message[3 : message.index('"', 2)]))
+                message = self._next(handle, state)
             finished = True
         except _engine.error as exc:
             raise EngineError(f"durable_rules failed while collecting matches: {exc}") from exc
@@ -267,7 +305,7 @@ class DurableMatcher:
             # An exception mid-round (even KeyboardInterrupt) must not leave the session locked: drain the
             # round. abandon_action is never called, it crashes the next round.
             try:
-                while not finished and _engine.complete_and_start_action(handle, state):
+                while not finished and self._next(handle, state):
                     pass
             finally:
-                _engine.retract_fact(handle, text)
+                self._retract(handle, RETRACT)

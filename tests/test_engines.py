@@ -186,6 +186,27 @@ def test_an_interrupted_match_leaves_the_engine_usable(
 
 
 @needs_durable
+def test_a_match_waits_while_another_thread_holds_the_matcher(write_rules: WriteRules) -> None:
+    guard = Guard.from_path(write_rules(threshold_rules(3)), engine="durable", on_error="raise")
+    compiled, _ = guard._state
+    token = compiled.matcher._take()  # as a match in progress on another thread holds it
+    done = threading.Event()
+    found: dict[str, tuple[str, ...]] = {}
+
+    def work() -> None:
+        found["rules"] = guard.evaluate(make_event(payer={"age": 1})).rule_ids
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert not done.wait(0.3)
+    compiled.matcher._give(token)
+    assert done.wait(30)
+    worker.join()
+    assert found["rules"] == ("r0", "r1")
+
+
+@needs_durable
 def test_a_fact_left_in_the_session_is_retracted_before_the_next_one(write_rules: WriteRules) -> None:
     # A round whose retract failed would leave its fact stored under the id every fact has; durable_rules
     # then reports the next fact "already observed". The matcher retracts the old one and asserts again.

@@ -62,8 +62,9 @@ _string = json.encoder.encode_basestring
 # The fact's head: the discriminator every rule tests first, the session, and the id. One fact is alive at a
 # time (asserted and retracted under the matcher's lock), so it always has the same id; retracting needs
 # only the id.
-_HEAD: Final = '{"t":"tx","sid":"0","id":"f"'
-RETRACT: Final = '{"sid":"0","id":"f"}'
+_KEY: Final = '"sid":"0","id":"f"'
+_HEAD: Final = '{"t":"tx",' + _KEY
+RETRACT: Final = "{" + _KEY + "}"
 _dumps: Final = orjson.dumps  # read once (a Final global compiles to a C variable, not a module lookup)
 
 
@@ -286,15 +287,13 @@ class DurableMatcher:
         Raises ``_engine.error`` if the fact cannot be asserted (nothing is then stored).
         """
         code, state = self._assert(handle, text)
-        if code == 1:  # no rule matched: the fact was not stored
-            return
         if code == 2:  # a fact with this id is stored: left by an earlier round whose retract failed
             self._retract(handle, RETRACT)
             code, state = self._assert(handle, text)
             if code == 2:
                 raise EngineError("durable_rules reported the fact as already observed")
-            if code == 1:
-                return
+        if code == 1:  # no rule matched: the fact was not stored
+            return
         finished = False
         try:
             result = self._start(handle, state)

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # The compiled modules sit beside their source (editable install): rebuild them when the source changed,
 # or when another Python's build removed this one's.
 compiled: $(STAMP)
-	@$(BIN)/python -m payguard._compiled || $(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m payguard._build || $(BIN)/python -m pip install --quiet -e '.[dev]'
 
 demo: compiled
 	$(BIN)/payguard replay examples/transactions.jsonl --history examples/history.jsonl.gz --rules rules/ \
@@ -43,4 +43,4 @@ soak: compiled
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
-	rm -f src/*.so src/payguard/*.so
+	rm -f src/*.so src/payguard/*.so src/payguard/*/*.so

@@ -34,9 +34,9 @@ from typing import Any
 
 import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
-from payguard._compiled import COMPILED, compiled_modules
-from payguard._generate import benign_traffic
-from payguard._history import EMPTY
+from payguard._build import COMPILED, compiled_modules
+from payguard._stores.history import EMPTY
+from payguard._synthetic import benign_traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -237,7 +237,7 @@ def _loop(items: list[Any], call: Callable[[Any], Any]) -> float:
 def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
     """The C calls alone for the same compiled rules, as the adapter makes them: assert, start, drain,
     retract by id, on facts encoded beforehand."""
-    from payguard._durable import RETRACT, encode_fact, encode_fact_carefully
+    from payguard._engine.durable import RETRACT, encode_fact, encode_fact_carefully
 
     engine = durable_rules_engine
     # the text the adapter ends up sending: the careful form where orjson wrote a float as 1e-07
@@ -261,7 +261,7 @@ def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
 
 
 def _all_features_rules() -> str:
-    from payguard._fields import FEATURES
+    from payguard._rules.fields import FEATURES
 
     tests = "\n".join(f"        - {{{name}: {{exists: true}}}}" for name in FEATURES)
     return (

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from payguard import Guard, MemoryStore, parse_event, verify_file
-from payguard._generate import benign_traffic
+from payguard._synthetic import benign_traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard import Action, AuditError, Guard, InvalidEventError, MemoryStore, verify_file
-from payguard._audit import GENESIS, last_hash, record_hash
-from payguard._history import AccountHistory
-from payguard._store import _MemoryTransaction
+from payguard._audit.processors import GENESIS, record_hash
+from payguard._audit.sinks import last_hash
+from payguard._stores.history import AccountHistory
+from payguard._stores.memory import _MemoryTransaction
 
 from .conftest import ROOT, make_event
 

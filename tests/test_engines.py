@@ -165,7 +165,7 @@ def test_regular_expressions_are_checked_at_load_and_long_lists_become_predicate
 def test_an_interrupted_match_leaves_the_engine_usable(
     write_rules: WriteRules, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from payguard import _durable
+    from payguard._engine import durable as _durable
 
     real = _durable._engine.complete_and_start_action
     calls = {"n": 0}
@@ -188,7 +188,7 @@ def test_an_interrupted_match_leaves_the_engine_usable(
 @needs_durable
 def test_a_match_waits_while_another_thread_holds_the_matcher(write_rules: WriteRules) -> None:
     guard = Guard.from_path(write_rules(threshold_rules(3)), engine="durable", on_error="raise")
-    compiled, _ = guard._state
+    compiled = guard.pipeline
     token = compiled.matcher._take()  # as a match in progress on another thread holds it
     done = threading.Event()
     found: dict[str, tuple[str, ...]] = {}
@@ -210,11 +210,11 @@ def test_a_match_waits_while_another_thread_holds_the_matcher(write_rules: Write
 def test_a_fact_left_in_the_session_is_retracted_before_the_next_one(write_rules: WriteRules) -> None:
     # A round whose retract failed would leave its fact stored under the id every fact has; durable_rules
     # then reports the next fact "already observed". The matcher retracts the old one and asserts again.
-    from payguard import _durable
+    from payguard._engine import durable as _durable
 
     guard = Guard.from_path(write_rules(threshold_rules(3)), engine="durable", on_error="raise")
-    compiled, _ = guard._state
-    handle = compiled.matcher._handles[0]
+    compiled = guard.pipeline
+    handle = compiled.matcher.handles[0]
     code, state = _durable._engine.assert_fact(handle, _durable.encode_fact({"f0": 50}))
     assert code == 0
     result = _durable._engine.start_action_for_state(handle, state)
@@ -228,7 +228,7 @@ def test_a_fact_left_in_the_session_is_retracted_before_the_next_one(write_rules
 def test_a_fact_durable_rules_refuses_raises_an_engine_error(
     write_rules: WriteRules, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from payguard import _durable
+    from payguard._engine import durable as _durable
 
     def refuse(handle: int, text: str) -> Any:
         raise _durable._engine.error("Could not assert fact, error code: 204")
@@ -275,11 +275,12 @@ def test_the_python_matcher_finds_on_the_event_what_it_finds_on_its_fact(
     # is what durable_rules is given and what the differential test above compares. Same rules, same hits.
     ruleset = strategies.load_generated(tmp_path / "generated.yaml", text)
     guard = Guard(ruleset, engine="python", on_error="raise")
-    compiled, lists = guard._state
+    compiled, lists = guard.pipeline, guard.lists
     for data in events:
-        event = payguard.parse_event(data)
+        admitted = compiled.validate(data)
+        event = admitted.event
         with guard.store.transaction() as txn:
-            context = compiled.features.context(event, txn)
+            context = compiled.features.context(admitted, txn)
             features = compiled.features.compute(context, compiled.plan.features)
             fact = compiled.plan.fact(event, features, lists, context.minor)
             found = compiled.matcher.match_event(event, features, lists, context.minor)
@@ -367,7 +368,7 @@ fact_values = st.one_of(
 def test_the_fast_fact_encoder_writes_what_the_careful_one_writes(fact: dict[str, Any]) -> None:
     import json
 
-    from payguard._durable import encode_fact, encode_fact_carefully
+    from payguard._engine.durable import encode_fact, encode_fact_carefully
 
     fast, careful = encode_fact(fact), encode_fact_carefully(fact)
     assert json.loads(fast) == json.loads(careful) == {"t": "tx", "sid": "0", "id": "f", **fact}

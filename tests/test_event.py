@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import payguard
 from payguard import InvalidEventError, parse_event
-from payguard._money import MAX_MINOR_UNITS, MoneyError, currency_exponent, to_minor_units
+from payguard._common.money import MAX_MINOR_UNITS, MoneyError, currency_exponent, to_minor_units
 
 from .conftest import make_event
 

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 
 import payguard
 from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
-from payguard._features import _FEATURES, _MONEY, epoch_seconds, local_hour
-from payguard._fields import FEATURES, Kind
-from payguard._history import (
+from payguard._common.time import epoch_seconds, local_hour
+from payguard._features.calculator import _MONEY
+from payguard._features.catalogue import FUNCTIONS
+from payguard._rules.fields import FEATURES, Kind
+from payguard._stores.history import (
     COUNT,
     DAY,
     EMPTY,
@@ -34,7 +36,7 @@ from payguard._history import (
     rows_in,
     unpack_payee,
 )
-from payguard._store import StoreTransaction
+from payguard._stores.interface import StoreTransaction
 
 from .conftest import ROOT, make_event
 
@@ -86,17 +88,17 @@ def pay(guard: Guard, n: int, hours: float, amount: str = "100", payee: str = "B
     return guard.evaluate(event)
 
 
-def test_the_engine_computes_each_feature_by_its_own_function(guard: Guard) -> None:
-    # compute() reaches the functions through an index (a direct call once compiled): the index of each
-    # name must lead to that name's function
+def test_every_declared_feature_is_computed_by_the_function_registered_under_its_name(guard: Guard) -> None:
+    assert set(FUNCTIONS) == set(FEATURES)
+    assert all(function.__name__ == name for name, function in FUNCTIONS.items())
     for n in range(6):
         pay(guard, n, n * 0.5, amount=str(100 * (n + 1)), payee=f"B-{n % 3}", memo="请转入安全账户 刷单")
-    compiled = guard._state[0]
-    event = payguard.parse_event(make_event(id="probe", timestamp=at(3), amount="900", memo="刷单 佣金"))
+    pipeline = guard.pipeline
+    admitted = pipeline.validate(make_event(id="probe", timestamp=at(3), amount="900", memo="刷单 佣金"))
     with guard.store.transaction() as txn:
-        context = compiled.features.context(event, txn)
-        values = compiled.features.compute(context, frozenset(_FEATURES))
-        for name, function in _FEATURES.items():
+        context = pipeline.features.context(admitted, txn)
+        values = pipeline.features.compute(context, frozenset(FUNCTIONS))
+        for name, function in FUNCTIONS.items():
             expected = function(context)
             if name in values:
                 assert values[name] == (str(Decimal(expected).scaleb(-2)) if name in _MONEY else expected)
@@ -510,4 +512,8 @@ def test_the_95th_percentile_read_off_the_ranked_sample_equals_the_sorted_window
 )
 def test_event_times_become_whole_epoch_seconds_exactly(moment: datetime) -> None:
     # integer arithmetic, exact where a float timestamp of a far-future time would round
-    assert epoch_seconds(moment) == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+    offset = moment.utcoffset()
+    assert offset is not None
+    assert epoch_seconds(moment, offset) == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        seconds=1
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -124,9 +123,7 @@ def test_an_internal_failure_holds_the_payment_and_says_why(
             raise RuntimeError("engine exploded")
 
     def break_engine(guard: Guard) -> None:
-        compiled, lists = guard._state
-        broken = dataclasses.replace(compiled, matcher=Exploding(compiled.matcher))
-        monkeypatch.setattr(guard, "_state", (broken, lists))
+        monkeypatch.setattr(guard.pipeline, "matcher", Exploding(guard.pipeline.matcher))
 
     guard = Guard.from_path(write_rules(SCAM_RULES), engine=engine)
     break_engine(guard)

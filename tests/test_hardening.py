@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard import Decision, Guard, InvalidEventError, MemoryStore, RuleFileError, load_rule_set
-from payguard._readers import read_records
+from payguard._io import read_records
 
 from .conftest import ROOT, make_event
 from .test_engines import ENGINES

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from payguard import parse_event
-from payguard._readers import ReaderError, guess_format, read_records
+from payguard._io import read_records
+from payguard._io.base import ReaderError, guess_format
 
 from .conftest import SHARED_DATA
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payguard import RuleFileError, RuleProblem, load_rule_set
-from payguard._conditions import AllOf, Compare, InSet, Not, Pred
+from payguard._rules.conditions import AllOf, Compare, InSet, Not, Pred
 
 from .conftest import HEADER
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from payguard import Action, Guard, load_rule_set
 from payguard._cli import main, rules_table
-from payguard._features import FeatureEngine
-from payguard._fields import FEATURES
-from payguard._generate import benign_traffic, demo_day
+from payguard._features.calculator import FeatureEngine
+from payguard._rules.fields import FEATURES
+from payguard._synthetic import benign_traffic, demo_day
 
 from .conftest import ROOT
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._audit import AuditTrail, VerifyReport, verify_file
+from ._audit.trail import AuditTrail
+from ._audit.verify import VerifyReport, verify_file
 from ._decision import Action, Decision, Hit, RulesetRef
 from ._errors import (
     AuditError,
@@ -24,8 +25,11 @@ from ._errors import (
 )
 from ._event import Event, parse_event
 from ._guard import Guard
-from ._rulefile import RuleSet, load_rule_set
-from ._store import MemoryStore, SQLiteStore, Store
+from ._rules.loader import load_rule_set
+from ._rules.model import RuleSet
+from ._stores.interface import Store
+from ._stores.memory import MemoryStore
+from ._stores.sqlite import SQLiteStore
 
 try:
     __version__ = version("payguard")

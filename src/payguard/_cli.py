@@ -17,12 +17,13 @@ from typing import IO, Any
 
 import click
 
-from ._audit import verify_file
+from ._audit.verify import verify_file
 from ._errors import InvalidEventError, PayguardError, RuleFileError
 from ._guard import ENGINES, Guard
-from ._readers import FORMATS, Record, read_records
+from ._io import read_records
+from ._io.base import FORMATS, Record
 from ._replay import FRAUD_LIST, ReplaySummary, parse_duration, replay, write_json
-from ._rulefile import load_rule_set
+from ._rules.loader import load_rule_set
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -378,7 +379,7 @@ def benign(
     customers: int, seed: int, days: int, history_days: int, out: str, history_out: str | None
 ) -> None:
     """Ordinary traffic of CUSTOMERS customers: regular payees, bills, salaries, new friends, purchases."""
-    from ._generate import benign_traffic, write_jsonl
+    from ._synthetic import benign_traffic, write_jsonl
 
     start = datetime(2026, 3, 1, tzinfo=UTC)
     past, month = benign_traffic(customers, seed, start, history_days=history_days, days=days)
@@ -394,7 +395,7 @@ def benign(
 @click.option("--seed", type=int, default=20260316, show_default=True)
 def demo(out: str, history_out: str, seed: int) -> None:
     """The demo files: 60 days of history and one day at a small bank with three scam stories."""
-    from ._generate import demo_day, write_jsonl
+    from ._synthetic import demo_day, write_jsonl
 
     past, day = demo_day(seed)
     write_jsonl(Path(out), day)

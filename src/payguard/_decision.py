@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["Action", "Decision", "Hit", "RulesetRef", "isoformat", "most_severe", "utcoffset"]
+from ._common.time import isoformat
+
+__all__ = ["Action", "Decision", "Hit", "RulesetRef", "json_value", "most_severe"]
 
 
 class Action(StrEnum):
@@ -58,60 +61,14 @@ class Action(StrEnum):
 _SEVERITY: Final = {Action.ALLOW: 0, Action.REVIEW: 1, Action.HOLD: 2, Action.INTERRUPT: 3}
 
 
-_TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
-# "+08:00" for a UTC offset of 28,800 seconds; filled as offsets are seen (a handful of zones in practice)
-_OFFSET_TEXT: Final[dict[int, str]] = {}
-
-
-# The UTC offset of the datetime asked last, kept with it: the feature engine turns an event's time into
-# epoch seconds and the audit record writes the same datetime as text a moment later, and pydantic's time
-# zone answers ``utcoffset`` through a C-API call with a format string (3,500 instructions). The entry holds
-# the datetime, so its identity cannot be reused while the entry lives; a tuple is replaced whole, so a
-# thread never reads one datetime's offset with another's.
-_last_offset: tuple[datetime | None, timedelta | None] = (None, None)
-
-
-def utcoffset(moment: datetime) -> timedelta | None:
-    """``moment.utcoffset()``, remembered for the datetime asked last."""
-    global _last_offset  # noqa: PLW0603 (a one-entry cache, replaced whole)
-    last = _last_offset
-    if last[0] is moment:
-        return last[1]
-    offset = moment.utcoffset()
-    _last_offset = (moment, offset)
-    return offset
-
-
-def isoformat(moment: datetime) -> str:
-    """``moment.isoformat()``, for the aware datetimes of decisions and audit records, assembled from
-    two-digit strings: CPython 3.11 formats through ``PyUnicode_FromFormat`` and ``sprintf``, about 11,000
-    instructions a call, and every audit record writes two. Anything unusual (a naive datetime, a year
-    before 1000, an offset with seconds) goes to ``isoformat`` itself."""
-    year = moment.year
-    if year < 1000:
-        return moment.isoformat()
-    if moment.tzinfo is UTC:  # evaluated_at
-        suffix = "+00:00"
-    else:
-        offset = utcoffset(moment)
-        if offset is None:
-            return moment.isoformat()
-        seconds = offset.days * 86400 + offset.seconds
-        found = _OFFSET_TEXT.get(seconds)
-        if found is None:
-            if seconds % 60 or offset.microseconds:
-                return moment.isoformat()
-            minutes = abs(seconds) // 60
-            found = f"{'-' if seconds < 0 else '+'}{_TWO_DIGITS[minutes // 60]}:{_TWO_DIGITS[minutes % 60]}"
-            _OFFSET_TEXT[seconds] = found
-        suffix = found
-    two = _TWO_DIGITS
-    micro = moment.microsecond
-    fraction = f".{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}" if micro else ""
-    return (
-        f"{year}-{two[moment.month]}-{two[moment.day]}T{two[moment.hour]}:{two[moment.minute]}:"
-        f"{two[moment.second]}{fraction}{suffix}"
-    )
+def json_value(value: Any) -> Any:
+    """A feature's or field's value as JSON shows it (money as decimal text, lists as lists)."""
+    kind = type(value)
+    if kind is Decimal:
+        return str(value)
+    if kind is tuple:
+        return list(value)
+    return value
 
 
 def most_severe(actions: Iterable[Action]) -> Action:

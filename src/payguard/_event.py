@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
-from typing import Annotated, Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, NamedTuple, Self
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -25,11 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from ._common.money import event_minor_units
+from ._common.time import epoch_seconds, zone
 from ._errors import FieldError, InvalidEventError
-from ._money import money_problems
 
 __all__ = [
     "MONEY_EVENT_TYPES",
+    "Admitted",
     "Channel",
     "CopResult",
     "Event",
@@ -40,6 +41,7 @@ __all__ = [
     "PartyType",
     "RiskLevel",
     "Session",
+    "admit",
     "parse_event",
 ]
 
@@ -117,12 +119,6 @@ class RiskLevel(StrEnum):
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 ShortText = Annotated[str, Field(max_length=MAX_TEXT)]
 Scalar = str | bool | int | float | None
-
-
-@lru_cache(maxsize=1024)
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name``; cached because zone lookups read files."""
-    return ZoneInfo(name)
 
 
 class _Model(BaseModel):
@@ -221,11 +217,6 @@ class Event(_Model):
                 errors.append(("payee", f"required for {kind.value} events"))
         elif amount is not None:
             errors.append(("amount", f"{kind.value} events carry no amount"))
-        if currency is not None:  # checked by compiled code: every event passes here
-            payee = self.payee
-            errors += money_problems(
-                currency, amount, self.payer.balance_before, None if payee is None else payee.balance_before
-            )
         if errors:
             raise _CrossFieldError(errors)
         return self
@@ -280,13 +271,46 @@ def _message(error: Any) -> str:
 _validate: Callable[[object], Event] = Event.__pydantic_validator__.validate_python
 
 
+class Admitted(NamedTuple):
+    """An event that passed validation, with what validation computed, handed to the stages after it."""
+
+    event: Event
+    time: int  # epoch seconds of ``event.timestamp``, rounded down
+    offset: timedelta  # the UTC offset of ``event.timestamp``
+    amount: int | None  # in minor units of the event's currency
+    balance: int | None  # ``payer.balance_before`` in minor units
+
+
+def admit(data: object) -> Admitted:
+    """Validate ``data`` (a dict in the canonical form, or an ``Event``): the one validation of an event.
+
+    Raises ``InvalidEventError`` naming every bad field by its dotted path.
+    """
+    event = data if isinstance(data, Event) else _parse(data)
+    amount = balance = None
+    currency = event.currency
+    if currency is not None:
+        payer, payee = event.payer, event.payee
+        amount, balance, problems = event_minor_units(
+            currency, event.amount, payer.balance_before, None if payee is None else payee.balance_before
+        )
+        if problems:
+            raise InvalidEventError([FieldError(field, message) for field, message in problems], event.id)
+    moment = event.timestamp
+    offset = moment.utcoffset()
+    assert offset is not None  # an AwareDatetime
+    return Admitted(event, epoch_seconds(moment, offset), offset, amount, balance)
+
+
 def parse_event(data: object) -> Event:
     """Validate ``data`` (a dict in the canonical form, or an ``Event``) into an ``Event``.
 
     Raises ``InvalidEventError`` naming every bad field by its dotted path.
     """
-    if isinstance(data, Event):
-        return data
+    return admit(data).event
+
+
+def _parse(data: object) -> Event:
     event_id = None
     if isinstance(data, dict):
         raw_id = data.get("id")

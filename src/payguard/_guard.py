@@ -13,73 +13,131 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
-from . import _durable
-from ._audit import AuditTrail
-from ._decision import Action, Decision, Hit, RulesetRef, isoformat, most_severe
+from ._audit.record import decision_record, rejected_record
+from ._audit.trail import AuditTrail
+from ._common.text import normalize_account
+from ._decision import Action, Decision, Hit, RulesetRef, json_value, most_severe
+from ._engine import ENGINES, Matcher, make_matcher, resolve_engine
+from ._engine.fact import Plan
 from ._errors import AuditError, InvalidEventError, PayguardError, UnknownDecisionError
-from ._event import Event, parse_event
-from ._features import FeatureEngine
-from ._fields import FEATURES, Kind
-from ._plan import Plan
-from ._python_engine import PythonMatcher
-from ._rulefile import RuleSet, load_rule_set
-from ._store import MemoryStore, Store, StoreTransaction
-from ._text import normalize_account
+from ._event import Admitted, Event, admit
+from ._features.calculator import FeatureEngine
+from ._features.context import Context
+from ._rules.fields import FEATURES, Kind
+from ._rules.loader import load_rule_set
+from ._rules.model import RuleSet
+from ._stores.interface import Store, StoreTransaction
+from ._stores.memory import MemoryStore
 
-__all__ = ["ENGINES", "Guard"]
+__all__ = ["ENGINES", "Guard", "Pipeline"]
 
-ENGINES: Final = ("auto", "durable", "python")
 INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 
-try:
-    PAYGUARD_VERSION = version("payguard")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
-    PAYGUARD_VERSION = "0+unknown"
 
+class Pipeline:
+    """The stages of a decision for one rule set: features, match, decide, audit record.
 
-@dataclass(frozen=True)
-class _Compiled:
-    """Everything derived from one rule set; swapped as a whole by ``reload``."""
+    Everything derived from one rule set, built once and swapped as a whole by ``Guard.reload``. The guard
+    runs the stages inside a store transaction (``Guard.evaluate``); benchmarks and tools may run them one
+    by one to see where a decision's time goes.
+    """
 
-    ruleset: RuleSet
-    ref: RulesetRef
-    plan: Plan
-    matcher: Any
-    features: FeatureEngine
-    # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
-    hits: tuple[tuple[bool, Hit], ...]
-    # the features whose values are not JSON as computed (tuples; money is computed as text)
-    unjson: frozenset[str]
-    # ``ref`` as the audit records show it (shared by every record: the processors never change it)
-    ref_json: dict[str, str]
+    def __init__(self, ruleset: RuleSet, engine: str) -> None:
+        self.ruleset = ruleset
+        self.plan = Plan(ruleset)
+        self.matcher: Matcher = make_matcher(self.plan, engine)
+        self.features = FeatureEngine(ruleset)
+        self.ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
+        # ``ref`` as the audit records show it (shared by every record: the processors never change it)
+        self.ref_json = self.ref.to_dict()
+        # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
+        self.hits: tuple[tuple[bool, Hit], ...] = tuple(
+            (rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules
+        )
+        # the features whose values are not JSON as computed (tuples)
+        self.unjson = frozenset(name for name in self.plan.features if FEATURES[name].kind is Kind.LIST)
 
+    @property
+    def engine(self) -> str:
+        return self.matcher.name
 
-def _compile(ruleset: RuleSet, engine: str) -> _Compiled:
-    plan = Plan(ruleset)
-    if engine == "auto":
-        engine = "durable" if _durable.AVAILABLE else "python"
-    matcher: Any = _durable.DurableMatcher(plan) if engine == "durable" else PythonMatcher(plan)
-    ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
-    hits = tuple((rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules)
-    unjson = frozenset(name for name in plan.features if FEATURES[name].kind is Kind.LIST)
-    return _Compiled(ruleset, ref, plan, matcher, FeatureEngine(ruleset), hits, unjson, ref.to_dict())
+    def validate(self, data: Event | Mapping[str, Any]) -> Admitted:
+        """``data`` validated, its attributes against the rule set's declarations; ``InvalidEventError``."""
+        admitted = admit(data)
+        errors = self.ruleset.attribute_errors(admitted.event)
+        if errors:
+            raise InvalidEventError(errors, admitted.event.id)
+        return admitted
 
+    def compute(self, admitted: Admitted, txn: StoreTransaction) -> tuple[Context, dict[str, Any]]:
+        """The event's view of the store and the features the rules read."""
+        context = self.features.context(admitted, txn)
+        return context, self.features.compute(context, self.plan.features)
 
-def _json_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is Decimal:
-        return str(value)
-    if kind is tuple:
-        return list(value)
-    return value
+    def match(
+        self, context: Context, features: dict[str, Any], lists: Mapping[str, frozenset[str]]
+    ) -> list[int]:
+        """The indices of the rules the event matches."""
+        return self.matcher.match_event(context.event, features, lists, context.minor)
+
+    def decide(
+        self, decision_id: str, event: Event, indices: list[int], features: dict[str, Any]
+    ) -> Decision:
+        """The decision: the most severe enforced hit's action, ``allow`` when none."""
+        hits: list[Hit] = []
+        shadow: list[Hit] = []
+        for index in indices:
+            is_shadow, hit = self.hits[index]
+            (shadow if is_shadow else hits).append(hit)
+        for name in self.unjson:  # the fact is built: the feature values become JSON in place
+            if name in features:
+                features[name] = json_value(features[name])
+        return Decision(
+            decision_id=decision_id,
+            event_id=event.id,
+            action=most_severe(hit.action for hit in hits) if hits else _ALLOW,
+            hits=tuple(hits),
+            shadow_hits=tuple(shadow),
+            ruleset=self.ref,
+            engine=self.matcher.name,
+            evaluated_at=datetime.now(UTC),
+            event_time=event.timestamp,
+            features=features,
+        )
+
+    def failed(self, decision_id: str, event: Event, exc: Exception) -> Decision:
+        """The audited ``hold`` that stands for a decision payguard could not make."""
+        reason = f"payguard could not evaluate this payment ({type(exc).__name__}: {exc}); held for review"
+        return Decision(
+            decision_id=decision_id,
+            event_id=event.id,
+            action=Action.HOLD,
+            hits=(Hit(INTERNAL_ERROR_RULE, Action.HOLD, reason),),
+            shadow_hits=(),
+            ruleset=self.ref,
+            engine=self.matcher.name,
+            evaluated_at=datetime.now(UTC),
+            event_time=event.timestamp,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
+    def record(self, decision: Decision, admitted: Admitted, started: float) -> dict[str, Any]:
+        """The audit record of ``decision``, with the evidence the rules that fired read."""
+        event = admitted.event
+        reads = self.plan.rule_fields
+        names: set[str] = set()
+        for hit in (*decision.hits, *decision.shadow_hits):
+            names |= reads.get(hit.rule_id, frozenset())  # the internal-error hold reads nothing
+        evidence: dict[str, Any] = {}
+        for name in sorted(names):
+            evidence[name] = self.plan.field_value(self.ruleset.field_spec(name), event, decision.features)
+        latency = round((time.perf_counter() - started) * 1e6, 1)
+        return decision_record(decision, event, admitted.offset, self.ref_json, evidence, latency)
 
 
 class Guard:
@@ -102,15 +160,14 @@ class Guard:
         audit_fsync: str | int = "never",
         on_error: Literal["hold", "raise"] = "hold",
     ) -> None:
-        if engine not in ENGINES:
-            raise PayguardError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        resolve_engine(engine)
         if on_error not in ("hold", "raise"):
             raise PayguardError(f"on_error must be 'hold' or 'raise', not {on_error!r}")
         self._engine_choice = engine
-        # The compiled rule set and the current lists, swapped together as one reference so that no
-        # decision sees a rule set with another rule set's lists, or half a list.
-        self._state: tuple[_Compiled, Mapping[str, frozenset[str]]] = (
-            _compile(ruleset, engine),
+        # The pipeline and the current lists, swapped together as one reference so that no decision sees a
+        # rule set with another rule set's lists, or half a list.
+        self._state: tuple[Pipeline, Mapping[str, frozenset[str]]] = (
+            Pipeline(ruleset, engine),
             dict(ruleset.lists),
         )
         self._lists_set: set[str] = set()
@@ -145,7 +202,17 @@ class Guard:
     @property
     def engine(self) -> str:
         """The matching engine in use: ``durable`` or ``python``."""
-        return str(self._state[0].matcher.name)
+        return self._state[0].engine
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The stages of a decision for the rule set in force (for tools that run them one by one)."""
+        return self._state[0]
+
+    @property
+    def lists(self) -> Mapping[str, frozenset[str]]:
+        """The named lists in force, by name (normalised entries)."""
+        return self._state[1]
 
     def list_entries(self, name: str) -> frozenset[str]:
         """The current (normalised) entries of the named list ``name``."""
@@ -158,178 +225,77 @@ class Guard:
         Raises ``InvalidEventError`` for an invalid event and ``AuditError`` when the record was not written.
         An event id seen before returns the first decision again, without counting the event twice.
         """
-        return self._evaluate(event)[0]
+        return self.evaluate_fresh(event)[0]
 
-    def _evaluate(self, event: Event | Mapping[str, Any]) -> tuple[Decision, bool]:
-        """The decision, and whether it was made now (``False`` for a repeated event id).
+    def evaluate_fresh(self, event: Event | Mapping[str, Any]) -> tuple[Decision, bool]:
+        """As ``evaluate``, and whether the decision was made now (``False``: the event id was decided
+        before, and this is that decision).
 
         A store that fails to open, read or commit the event's transaction yields an audited ``hold``
         that is not stored (if the failure came at commit, the audit trail also holds the record of the
         decision that could not be committed, and the ``hold`` after it is the one returned).
         """
         started = time.perf_counter()
-        compiled, lists = self._state
-        parsed = self._validate(event, compiled)
+        pipeline, lists = self._state
+        admitted = self._admit(event, pipeline)
         try:
             with self.store.transaction() as txn:
-                previous = txn.decision(parsed.id)
+                previous = txn.decision(admitted.event.id)
                 if previous is not None:
                     return previous, False
-                decision = self._decide_in(txn, parsed, compiled, lists, started)
-                txn.put_decision(parsed.id, decision)
-        except (InvalidEventError, AuditError):
+                decision = self._decide_in(txn, admitted, pipeline, lists, started)
+                txn.put_decision(admitted.event.id, decision)
+        except AuditError:
             raise
         except Exception as exc:
             if self.on_error == "raise":
                 raise
-            decision = self._failed(self._new_id(), parsed, compiled, exc)
+            decision = pipeline.failed(self._new_id(), admitted.event, exc)
             if self.audit is not None:
-                self.audit.write(self._record(decision, parsed, compiled, started))
+                self.audit.write(pipeline.record(decision, admitted, started))
         return decision, True
 
     def _decide_in(
         self,
         txn: StoreTransaction,
-        parsed: Event,
-        compiled: _Compiled,
+        admitted: Admitted,
+        pipeline: Pipeline,
         lists: Mapping[str, frozenset[str]],
         started: float,
     ) -> Decision:
         """Features, match, decision, audit record, then the history update, inside one transaction."""
         decision_id = self._new_id()
         try:
-            context = compiled.features.context(parsed, txn)
-            features = compiled.features.compute(context, compiled.plan.features)
-            indices = compiled.matcher.match_event(parsed, features, lists, context.minor)
-            decision = self._decide(decision_id, parsed, compiled, indices, features)
-        except InvalidEventError as exc:
-            self._audit_rejected(exc, compiled)
-            raise
+            context, features = pipeline.compute(admitted, txn)
+            indices = pipeline.match(context, features, lists)
+            decision = pipeline.decide(decision_id, admitted.event, indices, features)
         except Exception as exc:
             if self.on_error == "raise":
                 raise
-            decision = self._failed(decision_id, parsed, compiled, exc)
+            decision = pipeline.failed(decision_id, admitted.event, exc)
         if self.audit is not None:
-            self.audit.write(self._record(decision, parsed, compiled, started))
+            self.audit.write(pipeline.record(decision, admitted, started))
         if decision.error is None:
-            compiled.features.commit(context, decision.action, decision.decision_id)
+            pipeline.features.commit(context, decision.action, decision.decision_id)
         return decision
 
     def _new_id(self) -> str:
         return self._prefix + str(next(self._ids)).zfill(12)
 
-    def _validate(self, event: Event | Mapping[str, Any], compiled: _Compiled | None = None) -> Event:
-        """``event`` validated; an invalid one is audited as rejected, then ``InvalidEventError`` raised."""
+    def validate(self, event: Event | Mapping[str, Any]) -> Event:
+        """``event`` validated against the rule set in force, as ``evaluate`` validates it.
+
+        An invalid event is audited as rejected, then ``InvalidEventError`` raised.
+        """
+        return self._admit(event, self._state[0]).event
+
+    def _admit(self, event: Event | Mapping[str, Any], pipeline: Pipeline) -> Admitted:
         try:
-            return parse_event(event)
+            return pipeline.validate(event)
         except InvalidEventError as exc:
-            self._audit_rejected(exc, compiled or self._state[0])
+            if self.audit is not None:
+                self.audit.write(rejected_record(self._new_id(), exc, pipeline.ref_json, pipeline.engine))
             raise
-
-    def _decide(
-        self,
-        decision_id: str,
-        event: Event,
-        compiled: _Compiled,
-        indices: list[int],
-        features: dict[str, Any],
-    ) -> Decision:
-        hits: list[Hit] = []
-        shadow: list[Hit] = []
-        for index in indices:
-            is_shadow, hit = compiled.hits[index]
-            (shadow if is_shadow else hits).append(hit)
-        for name in compiled.unjson:  # the fact is built: the feature values become JSON in place
-            if name in features:
-                features[name] = _json_value(features[name])
-        return Decision(
-            decision_id=decision_id,
-            event_id=event.id,
-            action=most_severe(hit.action for hit in hits) if hits else _ALLOW,
-            hits=tuple(hits),
-            shadow_hits=tuple(shadow),
-            ruleset=compiled.ref,
-            engine=compiled.matcher.name,
-            evaluated_at=datetime.now(UTC),
-            event_time=event.timestamp,
-            features=features,
-        )
-
-    def _failed(self, decision_id: str, event: Event, compiled: _Compiled, exc: Exception) -> Decision:
-        reason = f"payguard could not evaluate this payment ({type(exc).__name__}: {exc}); held for review"
-        return Decision(
-            decision_id=decision_id,
-            event_id=event.id,
-            action=Action.HOLD,
-            hits=(Hit(INTERNAL_ERROR_RULE, Action.HOLD, reason),),
-            shadow_hits=(),
-            ruleset=compiled.ref,
-            engine=compiled.matcher.name,
-            evaluated_at=datetime.now(UTC),
-            event_time=event.timestamp,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-
-    # -- audit records --------------------------------------------------------------------------------
-    def _record(
-        self, decision: Decision, event: Event, compiled: _Compiled, started: float
-    ) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "record": "decision",
-            "decision_id": decision.decision_id,
-            "evaluated_at": isoformat(decision.evaluated_at),
-            "event_id": event.id,
-            "event_time": isoformat(event.timestamp),
-            "event_type": event.type._value_,
-            "action": decision.action._value_,
-            "hits": [hit.to_dict() for hit in decision.hits],
-            "shadow_hits": [hit.to_dict() for hit in decision.shadow_hits],
-            "evidence": self._evidence(decision, event, compiled),
-            "ruleset": compiled.ref_json,
-            "engine": decision.engine,
-            "payguard_version": PAYGUARD_VERSION,
-            "payer": event.payer.account,
-            "latency_us": round((time.perf_counter() - started) * 1e6, 1),
-        }
-        if event.payee is not None:
-            record["payee"] = event.payee.account
-        if event.amount is not None:
-            record["amount"] = str(event.amount)
-            record["currency"] = event.currency
-        if decision.error is not None:
-            record["error"] = decision.error
-        return record
-
-    def _evidence(self, decision: Decision, event: Event, compiled: _Compiled) -> dict[str, Any]:
-        """The values of the fields and features that the rules which fired read."""
-        reads = compiled.plan.rule_fields
-        names: set[str] = set()
-        for hit in (*decision.hits, *decision.shadow_hits):
-            names |= reads.get(hit.rule_id, frozenset())  # the internal-error hold reads nothing
-        evidence: dict[str, Any] = {}
-        for name in sorted(names):
-            spec = compiled.ruleset.field_spec(name)
-            value = (
-                decision.features.get(name) if spec.is_feature else compiled.plan.field_value(spec, event, {})
-            )
-            evidence[name] = _json_value(value)
-        return evidence
-
-    def _audit_rejected(self, exc: InvalidEventError, compiled: _Compiled) -> None:
-        if self.audit is None:
-            return
-        self.audit.write(
-            {
-                "record": "rejected",
-                "decision_id": self._new_id(),
-                "evaluated_at": isoformat(datetime.now(UTC)),
-                "event_id": exc.event_id,
-                "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in exc.errors],
-                "ruleset": compiled.ref.to_dict(),
-                "engine": compiled.matcher.name,
-                "payguard_version": PAYGUARD_VERSION,
-            }
-        )
 
     # -- history, lists, reloads ---------------------------------------------------------------------
     def record(self, events: Iterable[Event | Mapping[str, Any]]) -> int:
@@ -339,11 +305,11 @@ class Guard:
         events before it are kept).
         """
         count = 0
-        compiled = self._state[0]
+        pipeline = self._state[0]
         for item in events:
-            event = parse_event(item)
+            admitted = pipeline.validate(item)
             with self.store.transaction() as txn:
-                compiled.features.commit(compiled.features.context(event, txn), Action.ALLOW, None)
+                pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
             count += 1
         return count
 
@@ -353,31 +319,31 @@ class Guard:
             held = txn.held(decision_id)
             if held is None:
                 raise UnknownDecisionError(f"no held payment with decision id {decision_id!r}")
-            self._state[0].features.release(parse_event(held["event"]), txn)
+            self._state[0].features.release(admit(held["event"]), txn)
             txn.put_held(decision_id, None)
 
     def set_list(self, name: str, entries: Iterable[str]) -> None:
         """Replace the named list ``name`` atomically; no decision sees half a list."""
         fresh = frozenset(normalize_account(str(e)) for e in entries if str(e).strip())
         with self._swap_lock:
-            compiled, lists = self._state
+            pipeline, lists = self._state
             if name not in lists:
                 known = ", ".join(sorted(lists)) or "none"
                 raise PayguardError(f"unknown list {name!r}: the rule set declares {known}")
-            self._state = (compiled, {**lists, name: fresh})
+            self._state = (pipeline, {**lists, name: fresh})
             self._lists_set.add(name)
 
     def reload(self, path: str | Path) -> RulesetRef:
         """Swap in the rule set at ``path`` atomically. On any error the running rule set stays."""
         ruleset = load_rule_set(path)
-        compiled = _compile(ruleset, self._engine_choice)
+        pipeline = Pipeline(ruleset, self._engine_choice)
         with self._swap_lock:
             current = self._state[1]
             lists = dict(ruleset.lists)
             for name in self._lists_set & set(lists):
                 lists[name] = current[name]  # lists set at run time outlive a reload
-            self._state = (compiled, lists)
-        return compiled.ref
+            self._state = (pipeline, lists)
+        return pipeline.ref
 
     def __enter__(self) -> Guard:
         return self

@@ -25,7 +25,8 @@ from ._decision import Action, Decision
 from ._errors import InvalidEventError
 from ._event import Event, EventType, parse_event
 from ._guard import Guard
-from ._readers import Record, read_records
+from ._io import read_records
+from ._io.base import Record
 
 __all__ = ["REORDER_WINDOW", "ReplaySummary", "parse_duration", "replay"]
 
@@ -314,13 +315,13 @@ def replay(
             _rejected(summary, reject, record, record.error or "unreadable record")
             continue
         try:
-            event = guard._validate(record.event)  # audits the rejection, as live evaluation would
+            event = guard.validate(record.event)  # audits the rejection, as live evaluation would
         except InvalidEventError as exc:
             _rejected(summary, reject, record, str(exc))
             continue
         if feedback_delay is not None:
             summary.listed_by_feedback += _apply_feedback(pending, event, (guard, compare))
-        decision, fresh = guard._evaluate(event)
+        decision, fresh = guard.evaluate_fresh(event)
         if not fresh:
             summary.duplicates += 1
             continue
@@ -333,7 +334,7 @@ def replay(
         if decision.shadow_hits:
             line["shadow_hits"] = [hit.rule_id for hit in decision.shadow_hits]
         if compare is not None and summary.compare is not None:
-            old, _ = compare._evaluate(event)
+            old, _ = compare.evaluate_fresh(event)
             summary.compare.add(event, old, decision)
             line["old_action"] = old.action.value
         if write is not None:

@@ -21,15 +21,16 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from .._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
+from .._common.money import currency_exponent
 from .._decision import Action
 from .._errors import RuleFileError
 from .._event import EventType
-from .._fields import EVENT_FIELDS, Kind
 from .._guard import Guard
-from .._money import currency_exponent
-from .._readers import set_path
-from .._rulefile import Rule, RuleSet, parse_condition
+from .._io.base import set_path
+from .._rules.conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
+from .._rules.fields import EVENT_FIELDS, Kind
+from .._rules.model import Rule, RuleSet
+from .._rules.parser import parse_condition
 from ._runner import CaseResult, Invariant
 from .strategies import events as event_strategy
 

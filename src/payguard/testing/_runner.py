@@ -42,7 +42,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from .._decision import Action, Decision
 from .._errors import InvalidEventError, RuleFileError, RuleProblem
 from .._guard import Guard
-from .._rulefile import RuleSet, is_test_file, load_rule_set
+from .._rules.loader import load_rule_set
+from .._rules.model import RuleSet, is_test_file
 
 __all__ = [
     "CaseResult",

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from .._errors import RuleFileError
-from .._rulefile import RuleSet, load_rule_set
+from .._rules.loader import load_rule_set
+from .._rules.model import RuleSet
 from ._runner import TestCase, is_rule_test_file, load_test_file, run_case
 
 

@@ -2,7 +2,7 @@
 
 The modules on the per-event path are compiled when the package is built (see ``pyproject.toml``). An
 editable install compiles them next to their source, so after the source is edited the compiled module is
-stale until the next install: ``python -m payguard._compiled`` exits 1 then (or when a module is not
+stale until the next install: ``python -m payguard._build`` exits 1 then (or when a module is not
 compiled for this interpreter), which is how ``make`` knows to reinstall, and the test suite refuses to run
 against stale modules.
 """
@@ -16,17 +16,23 @@ from pathlib import Path
 __all__ = ["COMPILED", "compiled_modules", "stale_modules"]
 
 COMPILED = (
-    "_audit",
-    "_cache",
+    "_audit.processors",
+    "_audit.sinks",
+    "_audit.trail",
+    "_audit.record",
+    "_common.cache",
+    "_common.money",
+    "_common.text",
+    "_common.time",
     "_decision",
-    "_durable",
-    "_features",
+    "_engine.durable",
+    "_engine.fact",
+    "_features.calculator",
+    "_features.catalogue",
+    "_features.context",
     "_guard",
-    "_history",
-    "_memory",
-    "_money",
-    "_plan",
-    "_text",
+    "_stores.history",
+    "_stores.memory",
 )
 _PACKAGE = Path(__file__).resolve().parent
 # Only a source checkout (an editable install) can have compiled modules older than their source: an
@@ -39,8 +45,13 @@ def _origin(name: str) -> Path | None:
 
     Searched afresh: a compiled module that is already imported may report another ``__file__``.
     """
-    spec = importlib.machinery.PathFinder.find_spec(f"payguard.{name}", [str(_PACKAGE)])
+    folder = _PACKAGE.joinpath(*name.split(".")[:-1])
+    spec = importlib.machinery.PathFinder.find_spec(f"payguard.{name}", [str(folder)])
     return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _source(name: str) -> Path:
+    return _PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
 
 
 def compiled_modules() -> dict[str, bool]:
@@ -60,7 +71,7 @@ def stale_modules() -> list[str]:
         return []
     stale = []
     for name in COMPILED:
-        origin, source = _origin(name), _PACKAGE / f"{name}.py"
+        origin, source = _origin(name), _source(name)
         compiled = origin is not None and origin.suffix != ".py"
         if (
             compiled

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Union
 
 __all__ = [
+    "MAX_ALTERNATIVES",
     "NATIVE_IN_LIMIT",
     "AllOf",
     "AnyOf",
@@ -122,3 +123,33 @@ def push_negations(node: Condition, negate: bool = False) -> Condition:
     if isinstance(node, Exists) and negate:
         return Exists(node.field, not node.present)
     return Not(node) if negate else node
+
+
+# A rule's condition, expanded into alternatives (``any`` adds, ``all`` multiplies), may have at most this
+# many. durable_rules reports every satisfied alternative and fails above 64 at once.
+MAX_ALTERNATIVES = 60
+
+
+def alternatives(node: Condition) -> int:
+    """How many alternatives ``node`` expands to in durable_rules (negations pushed to the leaves)."""
+
+    def width(n: Condition) -> int:
+        if isinstance(n, AllOf):
+            product = 1
+            for child in n.children:
+                product *= width(child)
+            return product
+        if isinstance(n, AnyOf):
+            return sum(width(child) for child in n.children)
+        if isinstance(n, Not):
+            inner = n.child
+            if isinstance(inner, Compare):
+                return 4 if inner.currency else 2
+            if isinstance(inner, InSet):
+                return 2 if not inner.negate else len(inner.values) + 1
+            return 1
+        if isinstance(n, InSet) and not n.negate:
+            return len(n.values)
+        return 1
+
+    return width(push_negations(node))

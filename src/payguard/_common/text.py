@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-from ._cache import remember
+from .cache import remember
 
 __all__ = ["account_key", "normalize_account", "normalize_text"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ._event import Channel, CopResult, Event, EventType, Party, PartyType, RiskLevel
+from .._event import Channel, CopResult, Event, EventType, Party, PartyType, RiskLevel
 
 __all__ = ["EVENT_FIELDS", "FEATURES", "OPERATORS_BY_KIND", "FieldSpec", "Kind", "attribute_field"]
 

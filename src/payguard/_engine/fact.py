@@ -16,14 +16,13 @@ from typing import Any, Final
 
 import re2
 
-from ._cache import remember
-from ._conditions import Compare, Condition, Exists, InSet, Pred, leaves
-from ._errors import FieldError, InvalidEventError
-from ._event import Event
-from ._fields import FieldSpec, Kind
-from ._money import checked_minor_units, to_minor_units
-from ._rulefile import RuleSet
-from ._text import normalize_account, normalize_text
+from .._common.cache import remember
+from .._common.money import checked_minor_units, to_minor_units
+from .._common.text import normalize_account, normalize_text
+from .._event import Event
+from .._rules.conditions import Compare, Condition, Exists, InSet, Pred, leaves
+from .._rules.fields import FieldSpec, Kind
+from .._rules.model import RuleSet
 
 __all__ = ["CURRENCY_KEY", "Plan"]
 
@@ -93,25 +92,6 @@ def _pred_function(pred: Pred, ruleset: RuleSet) -> Callable[[Any, Mapping[str, 
     raise AssertionError(kind)  # pragma: no cover - the loader only builds the kinds above
 
 
-def _fits(kind: Kind, value: Any) -> bool:
-    """Whether an attribute value has the type the rule set declared for it."""
-    if kind is Kind.BOOL:
-        return isinstance(value, bool)
-    if kind is Kind.INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is Kind.FLOAT:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, str)
-
-
-def _checked_attribute(spec: FieldSpec, value: Any, event: Event) -> Any:
-    """``value`` if it has the type the rule set declared for the attribute; else the event is invalid."""
-    if not _fits(spec.kind, value):
-        message = f"the rule set declares it {spec.kind.value}, got {type(value).__name__}"
-        raise InvalidEventError([FieldError(spec.name, message)], event.id)
-    return value
-
-
 class Plan:
     """What the rules of a rule set read, and how to build their fact for one event."""
 
@@ -159,10 +139,7 @@ class Plan:
         if spec.is_feature:
             return features.get(spec.name)
         assert spec.getter is not None
-        value = spec.getter(event)
-        if value is not None and spec.name.startswith("attributes."):
-            return _checked_attribute(spec, value, event)
-        return value
+        return spec.getter(event)
 
     def fact(
         self,
@@ -233,7 +210,6 @@ class Plan:
         namespace["to_minor_units"] = to_minor_units
         namespace["isfinite"] = math.isfinite
         namespace["Decimal"] = Decimal
-        namespace["checked"] = _checked_attribute
         namespace["checked_minor"] = checked_minor_units
         namespace["normalize_text"] = normalize_text
         lines = ["    currency = event.currency"]
@@ -265,9 +241,7 @@ class Plan:
                 lines.append(f"    {var} = features.get({spec.name!r})")
             elif spec.name.startswith("attributes."):
                 name = spec.name.removeprefix("attributes.")
-                namespace[f"S_{var}"] = spec
                 lines.append(f"    {var} = event.attributes.get({name!r})")
-                lines.append(f"    if {var} is not None: {var} = checked(S_{var}, {var}, event)")
             else:
                 first, *rest = spec.name.split(".")
                 if rest:

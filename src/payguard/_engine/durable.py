@@ -26,18 +26,29 @@ from typing import Any, Final
 
 import orjson
 
-from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred, push_negations
-from ._errors import EngineError
-from ._event import Event
-from ._plan import CURRENCY_KEY, Fact, Plan
-from ._rulefile import MAX_ALTERNATIVES, alternatives
+from .._errors import EngineError
+from .._event import Event
+from .._rules.conditions import (
+    MAX_ALTERNATIVES,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Exists,
+    InSet,
+    Not,
+    Pred,
+    alternatives,
+    push_negations,
+)
+from .fact import CURRENCY_KEY, Fact, Plan
+
+__all__ = ["AVAILABLE", "DurableMatcher"]
 
 try:
     import durable_rules_engine as _engine
 except ImportError:  # Python 3.13+, or the C extension did not build
     _engine = None
-
-__all__ = ["AVAILABLE", "DurableMatcher"]
 
 AVAILABLE = _engine is not None
 
@@ -212,13 +223,13 @@ class DurableMatcher:
             )
         compiler = _Compiler(plan)
         self.definitions: list[dict[str, Any]] = []
-        self._handles: list[int] = []
+        self.handles: list[int] = []
         for chunk in _chunks(plan):
             definition = {f"r{i}": compiler.rule(plan.ruleset.rules[i].condition) for i in chunk}
             self.definitions.append(definition)
             name = f"payguard{next(_names)}"
             try:
-                self._handles.append(_engine.create_ruleset(name, encode(definition)))
+                self.handles.append(_engine.create_ruleset(name, encode(definition)))
             except _engine.error as exc:
                 raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
         # The lock is a queue holding one token: a call takes it (waiting, the GIL released, while another
@@ -256,7 +267,7 @@ class DurableMatcher:
         except (TypeError, ValueError) as exc:
             raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
         found: list[int] = []
-        handles = self._handles
+        handles = self.handles
         if not handles:
             return found
         token = self._take()

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
-from ._event import Event
-from ._plan import CURRENCY_KEY, Fact, Plan
+from .._event import Event
+from .._rules.conditions import AllOf, AnyOf, Compare, Condition, Exists, InSet, Not, Pred
+from .fact import CURRENCY_KEY, Fact, Plan
 
 __all__ = ["EventMatch", "PythonMatcher"]
 

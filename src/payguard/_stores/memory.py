@@ -13,8 +13,8 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from ._decision import Decision
-from ._history import AccountHistory
+from .._decision import Decision
+from .history import AccountHistory
 
 __all__ = ["MemoryStore"]
 

@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._cache import remember
-from ._text import account_key
+from .._common.cache import remember
+from .._common.text import account_key
+from .._common.time import DAY, HOUR
+from .._errors import StoreError
 
 __all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "rows_in"]
 
@@ -41,16 +43,33 @@ FIRST_AMOUNT: Final = 3
 LAST_AMOUNT: Final = 4
 INCREASING: Final = 5
 
+# The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
+# the versions before (1 is the unversioned form of payguard 0.1).
+FORMAT: Final = 2
+_READABLE: Final = (1, 2)
+
+# Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
 OUT_WIDTH: Final = 5
+OUT_AMOUNT: Final = 1
+OUT_PAYEE: Final = 2
+OUT_NEW_PAYEE: Final = 3
+OUT_BALANCE: Final = 4
 # money received: time, amount, payer hash, 1 if the payer is a person or unknown (0: an institution)
 INBOUND_WIDTH: Final = 4
+INBOUND_AMOUNT: Final = 1
+INBOUND_PAYER: Final = 2
+INBOUND_PERSONAL: Final = 3
 # loan disbursements received: time, amount, lender hash
 LOAN_WIDTH: Final = 3
+LOAN_AMOUNT: Final = 1
+LOAN_LENDER: Final = 2
 # deposits broken early: time, amount
 DEPOSIT_WIDTH: Final = 2
+DEPOSIT_AMOUNT: Final = 1
 # hold or interrupt decisions: time, payee hash
 STOP_WIDTH: Final = 2
+STOP_PAYEE: Final = 1
 # executed outgoing amounts (the sample, and the running maximum): time, amount
 SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
@@ -64,8 +83,6 @@ _TIME_BITS: Final = 38
 _COUNT_MASK: Final = (1 << 20) - 1
 _TIME_MASK: Final = (1 << _TIME_BITS) - 1
 
-HOUR: Final = 3600
-DAY: Final = 86400
 GRACE: Final = HOUR
 MAX_PAYEES: Final = 1000
 MAX_SAMPLE: Final = 100
@@ -145,6 +162,55 @@ def rows_in(entries: array[int], width: int, start: int, end: int) -> tuple[int,
     """The rows ``[low, high)`` with ``start < time <= end``."""
     low = first_after(entries, width, start)
     return low, first_after(entries, width, end, low)
+
+
+class Rows:
+    """The rows of one list of a history whose times lie in ``(start, end]``, read by named column."""
+
+    def __init__(self, entries: array[int], width: int, start: int, end: int) -> None:
+        self.entries = entries
+        self.width = width
+        self.low, self.high = rows_in(entries, width, start, end)
+
+    def count(self) -> int:
+        return self.high - self.low
+
+    def total(self, column: int) -> int:
+        entries, width = self.entries, self.width
+        return sum(entries[row * width + column] for row in range(self.low, self.high))
+
+    def total_flagged(self, column: int, flag: int) -> int:
+        """The sum of ``column`` over the rows whose ``flag`` column is set."""
+        entries, width = self.entries, self.width
+        return sum(
+            entries[row * width + column] for row in range(self.low, self.high) if entries[row * width + flag]
+        )
+
+    def distinct(self, column: int) -> set[int]:
+        entries, width = self.entries, self.width
+        return {entries[row * width + column] for row in range(self.low, self.high)}
+
+    def flagged(self, column: int, flag: int) -> list[int]:
+        """The values of ``column`` in the rows whose ``flag`` column is set, oldest first."""
+        entries, width = self.entries, self.width
+        return [
+            entries[row * width + column] for row in range(self.low, self.high) if entries[row * width + flag]
+        ]
+
+    def first_known(self, column: int) -> int | None:
+        """The oldest value of ``column`` that is known (stored as -1 when it is not)."""
+        entries, width = self.entries, self.width
+        for row in range(self.low, self.high):
+            value = entries[row * width + column]
+            if value >= 0:
+                return value
+        return None
+
+    def last(self, column: int) -> int | None:
+        """The value of ``column`` in the newest row."""
+        if self.high == self.low:
+            return None
+        return self.entries[(self.high - 1) * self.width + column]
 
 
 def _insert(entries: array[int], width: int, row: tuple[int, ...]) -> array[int]:
@@ -321,6 +387,26 @@ class AccountHistory:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
     # -- reads -------------------------------------------------------------------------------------
+    def out_rows(self, start: int, end: int) -> Rows:
+        """Outgoing attempts (executed or stopped) with ``start < time <= end``: ``OUT_*`` columns."""
+        return Rows(self.out, OUT_WIDTH, start, end)
+
+    def inbound_rows(self, start: int, end: int) -> Rows:
+        """Money received with ``start < time <= end``: ``INBOUND_*`` columns."""
+        return Rows(self.inbound, INBOUND_WIDTH, start, end)
+
+    def loan_rows(self, start: int, end: int) -> Rows:
+        """Loan disbursements received with ``start < time <= end``: ``LOAN_*`` columns."""
+        return Rows(self.loans, LOAN_WIDTH, start, end)
+
+    def deposit_rows(self, start: int, end: int) -> Rows:
+        """Deposits broken early with ``start < time <= end``: ``DEPOSIT_*`` columns."""
+        return Rows(self.deposits, DEPOSIT_WIDTH, start, end)
+
+    def stop_rows(self, start: int, end: int) -> Rows:
+        """Hold and interrupt decisions with ``start < time <= end``: ``STOP_*`` columns."""
+        return Rows(self.stops, STOP_WIDTH, start, end)
+
     def payee_row(self, payee: int) -> int:
         """The row of ``payee`` among the known payees, or -1.
 
@@ -381,6 +467,7 @@ class AccountHistory:
     def to_json(self) -> dict[str, Any]:
         payees = self.payees
         return {
+            "format": FORMAT,
             "out": _rows(self.out, OUT_WIDTH),
             "payees": [
                 [payees[at], *unpack_payee(payees[at + 1 : at + PAYEE_WIDTH])]
@@ -400,6 +487,20 @@ class AccountHistory:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountHistory:
+        """The history ``to_json`` wrote, in this format or an earlier one; ``StoreError`` otherwise."""
+        version = data.get("format", 1) if isinstance(data, dict) else None
+        if version not in _READABLE:
+            raise StoreError(
+                f"an account history in format {version!r}: this payguard reads formats "
+                f"{', '.join(map(str, _READABLE))} (written by a newer payguard, or not a history)"
+            )
+        try:
+            return cls._from_json(data)
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(f"an account history in format {version} is damaged: {exc!r}") from exc
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> AccountHistory:
         payees = [
             [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))] for row in data["payees"]
         ]

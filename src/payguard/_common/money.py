@@ -9,14 +9,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from ._cache import remember
-
 __all__ = [
     "MAX_MINOR_UNITS",
     "MoneyError",
     "checked_minor_units",
     "currency_exponent",
-    "money_problems",
+    "event_minor_units",
     "parse_decimal",
     "to_minor_units",
 ]
@@ -84,26 +82,10 @@ def parse_decimal(value: object) -> Decimal:
     return result
 
 
-# The last amounts converted, by identity: validating an event converts its amount and balances to check
-# them, and the feature engine converts the same Decimal objects again a moment later. An entry holds its
-# Decimal, so the id cannot be reused while the entry lives.
-_RECENT: Final[dict[int, tuple[Decimal, str, int]]] = {}
-_RECENT_SIZE: Final = 64
-
-
 def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision."""
-    key = id(amount)
-    found = _RECENT.get(key)
-    if found is not None and found[0] is amount and found[1] == currency:
-        return found[2]
-    minor = _convert(amount, currency)
-    remember(_RECENT, key, (amount, currency, minor), _RECENT_SIZE)
-    return minor
+    """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision.
 
-
-def _convert(amount: Decimal, currency: str) -> int:
-    """Exact integer arithmetic on the amount's ratio, without the decimal context that ``scaleb``,
+    Exact integer arithmetic on the amount's ratio, without the decimal context that ``scaleb``,
     ``int()`` and comparisons with a ``Decimal`` fetch from the thread on every call."""
     exponent = _EXPONENTS.get(currency, 2)
     adjusted = amount.adjusted()  # the power of ten of the leading digit
@@ -121,22 +103,26 @@ def _convert(amount: Decimal, currency: str) -> int:
     raise MoneyError(f"{amount} {currency} is larger than payguard handles")
 
 
-def money_problems(
+def event_minor_units(
     currency: str, amount: Decimal | None, payer_balance: Decimal | None, payee_balance: Decimal | None
-) -> list[tuple[str, str]]:
-    """The event's amount and balances that ``currency`` cannot represent, as (field, message) pairs."""
+) -> tuple[int | None, int | None, list[tuple[str, str]]]:
+    """An event's amount and payer balance in minor units of ``currency``, and the (field, message) pairs
+    of the amount and balances ``currency`` cannot represent."""
     problems: list[tuple[str, str]] = []
+    found: list[int | None] = []
     for field, value in (
         ("amount", amount),
         ("payer.balance_before", payer_balance),
         ("payee.balance_before", payee_balance),
     ):
+        minor = None
         if value is not None:
             try:
-                to_minor_units(value, currency)
+                minor = to_minor_units(value, currency)
             except MoneyError as exc:
                 problems.append((field, str(exc)))
-    return problems
+        found.append(minor)
+    return found[0], found[1], problems
 
 
 def _too_precise(amount: Decimal, currency: str) -> MoneyError:

@@ -1,0 +1,73 @@
+"""The audit records' schema: one record per decided or rejected event, built from what the guard passes.
+
+A ``decision`` record holds the decision, the event's identifiers, amount and times, the evidence (the
+values of the fields and features that the rules which fired read) and the rule set that decided; a
+``rejected`` record the problems of an invalid event. The processors (``processors.py``) then mask, chain
+and render them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .._common.time import isoformat
+from .._common.version import PAYGUARD_VERSION
+from .._decision import Decision, json_value
+from .._errors import InvalidEventError
+from .._event import Event
+
+__all__ = ["decision_record", "rejected_record"]
+
+
+def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them)
+    decision: Decision,
+    event: Event,
+    offset: timedelta | None,
+    ruleset: dict[str, str],
+    evidence: Mapping[str, Any],
+    latency_us: float,
+) -> dict[str, Any]:
+    """The record of ``decision`` for ``event`` (``offset``: the UTC offset of its timestamp, if known)."""
+    record: dict[str, Any] = {
+        "record": "decision",
+        "decision_id": decision.decision_id,
+        "evaluated_at": isoformat(decision.evaluated_at),
+        "event_id": event.id,
+        "event_time": isoformat(event.timestamp, offset),
+        "event_type": event.type._value_,
+        "action": decision.action._value_,
+        "hits": [hit.to_dict() for hit in decision.hits],
+        "shadow_hits": [hit.to_dict() for hit in decision.shadow_hits],
+        "evidence": {name: json_value(value) for name, value in evidence.items()},
+        "ruleset": ruleset,
+        "engine": decision.engine,
+        "payguard_version": PAYGUARD_VERSION,
+        "payer": event.payer.account,
+        "latency_us": latency_us,
+    }
+    if event.payee is not None:
+        record["payee"] = event.payee.account
+    if event.amount is not None:
+        record["amount"] = str(event.amount)
+        record["currency"] = event.currency
+    if decision.error is not None:
+        record["error"] = decision.error
+    return record
+
+
+def rejected_record(
+    decision_id: str, error: InvalidEventError, ruleset: dict[str, str], engine: str
+) -> dict[str, Any]:
+    """The record of an event refused as invalid, with every problem found."""
+    return {
+        "record": "rejected",
+        "decision_id": decision_id,
+        "evaluated_at": isoformat(datetime.now(UTC)),
+        "event_id": error.event_id,
+        "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in error.errors],
+        "ruleset": ruleset,
+        "engine": engine,
+        "payguard_version": PAYGUARD_VERSION,
+    }

@@ -1,0 +1,132 @@
+"""Compute the features a rule set reads, and write each decided event into the histories.
+
+An outgoing payment decided ``allow`` or ``review`` is *executed*: it makes the payee known and enters the
+amount history. One decided ``hold`` or ``interrupt`` is an *attempt*: it counts in the velocity windows and
+as a stop, until ``Guard.release`` turns it into an executed payment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final
+
+from .._common.money import currency_exponent
+from .._decision import Action
+from .._event import Admitted, EventType, PartyType
+from .._rules.fields import FEATURES, Kind
+from .._rules.model import RuleSet
+from .._stores.history import AccountHistory
+from .._stores.interface import StoreTransaction
+from .catalogue import FUNCTIONS, Function
+from .context import OUTGOING, Context, is_personal
+
+__all__ = ["FeatureEngine"]
+
+if set(FUNCTIONS) != set(FEATURES):  # pragma: no cover - a feature declared without a function, or back
+    raise AssertionError(f"features without a function or a declaration: {set(FUNCTIONS) ^ set(FEATURES)}")
+
+# One minor unit as a Decimal, by the currency's number of decimals (0, 2, 3 or 4 in ISO 4217)
+_MINOR_UNIT: Final = tuple(Decimal(1).scaleb(-exponent) for exponent in range(5))
+_MONEY: Final = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
+_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+# Enum members as module constants: compiled code reads these directly (see context.py).
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+_TRANSFER_IN: Final = EventType.TRANSFER_IN
+_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
+_VASP: Final = PartyType.VASP
+_HOLD: Final = Action.HOLD
+
+# The features a rule set reads, in name order: (name, function, whether it is money)
+_Functions = tuple[tuple[str, Function, bool], ...]
+
+
+class FeatureEngine:
+    """Computes the features a rule set reads, and writes each decided event into the histories."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.timezone = ruleset.timezone
+        self.keyword_sets = ruleset.keyword_sets
+        self._plans: dict[frozenset[str], _Functions] = {}
+
+    @staticmethod
+    def names() -> frozenset[str]:
+        return frozenset(FUNCTIONS)
+
+    def context(self, admitted: Admitted, txn: StoreTransaction) -> Context:
+        """One event's view of the store, shared by ``compute`` and ``commit``."""
+        return Context(admitted, txn, self.timezone, self.keyword_sets)
+
+    def compute(self, context: Context, names: frozenset[str]) -> dict[str, Any]:
+        """The values of ``names`` for the context's event; a feature that does not apply is left out.
+
+        Money features are computed in integer minor units, kept on ``context.minor`` for the fact, and
+        returned as decimal text in the event's currency (``"500.00"``), as decisions show them.
+        """
+        functions = self._plans.get(names)
+        if functions is None:  # one plan per set of names: sorted once, not per event
+            functions = self._plans[names] = tuple(
+                (name, FUNCTIONS[name], name in _MONEY) for name in sorted(names)
+            )
+        values = {}
+        minor = context.minor
+        unit = _MINOR_UNIT[currency_exponent(context.currency or "")]
+        for name, function, money in functions:
+            value = function(context)
+            if value is not None:
+                if money:
+                    minor[name] = value
+                    value = str(unit * value)  # the Decimal of value * 10**-exponent, as text
+                values[name] = value
+        return values
+
+    def commit(self, context: Context, action: Action, decision_id: str | None) -> None:
+        """Write a decided event into the histories it touches (``record`` passes ``allow``)."""
+        event, txn = context.event, context.txn
+        history = context.history
+        history.touch(context.time)
+        time, amount, kind = context.time, context.amount, context.kind
+        if kind in _DEVICE_EVENTS:
+            history.add_device(time)
+        elif kind in OUTGOING and amount is not None:
+            payee = context.payee_hash
+            history.add_attempt(
+                time, amount, payee or 0, bool(context.is_new_payee()), context.balance_before
+            )
+            if action.stops:
+                history.add_stop(time, payee or 0)
+                if action is _HOLD and decision_id is not None:
+                    txn.put_held(decision_id, {"event": event.to_dict()})
+            else:
+                self._execute(context, history)
+        elif kind is _TRANSFER_IN and amount is not None:
+            history.add_inbound(time, amount, context.payer_hash, is_personal(context.payer.type))
+        elif kind is _LOAN_DISBURSEMENT and amount is not None:
+            history.add_loan(time, amount, context.payer_hash)
+        elif kind is _DEPOSIT_REDEMPTION and amount is not None:
+            history.add_deposit(time, amount)
+        txn.save(context.subject_key, history)
+
+    def _execute(self, context: Context, history: AccountHistory) -> None:
+        """An outgoing payment went through: the payee becomes known and the payee account is credited."""
+        amount = context.amount
+        assert amount is not None
+        history.add_executed(context.time, amount, context.payee_hash, context.known_payee_row)
+        payee = context.payee
+        if payee is not None and payee.type is _VASP:
+            history.vasp_time = max(history.vasp_time or 0, context.time)
+        if context.kind is _TRANSFER_OUT and payee is not None:
+            key = context.payee_key()
+            if key != context.subject_key:
+                payee_history = context.payee_history()
+                payee_history.touch(context.time)
+                payee_history.add_inbound(
+                    context.time, amount, context.payer_hash, is_personal(context.payer.type)
+                )
+                context.txn.save(key, payee_history)
+
+    def release(self, admitted: Admitted, txn: StoreTransaction) -> None:
+        """A held payment was released by the bank: from now on it counts as executed."""
+        context = self.context(admitted, txn)
+        self._execute(context, context.history)
+        txn.save(context.subject_key, context.history)

@@ -1,0 +1,319 @@
+"""The features' functions, one per feature declared in ``_rules/fields.py``, registered by name.
+
+Everything uses **event time**, never the wall clock, so a replay and live traffic agree. Late events are
+placed where they belong in time: windows count entries with ``t - window < time <= t``, and histories are
+pruned an hour later than the windows need, so an event up to an hour late sees exactly what it would have
+seen in order. An event never changes the decisions already made.
+
+A function returns ``None`` when its feature does not apply to the event (the feature is then absent);
+money is returned in integer minor units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Final
+
+from .._common.money import currency_exponent
+from .._common.text import normalize_text
+from .._common.time import DAY, HOUR
+from .._event import EventType, PartyType
+from .._stores.history import (
+    COUNT,
+    DEPOSIT_AMOUNT,
+    FIRST,
+    FIRST_AMOUNT,
+    INBOUND_AMOUNT,
+    INBOUND_PAYER,
+    INBOUND_PERSONAL,
+    INCREASING,
+    LAST_AMOUNT,
+    LOAN_AMOUNT,
+    LOAN_LENDER,
+    OUT_AMOUNT,
+    OUT_NEW_PAYEE,
+    OUT_PAYEE,
+    STOP_PAYEE,
+)
+from .context import Context
+
+__all__ = ["FUNCTIONS"]
+
+Function = Callable[[Context], Any]
+# every feature's function, by the feature's name (the function's own name)
+FUNCTIONS: Final[dict[str, Function]] = {}
+
+
+def feature(function: Function) -> Function:
+    """Register ``function`` as the feature of its name."""
+    FUNCTIONS[function.__name__] = function
+    return function
+
+
+# amount_to_p95_90d divides by at least this many major units, so tiny histories cannot explode it
+P95_FLOOR_UNITS: Final = 100
+MIN_SAMPLE: Final = 3
+
+_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+# Enum members as module constants: compiled code reads these directly (see context.py).
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+_TRANSFER_IN: Final = EventType.TRANSFER_IN
+_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
+_VASP: Final = PartyType.VASP
+
+
+# -- the payee ------------------------------------------------------------------------------------------
+@feature
+def is_new_payee(c: Context) -> Any:
+    return c.is_new_payee()
+
+
+@feature
+def payee_payment_count(c: Context) -> Any:
+    if c.payee_hash is None or not c.outgoing:
+        return None
+    known = c.known_payee()
+    return 0 if known is None else known[COUNT]
+
+
+@feature
+def payee_first_paid_days(c: Context) -> Any:
+    known = c.known_payee()
+    return None if known is None else (c.time - known[FIRST]) / DAY
+
+
+@feature
+def payee_amounts_increasing(c: Context) -> Any:
+    known = c.known_payee()
+    if known is None or c.amount is None:
+        return None
+    return bool(known[INCREASING]) and c.amount > known[LAST_AMOUNT]
+
+
+@feature
+def amount_to_first_payee_amount(c: Context) -> Any:
+    known = c.known_payee()
+    if known is None or c.amount is None or known[FIRST_AMOUNT] <= 0:
+        return None
+    return c.amount / known[FIRST_AMOUNT]
+
+
+@feature
+def payee_account_age_days(c: Context) -> Any:
+    payee = c.payee
+    if payee is None or payee.account_opened is None:
+        return None
+    return (c.event.timestamp.date() - payee.account_opened).days
+
+
+@feature
+def payee_inbound_distinct_payers_24h(c: Context) -> Any:
+    if c.payee is None or c.kind is not _TRANSFER_OUT:
+        return None
+    payers = c.payee_history().inbound_rows(c.time - DAY, c.time).distinct(INBOUND_PAYER)
+    payers.add(c.payer_hash)
+    return len(payers)
+
+
+# -- velocity and amounts -------------------------------------------------------------------------------
+@feature
+def outbound_count_1h(c: Context) -> Any:
+    return c.history.out_rows(c.time - HOUR, c.time).count() + (1 if c.outgoing else 0)
+
+
+@feature
+def outbound_count_24h(c: Context) -> Any:
+    return c.out_24h().count() + (1 if c.outgoing else 0)
+
+
+@feature
+def out_sum_24h(c: Context) -> Any:
+    return c.out_sum_24h()
+
+
+@feature
+def new_payee_count_24h(c: Context) -> Any:
+    payees = set(c.out_24h().flagged(OUT_PAYEE, OUT_NEW_PAYEE))
+    if c.is_new_payee():
+        payees.add(c.payee_hash or 0)
+    return len(payees)
+
+
+@feature
+def balance_start_24h(c: Context) -> Any:
+    return c.balance_start_24h()
+
+
+@feature
+def drain_ratio_24h(c: Context) -> Any:
+    start = c.balance_start_24h()
+    if start is None or start <= 0:
+        return None
+    return c.out_sum_24h() / start
+
+
+def _new_payee_out_over(c: Context, received: int) -> Any:
+    """Sent to new payees in 24 hours (this payment included when its payee is new) over ``received``."""
+    if received <= 0 or not c.outgoing:
+        return None
+    sent = c.out_24h().total_flagged(OUT_AMOUNT, OUT_NEW_PAYEE) + (c.amount or 0 if c.is_new_payee() else 0)
+    return sent / received
+
+
+@feature
+def new_payee_out_to_loans_24h(c: Context) -> Any:
+    return _new_payee_out_over(c, c.loans_24h().total(LOAN_AMOUNT))
+
+
+@feature
+def new_payee_out_to_deposits_24h(c: Context) -> Any:
+    return _new_payee_out_over(c, c.deposits_24h().total(DEPOSIT_AMOUNT))
+
+
+@feature
+def amount_to_p95_90d(c: Context) -> Any:
+    if c.amount is None or not c.outgoing:
+        return None
+    p95 = c.history.percentile_95(c.time - 90 * DAY, c.time, MIN_SAMPLE)
+    if p95 is None:
+        return None
+    floor = P95_FLOOR_UNITS * 10 ** currency_exponent(c.currency or "")
+    return c.amount / max(p95, floor)
+
+
+@feature
+def max_amount_365d(c: Context) -> Any:
+    return c.history.max_before(c.time)
+
+
+@feature
+def is_first_large_transfer(c: Context) -> Any:
+    if c.amount is None or not c.outgoing:
+        return None
+    found = c.history.max_before(c.time)
+    return found is None or c.amount > found
+
+
+@feature
+def is_first_vasp_payment(c: Context) -> Any:
+    payee = c.payee
+    if payee is None or not c.outgoing or payee.type is not _VASP:
+        return None
+    last = c.history.vasp_time
+    return last is None or last > c.time or c.time - last > 365 * DAY
+
+
+# -- money coming in ------------------------------------------------------------------------------------
+@feature
+def unseen_inbound_7d(c: Context) -> Any:
+    """Credits in 7 days from people the customer never paid: a scam platform's "profit" or "commission".
+
+    Credits from institutions (a salary from a business, a loan from a lender) do not count."""
+    history = c.history
+    payers = history.inbound_rows(c.time - 7 * DAY, c.time).flagged(INBOUND_PAYER, INBOUND_PERSONAL)
+    return sum(1 for payer in payers if not history.knows(payer))
+
+
+@feature
+def inbound_distinct_payers_24h(c: Context) -> Any:
+    payers = c.inbound_24h().distinct(INBOUND_PAYER)
+    if c.kind is _TRANSFER_IN:
+        payers.add(c.payer_hash)
+    return len(payers)
+
+
+@feature
+def passthrough_ratio_24h(c: Context) -> Any:
+    inbound = c.inbound_24h().total(INBOUND_AMOUNT)
+    if c.kind is _TRANSFER_IN and c.amount:
+        inbound += c.amount
+    if inbound <= 0:
+        return None
+    return c.out_sum_24h() / inbound
+
+
+@feature
+def loan_inflow_24h(c: Context) -> Any:
+    total = c.loans_24h().total(LOAN_AMOUNT)
+    if c.kind is _LOAN_DISBURSEMENT and c.amount:
+        total += c.amount
+    return total
+
+
+@feature
+def distinct_lenders_24h(c: Context) -> Any:
+    lenders = c.loans_24h().distinct(LOAN_LENDER)
+    if c.kind is _LOAN_DISBURSEMENT:
+        lenders.add(c.payer_hash)
+    return len(lenders)
+
+
+@feature
+def deposit_redeemed_24h(c: Context) -> Any:
+    total = c.deposits_24h().total(DEPOSIT_AMOUNT)
+    if c.kind is _DEPOSIT_REDEMPTION and c.amount:
+        total += c.amount
+    return total
+
+
+# -- the account and its sessions -----------------------------------------------------------------------
+@feature
+def account_age_days(c: Context) -> Any:
+    opened: date | None = c.subject_party.account_opened
+    if opened is None:
+        return None
+    return (c.event.timestamp.date() - opened).days
+
+
+@feature
+def recent_stops_60m(c: Context) -> Any:
+    return c.history.stop_rows(c.time - HOUR, c.time).count()
+
+
+@feature
+def recent_stops_30d(c: Context) -> Any:
+    return c.history.stop_rows(c.time - 30 * DAY, c.time).count()
+
+
+@feature
+def last_stop_other_payee(c: Context) -> Any:
+    last = c.history.stop_rows(c.time - HOUR, c.time).last(STOP_PAYEE)
+    if last is None or c.payee_hash is None:
+        return False
+    return last != c.payee_hash
+
+
+@feature
+def hours_since_new_device(c: Context) -> Any:
+    candidates = []
+    device_time = c.history.device_time
+    if device_time is not None and device_time <= c.time:
+        candidates.append((c.time - device_time) / HOUR)
+    session = c.event.session
+    age = None if session is None else session.device_age_hours
+    if age is not None:
+        candidates.append(age)
+    if c.kind in _DEVICE_EVENTS:
+        candidates.append(0.0)
+    return min(candidates) if candidates else None
+
+
+@feature
+def local_hour(c: Context) -> Any:
+    return c.local_hour()
+
+
+@feature
+def is_night(c: Context) -> Any:
+    return 0 <= c.local_hour() < 6
+
+
+@feature
+def memo_categories(c: Context) -> Any:
+    memo = c.event.memo
+    if not memo:
+        return ()
+    contains = normalize_text(memo).__contains__
+    return tuple(name for name, phrases in c.keyword_sets.items() if any(map(contains, phrases)))

@@ -1,0 +1,175 @@
+"""One event's view of the store: the histories it reads and what several features share.
+
+Which account the features describe (the *subject*): for outgoing events (``transfer_out``,
+``cash_withdrawal``) and for ``login``, ``device_bound`` and ``credential_change`` it is the payer; for
+incoming ones (``transfer_in``, ``loan_disbursement``, ``deposit_redemption``) it is the payee, the bank's
+customer being credited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from .._common.time import DAY, local_hour
+from .._event import Admitted, Event, EventType, Party, PartyType
+from .._stores.history import FIRST, OUT_AMOUNT, OUT_BALANCE, AccountHistory, PayeeStats, Rows, party
+from .._stores.interface import StoreTransaction
+
+__all__ = ["INCOMING", "OUTGOING", "Context", "is_personal"]
+
+OUTGOING: Final = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
+INCOMING: Final = frozenset(
+    {EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION}
+)
+_PERSONAL: Final = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
+# Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_OUT``
+# would go through the enum class's attribute hook on every event.
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+
+
+def is_personal(kind: PartyType | None) -> bool:
+    """Whether a counterparty is a person (or not known to be an institution)."""
+    return kind in _PERSONAL
+
+
+class Context:
+    """One event's view of the store, with the intermediate results several features share.
+
+    Each shared piece (the account's history, the known payee, a 24-hour window) is computed on first use
+    and kept for the other features of the same event and for ``commit``.
+    """
+
+    def __init__(
+        self,
+        admitted: Admitted,
+        txn: StoreTransaction,
+        timezone: str,
+        keyword_sets: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        self.event: Event = admitted.event
+        self.txn = txn
+        self.timezone = timezone
+        self.keyword_sets = keyword_sets
+        # computed once, at validation
+        self.time: int = admitted.time
+        self.amount: int | None = admitted.amount
+        self.balance_before: int | None = admitted.balance
+        event = self.event
+        self.currency = event.currency
+        # the event's fields that features read most, read once (a pydantic model's attribute is slow)
+        self.kind = kind = event.type
+        self.outgoing = kind in OUTGOING
+        self.payee = payee = event.payee
+        self.payer = payer = event.payer
+        # normalised account numbers (the store's keys) and hashes (the histories' counterparties)
+        payer_key, self.payer_hash = party(payer.account)
+        payee_key, payee_hash = party(payee.account) if payee else (None, None)
+        self.payee_hash = payee_hash
+        if kind in INCOMING and payee is not None and payee_key is not None:
+            subject, subject_key = payee, payee_key
+        else:
+            subject, subject_key = payer, payer_key
+        self.subject_party: Party = subject
+        self.subject_key: str = subject_key
+        self._payee_key = payee_key
+        self._history: AccountHistory | None = None
+        self._payee_history: AccountHistory | None = None
+        self._day: list[Rows | None] = [None, None, None, None]  # out, inbound, loans, deposits
+        self._known: PayeeStats | None = None
+        self._known_done = False
+        # the payee's row among the known payees (-1: not among them), once looked up
+        self.known_payee_row: int | None = None
+        self._new: bool | None = None
+        self._new_done = False
+        self._hour = -1  # not computed yet
+        self._balance_start: int | None = None
+        self._balance_start_done = False
+        # the amount and money features in integer minor units (decisions show them as text); the fact
+        # reads them from here
+        amount = self.amount
+        self.minor: dict[str, int] = {} if amount is None else {"amount": amount}
+
+    @property
+    def history(self) -> AccountHistory:
+        """The subject account's history, read once per event."""
+        if self._history is None:
+            self._history = self.txn.account(self.subject_key)
+        return self._history
+
+    # -- the last 24 hours, found once per event ---------------------------------------------------------
+    def _window(self, slot: int) -> Rows:
+        rows = self._day[slot]
+        if rows is None:
+            history, start, end = self.history, self.time - DAY, self.time
+            if slot == 0:
+                rows = history.out_rows(start, end)
+            elif slot == 1:
+                rows = history.inbound_rows(start, end)
+            elif slot == 2:
+                rows = history.loan_rows(start, end)
+            else:
+                rows = history.deposit_rows(start, end)
+            self._day[slot] = rows
+        return rows
+
+    def out_24h(self) -> Rows:
+        return self._window(0)
+
+    def inbound_24h(self) -> Rows:
+        return self._window(1)
+
+    def loans_24h(self) -> Rows:
+        return self._window(2)
+
+    def deposits_24h(self) -> Rows:
+        return self._window(3)
+
+    # -- the payee ------------------------------------------------------------------------------------
+    def payee_key(self) -> str:
+        """The payee's normalised account number (an outgoing payment's payee is required)."""
+        assert self._payee_key is not None
+        return self._payee_key
+
+    def payee_history(self) -> AccountHistory:
+        """The payee account's history, read once per event (features and the credit both use it)."""
+        if self._payee_history is None:
+            self._payee_history = self.txn.account(self.payee_key())
+        return self._payee_history
+
+    def known_payee(self) -> PayeeStats | None:
+        """What is known of executed payments to this outgoing payment's payee before now, if anything."""
+        if not self._known_done:
+            found = None
+            if self.outgoing and self.payee_hash is not None:
+                self.known_payee_row = row = self.history.payee_row(self.payee_hash)
+                found = self.history.payee_at(row)
+                if found is not None and found[FIRST] > self.time:
+                    found = None
+            self._known, self._known_done = found, True
+        return self._known
+
+    def is_new_payee(self) -> bool | None:
+        if not self._new_done:
+            if self.kind is _TRANSFER_OUT and self.payee_hash is not None:
+                self._new = self.known_payee() is None
+            self._new_done = True
+        return self._new
+
+    # -- shared by several features ----------------------------------------------------------------------
+    def local_hour(self) -> int:
+        if self._hour < 0:
+            self._hour = local_hour(self.time, self.payer.timezone or self.timezone)
+        return self._hour
+
+    def out_sum_24h(self) -> int:
+        """Outgoing attempts in 24 hours, this one included, in minor units."""
+        return self.out_24h().total(OUT_AMOUNT) + (self.amount or 0 if self.outgoing else 0)
+
+    def balance_start_24h(self) -> int | None:
+        """The balance before the first outgoing attempt in 24 hours (this one if it is the first)."""
+        if not self._balance_start_done:
+            found = self.out_24h().first_known(OUT_BALANCE)
+            self._balance_start = self.balance_before if found is None else found
+            self._balance_start_done = True
+        return self._balance_start

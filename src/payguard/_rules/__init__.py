@@ -1,0 +1,1 @@
+"""payguard._rules."""

@@ -16,7 +16,7 @@ from payguard import Action, Guard, InvalidEventError, PayguardError, RuleFileEr
 
 from . import strategies
 from .conftest import make_event
-from .test_engines import ENGINES
+from .engine.test_engines import ENGINES
 
 WriteRules = Callable[..., Path]
 

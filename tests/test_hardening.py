@@ -23,7 +23,7 @@ from payguard import Decision, Guard, InvalidEventError, MemoryStore, RuleFileEr
 from payguard._io import read_records
 
 from .conftest import ROOT, make_event
-from .test_engines import ENGINES
+from .engine.test_engines import ENGINES
 
 RULES = ROOT / "rules"
 

@@ -38,7 +38,7 @@ from payguard._stores.history import (
 )
 from payguard._stores.interface import StoreTransaction
 
-from .conftest import ROOT, make_event
+from ..conftest import ROOT, make_event
 
 WriteRules = Callable[..., Path]
 START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai

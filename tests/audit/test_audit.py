@@ -26,7 +26,7 @@ from payguard._audit.sinks import last_hash
 from payguard._stores.history import AccountHistory
 from payguard._stores.memory import _MemoryTransaction
 
-from .conftest import ROOT, make_event
+from ..conftest import ROOT, make_event
 
 WriteRules = Callable[..., Path]
 RULES = """

@@ -17,7 +17,7 @@ from payguard._cli import main
 from payguard.testing import run_rule_tests
 from payguard.testing import strategies as pgst
 
-from .conftest import HEADER
+from ..conftest import HEADER
 
 RULES = HEADER + textwrap.dedent("""
     lists:

@@ -18,7 +18,7 @@ from payguard._features.calculator import FeatureEngine
 from payguard._rules.fields import FEATURES
 from payguard._synthetic import benign_traffic, demo_day
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 RULES = ROOT / "rules"
 

@@ -11,7 +11,7 @@ from payguard import parse_event
 from payguard._io import read_records
 from payguard._io.base import ReaderError, guess_format
 
-from .conftest import SHARED_DATA
+from ..conftest import SHARED_DATA
 
 ISO = SHARED_DATA / "iso20022"
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared/data is not beside the checkout")

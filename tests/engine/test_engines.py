@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 import payguard
 from payguard import Guard, RuleFileError, load_rule_set
 
-from . import strategies
-from .conftest import HEADER, ROOT, make_event
+from .. import strategies
+from ..conftest import HEADER, ROOT, make_event
 
 try:
     import durable_rules_engine  # noqa: F401

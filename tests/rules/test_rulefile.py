@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from payguard import RuleFileError, RuleProblem, load_rule_set
 from payguard._rules.conditions import AllOf, Compare, InSet, Not, Pred
 
-from .conftest import HEADER
+from ..conftest import HEADER
 
 WriteRules = Callable[..., Path]
 

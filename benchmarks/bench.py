@@ -180,16 +180,12 @@ def bench_engine(quick: bool) -> dict[str, Any]:
             for engine in ENGINES:
                 guard = Guard(ruleset, engine=engine)
                 elapsed, samples = timed(events, guard.evaluate)
-                compiled, lists = guard._state
+                compiled, lists = guard.pipeline, guard.lists
                 facts = []
                 with guard.store.transaction() as txn:
                     for event in events[:5000]:
-                        context = compiled.features.context(event, txn)
-                        facts.append(
-                            compiled.plan.fact(
-                                event, compiled.features.compute(context, compiled.plan.features), lists
-                            )
-                        )
+                        _context, features = compiled.compute(compiled.validate(event), txn)
+                        facts.append(compiled.plan.fact(event, features, lists))
                 # best of three, the adapter and the bare C calls taking turns: a slow moment of the machine
                 # then weighs on neither side alone
                 match_time = bare_time = math.inf
@@ -244,7 +240,7 @@ def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
     refused = re.compile(r":-?[0-9]+[eE]")
     texts = [encode_fact(f) for f in facts]
     texts = [encode_fact_carefully(f) if refused.search(t) else t for f, t in zip(facts, texts, strict=True)]
-    handles = matcher._handles
+    handles = matcher.handles
     gc.collect()
     start = time.perf_counter()
     for text in texts:
@@ -317,16 +313,15 @@ def bench_features(quick: bool) -> dict[str, Any]:
         ):
             store = factory()
             guard = Guard(ruleset, engine="python", store=store)
-            compiled = guard._state[0]
+            compiled = guard.pipeline
             sample = events if name == "memory" else events[:20000]
             feature_time = 0.0
             clock = time.perf_counter
             for data in sample:
-                event = parse_event(data)
+                admitted = compiled.validate(data)
                 with guard.store.transaction() as txn:
                     t = clock()
-                    context = compiled.features.context(event, txn)
-                    compiled.features.compute(context, compiled.plan.features)
+                    context, _features = compiled.compute(admitted, txn)
                     compiled.features.commit(context, payguard.Action.ALLOW, None)
                     feature_time += clock() - t
             guard2 = Guard(ruleset, engine="python", store=factory())
@@ -479,25 +474,25 @@ def _split(
     """Where one decision's time goes, measured phase by phase on the guard's own parts."""
     guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
     guard.record(history)
-    compiled, lists = guard._state
+    compiled, lists = guard.pipeline, guard.lists
     totals = dict.fromkeys(("validation", "features", "matching", "audit", "rest"), 0.0)
     clock = time.perf_counter
     gc.collect()
     for n, data in enumerate(raw):
         t0 = clock()
-        event = parse_event(data)
+        admitted = compiled.validate(data)
+        event = admitted.event
         t1 = clock()
         with guard.store.transaction() as txn:
             txn.decision(event.id)
-            context = compiled.features.context(event, txn)
-            features = compiled.features.compute(context, compiled.plan.features)
+            context, features = compiled.compute(admitted, txn)
             t2 = clock()
             indices = compiled.matcher.match(compiled.plan.fact(event, features, lists))
             t3 = clock()
-            decision = guard._decide(f"split-{n}", event, compiled, indices, features)
+            decision = compiled.decide(f"split-{n}", event, indices, features)
             t4 = clock()
             assert guard.audit is not None
-            guard.audit.write(guard._record(decision, event, compiled, t0))
+            guard.audit.write(compiled.record(decision, admitted, t0))
             t5 = clock()
             compiled.features.commit(context, decision.action, decision.decision_id)
             txn.put_decision(event.id, decision)

@@ -7,10 +7,9 @@ decision = guard.evaluate(event)      # decision.action: allow < review < hold <
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._audit.trail import AuditTrail
 from ._audit.verify import VerifyReport, verify_file
+from ._common.version import PAYGUARD_VERSION
 from ._decision import Action, Decision, Hit, RulesetRef
 from ._errors import (
     AuditError,
@@ -31,10 +30,7 @@ from ._stores.interface import Store
 from ._stores.memory import MemoryStore
 from ._stores.sqlite import SQLiteStore
 
-try:
-    __version__ = version("payguard")
-except PackageNotFoundError:  # pragma: no cover - a source tree that was not installed
-    __version__ = "0+unknown"
+__version__ = PAYGUARD_VERSION
 
 __all__ = [
     "Action",

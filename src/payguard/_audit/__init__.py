@@ -1,1 +1,1 @@
-"""payguard._audit."""
+"""The audit trail: one tamper-evident, privacy-masked record for every evaluated event."""

@@ -48,7 +48,7 @@ ERASED_FIELDS: Final = frozenset({"payer.name", "payee.name", "memo", "purpose"}
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The canonical JSON of ``record`` as UTF-8: sorted keys, no whitespace, non-ASCII kept as is.
 
-    orjson writes it (ten times faster than the standard library); an integer beyond 64 bits, which orjson
+    orjson writes it (far faster than the standard library); an integer beyond 64 bits, which orjson
     refuses, falls back to the standard library's encoder. Both writing and ``verify_file`` go through
     this one function, so a record always hashes the same way.
     """
@@ -86,8 +86,7 @@ def unpack_record(_logger: Any, _method: str, event_dict: EventDict) -> EventDic
     """Processor: the record ``AuditTrail.write`` hands over whole becomes the event dict of the chain.
 
     The record travels through structlog's bound logger as one value: its twenty fields passed as keyword
-    arguments would be unpacked and packed again on the way (13,000 instructions a record, more than
-    hashing it).
+    arguments would be unpacked and packed again on the way, which costs more than hashing it.
     """
     record = event_dict.get(WHOLE)
     if not isinstance(record, dict):

@@ -1,4 +1,4 @@
-"""_audit.sinks."""
+"""Where audit records go: a JSON Lines file (reopened where its chain ends), a callable, a logger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""_audit.trail."""
+"""AuditTrail: writes records through the processor chain to one sink, in one hash chain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""_audit.verify."""
+"""Checking an audit file's hash chain, record by record."""
 
 from __future__ import annotations
 

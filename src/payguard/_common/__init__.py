@@ -1,1 +1,1 @@
-"""payguard._common."""
+"""Helpers every stage uses: caches, money, text, time, the version."""

@@ -18,7 +18,7 @@ __all__ = ["account_key", "normalize_account", "normalize_text"]
 _DROP_CATEGORIES: Final = ("P", "Z", "S", "C")
 
 
-# Results remembered for the texts and accounts seen most recently (``_cache``)
+# Results remembered for the texts and accounts seen most recently (``cache.remember``)
 _TEXTS: Final[dict[str, str]] = {}
 _ACCOUNTS: Final[dict[str, str]] = {}
 

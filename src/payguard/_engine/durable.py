@@ -232,10 +232,8 @@ class DurableMatcher:
                 self.handles.append(_engine.create_ruleset(name, encode(definition)))
             except _engine.error as exc:
                 raise EngineError(f"durable_rules refused the compiled rule set: {exc}") from exc
-        # The lock is a queue holding one token: a call takes it (waiting, the GIL released, while another
-        # thread holds it) and gives it back. Uncontended, taking and giving are two C calls that touch no OS
-        # lock, half the cost of ``threading.Lock``, whose ``acquire`` parses its arguments and reads the
-        # monotonic clock on every call (CPython 3.11).
+        # The lock is a queue holding one token: uncontended, taking and giving it back are two C calls that
+        # touch no OS lock, cheaper than ``threading.Lock.acquire`` (see benchmarks/RESULTS.md).
         tokens: queue.SimpleQueue[int] = queue.SimpleQueue()
         tokens.put(0)
         self._take: Callable[[], int] = tokens.get

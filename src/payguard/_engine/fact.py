@@ -39,7 +39,7 @@ _MONEY: Final = 3
 _CONVERSION: Final = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
 # the kinds whose value enters the fact only under a condition (a currency, a finite number)
 _CONDITIONAL: Final = frozenset(_CONVERSION)
-# the predicates that read the normalised text of their field (``_text.normalize_text``)
+# the predicates that read the normalised text of their field (``_common.text.normalize_text``)
 _NORMALISED: Final = frozenset({"contains_any"})
 
 

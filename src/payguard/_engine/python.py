@@ -1,6 +1,6 @@
 """The Python matcher: a rule set compiled to one generated Python function.
 
-It is the reference for the semantics in ``_conditions`` and the oracle the durable engine is tested
+It is the reference for the semantics in ``_rules.conditions`` and the oracle the durable engine is tested
 against; it is also the fastest engine, and the one used where durable-rules cannot be imported.
 Constants are passed through the function's namespace, never pasted into its source, so no rule text can
 inject code.

@@ -1,1 +1,1 @@
-"""payguard._features."""
+"""Features: what only an account's history can tell, computed before matching."""

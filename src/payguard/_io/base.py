@@ -1,4 +1,4 @@
-"""_io.base."""
+"""What every reader shares: the ``Record`` a reader yields, format guessing, opening (gzip too)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""_io.iso20022."""
+"""ISO 20022: pain.001 customer credit transfers (any version, country variants) and pacs.008 interbank
+transfers, namespace-agnostic, parsed with DTDs and entities refused."""
 
 from __future__ import annotations
 
@@ -183,7 +184,7 @@ class _Iso20022Target:
         return None
 
 
-def _read_iso20022(name: str) -> Iterator[Record]:
+def read_iso20022(name: str) -> Iterator[Record]:
     target = _Iso20022Target(name)
     parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     target.parser = getattr(parser, "parser", None)

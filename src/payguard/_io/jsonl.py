@@ -1,4 +1,4 @@
-"""_io.jsonl."""
+"""JSON Lines: the canonical form, one event object per line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import Record, _open_text
 from .tabular import _STREAM_ERRORS
 
 
-def _read_jsonl(name: str) -> Iterator[Record]:
+def read_jsonl(name: str) -> Iterator[Record]:
     line = 0
     try:
         with _open_text(name) as handle:

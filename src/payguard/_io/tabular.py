@@ -1,15 +1,5 @@
-"""Readers: transaction files into canonical event dicts, one ``Record`` per input record.
-
-Every reader streams, and never raises for bad input: a record that cannot be read (bad JSON, a missing
-column, a file that is not a payment message, a truncated gzip stream) becomes a ``Record`` with an
-``error`` and its position, so that nothing is dropped without a trace.
-
-- ``jsonl``: the canonical form, one JSON object per line.
-- ``csv``: with a column mapping, a YAML file or one of the built-in ones (``paysim``, ``handbook``,
-  ``amlsim``) for the public data sets.
-- ``iso20022``: pain.001 customer credit transfers (any version, country variants) and pacs.008
-  interbank transfers, namespace-agnostic, parsed with DTDs and entities refused.
-"""
+"""CSV files with a column mapping: a YAML file, or one of the built-in ones for the public data sets
+(``paysim``, ``handbook``, ``amlsim``)."""
 
 from __future__ import annotations
 
@@ -236,7 +226,7 @@ def load_mapping(name: str | None, source: str) -> CsvMapping:
     return _file_mapping(path)
 
 
-def _read_csv(name: str, mapping: CsvMapping) -> Iterator[Record]:
+def read_csv(name: str, mapping: CsvMapping) -> Iterator[Record]:
     line = 1
     try:
         with _open_text(name) as handle:

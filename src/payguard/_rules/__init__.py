@@ -1,1 +1,1 @@
-"""payguard._rules."""
+"""The rule language: YAML rule files into a validated ``RuleSet``; imports no engine."""

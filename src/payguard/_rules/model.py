@@ -1,4 +1,4 @@
-"""_rules.model."""
+"""A loaded rule set: ``Rule``, ``RuleSet``, and which files of a directory are rule files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""_rules.parser."""
+"""A rule's ``when:`` mapping into a condition tree, every problem reported with its position and, for a
+misspelled name, a suggestion."""
 
 from __future__ import annotations
 

@@ -425,6 +425,18 @@ def rules_table(ruleset: Any) -> str:
     return "\n".join(lines)
 
 
+def features_table() -> str:
+    """The Markdown table of the features a rule may read, in declaration order; the README holds it and
+    tests/test_docs.py keeps it in step with the declarations."""
+    from ._rules.fields import FEATURES  # read when called, so the table follows the declarations
+
+    lines = ["| feature | kind | meaning |", "| --- | --- | --- |"]
+    for spec in FEATURES.values():
+        meaning = spec.description.replace("|", "\\|")
+        lines.append(f"| `{spec.name}` | {spec.kind.value} | {meaning} |")
+    return "\n".join(lines)
+
+
 @main.group()
 def audit() -> None:
     """Audit trail tools."""

@@ -1,7 +1,7 @@
 """The adapter to durable_rules. No other module imports ``durable_rules_engine``.
 
 durable-rules 2.0.28 is used only as a single-fact matcher through its C core (see
-``shared/docs/durable_rules.md`` §7.2): no ``Host``, no Python actions, no timers, no events. For each
+``docs/durable_rules.md`` §7.2): no ``Host``, no Python actions, no timers, no events. For each
 evaluation one fact is asserted in a fixed session under a lock, every activation is drained, and the fact is
 retracted. What the C core mishandles never reaches it:
 

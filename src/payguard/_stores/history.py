@@ -4,9 +4,9 @@ Times are event times in epoch seconds; amounts are integer minor units; counter
 hashes of their normalised account numbers (so a history survives a restart and fits in little memory).
 
 Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an entry, time first, kept in
-time order: 8 bytes a number instead of a Python int and a tuple slot, which makes a history of a few
-payments a few hundred bytes. An account's lists start as the shared, empty ``EMPTY`` array and get an
-array of their own with their first entry (``_append``, ``_owned``); ``EMPTY`` is never written.
+time order, so that a history of a few payments takes a few hundred bytes. An account's lists start as the
+shared, empty ``EMPTY`` array and get an array of their own with their first entry (``_append``,
+``_owned``); ``EMPTY`` is never written.
 
 Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
 events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
@@ -91,8 +91,7 @@ PRUNE_EVERY: Final = HOUR
 
 EMPTY: Final[array[int]] = array("q")
 
-# the packed form of a row of each width (``_append``), by width: bound methods, so that a row is packed
-# without looking the method up again
+# the packer of a row of each width, by width (``_append``)
 _PACKERS: Final = tuple(struct.Struct(f"={width}q").pack for width in range(6))
 
 
@@ -108,9 +107,7 @@ def _owned(entries: array[int]) -> array[int]:
 def _append(entries: array[int], row: tuple[int, ...]) -> array[int]:
     """``entries`` (an account's own array, or ``EMPTY``) with ``row`` appended; use the array returned.
 
-    The row goes in as packed bytes: storing ints into an array one by one parses each of them through the
-    generic argument parser. A list with no rows gets a new array of exactly the row's size (``frombytes``
-    would over-allocate it).
+    The row goes in as packed bytes, faster than int by int; a list with no rows gets an array of its size.
     """
     if not entries:
         return array("q", row)
@@ -133,7 +130,7 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
     return first, count, last, first_amount, last_amount, increasing
 
 
-_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # ``_cache``
+_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # bounded by ``remember``
 
 
 def party(account: str) -> tuple[str, int]:
@@ -325,7 +322,7 @@ class AccountHistory:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
         ranked = self.ranked = _owned(self.ranked)
-        # not bisect.insort: on an array it looks up and calls ``insert`` by name with a format string
+        # not bisect.insort, which is slower on an array
         ranked.insert(bisect.bisect_right(ranked, amount), amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
             ranked.remove(sample[1])
@@ -410,8 +407,7 @@ class AccountHistory:
     def payee_row(self, payee: int) -> int:
         """The row of ``payee`` among the known payees, or -1.
 
-        Searched as bytes (a C string search over a copy of the array, a few hundred bytes for most
-        accounts): scanning the array itself would build a Python int for every word it passes.
+        Searched as bytes: a string search over a copy of the array beats reading it word by word.
         """
         payees = self.payees
         if not payees:

@@ -1,10 +1,9 @@
-"""Feature stores: where account histories and past decisions live between events.
+"""A persistent store: histories, decisions and held payments in one SQLite file.
 
-``Store`` is the interface the feature code talks to. Everything a guard reads and writes for one event
-happens inside one ``store.transaction()``: the in-memory store takes a lock, the SQLite store an
-``IMMEDIATE`` transaction, and a shared network store (Redis) would take a per-account lock or a
-WATCH/MULTI block. That is why several processes may share a SQLite file: each event's read-modify-write
-of the accounts it touches is serialised by the database, so features stay exact.
+Each transaction is one ``BEGIN IMMEDIATE`` transaction, which takes the database's write lock before the
+first read: the read-modify-write of one event is serialised against every other connection to the file,
+so several processes may share it and features stay exact. Threads sharing one ``SQLiteStore`` share its
+connection and take turns on a lock. A row holds ``AccountHistory.to_json()`` as JSON.
 """
 
 from __future__ import annotations
@@ -79,8 +78,9 @@ class SQLiteStore(Store):
     """A persistent store in one SQLite file, so history survives a restart.
 
     Each event is one ``BEGIN IMMEDIATE`` transaction: a crash between two events loses nothing already
-    decided. The database runs in WAL mode; ``synchronous="FULL"`` also survives power loss at some cost in
-    speed (the default ``NORMAL`` survives process crashes). Several processes may share the file.
+    decided. The database runs in WAL mode; ``synchronous="FULL"`` also survives power loss, at some cost in
+    speed (the default ``NORMAL`` survives process crashes). Several processes may share the file;
+    ``timeout`` is how long a transaction waits for the others' before it fails with ``StoreError``.
     """
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", timeout: float = 30.0) -> None:

@@ -75,6 +75,8 @@ SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
 # paid, first amount, last amount
 PAYEE_WIDTH: Final = 5
+# in JSON a payee's statistics are unpacked: payee hash and the six PayeeStats
+_PAYEE_JSON_WIDTH: Final = 7
 _PAYEE_BYTES: Final = PAYEE_WIDTH * 8
 _BYTE_ORDER: Final = sys.byteorder
 
@@ -247,8 +249,23 @@ def _rows(entries: array[int], width: int) -> list[list[int]]:
     return [list(entries[i : i + width]) for i in range(0, len(entries), width)]
 
 
-def _flat(rows: list[list[int]]) -> array[int]:
-    return array("q", [value for row in rows for value in row]) if rows else EMPTY
+def _checked(rows: list[list[int]], width: int) -> list[list[int]]:
+    """Rows read back from JSON; ``ValueError`` if one is not ``width`` numbers (its columns would shift)."""
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns: {row!r}")
+    return rows
+
+
+def _flat(rows: list[list[int]], width: int) -> array[int]:
+    return array("q", [value for row in _checked(rows, width) for value in row]) if rows else EMPTY
+
+
+def _integer(value: Any, name: str, optional: bool = False) -> Any:
+    """``value`` read back from JSON; ``ValueError`` unless it is an integer (or, if ``optional``, None)."""
+    if type(value) is int or (optional and value is None):
+        return value
+    raise ValueError(f"{name} is {value!r}, not an integer")
 
 
 @dataclass(slots=True)
@@ -482,10 +499,13 @@ class AccountHistory:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AccountHistory:
-        """The history ``to_json`` wrote, in this format or an earlier one; ``StoreError`` otherwise."""
-        version = data.get("format", 1) if isinstance(data, dict) else None
-        if version not in _READABLE:
+    def from_json(cls, data: Any) -> AccountHistory:
+        """The history ``to_json`` wrote (as JSON decodes it), in this format or an earlier one;
+        ``StoreError`` otherwise."""
+        if not isinstance(data, dict):
+            raise StoreError(f"not an account history but a JSON {type(data).__name__}")
+        version = data.get("format", 1)
+        if type(version) is not int or version not in _READABLE:
             raise StoreError(
                 f"an account history in format {version!r}: this payguard reads formats "
                 f"{', '.join(map(str, _READABLE))} (written by a newer payguard, or not a history)"
@@ -498,19 +518,20 @@ class AccountHistory:
     @classmethod
     def _from_json(cls, data: dict[str, Any]) -> AccountHistory:
         payees = [
-            [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))] for row in data["payees"]
+            [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))]
+            for row in _checked(data["payees"], _PAYEE_JSON_WIDTH)
         ]
         return cls(
-            out=_flat(data["out"]),
-            payees=_flat(payees),
-            sample=_flat(data["sample"]),
-            maxima=_flat(data["maxima"]),
-            inbound=_flat(data["inbound"]),
-            loans=_flat(data["loans"]),
-            deposits=_flat(data["deposits"]),
-            stops=_flat(data["stops"]),
-            device_time=data["device_time"],
-            vasp_time=data.get("vasp_time"),
-            seen=data["seen"],
-            pruned=data.get("pruned", 0),
+            out=_flat(data["out"], OUT_WIDTH),
+            payees=_flat(payees, PAYEE_WIDTH),
+            sample=_flat(data["sample"], SAMPLE_WIDTH),
+            maxima=_flat(data["maxima"], SAMPLE_WIDTH),
+            inbound=_flat(data["inbound"], INBOUND_WIDTH),
+            loans=_flat(data["loans"], LOAN_WIDTH),
+            deposits=_flat(data["deposits"], DEPOSIT_WIDTH),
+            stops=_flat(data["stops"], STOP_WIDTH),
+            device_time=_integer(data["device_time"], "device_time", optional=True),
+            vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
+            seen=_integer(data["seen"], "seen"),
+            pruned=_integer(data.get("pruned", 0), "pruned"),
         )

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +31,28 @@ CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT 
 
 
 class _SQLiteTransaction(StoreTransaction):
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         self._db = connection
+        self.path = path
         self._accounts: dict[str, AccountHistory] = {}
 
     def account(self, key: str) -> AccountHistory:
         found = self._accounts.get(key)
         if found is None:
-            row = self._db.execute("SELECT history FROM accounts WHERE key = ?", (key,)).fetchone()
-            found = AccountHistory.from_json(json.loads(row[0])) if row else AccountHistory()
-            self._accounts[key] = found
+            row = self._db.execute("SELECT rowid, history FROM accounts WHERE key = ?", (key,)).fetchone()
+            found = self._accounts[key] = AccountHistory() if row is None else self._load(key, *row)
         return found
+
+    def _load(self, key: str, rowid: int, text: Any) -> AccountHistory:
+        try:
+            return AccountHistory.from_json(json.loads(text))
+        except (StoreError, ValueError, TypeError) as exc:
+            # the key is masked as in the audit trail, where this message lands as the hold's reason
+            shown = f"…{key[-4:]}" if len(key) > 8 else "#"
+            raise StoreError(
+                f"SQLite store {self.path!r}: the history of account {shown} (accounts row {rowid}) cannot "
+                f"be read: {exc}"
+            ) from exc
 
     def save(self, key: str, history: AccountHistory) -> None:
         self._db.execute(
@@ -106,15 +117,20 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             try:
-                txn = _SQLiteTransaction(self._db)
-                yield txn
+                yield _SQLiteTransaction(self._db, self.path)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._rollback()  # else the connection stays inside the failed transaction
                 raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        # the cause of the rollback is the error to report; if ROLLBACK failed, the next BEGIN says so
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

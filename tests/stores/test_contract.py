@@ -318,35 +318,26 @@ def test_payments_from_one_payer_on_8_threads_are_each_counted_exactly_once(
     assert probe.features["payee_payment_count"] == payments // 4
 
 
-def test_a_read_modify_write_of_one_history_from_8_threads_loses_no_update(store: Store) -> None:
-    def advance_the_clock(_: int) -> None:
-        for _ in range(50):
-            with store.transaction() as txn:
-                account = txn.account(PAYER)
-                seen = account.seen
-                yield_the_cpu()
-                account.touch(seen + 1)
-                txn.save(PAYER, account)
+def advance_the_clock(store: Store, times: int) -> None:
+    """Read an account's clock, yield, write it back one second later: ``times`` read-modify-writes."""
+    for _ in range(times):
+        with store.transaction() as txn:
+            account = txn.account(PAYER)
+            seen = account.seen
+            yield_the_cpu()
+            account.touch(seen + 1)
+            txn.save(PAYER, account)
 
-    in_threads(8, advance_the_clock)
+
+def test_a_read_modify_write_of_one_history_from_8_threads_loses_no_update(store: Store) -> None:
+    in_threads(8, lambda _: advance_the_clock(store, 50))
     assert history(store, PAYER).seen == 8 * 50
 
 
 def test_two_stores_over_the_same_data_never_interleave_their_events(backend: Backend) -> None:
     needs_shared(backend)
     stores = [backend.open(), backend.open()]  # as two processes would open it
-
-    def advance_the_clock(thread: int) -> None:
-        store = stores[thread % 2]
-        for _ in range(25):
-            with store.transaction() as txn:
-                account = txn.account(PAYER)
-                seen = account.seen
-                yield_the_cpu()
-                account.touch(seen + 1)
-                txn.save(PAYER, account)
-
-    in_threads(8, advance_the_clock)
+    in_threads(8, lambda thread: advance_the_clock(stores[thread % 2], 25))
     clocks = [history(store, PAYER).seen for store in stores]
     for store in stores:
         store.close()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from ._audit.record import decision_record, rejected_record
 from ._audit.trail import AuditTrail
@@ -171,8 +171,7 @@ class Guard:
             dict(ruleset.lists),
         )
         self._lists_set: set[str] = set()
-        # MemoryStore implements Store as a registered virtual subclass (it is a compiled class)
-        self.store: Store = store if store is not None else cast(Store, MemoryStore())
+        self.store: Store = store if store is not None else MemoryStore()
         self.audit: AuditTrail | None = (
             audit
             if isinstance(audit, AuditTrail) or audit is None

@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import payguard
-from payguard import Action, Guard, SQLiteStore, UnknownDecisionError
+from payguard import Action, Guard, SQLiteStore
 from payguard._common.time import epoch_seconds, local_hour
 from payguard._features.calculator import _MONEY
 from payguard._features.catalogue import FUNCTIONS
@@ -36,7 +35,6 @@ from payguard._stores.history import (
     rows_in,
     unpack_payee,
 )
-from payguard._stores.interface import StoreTransaction
 
 from ..conftest import ROOT, make_event
 
@@ -126,24 +124,6 @@ def test_a_payee_is_new_until_a_payment_to_it_is_executed(guard: Guard) -> None:
     assert third.features["is_new_payee"] is False
     assert third.features["payee_payment_count"] == 1
     assert third.features["payee_first_paid_days"] == pytest.approx(1 / 24)
-
-
-def test_release_turns_a_held_payment_into_an_executed_one(guard: Guard) -> None:
-    held = pay(guard, 1, 0, amount="50000")
-    guard.release(held.decision_id)
-    assert pay(guard, 2, 1).features["is_new_payee"] is False
-    with pytest.raises(UnknownDecisionError):
-        guard.release(held.decision_id)
-    allowed = pay(guard, 3, 2, payee="B-2")
-    with pytest.raises(UnknownDecisionError, match="no held payment"):
-        guard.release(allowed.decision_id)
-
-
-def test_the_same_event_id_is_decided_once_and_counted_once(guard: Guard) -> None:
-    first = pay(guard, 1, 0)
-    again = pay(guard, 1, 0)
-    assert again == first
-    assert pay(guard, 2, 0.5).features["outbound_count_1h"] == 2
 
 
 def test_velocity_windows_use_event_time_and_include_the_current_attempt(guard: Guard) -> None:
@@ -321,42 +301,6 @@ def test_sqlite_store_continues_in_a_new_process_exactly_where_it_was(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[false, 3, "e1"]'
-
-
-def test_a_failed_event_leaves_the_sqlite_store_unchanged(write_rules: WriteRules, tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "payguard.db")
-    with Guard.from_path(write_rules(reads_every_feature()), store=store, audit=_failing_sink) as guard:
-        with pytest.raises(Exception, match="sink is down"):
-            pay(guard, 1, 0)
-        with store.transaction() as txn:
-            assert txn.decision("e1") is None
-            assert len(txn.account(make_event()["payer"]["account"]).out) == 0
-
-
-def _failing_sink(record: dict[str, Any]) -> None:
-    raise OSError("sink is down")
-
-
-def test_the_memory_store_is_a_store_and_rolls_back_a_failed_event() -> None:
-    # MemoryStore is compiled, so it implements the interfaces as their registered virtual subclass
-    store = payguard.MemoryStore()
-    assert isinstance(store, payguard.Store)
-    history = AccountHistory()
-    with store.transaction() as txn:
-        assert isinstance(txn, StoreTransaction)
-        txn.save("a", history)
-    assert store.accounts == {"a": history}
-
-    def failing_event() -> None:
-        with store.transaction() as txn:
-            txn.save("b", AccountHistory())
-            raise RuntimeError("the event failed")
-
-    with pytest.raises(RuntimeError):
-        failing_event()
-    assert set(store.accounts) == {"a"}  # nothing of the failed event was committed
-    with store.transaction() as txn:  # and the lock was released
-        assert txn.account("b").out == AccountHistory().out
 
 
 @given(

@@ -1,11 +1,10 @@
-"""_stores."""
+"""Where histories and decisions live: the store contract (``interface``) and the stores."""
 
 from __future__ import annotations
 
 from .interface import Store, StoreTransaction
 from .memory import MemoryStore, _MemoryTransaction
 
-# The in-memory store lives in ``_memory`` (compiled with the other per-event modules); it implements
-# these interfaces and is registered as theirs.
+# A compiled class cannot subclass the protocols; registered, it passes isinstance without a structural check.
 Store.register(MemoryStore)
 StoreTransaction.register(_MemoryTransaction)

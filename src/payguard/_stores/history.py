@@ -4,9 +4,9 @@ Times are event times in epoch seconds; amounts are integer minor units; counter
 hashes of their normalised account numbers (so a history survives a restart and fits in little memory).
 
 Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an entry, time first, kept in
-time order: 8 bytes a number instead of a Python int and a tuple slot, which makes a history of a few
-payments a few hundred bytes. An account's lists start as the shared, empty ``EMPTY`` array and get an
-array of their own with their first entry (``_append``, ``_owned``); ``EMPTY`` is never written.
+time order, so that a history of a few payments takes a few hundred bytes. An account's lists start as the
+shared, empty ``EMPTY`` array and get an array of their own with their first entry (``_append``,
+``_owned``); ``EMPTY`` is never written.
 
 Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
 events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
@@ -75,6 +75,8 @@ SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
 # paid, first amount, last amount
 PAYEE_WIDTH: Final = 5
+# in JSON a payee's statistics are unpacked: payee hash and the six PayeeStats
+_PAYEE_JSON_WIDTH: Final = 7
 _PAYEE_BYTES: Final = PAYEE_WIDTH * 8
 _BYTE_ORDER: Final = sys.byteorder
 
@@ -91,8 +93,7 @@ PRUNE_EVERY: Final = HOUR
 
 EMPTY: Final[array[int]] = array("q")
 
-# the packed form of a row of each width (``_append``), by width: bound methods, so that a row is packed
-# without looking the method up again
+# the packer of a row of each width, by width (``_append``)
 _PACKERS: Final = tuple(struct.Struct(f"={width}q").pack for width in range(6))
 
 
@@ -108,9 +109,7 @@ def _owned(entries: array[int]) -> array[int]:
 def _append(entries: array[int], row: tuple[int, ...]) -> array[int]:
     """``entries`` (an account's own array, or ``EMPTY``) with ``row`` appended; use the array returned.
 
-    The row goes in as packed bytes: storing ints into an array one by one parses each of them through the
-    generic argument parser. A list with no rows gets a new array of exactly the row's size (``frombytes``
-    would over-allocate it).
+    The row goes in as packed bytes, faster than int by int; a list with no rows gets an array of its size.
     """
     if not entries:
         return array("q", row)
@@ -133,7 +132,7 @@ def unpack_payee(words: Sequence[int]) -> PayeeStats:
     return first, count, last, first_amount, last_amount, increasing
 
 
-_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # ``_cache``
+_PARTIES: Final[dict[str, tuple[str, int]]] = {}  # bounded by ``remember``
 
 
 def party(account: str) -> tuple[str, int]:
@@ -250,8 +249,23 @@ def _rows(entries: array[int], width: int) -> list[list[int]]:
     return [list(entries[i : i + width]) for i in range(0, len(entries), width)]
 
 
-def _flat(rows: list[list[int]]) -> array[int]:
-    return array("q", [value for row in rows for value in row]) if rows else EMPTY
+def _checked(rows: list[list[int]], width: int) -> list[list[int]]:
+    """Rows read back from JSON; ``ValueError`` if one is not ``width`` numbers (its columns would shift)."""
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns: {row!r}")
+    return rows
+
+
+def _flat(rows: list[list[int]], width: int) -> array[int]:
+    return array("q", [value for row in _checked(rows, width) for value in row]) if rows else EMPTY
+
+
+def _integer(value: Any, name: str, optional: bool = False) -> Any:
+    """``value`` read back from JSON; ``ValueError`` unless it is an integer (or, if ``optional``, None)."""
+    if type(value) is int or (optional and value is None):
+        return value
+    raise ValueError(f"{name} is {value!r}, not an integer")
 
 
 @dataclass(slots=True)
@@ -325,7 +339,7 @@ class AccountHistory:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
         ranked = self.ranked = _owned(self.ranked)
-        # not bisect.insort: on an array it looks up and calls ``insert`` by name with a format string
+        # not bisect.insort, which is slower on an array
         ranked.insert(bisect.bisect_right(ranked, amount), amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
             ranked.remove(sample[1])
@@ -410,8 +424,7 @@ class AccountHistory:
     def payee_row(self, payee: int) -> int:
         """The row of ``payee`` among the known payees, or -1.
 
-        Searched as bytes (a C string search over a copy of the array, a few hundred bytes for most
-        accounts): scanning the array itself would build a Python int for every word it passes.
+        Searched as bytes: a string search over a copy of the array beats reading it word by word.
         """
         payees = self.payees
         if not payees:
@@ -486,10 +499,13 @@ class AccountHistory:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AccountHistory:
-        """The history ``to_json`` wrote, in this format or an earlier one; ``StoreError`` otherwise."""
-        version = data.get("format", 1) if isinstance(data, dict) else None
-        if version not in _READABLE:
+    def from_json(cls, data: Any) -> AccountHistory:
+        """The history ``to_json`` wrote (as JSON decodes it), in this format or an earlier one;
+        ``StoreError`` otherwise."""
+        if not isinstance(data, dict):
+            raise StoreError(f"not an account history but a JSON {type(data).__name__}")
+        version = data.get("format", 1)
+        if type(version) is not int or version not in _READABLE:
             raise StoreError(
                 f"an account history in format {version!r}: this payguard reads formats "
                 f"{', '.join(map(str, _READABLE))} (written by a newer payguard, or not a history)"
@@ -502,19 +518,20 @@ class AccountHistory:
     @classmethod
     def _from_json(cls, data: dict[str, Any]) -> AccountHistory:
         payees = [
-            [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))] for row in data["payees"]
+            [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))]
+            for row in _checked(data["payees"], _PAYEE_JSON_WIDTH)
         ]
         return cls(
-            out=_flat(data["out"]),
-            payees=_flat(payees),
-            sample=_flat(data["sample"]),
-            maxima=_flat(data["maxima"]),
-            inbound=_flat(data["inbound"]),
-            loans=_flat(data["loans"]),
-            deposits=_flat(data["deposits"]),
-            stops=_flat(data["stops"]),
-            device_time=data["device_time"],
-            vasp_time=data.get("vasp_time"),
-            seen=data["seen"],
-            pruned=data.get("pruned", 0),
+            out=_flat(data["out"], OUT_WIDTH),
+            payees=_flat(payees, PAYEE_WIDTH),
+            sample=_flat(data["sample"], SAMPLE_WIDTH),
+            maxima=_flat(data["maxima"], SAMPLE_WIDTH),
+            inbound=_flat(data["inbound"], INBOUND_WIDTH),
+            loans=_flat(data["loans"], LOAN_WIDTH),
+            deposits=_flat(data["deposits"], DEPOSIT_WIDTH),
+            stops=_flat(data["stops"], STOP_WIDTH),
+            device_time=_integer(data["device_time"], "device_time", optional=True),
+            vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
+            seen=_integer(data["seen"], "seen"),
+            pruned=_integer(data.get("pruned", 0), "pruned"),
         )

@@ -1,8 +1,8 @@
 """The default store: histories and decisions in dictionaries of this process.
 
-It implements ``_store.Store`` and ``_store.StoreTransaction`` (registered there as their virtual
-subclasses) and is compiled with the other per-event modules: a guard calls its transaction eight to ten
-times an event. Subclasses written in Python remain possible (``allow_interpreted_subclasses``).
+It meets the ``Store`` protocol of ``interface`` (and is registered there as one) and is compiled with the
+other per-event modules, since every decision goes through it. Python subclasses remain possible
+(``allow_interpreted_subclasses``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["MemoryStore"]
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class _MemoryTransaction:
-    """Holds the store's lock from ``__enter__`` to ``__exit__``, and commits only on success."""
+    """Holds the store's lock from ``__enter__`` to ``__exit__`` (isolation), and commits only on success."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
@@ -41,8 +41,7 @@ class _MemoryTransaction:
             self._store._lock.release()
 
     def account(self, key: str) -> AccountHistory:
-        # Histories are changed in place: a guard computes every feature before it writes anything, and
-        # in-memory writes cannot fail halfway, so a copy per event would buy nothing.
+        # Not a copy: the guard changes a history only once nothing but the commit can fail (see Store).
         found = self._store.accounts.get(key) or self._accounts.get(key)
         if found is None:
             found = self._accounts[key] = AccountHistory()

@@ -1,10 +1,9 @@
-"""Feature stores: where account histories and past decisions live between events.
+"""A persistent store: histories, decisions and held payments in one SQLite file.
 
-``Store`` is the interface the feature code talks to. Everything a guard reads and writes for one event
-happens inside one ``store.transaction()``: the in-memory store takes a lock, the SQLite store an
-``IMMEDIATE`` transaction, and a shared network store (Redis) would take a per-account lock or a
-WATCH/MULTI block. That is why several processes may share a SQLite file: each event's read-modify-write
-of the accounts it touches is serialised by the database, so features stay exact.
+Each transaction is one ``BEGIN IMMEDIATE`` transaction, which takes the database's write lock before the
+first read: the read-modify-write of one event is serialised against every other connection to the file,
+so several processes may share it and features stay exact. Threads sharing one ``SQLiteStore`` share its
+connection and take turns on a lock. A row holds ``AccountHistory.to_json()`` as JSON.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,28 @@ CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT 
 
 
 class _SQLiteTransaction(StoreTransaction):
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         self._db = connection
+        self.path = path
         self._accounts: dict[str, AccountHistory] = {}
 
     def account(self, key: str) -> AccountHistory:
         found = self._accounts.get(key)
         if found is None:
-            row = self._db.execute("SELECT history FROM accounts WHERE key = ?", (key,)).fetchone()
-            found = AccountHistory.from_json(json.loads(row[0])) if row else AccountHistory()
-            self._accounts[key] = found
+            row = self._db.execute("SELECT rowid, history FROM accounts WHERE key = ?", (key,)).fetchone()
+            found = self._accounts[key] = AccountHistory() if row is None else self._load(key, *row)
         return found
+
+    def _load(self, key: str, rowid: int, text: Any) -> AccountHistory:
+        try:
+            return AccountHistory.from_json(json.loads(text))
+        except (StoreError, ValueError, TypeError) as exc:
+            # the key is masked as in the audit trail, where this message lands as the hold's reason
+            shown = f"…{key[-4:]}" if len(key) > 8 else "#"
+            raise StoreError(
+                f"SQLite store {self.path!r}: the history of account {shown} (accounts row {rowid}) cannot "
+                f"be read: {exc}"
+            ) from exc
 
     def save(self, key: str, history: AccountHistory) -> None:
         self._db.execute(
@@ -79,8 +89,9 @@ class SQLiteStore(Store):
     """A persistent store in one SQLite file, so history survives a restart.
 
     Each event is one ``BEGIN IMMEDIATE`` transaction: a crash between two events loses nothing already
-    decided. The database runs in WAL mode; ``synchronous="FULL"`` also survives power loss at some cost in
-    speed (the default ``NORMAL`` survives process crashes). Several processes may share the file.
+    decided. The database runs in WAL mode; ``synchronous="FULL"`` also survives power loss, at some cost in
+    speed (the default ``NORMAL`` survives process crashes). Several processes may share the file;
+    ``timeout`` is how long a transaction waits for the others' before it fails with ``StoreError``.
     """
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", timeout: float = 30.0) -> None:
@@ -106,15 +117,20 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             try:
-                txn = _SQLiteTransaction(self._db)
-                yield txn
+                yield _SQLiteTransaction(self._db, self.path)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._rollback()  # else the connection stays inside the failed transaction
                 raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        # the cause of the rollback is the error to report; if ROLLBACK failed, the next BEGIN says so
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,217 @@
+"""The stored history format: a history an earlier payguard wrote reads back as it was, with the same
+features; one this payguard cannot read is refused with a ``StoreError`` naming the account, never misread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payguard import Action, Guard, SQLiteStore, StoreError
+from payguard._rules.fields import FEATURES
+
+WriteRules = Callable[..., Path]
+
+PAYER = "6222000011112222"
+RULES = """\
+ruleset:
+  id: history-format
+  version: "1"
+  timezone: Asia/Shanghai
+  currency: CNY
+rules:
+  - id: big_to_new
+    description: hold large payments to new payees
+    when: {is_new_payee: true, amount: {gte: 10000}}
+    action: hold
+    reason: a large payment to a new payee
+"""
+# A day of one customer that fills every part of a history: a device bound, money, a loan and a broken
+# deposit received, payments to a known payee and to a crypto platform, and a large one held.
+EVENTS = [
+    {"id": "f1", "type": "device_bound", "timestamp": "2026-03-02T10:00:00+08:00",
+     "payer": {"account": "6222000011112222"}},
+    {"id": "f2", "type": "transfer_in", "timestamp": "2026-03-02T10:10:00+08:00", "amount": "5000.00",
+     "currency": "CNY", "payer": {"account": "6222000055556666", "type": "personal"},
+     "payee": {"account": "6222000011112222"}},
+    {"id": "f3", "type": "loan_disbursement", "timestamp": "2026-03-02T10:20:00+08:00", "amount": "20000.00",
+     "currency": "CNY", "payer": {"account": "LENDER-0001", "type": "lender"},
+     "payee": {"account": "6222000011112222"}},
+    {"id": "f4", "type": "deposit_redemption", "timestamp": "2026-03-02T10:30:00+08:00", "amount": "8000.00",
+     "currency": "CNY", "payer": {"account": "6222000011112222-TD"}, "payee": {"account": "6222000011112222"}},
+    {"id": "f5", "type": "transfer_out", "timestamp": "2026-03-02T11:00:00+08:00", "amount": "300.00",
+     "currency": "CNY", "payer": {"account": "6222000011112222", "balance_before": "33000.00"},
+     "payee": {"account": "6222000033334444", "type": "personal"}},
+    {"id": "f6", "type": "transfer_out", "timestamp": "2026-03-02T12:00:00+08:00", "amount": "450.00",
+     "currency": "CNY", "payer": {"account": "6222000011112222", "balance_before": "32700.00"},
+     "payee": {"account": "6222000033334444", "type": "personal"}},
+    {"id": "f7", "type": "transfer_out", "timestamp": "2026-03-02T13:00:00+08:00", "amount": "1200.00",
+     "currency": "CNY", "payer": {"account": "6222000011112222", "balance_before": "32250.00"},
+     "payee": {"account": "VASP-00000001", "type": "vasp"}},
+    {"id": "f8", "type": "transfer_out", "timestamp": "2026-03-02T14:00:00+08:00", "amount": "30000.00",
+     "currency": "CNY", "payer": {"account": "6222000011112222", "balance_before": "31050.00"},
+     "payee": {"account": "6222000077778888", "type": "personal"}},
+]  # fmt: skip
+PROBE = {
+    "id": "probe", "type": "transfer_out", "timestamp": "2026-03-02T15:00:00+08:00", "amount": "600.00",
+    "currency": "CNY", "payer": {"account": "6222000011112222", "balance_before": "31050.00"},
+    "payee": {"account": "6222000033334444", "type": "personal"},
+}  # fmt: skip
+
+# The accounts rows payguard 0.1 wrote for EVENTS: format 1, which has no "format" key. Produced at commit
+# 2a50bdc (the last before the format was versioned), built and installed as released (compiled), by
+# Guard(load_rule_set(RULES), engine="python", store=SQLiteStore(path)).evaluate(event) for each event,
+# then `SELECT key, history FROM accounts ORDER BY key`.
+FORMAT_1_ROWS: dict[str, str] = {
+    "6222000011112222": (
+        '{"out":[[1772420400,30000,4625808437758161208,1,3300000],[1772424000,45000,4625808437758161208,'
+        "0,3270000],[1772427600,120000,2051524307048737467,1,3225000],[1772431200,3000000,"
+        '3815872818292003622,1,3105000]],"payees":[[4625808437758161208,1772420400,2,1772424000,30000,'
+        '45000,1],[2051524307048737467,1772427600,1,1772427600,120000,120000,1]],"sample":[[1772420400,'
+        '30000],[1772424000,45000],[1772427600,120000]],"maxima":[[1772427600,120000]],'
+        '"inbound":[[1772417400,500000,6843477079555725195,1]],"loans":[[1772418000,2000000,'
+        '3178087936988798338]],"deposits":[[1772418600,800000]],"stops":[[1772431200,'
+        '3815872818292003622]],"device_time":1772416800,"vasp_time":1772427600,"seen":1772431200,'
+        '"pruned":1772431200}'
+    ),
+    "6222000033334444": (
+        '{"out":[],"payees":[],"sample":[],"maxima":[],"inbound":[[1772420400,30000,4471363094493025359,'
+        '1],[1772424000,45000,4471363094493025359,1]],"loans":[],"deposits":[],"stops":[],'
+        '"device_time":null,"vasp_time":null,"seen":1772424000,"pruned":1772424000}'
+    ),
+    "vasp00000001": (
+        '{"out":[],"payees":[],"sample":[],"maxima":[],"inbound":[[1772427600,120000,4471363094493025359,'
+        '1]],"loans":[],"deposits":[],"stops":[],"device_time":null,"vasp_time":null,"seen":1772427600,'
+        '"pruned":1772427600}'
+    ),
+}
+
+
+def rules_reading_every_feature() -> str:
+    """RULES and a shadow rule that reads every feature, so that a decision shows them all."""
+    reads = "\n".join(f"        - {{{name}: {{exists: true}}}}" for name in FEATURES)
+    shadow = "  - id: reads_everything\n    description: d\n    mode: shadow\n    when:\n      any:\n"
+    return RULES + shadow + reads + "\n    action: review\n    reason: r\n"
+
+
+@pytest.fixture
+def guard_over(tmp_path: Path) -> Callable[[str], Guard]:
+    """A guard reading every feature over the SQLite store in ``tmp_path/<name>.db``."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_reading_every_feature(), encoding="utf-8")
+
+    def make(name: str) -> Guard:
+        return Guard.from_path(rules, engine="python", store=SQLiteStore(tmp_path / f"{name}.db"))
+
+    return make
+
+
+def write_rows(path: Path, rows: dict[str, str]) -> None:
+    """Write ``rows`` into the accounts table of the SQLite store at ``path``, as another payguard did."""
+    SQLiteStore(path).close()  # creates the tables
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT OR REPLACE INTO accounts (key, history) VALUES (?, ?)", rows.items())
+    db.close()
+
+
+def stored_rows(path: Path) -> dict[str, dict[str, Any]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, history FROM accounts").fetchall()
+    db.close()
+    return {key: json.loads(text) for key, text in rows}
+
+
+def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(
+    guard_over: Callable[[str], Guard], tmp_path: Path
+) -> None:
+    assert "format" not in json.loads(FORMAT_1_ROWS[PAYER]), "format 1 has no version key"
+    write_rows(tmp_path / "previous.db", FORMAT_1_ROWS)
+    previous = guard_over("previous")
+    current = guard_over("current")  # decides the same events today
+    for event in EVENTS:
+        current.evaluate(event)
+
+    assert set(stored_rows(tmp_path / "current.db")) == set(FORMAT_1_ROWS)
+    with previous.store.transaction() as old, current.store.transaction() as new:
+        for key in FORMAT_1_ROWS:
+            assert old.account(key) == new.account(key), key
+    probe_previous, probe_current = previous.evaluate(PROBE), current.evaluate(PROBE)
+    assert probe_previous.features == probe_current.features
+    assert probe_current.features["loan_inflow_24h"] == "20000.00"  # the probe reads a full history
+    assert probe_current.features["recent_stops_30d"] == 1
+    assert probe_current.features["payee_payment_count"] == 2
+    previous.close()
+    current.close()
+    assert stored_rows(tmp_path / "previous.db")[PAYER]["format"] == 2, "written back in today's format"
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        pytest.param(
+            lambda row: {**row, "format": 99},
+            "in format 99: this payguard reads formats 1, 2",
+            id="a newer format",
+        ),
+        pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),
+        pytest.param(lambda row: [row], "not an account history but a JSON list", id="not a history"),
+        pytest.param(
+            lambda row: {k: v for k, v in row.items() if k != "seen"},
+            "damaged: KeyError('seen')",
+            id="a missing column",
+        ),
+        pytest.param(
+            lambda row: {**row, "out": [r[:4] for r in row["out"]]},
+            "a row of 4 numbers where there are 5 columns",
+            id="rows that lost a column",
+        ),
+        pytest.param(
+            lambda row: {**row, "payees": [[*r, 0] for r in row["payees"]]},
+            "a row of 8 numbers",
+            id="payees with a column too many",
+        ),
+        pytest.param(
+            lambda row: {**row, "seen": "yesterday"},
+            "seen is 'yesterday', not an integer",
+            id="a time that is not a number",
+        ),
+        pytest.param(lambda row: {**row, "sample": [[1.5, 2]]}, "damaged: TypeError", id="a fraction"),
+        pytest.param(lambda row: json.dumps(row)[:-9], "line 1 column", id="truncated JSON"),
+    ],
+)
+def test_a_history_this_payguard_cannot_read_is_refused_naming_the_account_never_misread(
+    tmp_path: Path, damage: Callable[[Any], Any], says: str
+) -> None:
+    damaged = damage(json.loads(FORMAT_1_ROWS[PAYER]))
+    write_rows(tmp_path / "damaged.db", {PAYER: damaged if isinstance(damaged, str) else json.dumps(damaged)})
+    store = SQLiteStore(tmp_path / "damaged.db")
+    with pytest.raises(StoreError) as raised, store.transaction() as txn:
+        txn.account(PAYER)
+    message = str(raised.value)
+    assert f"the history of account …{PAYER[-4:]} (accounts row 1) cannot be read" in message
+    assert says in message
+    store.close()
+
+
+def test_a_guard_holds_a_payment_whose_history_it_cannot_read_and_the_audit_names_no_account(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    write_rows(
+        tmp_path / "damaged.db", {PAYER: json.dumps({**json.loads(FORMAT_1_ROWS[PAYER]), "format": 99})}
+    )
+    audit = tmp_path / "audit.jsonl"
+    rules = write_rules(RULES, header="")
+    with Guard.from_path(rules, store=SQLiteStore(tmp_path / "damaged.db"), audit=audit) as guard:
+        decision = guard.evaluate(PROBE)
+    assert decision.action is Action.HOLD
+    assert decision.error is not None
+    assert "StoreError" in decision.error
+    assert "…2222 (accounts row 1) cannot be read: an account history in format 99" in decision.error
+    text = audit.read_text(encoding="utf-8")
+    assert "format 99" in text
+    assert PAYER not in text, "the audit trail masks account numbers, error messages included"

@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The uncompiled build (both are shipped): installed, not editable, so no compiled module beside the source
+# is ever imported; reinstalled whenever the source changes.
+PURE ?= $(VENV)-pure
+PURE_STAMP := $(PURE)/.installed
+SOURCES := $(shell find src -name '*.py' -o -name py.typed)
 
-.PHONY: demo test lint typecheck bench fuzz soak clean compiled
+.PHONY: demo test test-compiled test-uncompiled lint typecheck bench fuzz soak clean compiled
 
 # Installing builds the package, which compiles the per-event modules with mypyc (about 30 s).
 $(STAMP): pyproject.toml
@@ -29,8 +34,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck compiled
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+$(PURE_STAMP): pyproject.toml $(SOURCES)
+	test -x $(PURE)/bin/python || $(PYTHON) -m venv $(PURE)
+	$(PURE)/bin/python -m pip install --quiet --upgrade pip
+	HATCH_BUILD_NO_HOOKS=true $(PURE)/bin/python -m pip install --quiet '.[dev]'
+	touch $(PURE_STAMP)
+
+# The whole suite on both builds: compiled (editable), then uncompiled with branch coverage.
+test: test-compiled test-uncompiled
+
+test-compiled: lint typecheck compiled
+	PAYGUARD_BUILD=compiled $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Run from the checkout, where `python -m` finds no payguard (it is under src/): the installed one is tested.
+# coverage starts before pytest, which imports payguard early through the rule-test plugin.
+test-uncompiled: $(PURE_STAMP)
+	rm -f .coverage .coverage.*
+	PAYGUARD_BUILD=uncompiled $(PURE)/bin/python -m coverage run -m pytest -q -p no:cacheprovider
+	$(PURE)/bin/python -m coverage combine -q
+	$(PURE)/bin/python -m coverage report
 
 bench: compiled
 	$(BIN)/python benchmarks/bench.py
@@ -42,5 +64,6 @@ soak: compiled
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
+	rm -rf $(VENV) $(PURE) .pytest_cache .mypy_cache .ruff_cache out
+	rm -f .coverage .coverage.*
 	rm -f src/*.so src/payguard/*.so src/payguard/*/*.so

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import payguard
 from payguard._build import compiled_modules, stale_modules
 
 settings.register_profile(
@@ -25,13 +26,36 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# `make test` runs the suite on each shipped build and names the one each run must import (unset: either).
+BUILDS = ("compiled", "uncompiled")
+
+
 def pytest_report_header() -> str:
     compiled = compiled_modules()
     done = sum(compiled.values())
-    return f"payguard: {done} of {len(compiled)} per-event modules compiled by mypyc"
+    build = "compiled" if done == len(compiled) else "uncompiled" if done == 0 else "partly compiled"
+    return (
+        f"payguard: {build} build, {done} of {len(compiled)} per-event modules compiled by mypyc "
+        f"(imported from {Path(payguard.__file__).parent})"
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not reporter.showheader:  # -q shows no header: say which build runs
+        reporter.write_line(pytest_report_header())
+    expected = os.environ.get("PAYGUARD_BUILD")
+    if expected is not None and expected not in BUILDS:
+        pytest.exit(f"PAYGUARD_BUILD={expected!r}: expected one of {', '.join(BUILDS)}", returncode=3)
+    if expected is not None:  # a run meant for one build must not pass on the other
+        wrong = [name for name, ok in compiled_modules().items() if ok != (expected == "compiled")]
+        if wrong:
+            pytest.exit(
+                f"PAYGUARD_BUILD={expected} but these modules import "
+                f"{'uncompiled' if expected == 'compiled' else 'compiled'} from "
+                f"{Path(payguard.__file__).parent}: {', '.join(wrong)}",
+                returncode=3,
+            )
     stale = stale_modules()
     if stale:  # the tests would exercise the compiled code of an older source
         pytest.exit(

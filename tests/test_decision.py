@@ -65,8 +65,45 @@ def test_a_decision_is_frozen() -> None:
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         decision.action = Action.HOLD  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del decision.error
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.note = "x"  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         decision.features["x"] = 1  # type: ignore[index]
+
+
+def test_a_decision_is_built_replaced_and_compared_alike_in_both_builds() -> None:
+    # uncompiled, an __init__ assigning self.x = ... ran into the frozen __setattr__: nothing was decided
+    hit = Hit("r1", Action.HOLD, "new payee", ("scam",))
+    features = {"amount": "100.00"}
+    decision = Decision(
+        "d",
+        "e",
+        Action.HOLD,
+        (hit,),
+        (),
+        RulesetRef("r", "1", "x"),
+        "python",
+        datetime.now(UTC),
+        None,
+        features,
+    )
+    features["amount"] = "0"  # the decision keeps its own copy
+    assert decision.features == {"amount": "100.00"}
+    assert (decision.action, decision.hits, decision.error, decision.reason) == (
+        Action.HOLD,
+        (hit,),
+        None,
+        "new payee",
+    )
+    allowed = dataclasses.replace(decision, action=Action.ALLOW, hits=())
+    assert (allowed.action, allowed.hits, allowed.features) == (Action.ALLOW, (), decision.features)
+    assert type(allowed.features) is type(decision.features)  # read-only still
+    assert allowed != decision
+    assert dataclasses.replace(decision) == decision == Decision.from_dict(decision.to_dict())
+    with pytest.raises(TypeError):  # its features are a read-only mapping, which has no hash
+        hash(decision)
 
 
 # Fixed offsets from -23:59:59.999999 to +23:59:59.999999, most of them whole minutes as real zones are,

@@ -47,9 +47,11 @@ test-compiled: lint typecheck compiled
 	PAYGUARD_BUILD=compiled $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Run from the checkout, where `python -m` finds no payguard (it is under src/): the installed one is tested.
-# coverage starts before pytest, which imports payguard early through the rule-test plugin.
+# coverage starts before pytest, which imports payguard early through the rule-test plugin; its data files
+# (one per process) stay in the venv.
+test-uncompiled: export COVERAGE_FILE = $(abspath $(PURE))/.coverage
 test-uncompiled: $(PURE_STAMP)
-	rm -f .coverage .coverage.*
+	rm -f $(PURE)/.coverage $(PURE)/.coverage.*
 	PAYGUARD_BUILD=uncompiled $(PURE)/bin/python -m coverage run -m pytest -q -p no:cacheprovider
 	$(PURE)/bin/python -m coverage combine -q
 	$(PURE)/bin/python -m coverage report
@@ -64,6 +66,5 @@ soak: compiled
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) $(PURE) .pytest_cache .mypy_cache .ruff_cache out
-	rm -f .coverage .coverage.*
+	rm -rf $(VENV) $(PURE) .pytest_cache .mypy_cache .ruff_cache .hypothesis out
 	rm -f src/*.so src/payguard/*.so src/payguard/*/*.so

@@ -12,13 +12,23 @@ from typing import Any, Final
 
 from .._common.money import currency_exponent
 from .._decision import Action
-from .._event import Admitted, EventType, PartyType
+from .._event import Admitted
 from .._rules.fields import FEATURES, Kind
 from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
 from .._stores.interface import StoreTransaction
 from .catalogue import FUNCTIONS, Function
-from .context import OUTGOING, Context, is_personal
+from .context import (
+    DEPOSIT_REDEMPTION,
+    DEVICE_EVENTS,
+    LOAN_DISBURSEMENT,
+    OUTGOING,
+    TRANSFER_IN,
+    TRANSFER_OUT,
+    VASP,
+    Context,
+    is_personal,
+)
 
 __all__ = ["FeatureEngine"]
 
@@ -28,13 +38,6 @@ if set(FUNCTIONS) != set(FEATURES):  # pragma: no cover - a feature declared wit
 # One minor unit as a Decimal, by the currency's number of decimals (0, 2, 3 or 4 in ISO 4217)
 _MINOR_UNIT: Final = tuple(Decimal(1).scaleb(-exponent) for exponent in range(5))
 _MONEY: Final = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
-_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
-# Enum members as module constants: compiled code reads these directly (see context.py).
-_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
-_TRANSFER_IN: Final = EventType.TRANSFER_IN
-_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
-_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
-_VASP: Final = PartyType.VASP
 _HOLD: Final = Action.HOLD
 
 # The features a rule set reads, in name order: (name, function, whether it is money)
@@ -86,7 +89,7 @@ class FeatureEngine:
         history = context.history
         history.touch(context.time)
         time, amount, kind = context.time, context.amount, context.kind
-        if kind in _DEVICE_EVENTS:
+        if kind in DEVICE_EVENTS:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
@@ -99,11 +102,11 @@ class FeatureEngine:
                     txn.put_held(decision_id, {"event": event.to_dict()})
             else:
                 self._execute(context, history)
-        elif kind is _TRANSFER_IN and amount is not None:
+        elif kind is TRANSFER_IN and amount is not None:
             history.add_inbound(time, amount, context.payer_hash, is_personal(context.payer.type))
-        elif kind is _LOAN_DISBURSEMENT and amount is not None:
+        elif kind is LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, context.payer_hash)
-        elif kind is _DEPOSIT_REDEMPTION and amount is not None:
+        elif kind is DEPOSIT_REDEMPTION and amount is not None:
             history.add_deposit(time, amount)
         txn.save(context.subject_key, history)
 
@@ -113,9 +116,9 @@ class FeatureEngine:
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash, context.known_payee_row)
         payee = context.payee
-        if payee is not None and payee.type is _VASP:
+        if payee is not None and payee.type is VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
-        if context.kind is _TRANSFER_OUT and payee is not None:
+        if context.kind is TRANSFER_OUT and payee is not None:
             key = context.payee_key()
             if key != context.subject_key:
                 payee_history = context.payee_history()

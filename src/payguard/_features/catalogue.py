@@ -18,7 +18,7 @@ from typing import Any, Final
 from .._common.money import currency_exponent
 from .._common.text import normalize_text
 from .._common.time import DAY, HOUR
-from .._event import EventType, PartyType
+from .._event import EventType
 from .._stores.history import (
     COUNT,
     DEPOSIT_AMOUNT,
@@ -36,7 +36,15 @@ from .._stores.history import (
     OUT_PAYEE,
     STOP_PAYEE,
 )
-from .context import Context
+from .context import (
+    DEPOSIT_REDEMPTION,
+    DEVICE_EVENTS,
+    LOAN_DISBURSEMENT,
+    TRANSFER_IN,
+    TRANSFER_OUT,
+    VASP,
+    Context,
+)
 
 __all__ = ["FUNCTIONS"]
 
@@ -54,14 +62,6 @@ def feature(function: Function) -> Function:
 # amount_to_p95_90d divides by at least this many major units, so tiny histories cannot explode it
 P95_FLOOR_UNITS: Final = 100
 MIN_SAMPLE: Final = 3
-
-_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
-# Enum members as module constants: compiled code reads these directly (see context.py).
-_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
-_TRANSFER_IN: Final = EventType.TRANSFER_IN
-_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
-_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
-_VASP: Final = PartyType.VASP
 
 
 # -- the payee ------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def payee_account_age_days(c: Context) -> Any:
 
 @feature
 def payee_inbound_distinct_payers_24h(c: Context) -> Any:
-    if c.payee is None or c.kind is not _TRANSFER_OUT:
+    if c.payee is None or c.kind is not TRANSFER_OUT:
         return None
     payers = c.payee_history().inbound_rows(c.time - DAY, c.time).distinct(INBOUND_PAYER)
     payers.add(c.payer_hash)
@@ -158,7 +158,7 @@ def _new_payee_out_over(c: Context, received: int) -> Any:
     """Sent to new payees in 24 hours (this payment included when its payee is new) over ``received``."""
     if received <= 0 or not c.outgoing:
         return None
-    sent = c.out_24h().total_flagged(OUT_AMOUNT, OUT_NEW_PAYEE) + (c.amount or 0 if c.is_new_payee() else 0)
+    sent = sum(c.out_24h().flagged(OUT_AMOUNT, OUT_NEW_PAYEE)) + (c.amount or 0 if c.is_new_payee() else 0)
     return sent / received
 
 
@@ -199,7 +199,7 @@ def is_first_large_transfer(c: Context) -> Any:
 @feature
 def is_first_vasp_payment(c: Context) -> Any:
     payee = c.payee
-    if payee is None or not c.outgoing or payee.type is not _VASP:
+    if payee is None or not c.outgoing or payee.type is not VASP:
         return None
     last = c.history.vasp_time
     return last is None or last > c.time or c.time - last > 365 * DAY
@@ -216,19 +216,24 @@ def unseen_inbound_7d(c: Context) -> Any:
     return sum(1 for payer in payers if not history.knows(payer))
 
 
+def _with_this_event(c: Context, total: int, kind: EventType) -> int:
+    """A 24-hour total of money received, with this event's amount when the event is of ``kind``."""
+    if c.kind is kind and c.amount:
+        total += c.amount
+    return total
+
+
 @feature
 def inbound_distinct_payers_24h(c: Context) -> Any:
     payers = c.inbound_24h().distinct(INBOUND_PAYER)
-    if c.kind is _TRANSFER_IN:
+    if c.kind is TRANSFER_IN:
         payers.add(c.payer_hash)
     return len(payers)
 
 
 @feature
 def passthrough_ratio_24h(c: Context) -> Any:
-    inbound = c.inbound_24h().total(INBOUND_AMOUNT)
-    if c.kind is _TRANSFER_IN and c.amount:
-        inbound += c.amount
+    inbound = _with_this_event(c, c.inbound_24h().total(INBOUND_AMOUNT), TRANSFER_IN)
     if inbound <= 0:
         return None
     return c.out_sum_24h() / inbound
@@ -236,26 +241,20 @@ def passthrough_ratio_24h(c: Context) -> Any:
 
 @feature
 def loan_inflow_24h(c: Context) -> Any:
-    total = c.loans_24h().total(LOAN_AMOUNT)
-    if c.kind is _LOAN_DISBURSEMENT and c.amount:
-        total += c.amount
-    return total
+    return _with_this_event(c, c.loans_24h().total(LOAN_AMOUNT), LOAN_DISBURSEMENT)
 
 
 @feature
 def distinct_lenders_24h(c: Context) -> Any:
     lenders = c.loans_24h().distinct(LOAN_LENDER)
-    if c.kind is _LOAN_DISBURSEMENT:
+    if c.kind is LOAN_DISBURSEMENT:
         lenders.add(c.payer_hash)
     return len(lenders)
 
 
 @feature
 def deposit_redeemed_24h(c: Context) -> Any:
-    total = c.deposits_24h().total(DEPOSIT_AMOUNT)
-    if c.kind is _DEPOSIT_REDEMPTION and c.amount:
-        total += c.amount
-    return total
+    return _with_this_event(c, c.deposits_24h().total(DEPOSIT_AMOUNT), DEPOSIT_REDEMPTION)
 
 
 # -- the account and its sessions -----------------------------------------------------------------------
@@ -295,7 +294,7 @@ def hours_since_new_device(c: Context) -> Any:
     age = None if session is None else session.device_age_hours
     if age is not None:
         candidates.append(age)
-    if c.kind in _DEVICE_EVENTS:
+    if c.kind in DEVICE_EVENTS:
         candidates.append(0.0)
     return min(candidates) if candidates else None
 

@@ -178,13 +178,6 @@ class Rows:
         entries, width = self.entries, self.width
         return sum(entries[row * width + column] for row in range(self.low, self.high))
 
-    def total_flagged(self, column: int, flag: int) -> int:
-        """The sum of ``column`` over the rows whose ``flag`` column is set."""
-        entries, width = self.entries, self.width
-        return sum(
-            entries[row * width + column] for row in range(self.low, self.high) if entries[row * width + flag]
-        )
-
     def distinct(self, column: int) -> set[int]:
         entries, width = self.entries, self.width
         return {entries[row * width + column] for row in range(self.low, self.high)}

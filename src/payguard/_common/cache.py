@@ -1,10 +1,10 @@
 """The caches of the per-event path: plain dicts emptied when they are full.
 
-Account keys and hashes, normalised texts, keyword answers, minor units, masked identifiers and UTC
-offsets are remembered this way. ``functools.lru_cache`` would also keep its entries in recency order, a
-linked list whose neighbours every hit rewrites: over tens of thousands of accounts those are cache misses,
-slower than the lookup itself. Emptying a full cache costs a few recomputations; the dict operations are
-atomic, so threads may share a cache.
+Account keys and hashes, normalised texts, keyword answers, masked identifiers and the UTC offsets of
+zones by hour are remembered this way. ``functools.lru_cache`` would also keep its entries in recency
+order, a linked list whose neighbours every hit rewrites: over tens of thousands of accounts those are
+cache misses, slower than the lookup itself. Emptying a full cache costs a few recomputations; the dict
+operations are atomic, so threads may share a cache.
 """
 
 from __future__ import annotations

@@ -12,25 +12,24 @@ from typing import Any, Final
 
 from .._common.money import currency_exponent
 from .._decision import Action
-from .._event import Admitted
+from .._event import Admitted, EventType, PartyType
 from .._rules.fields import FEATURES, Kind
 from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
 from .._stores.interface import StoreTransaction
 from .catalogue import FUNCTIONS, Function
-from .context import (
-    DEPOSIT_REDEMPTION,
-    DEVICE_EVENTS,
-    LOAN_DISBURSEMENT,
-    OUTGOING,
-    TRANSFER_IN,
-    TRANSFER_OUT,
-    VASP,
-    Context,
-    is_personal,
-)
+from .context import OUTGOING, Context, is_personal
 
 __all__ = ["FeatureEngine"]
+
+# The event kinds as this module's own constants: compiled, a module's Final is a C static, where a
+# name imported from another module is a dictionary lookup on every use.
+_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
+_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_TRANSFER_IN: Final = EventType.TRANSFER_IN
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+_VASP: Final = PartyType.VASP
 
 if set(FUNCTIONS) != set(FEATURES):  # pragma: no cover - a feature declared without a function, or back
     raise AssertionError(f"features without a function or a declaration: {set(FUNCTIONS) ^ set(FEATURES)}")
@@ -89,7 +88,7 @@ class FeatureEngine:
         history = context.history
         history.touch(context.time)
         time, amount, kind = context.time, context.amount, context.kind
-        if kind in DEVICE_EVENTS:
+        if kind in _DEVICE_EVENTS:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
@@ -102,11 +101,11 @@ class FeatureEngine:
                     txn.put_held(decision_id, {"event": event.to_dict()})
             else:
                 self._execute(context, history)
-        elif kind is TRANSFER_IN and amount is not None:
+        elif kind is _TRANSFER_IN and amount is not None:
             history.add_inbound(time, amount, context.payer_hash, is_personal(context.payer.type))
-        elif kind is LOAN_DISBURSEMENT and amount is not None:
+        elif kind is _LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, context.payer_hash)
-        elif kind is DEPOSIT_REDEMPTION and amount is not None:
+        elif kind is _DEPOSIT_REDEMPTION and amount is not None:
             history.add_deposit(time, amount)
         txn.save(context.subject_key, history)
 
@@ -116,9 +115,9 @@ class FeatureEngine:
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash, context.known_payee_row)
         payee = context.payee
-        if payee is not None and payee.type is VASP:
+        if payee is not None and payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
-        if context.kind is TRANSFER_OUT and payee is not None:
+        if context.kind is _TRANSFER_OUT and payee is not None:
             key = context.payee_key()
             if key != context.subject_key:
                 payee_history = context.payee_history()

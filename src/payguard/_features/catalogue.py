@@ -18,7 +18,7 @@ from typing import Any, Final
 from .._common.money import currency_exponent
 from .._common.text import normalize_text
 from .._common.time import DAY, HOUR
-from .._event import EventType
+from .._event import EventType, PartyType
 from .._stores.history import (
     COUNT,
     DEPOSIT_AMOUNT,
@@ -36,18 +36,18 @@ from .._stores.history import (
     OUT_PAYEE,
     STOP_PAYEE,
 )
-from .context import (
-    DEPOSIT_REDEMPTION,
-    DEVICE_EVENTS,
-    LOAN_DISBURSEMENT,
-    TRANSFER_IN,
-    TRANSFER_OUT,
-    VASP,
-    Context,
-)
+from .context import Context
 
 __all__ = ["FUNCTIONS"]
 
+# The event kinds as this module's own constants: compiled, a module's Final is a C static, where a
+# name imported from another module is a dictionary lookup on every use.
+_DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
+_DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
+_LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_TRANSFER_IN: Final = EventType.TRANSFER_IN
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
+_VASP: Final = PartyType.VASP
 Function = Callable[[Context], Any]
 # every feature's function, by the feature's name (the function's own name)
 FUNCTIONS: Final[dict[str, Function]] = {}
@@ -110,7 +110,7 @@ def payee_account_age_days(c: Context) -> Any:
 
 @feature
 def payee_inbound_distinct_payers_24h(c: Context) -> Any:
-    if c.payee is None or c.kind is not TRANSFER_OUT:
+    if c.payee is None or c.kind is not _TRANSFER_OUT:
         return None
     payers = c.payee_history().inbound_rows(c.time - DAY, c.time).distinct(INBOUND_PAYER)
     payers.add(c.payer_hash)
@@ -199,7 +199,7 @@ def is_first_large_transfer(c: Context) -> Any:
 @feature
 def is_first_vasp_payment(c: Context) -> Any:
     payee = c.payee
-    if payee is None or not c.outgoing or payee.type is not VASP:
+    if payee is None or not c.outgoing or payee.type is not _VASP:
         return None
     last = c.history.vasp_time
     return last is None or last > c.time or c.time - last > 365 * DAY
@@ -226,14 +226,14 @@ def _with_this_event(c: Context, total: int, kind: EventType) -> int:
 @feature
 def inbound_distinct_payers_24h(c: Context) -> Any:
     payers = c.inbound_24h().distinct(INBOUND_PAYER)
-    if c.kind is TRANSFER_IN:
+    if c.kind is _TRANSFER_IN:
         payers.add(c.payer_hash)
     return len(payers)
 
 
 @feature
 def passthrough_ratio_24h(c: Context) -> Any:
-    inbound = _with_this_event(c, c.inbound_24h().total(INBOUND_AMOUNT), TRANSFER_IN)
+    inbound = _with_this_event(c, c.inbound_24h().total(INBOUND_AMOUNT), _TRANSFER_IN)
     if inbound <= 0:
         return None
     return c.out_sum_24h() / inbound
@@ -241,20 +241,20 @@ def passthrough_ratio_24h(c: Context) -> Any:
 
 @feature
 def loan_inflow_24h(c: Context) -> Any:
-    return _with_this_event(c, c.loans_24h().total(LOAN_AMOUNT), LOAN_DISBURSEMENT)
+    return _with_this_event(c, c.loans_24h().total(LOAN_AMOUNT), _LOAN_DISBURSEMENT)
 
 
 @feature
 def distinct_lenders_24h(c: Context) -> Any:
     lenders = c.loans_24h().distinct(LOAN_LENDER)
-    if c.kind is LOAN_DISBURSEMENT:
+    if c.kind is _LOAN_DISBURSEMENT:
         lenders.add(c.payer_hash)
     return len(lenders)
 
 
 @feature
 def deposit_redeemed_24h(c: Context) -> Any:
-    return _with_this_event(c, c.deposits_24h().total(DEPOSIT_AMOUNT), DEPOSIT_REDEMPTION)
+    return _with_this_event(c, c.deposits_24h().total(DEPOSIT_AMOUNT), _DEPOSIT_REDEMPTION)
 
 
 # -- the account and its sessions -----------------------------------------------------------------------
@@ -294,7 +294,7 @@ def hours_since_new_device(c: Context) -> Any:
     age = None if session is None else session.device_age_hours
     if age is not None:
         candidates.append(age)
-    if c.kind in DEVICE_EVENTS:
+    if c.kind in _DEVICE_EVENTS:
         candidates.append(0.0)
     return min(candidates) if candidates else None
 

@@ -16,32 +16,16 @@ from .._event import Admitted, Event, EventType, Party, PartyType
 from .._stores.history import FIRST, OUT_AMOUNT, OUT_BALANCE, AccountHistory, PayeeStats, Rows, party
 from .._stores.interface import StoreTransaction
 
-__all__ = [
-    "DEPOSIT_REDEMPTION",
-    "DEVICE_EVENTS",
-    "INCOMING",
-    "LOAN_DISBURSEMENT",
-    "OUTGOING",
-    "TRANSFER_IN",
-    "TRANSFER_OUT",
-    "VASP",
-    "Context",
-    "is_personal",
-]
+__all__ = ["INCOMING", "OUTGOING", "Context", "is_personal"]
 
 OUTGOING: Final = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
 INCOMING: Final = frozenset(
     {EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION}
 )
-DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
 _PERSONAL: Final = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
-# Enum members as module constants, for the features' modules too: compiled code reads these directly,
-# where ``EventType.TRANSFER_OUT`` would go through the enum class's attribute hook on every event.
-TRANSFER_OUT: Final = EventType.TRANSFER_OUT
-TRANSFER_IN: Final = EventType.TRANSFER_IN
-LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
-DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
-VASP: Final = PartyType.VASP
+# Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_OUT``
+# would go through the enum class's attribute hook on every event.
+_TRANSFER_OUT: Final = EventType.TRANSFER_OUT
 
 
 def is_personal(kind: PartyType | None) -> bool:
@@ -167,7 +151,7 @@ class Context:
 
     def is_new_payee(self) -> bool | None:
         if not self._new_done:
-            if self.kind is TRANSFER_OUT and self.payee_hash is not None:
+            if self.kind is _TRANSFER_OUT and self.payee_hash is not None:
                 self._new = self.known_payee() is None
             self._new_done = True
         return self._new

@@ -95,23 +95,55 @@ def conditions(depth: int = 2) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+ACTIONS = ["allow", "review", "hold", "interrupt"]
+
+
 @st.composite
-def rule_set_texts(draw: st.DrawFn, min_rules: int = 1, max_rules: int = 8) -> str:
-    """A rule set as JSON text (JSON is YAML), over the pools above."""
+def _effect(draw: st.DrawFn, scoring: bool) -> dict[str, Any]:
+    """A rule's action, or (in a rule set that scores) its score, or both."""
+    if not scoring:
+        return {"action": draw(st.sampled_from(ACTIONS))}
+    kind = draw(st.sampled_from(["action", "score", "score", "both"]))
+    effect: dict[str, Any] = {}
+    if kind in ("action", "both"):
+        effect["action"] = draw(st.sampled_from(ACTIONS))
+    if kind in ("score", "both"):
+        effect["score"] = draw(st.integers(-60, 90))
+    return effect
+
+
+@st.composite
+def scoring_thresholds(draw: st.DrawFn) -> dict[str, int]:
+    """``scoring:`` thresholds: some of review < hold < interrupt."""
+    chosen = draw(st.lists(st.sampled_from(["review", "hold", "interrupt"]), min_size=1, unique=True))
+    values = sorted(
+        draw(st.lists(st.integers(1, 150), min_size=len(chosen), max_size=len(chosen), unique=True))
+    )
+    order = [name for name in ("review", "hold", "interrupt") if name in chosen]
+    return dict(zip(order, values, strict=True))
+
+
+@st.composite
+def rule_set_texts(draw: st.DrawFn, min_rules: int = 1, max_rules: int = 8, scoring: bool = False) -> str:
+    """A rule set as JSON text (JSON is YAML), over the pools above; with ``scoring``, one whose header
+    has thresholds and whose rules have actions, scores or both."""
     count = draw(st.integers(min_rules, max_rules))
     rules = [
         {
             "id": f"r{i}",
             "description": "generated",
             "when": draw(conditions()),
-            "action": draw(st.sampled_from(["allow", "review", "hold", "interrupt"])),
+            **draw(_effect(scoring)),
             "reason": f"reason {i}",
             "mode": draw(st.sampled_from(["enforce", "enforce", "shadow"])),
         }
         for i in range(count)
     ]
+    header: dict[str, Any] = {"id": "generated", "version": "1", "currency": "CNY"}
+    if scoring:
+        header["scoring"] = draw(scoring_thresholds())
     document = {
-        "ruleset": {"id": "generated", "version": "1", "currency": "CNY"},
+        "ruleset": header,
         "attributes": {"mcc": "string"},
         "keyword_sets": KEYWORD_SETS,
         "lists": LISTS,

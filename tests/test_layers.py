@@ -17,6 +17,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_guard"}),
     frozenset({"_engine", "_features"}),
     frozenset({"_rules", "_audit", "_stores"}),
+    frozenset({"_lifecycle"}),
     frozenset({"_event", "_decision", "_io"}),
     frozenset({"_common", "_errors", "_build", "_synthetic"}),
 )

@@ -296,15 +296,18 @@ def explain(rules: str, event_id: str | None, fmt: str | None, mapping: str | No
     except InvalidEventError as exc:
         _err(f"{event_file}: {exc}")
         sys.exit(EXIT_INVALID)
-    click.echo(f"event {decision.event_id} ({target.where}) -> {decision.action.value}")
+    scored = f" (score {decision.score})" if guard.rules.scoring else ""
+    click.echo(f"event {decision.event_id} ({target.where}) -> {decision.action.value}{scored}")
     click.echo("features:")
     for name, value in sorted(decision.features.items()):
         click.echo(f"  {name:<36} {value}")
     click.echo("hits:" if decision.hits else "hits: none")
     for hit in decision.hits:
-        click.echo(f"  {hit.rule_id:<36} {hit.action.value:<10} {hit.reason}")
+        click.echo(f"  {hit.rule_id:<36} {hit.effect:<18} {hit.reason}")
     for hit in decision.shadow_hits:
-        click.echo(f"  {hit.rule_id:<36} {hit.action.value:<10} (shadow) {hit.reason}")
+        click.echo(f"  {hit.rule_id:<36} {hit.effect:<18} (shadow) {hit.reason}")
+    for rule_id in decision.snoozed:
+        click.echo(f"  {rule_id:<36} {'snoozed':<18} (matched, kept from firing by a snooze)")
 
 
 @main.command(name="test")
@@ -420,7 +423,10 @@ def rules_table(ruleset: Any) -> str:
     lines = ["| id | action | what it catches |", "| --- | --- | --- |"]
     for rule in sorted(ruleset.rules, key=lambda r: r.id):
         first = rule.description.split(". ")[0].rstrip(".").replace("|", "\\|")
-        action = rule.action.value + (" (shadow)" if rule.shadow else "")
+        effect = [] if rule.action is None else [rule.action.value]
+        if rule.score is not None:
+            effect.append(f"score {rule.score:+d}")
+        action = ", ".join(effect) + (" (shadow)" if rule.shadow else "")
         lines.append(f"| `{rule.id}` | {action} | {first}. |")
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """Decisions: what payguard answers for one event, as a frozen value with a stable JSON form.
 
-Combining policy: the decision's action is the most severe action among the *enforced* rules that matched
-(``allow`` when none did). Shadow rules are evaluated and reported in ``shadow_hits`` but never change the
-action, so a new rule can be watched in production before it is trusted.
+Combining policy: the decision's action is the most severe of the actions of the *enforced* rules that
+matched and, when the rule set scores, the action whose threshold the sum of their scores reaches
+(``allow`` when neither gives one). Shadow rules are evaluated and reported in ``shadow_hits`` (with their
+scores) but never change the action or the score, so a new rule can be watched before it is trusted.
 """
 
 from __future__ import annotations
@@ -78,22 +79,46 @@ def most_severe(actions: Iterable[Action]) -> Action:
 
 @dataclass(frozen=True)
 class Hit:
-    """One rule that matched: its id, its action and the reason shown to the analyst and the customer."""
+    """One rule that matched: its id, its action and score (either may be None, not both), and the reason
+    shown to the analyst and the customer."""
 
     rule_id: str
-    action: Action
+    action: Action | None
     reason: str
     tags: tuple[str, ...] = ()
+    score: int | None = None
+
+    @property
+    def effect(self) -> str:
+        """What the hit does, as people read it: ``hold``, ``score +30``, ``hold, score -10``."""
+        parts = [] if self.action is None else [self.action._value_]
+        if self.score is not None:
+            parts.append(f"score {self.score:+d}")
+        return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"rule_id": self.rule_id, "action": self.action._value_, "reason": self.reason}
+        action = self.action
+        data: dict[str, Any] = {
+            "rule_id": self.rule_id,
+            "action": None if action is None else action._value_,
+            "reason": self.reason,
+        }
+        if self.score is not None:
+            data["score"] = self.score
         if self.tags:
             data["tags"] = list(self.tags)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Hit:
-        return cls(data["rule_id"], Action(data["action"]), data["reason"], tuple(data.get("tags", ())))
+        action = data["action"]
+        return cls(
+            data["rule_id"],
+            None if action is None else Action(action),
+            data["reason"],
+            tuple(data.get("tags", ())),
+            data.get("score"),
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,9 @@ class Decision:
     event_time: datetime | None = None
     features: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # the sum of the enforced hits' scores, and the rules a snooze kept from firing
+    score: int = 0
+    snoozed: tuple[str, ...] = ()
 
     def __init__(  # noqa: PLR0917 (the signature dataclasses would generate, positional fields included)
         self,
@@ -137,6 +165,8 @@ class Decision:
         event_time: datetime | None = None,
         features: Mapping[str, Any] | None = None,
         error: str | None = None,
+        score: int = 0,
+        snoozed: tuple[str, ...] = (),
     ) -> None:
         # As dataclasses' own __init__ does (frozen); mypyc 1.19+ compiles each call to a direct store.
         object.__setattr__(self, "decision_id", decision_id)
@@ -150,6 +180,8 @@ class Decision:
         object.__setattr__(self, "event_time", event_time)
         object.__setattr__(self, "features", MappingProxyType(dict(features or {})))
         object.__setattr__(self, "error", error)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "snoozed", snoozed)
 
     @property
     def stopped(self) -> bool:
@@ -158,8 +190,14 @@ class Decision:
 
     @property
     def reason(self) -> str | None:
-        """The reason to show: that of the first enforced hit with the decision's action (None for allow)."""
-        return next((hit.reason for hit in self.hits if hit.action is self.action), None)
+        """The reason to show: that of the first enforced hit with the decision's action, else (the score
+        reached the action's threshold) that of the hit that scored most; None for allow."""
+        found = next((hit.reason for hit in self.hits if hit.action is self.action), None)
+        if found is None and self.action is not Action.ALLOW:
+            scored = [hit for hit in self.hits if hit.score is not None and hit.score > 0]
+            if scored:
+                found = max(scored, key=lambda hit: hit.score or 0).reason
+        return found
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -177,7 +215,10 @@ class Decision:
             "evaluated_at": isoformat(self.evaluated_at),
             "event_time": isoformat(self.event_time) if self.event_time else None,
             "features": dict(self.features),
+            "score": self.score,
         }
+        if self.snoozed:
+            data["snoozed"] = list(self.snoozed)
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -197,4 +238,6 @@ class Decision:
             event_time=datetime.fromisoformat(event_time) if event_time else None,
             features=dict(data.get("features", {})),
             error=data.get("error"),
+            score=data.get("score", 0),
+            snoozed=tuple(data.get("snoozed", ())),
         )

@@ -13,23 +13,26 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ._audit.record import decision_record, rejected_record
+from ._audit.record import decision_record, rejected_record, resolution_record, snooze_record
 from ._audit.trail import AuditTrail
 from ._common.text import normalize_account
+from ._common.time import epoch_seconds
 from ._decision import Action, Decision, Hit, RulesetRef, json_value, most_severe
 from ._engine import ENGINES, Matcher, make_matcher, resolve_engine
 from ._engine.fact import Plan
 from ._errors import AuditError, InvalidEventError, PayguardError, UnknownDecisionError
 from ._event import Admitted, Event, admit
 from ._features.calculator import FeatureEngine
-from ._features.context import Context
+from ._features.context import INCOMING, Context
+from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
 from ._rules.fields import FEATURES, Kind
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
+from ._stores.history import party
 from ._stores.interface import Store, StoreTransaction
 from ._stores.memory import MemoryStore
 
@@ -37,6 +40,7 @@ __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 class Pipeline:
@@ -57,8 +61,13 @@ class Pipeline:
         self.ref_json = self.ref.to_dict()
         # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
         self.hits: tuple[tuple[bool, Hit], ...] = tuple(
-            (rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags)) for rule in ruleset.rules
+            (rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags, rule.score))
+            for rule in ruleset.rules
         )
+        # score thresholds, most severe first (empty: the rule set does not score)
+        self.thresholds = ruleset.scoring
+        # the rules a snooze may suppress (never an interrupt that reads a list)
+        self.snoozable = frozenset(rule.id for rule in ruleset.rules if rule.snoozable)
         # the features whose values are not JSON as computed (tuples)
         self.unjson = frozenset(name for name in self.plan.features if FEATURES[name].kind is Kind.LIST)
 
@@ -85,22 +94,52 @@ class Pipeline:
         """The indices of the rules the event matches."""
         return self.matcher.match_event(context.event, features, lists, context.minor)
 
+    def snoozed(self, context: Context) -> frozenset[str]:
+        """The rules snoozed for this event's payer (and payee) at its time, that a snooze may suppress."""
+        if context.kind in INCOMING:  # the history read is the payee's: a payer's snoozes do not apply
+            return _NONE
+        history = context.history
+        if not history.snoozes:
+            return _NONE
+        return history.snoozed(context.time, context.payee_hash) & self.snoozable
+
     def decide(
-        self, decision_id: str, event: Event, indices: list[int], features: dict[str, Any]
+        self,
+        decision_id: str,
+        event: Event,
+        indices: list[int],
+        features: dict[str, Any],
+        snoozed: frozenset[str] = frozenset(),
     ) -> Decision:
-        """The decision: the most severe enforced hit's action, ``allow`` when none."""
+        """The decision: the most severe of the enforced hits' actions and of the action whose threshold
+        their score reaches; ``allow`` when neither gives one. Snoozed rules do not fire."""
         hits: list[Hit] = []
         shadow: list[Hit] = []
+        suppressed: list[str] = []
+        score = 0
         for index in indices:
             is_shadow, hit = self.hits[index]
-            (shadow if is_shadow else hits).append(hit)
+            if snoozed and hit.rule_id in snoozed:
+                suppressed.append(hit.rule_id)
+            elif is_shadow:
+                shadow.append(hit)
+            else:
+                hits.append(hit)
+                if hit.score is not None:
+                    score += hit.score
+        action = most_severe(hit.action for hit in hits if hit.action is not None) if hits else _ALLOW
+        for threshold, scored in self.thresholds:
+            if score >= threshold:
+                if scored.severity > action.severity:
+                    action = scored
+                break
         for name in self.unjson:  # the fact is built: the feature values become JSON in place
             if name in features:
                 features[name] = json_value(features[name])
         return Decision(
             decision_id=decision_id,
             event_id=event.id,
-            action=most_severe(hit.action for hit in hits) if hits else _ALLOW,
+            action=action,
             hits=tuple(hits),
             shadow_hits=tuple(shadow),
             ruleset=self.ref,
@@ -108,6 +147,8 @@ class Pipeline:
             evaluated_at=datetime.now(UTC),
             event_time=event.timestamp,
             features=features,
+            score=score,
+            snoozed=tuple(suppressed),
         )
 
     def failed(self, decision_id: str, event: Event, exc: Exception) -> Decision:
@@ -138,6 +179,16 @@ class Pipeline:
             evidence[name] = self.plan.field_value(self.ruleset.field_spec(name), event, decision.features)
         latency = round((time.perf_counter() - started) * 1e6, 1)
         return decision_record(decision, event, admitted.offset, self.ref_json, evidence, latency)
+
+
+def _again(first: Resolution, outcome: Outcome) -> Resolution:
+    """A second resolution of the same stop: the first again if the outcome is the same."""
+    if first.outcome is outcome:
+        return first
+    raise PayguardError(
+        f"decision {first.decision_id!r} was resolved as {first.outcome.value} at "
+        f"{first.resolved_at.isoformat()}; it cannot be resolved as {outcome.value} as well"
+    )
 
 
 class Guard:
@@ -181,6 +232,8 @@ class Guard:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex() + "-"
         self._swap_lock = threading.Lock()
+        # the lists in force merged with the store's listed accounts: (lists, store's listed version, merged)
+        self._listed: tuple[Mapping[str, frozenset[str]], int, Mapping[str, frozenset[str]]] = ({}, 0, {})
 
     @classmethod
     def from_path(cls, path: str | Path, **options: Any) -> Guard:
@@ -266,8 +319,9 @@ class Guard:
         decision_id = self._new_id()
         try:
             context, features = pipeline.compute(admitted, txn)
-            indices = pipeline.match(context, features, lists)
-            decision = pipeline.decide(decision_id, admitted.event, indices, features)
+            indices = pipeline.match(context, features, self._with_listed(txn, lists))
+            snoozed = pipeline.snoozed(context) if indices else _NONE
+            decision = pipeline.decide(decision_id, admitted.event, indices, features, snoozed)
         except Exception as exc:
             if self.on_error == "raise":
                 raise
@@ -312,17 +366,140 @@ class Guard:
             count += 1
         return count
 
-    def release(self, decision_id: str) -> None:
-        """Record that the bank released a held payment: from now on it counts as executed."""
+    # -- the lifecycle of a stopped payment -----------------------------------------------------------
+    def resolve(self, decision_id: str, outcome: str, *, note: str | None = None) -> Resolution:
+        """Record how the bank resolved the ``hold`` or ``interrupt`` decision ``decision_id``.
+
+        ``outcome`` is ``"legitimate"`` (verified with the customer: the payment counts as executed at its
+        own time, and no longer as a stop), ``"fraud"`` (a confirmed scam: the payee joins the rule set's
+        ``confirmed_fraud_list`` in the store) or ``"cancelled"`` (abandoned). Audited, in one store
+        transaction. Resolving again with the same outcome returns the first resolution; with another, or
+        resolving an ``allow``/``review`` decision, raises ``PayguardError``; an unknown decision id,
+        ``UnknownDecisionError``.
+        """
+        chosen = outcome_of(outcome)
+        check_note(note)
+        pipeline = self._state[0]
         with self.store.transaction() as txn:
-            held = txn.held(decision_id)
-            if held is None:
-                raise UnknownDecisionError(f"no held payment with decision id {decision_id!r}")
-            self._state[0].features.release(admit(held["event"]), txn)
-            txn.put_held(decision_id, None)
+            stopped = txn.held(decision_id)
+            if stopped is None:
+                raise self._not_stopped(txn, decision_id)
+            if stopped.get("resolution") is not None:
+                return _again(Resolution.from_dict(stopped["resolution"]), chosen)
+            admitted = admit(stopped["event"])
+            event = admitted.event
+            resolution = Resolution(
+                decision_id=decision_id,
+                event_id=event.id,
+                action=Action(stopped.get("action", "hold")),  # payguard 0.1 kept holds only
+                outcome=chosen,
+                resolved_at=datetime.now(UTC),
+                note=note,
+            )
+            listed = (
+                pipeline.ruleset.confirmed_fraud_list if chosen is Outcome.FRAUD and event.payee else None
+            )
+            if self.audit is not None:
+                self.audit.write(resolution_record(resolution, event, pipeline.ref_json, listed=listed))
+            if chosen is Outcome.LEGITIMATE:
+                pipeline.features.execute_stopped(admitted, txn)
+            elif listed is not None and event.payee is not None:
+                txn.add_listed(listed, normalize_account(event.payee.account))
+            txn.put_held(decision_id, {**stopped, "resolution": resolution.to_dict()})
+        return resolution
+
+    @staticmethod
+    def _not_stopped(txn: StoreTransaction, decision_id: str) -> PayguardError:
+        decision = txn.decision_by_id(decision_id)
+        if decision is None:
+            return UnknownDecisionError(f"no stopped payment with decision id {decision_id!r}")
+        if decision.error is not None:
+            return PayguardError(
+                f"decision {decision_id!r} is a hold because payguard could not evaluate the payment "
+                f"({decision.error}); nothing was recorded to resolve: send the event again once fixed"
+            )
+        return PayguardError(
+            f"decision {decision_id!r} was {decision.action.value}, and only hold and interrupt decisions "
+            "are resolved (the payment already went ahead)"
+        )
+
+    def release(self, decision_id: str) -> None:
+        """Release a stopped payment: ``resolve(decision_id, "legitimate")``."""
+        self.resolve(decision_id, Outcome.LEGITIMATE)
+
+    def snooze(
+        self, rule_id: str, *, payer: str, payee: str | None = None, until: datetime, reason: str
+    ) -> None:
+        """Keep rule ``rule_id`` from firing for ``payer`` (and only ``payee``, if given) for events before
+        ``until`` (event time). Audited; kept in the store with the payer's history. Decisions list what a
+        snooze suppressed in ``Decision.snoozed``. An unknown rule, or an interrupt that reads a list
+        (which must never be snoozed), raises ``PayguardError``."""
+        pipeline = self._state[0]
+        pipeline.ruleset.check_snoozable(rule_id)
+        check_snooze_terms(until, reason)
+        key, payee_hash = self._snooze_keys(payer, payee)
+        with self.store.transaction() as txn:
+            history = txn.account(key)
+            if self.audit is not None:
+                self.audit.write(
+                    snooze_record(
+                        rule_id, payer, payee=payee, until=until, reason=reason, ruleset=pipeline.ref_json
+                    )
+                )
+            history.snooze(
+                rule_id, payee_hash, epoch_seconds(until, until.utcoffset() or timedelta(0)), reason
+            )
+            txn.save(key, history)
+
+    def unsnooze(self, rule_id: str, *, payer: str, payee: str | None = None) -> bool:
+        """End the snooze of ``rule_id`` for ``payer`` (and ``payee``) early; whether there was one."""
+        pipeline = self._state[0]
+        key, payee_hash = self._snooze_keys(payer, payee)
+        with self.store.transaction() as txn:
+            history = txn.account(key)
+            if not any(s[0] == rule_id and s[1] == payee_hash for s in history.snoozes):
+                return False
+            if self.audit is not None:
+                self.audit.write(
+                    snooze_record(
+                        rule_id, payer, payee=payee, until=None, reason=None, ruleset=pipeline.ref_json
+                    )
+                )
+            history.unsnooze(rule_id, payee_hash)
+            txn.save(key, history)
+        return True
+
+    @staticmethod
+    def _snooze_keys(payer: str, payee: str | None) -> tuple[str, int]:
+        """The payer's store key and the payee's hash (0: every payee)."""
+        if not isinstance(payer, str) or not payer.strip():
+            raise PayguardError(f"payer must be an account number, not {payer!r}")
+        if payee is not None and (not isinstance(payee, str) or not payee.strip()):
+            raise PayguardError(f"payee must be an account number or None, not {payee!r}")
+        return party(payer)[0], 0 if payee is None else party(payee)[1]
+
+    def _with_listed(
+        self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]]
+    ) -> Mapping[str, frozenset[str]]:
+        """``lists`` with the accounts resolutions listed in the store, read again only when they changed."""
+        version = txn.listed_version()
+        if not version:
+            return lists
+        base, seen, merged = self._listed
+        if base is lists and seen == version:
+            return merged
+        added = txn.listed()
+        merged = {
+            name: entries | added[name] if name in added else entries for name, entries in lists.items()
+        }
+        self._listed = (lists, version, merged)
+        return merged
 
     def set_list(self, name: str, entries: Iterable[str]) -> None:
-        """Replace the named list ``name`` atomically; no decision sees half a list."""
+        """Replace the named list ``name`` atomically; no decision sees half a list.
+
+        The accounts resolutions confirmed as fraud stay listed: they live in the store, beside these.
+        """
         fresh = frozenset(normalize_account(str(e)) for e in entries if str(e).strip())
         with self._swap_lock:
             pipeline, lists = self._state

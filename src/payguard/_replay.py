@@ -174,6 +174,8 @@ class ReplaySummary:
         default_factory=lambda: defaultdict(_money)
     )
     shadow_counts: Counter[str] = field(default_factory=Counter)
+    score_counts: Counter[int] = field(default_factory=Counter)
+    snoozed_counts: Counter[str] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
     backtest: Backtest = field(default_factory=Backtest)
     seconds: float = 0.0
@@ -193,6 +195,9 @@ class ReplaySummary:
                 self.rule_money[hit.rule_id][event.currency] += event.amount
         for hit in decision.shadow_hits:
             self.shadow_counts[hit.rule_id] += 1
+        self.score_counts[decision.score] += 1
+        for rule_id in decision.snoozed:
+            self.snoozed_counts[rule_id] += 1
         self.backtest.add(event, decision)
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,6 +231,16 @@ class ReplaySummary:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.evaluated / self.seconds, 1) if self.seconds else None,
         }
+        if set(self.score_counts) - {0}:
+            scores = self.score_counts
+            data["scores"] = {
+                "min": min(scores),
+                "max": max(scores),
+                "mean": round(sum(s * n for s, n in scores.items()) / sum(scores.values()), 2),
+                "decisions_by_score": {str(s): n for s, n in sorted(scores.items())},
+            }
+        if self.snoozed_counts:
+            data["snoozed_rules"] = dict(sorted(self.snoozed_counts.items()))
         if self.backtest.labelled:
             data["backtest"] = self.backtest.to_dict()
         if self.listed_by_feedback:
@@ -243,9 +258,15 @@ class Comparison:
     rules: defaultdict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     examples: defaultdict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     old_backtest: Backtest = field(default_factory=Backtest)
+    # decisions whose score changed (whether or not the action did), and by how much in all
+    score_changed: int = 0
+    score_delta: int = 0
 
     def add(self, event: Event, old: Decision, new: Decision) -> None:
         self.old_backtest.add(event, old)
+        if old.score != new.score:
+            self.score_changed += 1
+            self.score_delta += new.score - old.score
         if old.action == new.action:
             return
         key = (old.action.value, new.action.value)
@@ -272,6 +293,9 @@ class Comparison:
             ],
             "changed_total": sum(self.changed.values()),
         }
+        if self.score_changed:
+            data["score_changed"] = self.score_changed
+            data["score_delta_total"] = self.score_delta
         if self.old_backtest.labelled:
             data["old_backtest"] = self.old_backtest.to_dict()
         return data
@@ -306,6 +330,7 @@ def replay(
         _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
     ]
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
+    scored = bool(guard.rules.scoring)  # the --out lines show scores when the rule set scores
     started = time.perf_counter()
     for _key, _index, _seq, record in heapq.merge(*streams):
         summary.records += 1
@@ -331,12 +356,18 @@ def replay(
             "action": decision.action.value,
             "hits": list(decision.rule_ids),
         }
+        if scored:
+            line["score"] = decision.score
         if decision.shadow_hits:
             line["shadow_hits"] = [hit.rule_id for hit in decision.shadow_hits]
+        if decision.snoozed:
+            line["snoozed"] = list(decision.snoozed)
         if compare is not None and summary.compare is not None:
             old, _ = compare.evaluate_fresh(event)
             summary.compare.add(event, old, decision)
             line["old_action"] = old.action.value
+            if scored or compare.rules.scoring:
+                line["old_score"] = old.score
         if write is not None:
             write(line)
         if feedback_delay is not None and event.label is not None and event.label.is_fraud and event.payee:

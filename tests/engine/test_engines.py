@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,46 @@ def test_both_engines_return_exactly_the_same_hits(
             b.action,
             dict(b.features),
         )
+
+
+@needs_durable
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    text=strategies.rule_set_texts(scoring=True),
+    events=strategies.event_streams,
+    snoozes=st.lists(
+        st.tuples(
+            st.integers(0, 7), st.sampled_from(["P-1", "P-2"]), st.sampled_from([None, *strategies.ACCOUNTS])
+        ),
+        max_size=4,
+    ),
+)
+def test_both_engines_give_the_same_actions_scores_and_snoozed_rules(
+    tmp_path: Path,
+    text: str,
+    events: tuple[dict[str, Any], ...],
+    snoozes: list[tuple[int, str, str | None]],
+) -> None:
+    ruleset = strategies.load_generated(tmp_path / "generated.yaml", text)
+    guards = [Guard(ruleset, engine=engine, on_error="raise") for engine in ("python", "durable")]
+    until = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # the events fall on both sides of it
+    for index, payer, payee in snoozes:
+        rule = ruleset.rules[index % len(ruleset.rules)]
+        if rule.snoozable:
+            for guard in guards:
+                guard.snooze(rule.id, payer=payer, payee=payee, until=until, reason="generated")
+    for event in events:
+        a, b = (guard.evaluate(event) for guard in guards)
+        assert (a.action, a.score, a.snoozed, a.hits, a.shadow_hits) == (
+            b.action,
+            b.score,
+            b.snoozed,
+            b.hits,
+            b.shadow_hits,
+        )
+        enforced = sum(hit.score or 0 for hit in a.hits)
+        assert a.score == enforced, "the score is the sum of the enforced hits' scores"
+        assert not set(a.snoozed) & {hit.rule_id for hit in (*a.hits, *a.shadow_hits)}
 
 
 def engine_safe(value: Any) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 
-from payguard import parse_event
+from payguard import RuleFileError, parse_event
 from payguard._cli import main
 from payguard.testing import run_rule_tests
 from payguard.testing import strategies as pgst
@@ -182,3 +182,87 @@ def test_rule_test_files_run_under_pytest(suite: Path) -> None:
 def test_the_event_strategy_draws_valid_canonical_events(event: dict[str, object]) -> None:
     parsed = parse_event(event)
     assert parsed.amount is None or parsed.amount <= 500
+
+
+LIFECYCLE_RULES = textwrap.dedent("""
+    ruleset:
+      id: lifecycle
+      version: "1"
+      currency: CNY
+      scoring: {review: 20, hold: 50}
+    lists:
+      fraud_accounts: []
+    rules:
+      - {id: new_payee, description: d, when: {is_new_payee: true}, score: 30, reason: New payee.}
+      - {id: on_call, description: d, when: {session.on_call: true}, score: 30, reason: On a call.}
+      - {id: contact, description: d, when: {session.caller_in_contacts: true}, score: -40, reason: Contact.}
+      - {id: listed, description: d, when: {payee.account: {in_list: fraud_accounts}}, action: interrupt, reason: Listed.}
+""")
+
+LIFECYCLE_TESTS = textwrap.dedent("""
+    defaults:
+      timestamp: "2026-03-02T10:00:00+08:00"
+      amount: "3000"
+      currency: CNY
+      payer: {account: "6222-0001"}
+      payee: {account: "6222-0002", type: personal}
+    cases:
+      - name: a hold resolved as legitimate makes the payee known
+        events:
+          - event: {session: {on_call: true}}
+            expect: {action: hold, score: 60}
+            resolve: legitimate
+          - event: {session: {on_call: true}, timestamp: "+10m"}
+            expect: {action: review, score: 30}
+      - name: a hold resolved as fraud lists the payee
+        events:
+          - event: {session: {on_call: true}}
+            expect: {action: hold}
+            resolve: fraud
+          - event: {timestamp: "+1h"}
+            expect: {action: interrupt, fires: [listed]}
+      - name: a contact on the call lowers the score
+        events:
+          - event: {session: {on_call: true, caller_in_contacts: true}}
+            expect: {action: review, score: 20}
+""")
+
+
+def test_rule_tests_resolve_stops_and_check_scores(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(LIFECYCLE_RULES, encoding="utf-8")
+    (tmp_path / "rules_test.yaml").write_text(LIFECYCLE_TESTS, encoding="utf-8")
+    report = run_rule_tests(tmp_path)
+    assert [(r.name, r.status) for r in report.results] == [
+        ("a hold resolved as legitimate makes the payee known", "passed"),
+        ("a hold resolved as fraud lists the payee", "passed"),
+        ("a contact on the call lowers the score", "passed"),
+    ], [r.message for r in report.results]
+
+
+def test_a_wrong_score_or_a_resolve_without_a_stop_fails_the_case(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(LIFECYCLE_RULES, encoding="utf-8")
+    (tmp_path / "rules_test.yaml").write_text(
+        textwrap.dedent("""
+            defaults: {timestamp: "2026-03-02T10:00:00+08:00", amount: "3000", currency: CNY,
+                       payer: {account: "6222-0001"}, payee: {account: "6222-0002"}}
+            cases:
+              - name: wrong
+                events:
+                  - event: {}
+                    expect: {score: 45}
+                    resolve: legitimate
+        """),
+        encoding="utf-8",
+    )
+    message = run_rule_tests(tmp_path).results[0].message or ""
+    assert "expected score 45, got 30" in message
+    assert "resolve: legitimate needs a stop, got review" in message
+
+
+def test_a_resolve_that_is_not_an_outcome_is_a_positioned_problem(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(LIFECYCLE_RULES, encoding="utf-8")
+    (tmp_path / "rules_test.yaml").write_text(
+        "cases:\n  - name: n\n    events:\n      - event: {}\n        resolve: released\n", encoding="utf-8"
+    )
+    with pytest.raises(RuleFileError, match=r"rules_test.yaml:5:9: .*resolve must be one of legitimate"):
+        run_rule_tests(tmp_path)

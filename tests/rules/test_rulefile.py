@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payguard import RuleFileError, RuleProblem, load_rule_set
+from payguard import Action, RuleFileError, RuleProblem, load_rule_set
 from payguard._rules.conditions import AllOf, Compare, InSet, Not, Pred
 
 from ..conftest import HEADER
@@ -358,3 +358,88 @@ def test_every_reported_position_lies_inside_its_file(
         assert problem.path == str(path)
         assert 1 <= problem.line <= len(lines), problem
         assert 1 <= problem.column <= len(lines[problem.line - 1]) + 1, problem
+
+
+SCORING = (
+    "ruleset:\n  id: s\n  version: '1'\n  currency: CNY\n  scoring: {review: 20, hold: 50, interrupt: 80}\n"
+)
+
+
+def test_scoring_thresholds_and_scores_load(write_rules: WriteRules) -> None:
+    ruleset = load_rule_set(
+        write_rules(
+            """
+            rules:
+              - {id: a, description: d, when: {is_new_payee: true}, score: 30, reason: r}
+              - {id: b, description: d, when: {cop_result: match}, score: -15, reason: r}
+              - {id: c, description: d, when: {amount: {gte: 5}}, action: hold, score: 5, reason: r}
+            """,
+            header=SCORING,
+        )
+    )
+    assert ruleset.scoring == ((80, Action.INTERRUPT), (50, Action.HOLD), (20, Action.REVIEW))
+    assert [(r.id, r.action, r.score) for r in ruleset.rules] == [
+        ("a", None, 30),
+        ("b", None, -15),
+        ("c", Action.HOLD, 5),
+    ]
+
+
+def test_check_refuses_scores_it_cannot_add_up_each_at_its_position(write_rules: WriteRules) -> None:
+    no_scoring = write_rules("""
+        rules:
+          - {id: a, description: d, when: {is_new_payee: true}, score: 30, reason: r}
+        """)
+    assert [p[2] for p in problems_of(no_scoring)] == ["score_without_scoring"]
+    assert problems_of(no_scoring)[0][:2] == (8, 64)
+
+    bad = write_rules(
+        """
+        rules:
+          - {id: a, description: d, when: {is_new_payee: true}, score: 1.5, reason: r}
+          - {id: b, description: d, when: {is_new_payee: true}, score: true, reason: r}
+          - {id: c, description: d, when: {is_new_payee: true}, reason: neither action nor score}
+        """,
+        header=SCORING,
+    )
+    found = problems_of(bad)
+    assert [(line, code) for line, _column, code, _ in found] == [
+        (8, "invalid_type"),
+        (9, "invalid_type"),
+        (10, "missing_field"),
+    ]
+    with pytest.raises(RuleFileError, match="neither 'action' nor 'score'"):
+        load_rule_set(bad)
+
+
+@pytest.mark.parametrize(
+    ("scoring", "message"),
+    [
+        ("{review: 50, hold: 20}", "must increase with severity: hold is 20, not above review's 50"),
+        ("{hold: 30, interrupt: 30}", "must increase with severity"),
+        ("{review: 0}", "must be a positive integer"),
+        ("{review: 2.5}", "must be a positive integer"),
+        ("{block: 10}", "unknown"),
+        ("[20, 50]", "scoring maps actions"),
+    ],
+)
+def test_scoring_thresholds_are_positive_integers_that_increase_with_severity(
+    write_rules: WriteRules, scoring: str, message: str
+) -> None:
+    header = f"ruleset:\n  id: s\n  version: '1'\n  currency: CNY\n  scoring: {scoring}\n"
+    path = write_rules(
+        "rules:\n  - {id: a, description: d, when: {amount: {gte: 1}}, action: hold, reason: r}\n",
+        header=header,
+    )
+    with pytest.raises(RuleFileError, match=message) as caught:
+        load_rule_set(path)
+    assert {p.line for p in caught.value.problems} == {5}
+
+
+def test_the_confirmed_fraud_list_must_be_a_declared_list(write_rules: WriteRules) -> None:
+    header = "ruleset: {id: s, version: '1', currency: CNY, confirmed_fraud_list: confirmd}\n"
+    path = write_rules("lists:\n  confirmed: []\nrules: []\n", header=header)
+    with pytest.raises(RuleFileError, match="confirmed_fraud_list names 'confirmd'") as caught:
+        load_rule_set(path)
+    assert caught.value.problems[0].suggestion == "confirmed"
+    assert load_rule_set(write_rules("rules: []\n")).confirmed_fraud_list == "fraud_accounts"

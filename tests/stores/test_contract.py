@@ -21,6 +21,7 @@ from payguard import (
     Decision,
     Guard,
     MemoryStore,
+    PayguardError,
     RuleSet,
     RulesetRef,
     SQLiteStore,
@@ -389,16 +390,52 @@ def test_a_held_payment_is_remembered_until_release_turns_it_into_an_executed_on
 
     guard.release(held.decision_id)
     with store.transaction() as txn:
-        assert txn.held(held.decision_id) is None
+        record = txn.held(held.decision_id)
+        assert record is not None
+        assert record["resolution"]["outcome"] == "legitimate"
     after = guard.evaluate(payment("e3", 120))
     assert (after.features["is_new_payee"], after.features["payee_payment_count"]) == (False, 2)
     assert len(history(store, PAYEE).inbound) // INBOUND_WIDTH == 3  # e2, e1 once released, and e3
-    with pytest.raises(UnknownDecisionError):
-        guard.release(held.decision_id)
-    with pytest.raises(UnknownDecisionError, match="no held payment"):
+    guard.release(held.decision_id)  # the same outcome again: nothing changes
+    assert len(history(store, PAYEE).inbound) // INBOUND_WIDTH == 3
+    with pytest.raises(PayguardError, match="was allow"):
         guard.release(after.decision_id)
     with pytest.raises(UnknownDecisionError):
         guard.release("no-such-decision")
+
+
+def test_the_store_finds_a_decision_by_its_decision_id(store: Store) -> None:
+    decision = a_decision("e-7")
+    with store.transaction() as txn:
+        txn.put_decision("e-7", decision)
+        assert txn.decision_by_id("d-e-7") == decision, "a transaction reads its own writes"
+    with store.transaction() as txn:
+        assert txn.decision_by_id("d-e-7") == decision
+        assert txn.decision_by_id("e-7") is None
+
+
+def test_listed_entries_are_kept_for_good_and_change_the_listed_version(store: Store) -> None:
+    with store.transaction() as txn:
+        assert (txn.listed_version(), txn.listed()) == (0, {})
+        txn.add_listed("fraud_accounts", "6222000011112222")
+        assert txn.listed() == {"fraud_accounts": frozenset({"6222000011112222"})}
+        first = txn.listed_version()
+        assert first != 0
+
+    def listed_then_aborted() -> None:
+        with store.transaction() as txn:
+            txn.add_listed("fraud_accounts", "ROLLED-BACK")
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        listed_then_aborted()
+    with store.transaction() as txn:
+        assert txn.listed() == {"fraud_accounts": frozenset({"6222000011112222"})}
+        assert txn.listed_version() == first
+        txn.add_listed("fraud_accounts", "6222000033334444")
+    with store.transaction() as txn:
+        assert txn.listed_version() != first
+        assert txn.listed()["fraud_accounts"] == {"6222000011112222", "6222000033334444"}
 
 
 # -- persistence ---------------------------------------------------------------------------------------------

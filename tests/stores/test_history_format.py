@@ -14,6 +14,7 @@ import pytest
 
 from payguard import Action, Guard, SQLiteStore, StoreError
 from payguard._rules.fields import FEATURES
+from payguard._stores.history import FORMAT, AccountHistory
 
 WriteRules = Callable[..., Path]
 
@@ -126,6 +127,16 @@ def stored_rows(path: Path) -> dict[str, dict[str, Any]]:
     return {key: json.loads(text) for key, text in rows}
 
 
+def test_a_history_in_format_2_has_no_snoozes_and_reads_back_as_it_was() -> None:
+    # format 2 (payguard 0.2 before snoozes) is format 1 with its version key; format 3 adds "snoozes"
+    for text in FORMAT_1_ROWS.values():
+        row = json.loads(text)
+        assert AccountHistory.from_json({**row, "format": 2}) == AccountHistory.from_json(row)
+        assert AccountHistory.from_json({**row, "format": 2}).snoozes == ()
+        written = AccountHistory.from_json(row).to_json()
+        assert (written["format"], written["snoozes"]) == (3, [])
+
+
 def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(
     guard_over: Callable[[str], Guard], tmp_path: Path
 ) -> None:
@@ -147,7 +158,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     assert probe_current.features["payee_payment_count"] == 2
     previous.close()
     current.close()
-    assert stored_rows(tmp_path / "previous.db")[PAYER]["format"] == 2, "written back in today's format"
+    assert stored_rows(tmp_path / "previous.db")[PAYER]["format"] == FORMAT, "written back in today's format"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +166,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     [
         pytest.param(
             lambda row: {**row, "format": 99},
-            "in format 99: this payguard reads formats 1, 2",
+            "in format 99: this payguard reads formats 1, 2, 3",
             id="a newer format",
         ),
         pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),

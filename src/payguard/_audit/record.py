@@ -2,8 +2,9 @@
 
 A ``decision`` record holds the decision, the event's identifiers, amount and times, the evidence (the
 values of the fields and features that the rules which fired read) and the rule set that decided; a
-``rejected`` record the problems of an invalid event. The processors (``processors.py``) then mask, chain
-and render them.
+``rejected`` record the problems of an invalid event; a ``resolution`` record how the bank resolved a
+stopped payment; ``snooze`` and ``unsnooze`` records who kept a rule from firing for a customer. The
+processors (``processors.py``) then mask, chain and render them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from .._common.version import PAYGUARD_VERSION
 from .._decision import Decision, json_value
 from .._errors import InvalidEventError
 from .._event import Event
+from .._lifecycle import Resolution
 
-__all__ = ["decision_record", "rejected_record"]
+__all__ = ["decision_record", "rejected_record", "resolution_record", "snooze_record"]
 
 
 def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them)
@@ -40,6 +42,7 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
         "action": decision.action._value_,
         "hits": [hit.to_dict() for hit in decision.hits],
         "shadow_hits": [hit.to_dict() for hit in decision.shadow_hits],
+        "score": decision.score,
         "evidence": {name: json_value(value) for name, value in evidence.items()},
         "ruleset": ruleset,
         "engine": decision.engine,
@@ -52,6 +55,8 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
     if event.amount is not None:
         record["amount"] = str(event.amount)
         record["currency"] = event.currency
+    if decision.snoozed:
+        record["snoozed"] = list(decision.snoozed)
     if decision.error is not None:
         record["error"] = decision.error
     return record
@@ -71,3 +76,55 @@ def rejected_record(
         "engine": engine,
         "payguard_version": PAYGUARD_VERSION,
     }
+
+
+def resolution_record(
+    resolution: Resolution, event: Event, ruleset: dict[str, str], *, listed: str | None
+) -> dict[str, Any]:
+    """The record of a stopped payment's resolution: the decision, the outcome, and only the length of the
+    note (bank staff write free text there, which may name the customer)."""
+    record: dict[str, Any] = {
+        "record": "resolution",
+        "decision_id": resolution.decision_id,
+        "event_id": resolution.event_id,
+        "action": resolution.action.value,
+        "outcome": resolution.outcome.value,
+        "resolved_at": isoformat(resolution.resolved_at),
+        "event_time": isoformat(event.timestamp),
+        "note_length": len(resolution.note or ""),
+        "ruleset": ruleset,
+        "payguard_version": PAYGUARD_VERSION,
+        "payer": event.payer.account,
+    }
+    if event.payee is not None:
+        record["payee"] = event.payee.account
+    if listed is not None:
+        record["listed_in"] = listed
+    return record
+
+
+def snooze_record(
+    rule_id: str,
+    payer: str,
+    *,
+    payee: str | None,
+    until: datetime | None,
+    reason: str | None,
+    ruleset: dict[str, str],
+) -> dict[str, Any]:
+    """The record of a snooze (``until`` given) or of its early end (``until`` None); the reason's length
+    only, as for notes."""
+    record: dict[str, Any] = {
+        "record": "snooze" if until is not None else "unsnooze",
+        "rule_id": rule_id,
+        "recorded_at": isoformat(datetime.now(UTC)),
+        "ruleset": ruleset,
+        "payguard_version": PAYGUARD_VERSION,
+        "payer": payer,
+    }
+    if payee is not None:
+        record["payee"] = payee
+    if until is not None:
+        record["until"] = isoformat(until)
+        record["reason_length"] = len(reason or "")
+    return record

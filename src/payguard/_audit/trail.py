@@ -66,9 +66,8 @@ class AuditTrail:
                 self._logger.record(kind, record)
             except Exception as exc:
                 self._chain.previous = previous  # the record was not written: the chain must not skip it
-                raise AuditError(
-                    f"audit record for event {record.get('event_id')!r} was not written: {exc}"
-                ) from exc
+                subject = f" for event {record['event_id']!r}" if "event_id" in record else ""
+                raise AuditError(f"the {kind} audit record{subject} was not written: {exc}") from exc
             return self._chain.previous
 
     def close(self) -> None:

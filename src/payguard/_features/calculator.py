@@ -2,7 +2,8 @@
 
 An outgoing payment decided ``allow`` or ``review`` is *executed*: it makes the payee known and enters the
 amount history. One decided ``hold`` or ``interrupt`` is an *attempt*: it counts in the velocity windows and
-as a stop, until ``Guard.release`` turns it into an executed payment.
+as a stop, until ``Guard.resolve`` finds it legitimate: then it counts as executed at its own time, and no
+longer as a stop.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ if set(FUNCTIONS) != set(FEATURES):  # pragma: no cover - a feature declared wit
 # One minor unit as a Decimal, by the currency's number of decimals (0, 2, 3 or 4 in ISO 4217)
 _MINOR_UNIT: Final = tuple(Decimal(1).scaleb(-exponent) for exponent in range(5))
 _MONEY: Final = frozenset(name for name, spec in FEATURES.items() if spec.kind is Kind.MONEY)
-_HOLD: Final = Action.HOLD
 
 # The features a rule set reads, in name order: (name, function, whether it is money)
 _Functions = tuple[tuple[str, Function, bool], ...]
@@ -97,8 +97,8 @@ class FeatureEngine:
             )
             if action.stops:
                 history.add_stop(time, payee or 0)
-                if action is _HOLD and decision_id is not None:
-                    txn.put_held(decision_id, {"event": event.to_dict()})
+                if decision_id is not None:  # what resolving the stop needs
+                    txn.put_held(decision_id, {"event": event.to_dict(), "action": action._value_})
             else:
                 self._execute(context, history)
         elif kind is _TRANSFER_IN and amount is not None:
@@ -127,8 +127,11 @@ class FeatureEngine:
                 )
                 context.txn.save(key, payee_history)
 
-    def release(self, admitted: Admitted, txn: StoreTransaction) -> None:
-        """A held payment was released by the bank: from now on it counts as executed."""
+    def execute_stopped(self, admitted: Admitted, txn: StoreTransaction) -> None:
+        """A stopped payment was found legitimate: it counts as executed at its own time, not as a stop."""
         context = self.context(admitted, txn)
-        self._execute(context, context.history)
-        txn.save(context.subject_key, context.history)
+        history = context.history
+        if context.kind in OUTGOING and context.amount is not None:
+            history.remove_stop(context.time, context.payee_hash or 0)
+            self._execute(context, history)
+        txn.save(context.subject_key, history)

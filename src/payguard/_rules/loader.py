@@ -32,9 +32,17 @@ from .parser import ConditionParser, _Loader, suggest
 __all__ = ["load_rule_set"]
 
 _TOP_KEYS = ("ruleset", "params", "keyword_sets", "lists", "attributes", "rules")
-_HEADER_KEYS = ("id", "version", "description", "timezone", "currency")
-_RULE_KEYS = ("id", "description", "when", "action", "reason", "tags", "mode", "currency")
+_HEADER_KEYS = ("id", "version", "description", "timezone", "currency", "scoring", "confirmed_fraud_list")
+_RULE_KEYS = ("id", "description", "when", "action", "score", "reason", "tags", "mode", "currency")
+# the actions a score threshold may lead to, from the least severe (thresholds increase in this order)
+_SCORED_ACTIONS = (Action.REVIEW, Action.HOLD, Action.INTERRUPT)
+_FRAUD_LIST = "fraud_accounts"
 _ATTRIBUTE_KINDS = {"bool": Kind.BOOL, "int": Kind.INT, "number": Kind.FLOAT, "string": Kind.STRING}
+
+
+def _is_integer(value: Any) -> bool:
+    """Whether YAML read an integer (ruamel's ``ScalarInt`` for some), not a boolean or a float."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_yaml(loader: _Loader, path: Path, text: str) -> Any:
@@ -77,6 +85,9 @@ class _RuleSetBuilder(ConditionParser):
         self.rule_nodes: list[tuple[str, Path, CommentedSeq]] = []
         self.rules: list[Rule] = []
         self.rule_ids: dict[str, str] = {}
+        self.scoring_declared = False
+        # where an explicit ``confirmed_fraud_list`` was written (it must name a declared list)
+        self.fraud_list_at: tuple[str, tuple[int, int]] | None = None
 
     # -- sections --------------------------------------------------------------------------------
     def read_file(self, path: Path, display: str, text: str) -> None:
@@ -126,7 +137,13 @@ class _RuleSetBuilder(ConditionParser):
             self.problem(self.at(doc, "ruleset", value=True), "invalid_type", "ruleset must be a mapping")
             return
         self.check_keys(node, _HEADER_KEYS, "ruleset")
-        header: dict[str, Any] = {"description": "", "timezone": "UTC", "currency": None}
+        header: dict[str, Any] = {
+            "description": "",
+            "timezone": "UTC",
+            "currency": None,
+            "scoring": (),
+            "confirmed_fraud_list": _FRAUD_LIST,
+        }
         for key in ("id", "version"):
             value = node.get(key)
             if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value).strip():
@@ -138,7 +155,7 @@ class _RuleSetBuilder(ConditionParser):
                     "missing_field" if key not in node else "invalid_type",
                     f"ruleset.{key} is required and must be a non-empty string",
                 )
-        for key in ("description", "timezone", "currency"):
+        for key in ("description", "timezone", "currency", "confirmed_fraud_list"):
             if key in node:
                 value = node[key]
                 if not isinstance(value, str):
@@ -162,7 +179,47 @@ class _RuleSetBuilder(ConditionParser):
                 "invalid_value",
                 f"currency must be an ISO 4217 code such as CNY, got {currency!r}",
             )
+        if "scoring" in node:
+            self.scoring_declared = True
+            header["scoring"] = self.read_scoring(node)
+        if isinstance(node.get("confirmed_fraud_list"), str):
+            self.fraud_list_at = (self.path, self.at(node, "confirmed_fraud_list", value=True))
         self.header = header
+
+    def read_scoring(self, node: CommentedMap) -> tuple[tuple[int, Action], ...]:
+        """``scoring: {review: N, hold: N, interrupt: N}``: each optional, positive, increasing."""
+        scoring = node["scoring"]
+        if not isinstance(scoring, CommentedMap) or not scoring:
+            self.problem(
+                self.at(node, "scoring", value=True),
+                "invalid_type",
+                "scoring maps actions (review, hold, interrupt) to the score that leads to them",
+            )
+            return ()
+        self.check_keys(scoring, tuple(a.value for a in _SCORED_ACTIONS), "scoring")
+        thresholds: list[tuple[int, Action]] = []
+        for action in _SCORED_ACTIONS:
+            if action.value not in scoring:
+                continue
+            value = scoring[action.value]
+            if not _is_integer(value) or value < 1:
+                self.problem(
+                    self.at(scoring, action.value, value=True),
+                    "invalid_value",
+                    f"scoring.{action.value} must be a positive integer, got {value!r}",
+                )
+                return ()
+            if thresholds and value <= thresholds[-1][0]:
+                lower, below = thresholds[-1]
+                self.problem(
+                    self.at(scoring, action.value, value=True),
+                    "invalid_value",
+                    f"scoring thresholds must increase with severity: {action.value} is {value}, "
+                    f"not above {below.value}'s {lower}",
+                )
+                return ()
+            thresholds.append((int(value), action))
+        return tuple(reversed(thresholds))
 
     def read_params(self, doc: CommentedMap) -> None:
         node = doc["params"]
@@ -282,10 +339,20 @@ class _RuleSetBuilder(ConditionParser):
     def read_rule(self, node: CommentedMap, header_currency: str | None) -> Rule | None:
         self.check_keys(node, _RULE_KEYS, "rule")
         ok = True
-        for key in ("id", "description", "when", "action", "reason"):
+        for key in ("id", "description", "when", "reason"):
             if key not in node:
                 self.problem(self.at(node), "missing_field", f"rule is missing {key!r}")
                 ok = False
+        if "action" not in node and "score" not in node:
+            self.problem(
+                self.at(node),
+                "missing_field",
+                "rule has neither 'action' nor 'score': give it an action, a score, or both",
+            )
+            ok = False
+        score = self.read_score(node)
+        if "score" in node and score is None:
+            ok = False
         rule_id = node.get("id")
         if "id" in node:
             if not isinstance(rule_id, str) or not _ID.match(rule_id):
@@ -357,7 +424,7 @@ class _RuleSetBuilder(ConditionParser):
                         f"at most {MAX_ALTERNATIVES} are allowed: split the rule",
                     )
                     ok = False
-        if not ok or condition is None or action is None:
+        if not ok or condition is None or (action is None and score is None):
             return None
         return Rule(
             id=str(rule_id),
@@ -369,7 +436,45 @@ class _RuleSetBuilder(ConditionParser):
             shadow=mode == "shadow",
             path=self.path,
             line=self.at(node)[0],
+            score=score,
         )
+
+    def check_fraud_list(self) -> None:
+        """An explicit ``confirmed_fraud_list`` names a list the rule set declares (in any file)."""
+        if self.fraud_list_at is None or self.header is None:
+            return
+        name = self.header["confirmed_fraud_list"]
+        if name not in self.lists:
+            self.path, position = self.fraud_list_at
+            known = ", ".join(sorted(self.lists)) or "none"
+            self.problem(
+                position,
+                "unknown_list",
+                f"confirmed_fraud_list names {name!r}, which the rule set does not declare (lists: {known})",
+                suggest(name, self.lists),
+            )
+
+    def read_score(self, node: CommentedMap) -> int | None:
+        """A rule's ``score``: an integer (negative: mitigating evidence), in a rule set that scores."""
+        if "score" not in node:
+            return None
+        value = node["score"]
+        if not _is_integer(value):
+            self.problem(
+                self.at(node, "score", value=True),
+                "invalid_type",
+                f"score must be an integer (negative for mitigating evidence), got {value!r}",
+            )
+            return None
+        if not self.scoring_declared:
+            self.problem(
+                self.at(node, "score", value=True),
+                "score_without_scoring",
+                "a rule scores but the rule set has no 'scoring' thresholds in its header "
+                "(ruleset: scoring: {review: N, hold: N, interrupt: N})",
+            )
+            return None
+        return int(value)
 
 
 def load_rule_set(path: str | Path) -> RuleSet:
@@ -404,6 +509,7 @@ def load_rule_set(path: str | Path) -> RuleSet:
             )
         )
     builder.read_rules()
+    builder.check_fraud_list()
     for name in sorted(builder.list_files):
         digest.update(name.encode() + b"\0" + "\n".join(sorted(builder.lists[name])).encode() + b"\0")
     if builder.problems:
@@ -422,4 +528,6 @@ def load_rule_set(path: str | Path) -> RuleSet:
         params=dict(builder.params),
         digest="sha256:" + digest.hexdigest(),
         files=tuple(str(f) for f in files),
+        scoring=header["scoring"],
+        confirmed_fraud_list=header["confirmed_fraud_list"],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .._decision import Action
-from .._errors import FieldError
+from .._errors import FieldError, PayguardError
 from .._event import Event
 from .conditions import (
     Condition,
+    Pred,
     leaves,
 )
 from .fields import EVENT_FIELDS, FEATURES, FieldSpec, Kind
@@ -27,21 +29,33 @@ _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule, as loaded: its condition tree and where it was written."""
+    """One rule, as loaded: its condition tree, its action or score (or both), and where it was written."""
 
     id: str
     description: str
-    action: Action
+    action: Action | None
     reason: str
     condition: Condition
     tags: tuple[str, ...] = ()
     shadow: bool = False
     path: str = "<memory>"
     line: int = 0
+    score: int | None = None
 
     @property
     def fields(self) -> frozenset[str]:
         return frozenset(leaf.field for leaf in leaves(self.condition))
+
+    @property
+    def reads_list(self) -> bool:
+        """Whether the condition looks a value up in a named list (``in_list``)."""
+        return any(isinstance(leaf, Pred) and leaf.kind == "in_list" for leaf in leaves(self.condition))
+
+    @property
+    def snoozable(self) -> bool:
+        """Whether a snooze may suppress this rule: not an interrupt that reads a list (a fraud-list hit
+        must never be snoozed away)."""
+        return not (self.action is Action.INTERRUPT and self.reads_list)
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,29 @@ class RuleSet:
     params: Mapping[str, Any]
     digest: str
     files: tuple[str, ...] = ()
+    # score thresholds, most severe first: ((80, interrupt), (50, hold), (20, review)); empty: no scoring
+    scoring: tuple[tuple[int, Action], ...] = ()
+    # the list that a payee resolved as fraud joins (``Guard.resolve``)
+    confirmed_fraud_list: str = "fraud_accounts"
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The rule with id ``rule_id``, if the rule set has one."""
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def check_snoozable(self, rule_id: str) -> None:
+        """``PayguardError`` unless ``rule_id`` names a rule that a snooze may suppress."""
+        rule = self.rule(rule_id)
+        if rule is None:
+            close = difflib.get_close_matches(rule_id, [r.id for r in self.rules], n=1, cutoff=0.6)
+            raise PayguardError(
+                f"cannot snooze {rule_id!r}: the rule set {self.id!r} has no such rule"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+        if not rule.snoozable:
+            raise PayguardError(
+                f"cannot snooze {rule_id!r}: it interrupts on a list lookup, and a list hit must never be "
+                "snoozed away (take the account off the list instead)"
+            )
 
     def field_spec(self, name: str) -> FieldSpec:
         if name.startswith("attributes."):

@@ -32,7 +32,18 @@ from .._common.text import account_key
 from .._common.time import DAY, HOUR
 from .._errors import StoreError
 
-__all__ = ["DAY", "EMPTY", "GRACE", "HOUR", "MAX_PAYEES", "AccountHistory", "party", "rows_in"]
+__all__ = [
+    "DAY",
+    "EMPTY",
+    "GRACE",
+    "HOUR",
+    "MAX_PAYEES",
+    "MAX_SNOOZES",
+    "AccountHistory",
+    "Snooze",
+    "party",
+    "rows_in",
+]
 
 PayeeStats = tuple[int, int, int, int, int, int]
 # the columns of PayeeStats
@@ -45,8 +56,8 @@ INCREASING: Final = 5
 
 # The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
 # the versions before (1 is the unversioned form of payguard 0.1).
-FORMAT: Final = 2
-_READABLE: Final = (1, 2)
+FORMAT: Final = 3
+_READABLE: Final = (1, 2, 3)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
@@ -79,6 +90,10 @@ PAYEE_WIDTH: Final = 5
 _PAYEE_JSON_WIDTH: Final = 7
 _PAYEE_BYTES: Final = PAYEE_WIDTH * 8
 _BYTE_ORDER: Final = sys.byteorder
+
+# A snooze: rule id, payee hash (0: every payee), until (exclusive, event time), the reason given
+Snooze = tuple[str, int, int, str]
+MAX_SNOOZES: Final = 100
 
 # Times fit 38 bits (event times are bounded to years 1970-9999); counts are capped at 2**20 - 1.
 _TIME_BITS: Final = 38
@@ -281,6 +296,8 @@ class AccountHistory:
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
+    # the rules snoozed for this account as payer (``Guard.snooze``), oldest first
+    snoozes: tuple[Snooze, ...] = ()
     # the amounts of ``sample`` in ascending order (not stored: rebuilt from ``sample``), so that the 95th
     # percentile of the whole sample is one index away
     ranked: array[int] = field(default_factory=_empty)
@@ -314,6 +331,8 @@ class AccountHistory:
                 self.ranked.remove(sample[at])
             del sample[:cut]
         _prune(self.maxima, SAMPLE_WIDTH, time - 365 * DAY - GRACE)
+        if self.snoozes:
+            self.snoozes = tuple(snooze for snooze in self.snoozes if snooze[2] >= time - GRACE)
 
     def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
         row = (time, amount, payee, int(new), -1 if balance is None else balance)
@@ -389,6 +408,37 @@ class AccountHistory:
         stops = self.stops = _insert(self.stops, STOP_WIDTH, (time, payee))
         if len(stops) > MAX_STOPS * STOP_WIDTH:
             del stops[:STOP_WIDTH]
+
+    def remove_stop(self, time: int, payee: int) -> bool:
+        """Forget one stop (a stopped payment resolved as legitimate); whether it was still remembered."""
+        stops = self.stops
+        for row in range(first_after(stops, STOP_WIDTH, time - 1), len(stops) // STOP_WIDTH):
+            at = row * STOP_WIDTH
+            if stops[at] != time:
+                break
+            if stops[at + STOP_PAYEE] == payee:
+                del stops[at : at + STOP_WIDTH]
+                return True
+        return False
+
+    def snooze(self, rule: str, payee: int, until: int, reason: str) -> None:
+        """Snooze ``rule`` for this payer (and ``payee``; 0: every payee) until ``until``, replacing a
+        snooze of the same rule and payee."""
+        kept = tuple(s for s in self.snoozes if (s[0], s[1]) != (rule, payee))
+        self.snoozes = (*kept, (rule, payee, until, reason))[-MAX_SNOOZES:]
+
+    def unsnooze(self, rule: str, payee: int) -> bool:
+        """End the snooze of ``rule`` and ``payee`` early; whether there was one."""
+        kept = tuple(s for s in self.snoozes if (s[0], s[1]) != (rule, payee))
+        found = len(kept) != len(self.snoozes)
+        self.snoozes = kept
+        return found
+
+    def snoozed(self, time: int, payee: int | None) -> frozenset[str]:
+        """The rules snoozed at ``time`` for a payment to ``payee``."""
+        return frozenset(
+            rule for rule, other, until, _ in self.snoozes if time < until and other in (0, payee)
+        )
 
     def add_device(self, time: int) -> None:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
@@ -489,6 +539,7 @@ class AccountHistory:
             "vasp_time": self.vasp_time,
             "seen": self.seen,
             "pruned": self.pruned,
+            "snoozes": [list(snooze) for snooze in self.snoozes],
         }
 
     @classmethod
@@ -527,4 +578,19 @@ class AccountHistory:
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),
             pruned=_integer(data.get("pruned", 0), "pruned"),
+            snoozes=tuple(_snooze(row) for row in data.get("snoozes", ())),
         )
+
+
+def _snooze(row: Any) -> Snooze:
+    """A snooze read back from JSON; ``ValueError`` unless it is [rule, payee, until, reason]."""
+    if (
+        isinstance(row, list)
+        and len(row) == 4
+        and isinstance(row[0], str)
+        and isinstance(row[3], str)
+        and type(row[1]) is int
+        and type(row[2]) is int
+    ):
+        return (row[0], row[1], row[2], row[3])
+    raise ValueError(f"a snooze is [rule, payee, until, reason], not {row!r}")

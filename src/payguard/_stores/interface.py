@@ -1,7 +1,8 @@
 """The store contract: what a guard needs from wherever histories and decisions live.
 
-A guard opens one ``Store.transaction()`` per event (and per ``record``ed event and ``release``) and does
-everything that event reads and writes inside it. An implementation guarantees, for every transaction:
+A guard opens one ``Store.transaction()`` per event (and per ``record``ed event, resolution and snooze)
+and does everything that event reads and writes inside it. An implementation guarantees, for every
+transaction:
 
 - **Atomic.** Its writes (``save``, ``put_decision``, ``put_held``) take effect together when the block
   exits normally, and none of them when it exits with an exception, which propagates unchanged. A
@@ -11,10 +12,15 @@ everything that event reads and writes inside it. An implementation guarantees, 
   as the store is shared at all: a ``MemoryStore`` is one process's). Features stay exact under
   concurrency only because of this.
 - **Idempotency record.** The decision stored for an event id (``put_decision``) is returned by
-  ``decision`` in every later transaction: a guard answers a repeated event id with it and counts the
-  event once. A store may forget old decisions (``MemoryStore`` keeps the last ``max_decisions``).
-- **Held payments.** A held record (``put_held``) stays until it is forgotten (``put_held(id, None)``),
-  so that a hold can be released later, in another transaction (or process, for a shared store).
+  ``decision`` in every later transaction, and by ``decision_by_id`` under its decision id: a guard
+  answers a repeated event id with it and counts the event once. A store may forget old decisions
+  (``MemoryStore`` keeps the last ``max_decisions``).
+- **Stopped payments.** The record of a held or interrupted payment (``put_held``) stays until it is
+  forgotten (``put_held(id, None)``), so that the stop can be resolved later, in another transaction (or
+  process, for a shared store); its resolution is written into the same record.
+- **Listed accounts.** Entries added to a named list (``add_listed``: a payee resolved as fraud) are kept
+  for good and returned by ``listed`` in every later transaction; ``listed_version`` changes whenever
+  an entry was added, so that a guard reads the entries again only then.
 
 A store may hand out its own history objects rather than copies (``MemoryStore`` does, so that a decision
 costs no copy): a caller changes a history in place only once nothing but the commit can fail, and saves it.
@@ -59,12 +65,28 @@ class StoreTransaction(Protocol):
         """Store the decision made for ``event_id`` (the idempotency record)."""
 
     @abstractmethod
+    def decision_by_id(self, decision_id: str) -> Decision | None:
+        """The decision stored (``put_decision``) with this decision id, or None."""
+
+    @abstractmethod
     def held(self, decision_id: str) -> dict[str, Any] | None:
-        """The record ``put_held`` stored for the held payment of ``decision_id``, or None."""
+        """The record ``put_held`` stored for the stopped payment of ``decision_id``, or None."""
 
     @abstractmethod
     def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
-        """Remember a held payment (``record`` is JSON: what releasing it needs), or with None forget it."""
+        """Remember a stopped payment (``record`` is JSON: what resolving it needs); None forgets it."""
+
+    @abstractmethod
+    def listed_version(self) -> int:
+        """A number that changes whenever ``add_listed`` committed (0: nothing was ever listed)."""
+
+    @abstractmethod
+    def listed(self) -> dict[str, frozenset[str]]:
+        """Every entry ``add_listed`` added, by list name."""
+
+    @abstractmethod
+    def add_listed(self, name: str, entry: str) -> None:
+        """Add ``entry`` (a normalised account number) to the named list ``name``, for good."""
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ class _MemoryTransaction:
         self._accounts: dict[str, AccountHistory] = {}
         self._decisions: dict[str, Decision] = {}
         self._held: dict[str, dict[str, Any] | None] = {}
+        self._listed: list[tuple[str, str]] = []
 
     def __enter__(self) -> _MemoryTransaction:
         self._store._lock.acquire()
@@ -56,6 +57,25 @@ class _MemoryTransaction:
     def put_decision(self, event_id: str, decision: Decision) -> None:
         self._decisions[event_id] = decision
 
+    def decision_by_id(self, decision_id: str) -> Decision | None:
+        for decision in self._decisions.values():
+            if decision.decision_id == decision_id:
+                return decision
+        event_id = self._store.decision_ids.get(decision_id)
+        return None if event_id is None else self._store.decisions.get(event_id)
+
+    def listed_version(self) -> int:
+        return self._store.listed_version + len(self._listed)
+
+    def listed(self) -> dict[str, frozenset[str]]:
+        found = {name: set(entries) for name, entries in self._store.listed.items()}
+        for name, entry in self._listed:
+            found.setdefault(name, set()).add(entry)
+        return {name: frozenset(entries) for name, entries in found.items()}
+
+    def add_listed(self, name: str, entry: str) -> None:
+        self._listed.append((name, entry))
+
     def held(self, decision_id: str) -> dict[str, Any] | None:
         if decision_id in self._held:
             return self._held[decision_id]
@@ -69,8 +89,12 @@ class _MemoryTransaction:
         store.accounts.update(self._accounts)
         for event_id, decision in self._decisions.items():
             store.decisions[event_id] = decision
+            store.decision_ids[decision.decision_id] = event_id
             if len(store.decisions) > store.max_decisions:
-                store.decisions.popitem(last=False)
+                store.decision_ids.pop(store.decisions.popitem(last=False)[1].decision_id, None)
+        for name, entry in self._listed:
+            store.listed.setdefault(name, set()).add(entry)
+            store.listed_version += 1
         for decision_id, record in self._held.items():
             if record is None:
                 store.holds.pop(decision_id, None)
@@ -82,14 +106,17 @@ class _MemoryTransaction:
 class MemoryStore:
     """The default store: dictionaries in this process, lost when it exits.
 
-    Remembers the decisions of the last ``max_decisions`` event ids for idempotency, and held payments
-    until they are released.
+    Remembers the decisions of the last ``max_decisions`` event ids for idempotency, stopped payments
+    with their resolutions, and the accounts resolutions listed.
     """
 
     def __init__(self, max_decisions: int = 100_000) -> None:
         self.accounts: dict[str, AccountHistory] = {}
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
+        self.decision_ids: dict[str, str] = {}  # decision id -> event id, for the decisions kept
         self.holds: dict[str, dict[str, Any]] = {}
+        self.listed: dict[str, set[str]] = {}
+        self.listed_version = 0
         self.max_decisions = max_decisions
         self._lock = threading.RLock()
 

@@ -27,6 +27,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, history TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, decision TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decision_ids (decision_id TEXT PRIMARY KEY, event_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS listed (name TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (name, entry));
 """
 
 
@@ -70,6 +72,32 @@ class _SQLiteTransaction(StoreTransaction):
             "INSERT OR REPLACE INTO decisions (event_id, decision) VALUES (?, ?)",
             (event_id, json.dumps(decision.to_dict(), separators=(",", ":"))),
         )
+        self._db.execute(
+            "INSERT OR REPLACE INTO decision_ids (decision_id, event_id) VALUES (?, ?)",
+            (decision.decision_id, event_id),
+        )
+
+    def decision_by_id(self, decision_id: str) -> Decision | None:
+        row = self._db.execute(
+            "SELECT d.decision FROM decision_ids i JOIN decisions d ON d.event_id = i.event_id"
+            " WHERE i.decision_id = ?",
+            (decision_id,),
+        ).fetchone()
+        return Decision.from_dict(json.loads(row[0])) if row else None
+
+    def listed_version(self) -> int:
+        # rows are only ever added: the largest rowid grows with each, and is one index step away
+        row = self._db.execute("SELECT max(rowid) FROM listed").fetchone()
+        return int(row[0] or 0)
+
+    def listed(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for name, entry in self._db.execute("SELECT name, entry FROM listed"):
+            found.setdefault(name, set()).add(entry)
+        return {name: frozenset(entries) for name, entries in found.items()}
+
+    def add_listed(self, name: str, entry: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO listed (name, entry) VALUES (?, ?)", (name, entry))
 
     def held(self, decision_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT record FROM holds WHERE decision_id = ?", (decision_id,)).fetchone()

@@ -227,7 +227,7 @@ def check_invariant(
     decision = guard.evaluate(event)
     low, high = invariant.at_least, invariant.at_most
     bound = f"at least {low.value}" if low is not None else f"at most {high.value if high else ''}"
-    hits = ", ".join(f"{h.rule_id} ({h.action.value})" for h in decision.hits) or "none"
+    hits = ", ".join(f"{h.rule_id} ({h.effect})" for h in decision.hits) or "none"
     result.status = "failed"
     result.message = (
         f"{where}: invariant broken: expected {bound}, got {decision.action.value} (hits: {hits})\n"

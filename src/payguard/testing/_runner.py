@@ -14,6 +14,9 @@ directory (every rule file in it), as a guard would load it. A test file holds:
         events:
           - event: {amount: "5000", payee: {account: "NEW-1"}, session: {on_call: true}}
             expect: {action: hold, fires: [on_call_new_payee], not_fires: [fraud_payee]}
+            resolve: legitimate         # how the bank resolves the stop: legitimate, fraud, cancelled
+          - event: {amount: "80", payee: {account: "NEW-1"}}
+            expect: {action: allow, score: 0}   # score: the sum of the enforced hits' scores
     invariants:
       - name: fraud accounts are always interrupted
         when: {payee.account: {in_list: fraud_accounts}}
@@ -40,7 +43,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .._decision import Action, Decision
-from .._errors import InvalidEventError, RuleFileError, RuleProblem
+from .._errors import InvalidEventError, PayguardError, RuleFileError, RuleProblem
 from .._guard import Guard
 from .._rules.loader import load_rule_set
 from .._rules.model import RuleSet, is_test_file
@@ -58,8 +61,9 @@ __all__ = [
 
 _FILE_KEYS = ("defaults", "cases", "invariants", "rules")
 _CASE_KEYS = ("name", "lists", "history", "events", "description")
-_STEP_KEYS = ("event", "expect")
-_EXPECT_KEYS = ("action", "fires", "not_fires")
+_STEP_KEYS = ("event", "expect", "resolve")
+_EXPECT_KEYS = ("action", "score", "fires", "not_fires")
+_OUTCOMES = ("legitimate", "fraud", "cancelled")
 _INVARIANT_KEYS = ("name", "when", "at_least", "at_most", "lists", "description")
 _RELATIVE = re.compile(r"^\+(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,6 +76,9 @@ class Step:
     fires: tuple[str, ...] = ()
     not_fires: tuple[str, ...] = ()
     line: int = 0
+    score: int | None = None
+    # how the bank resolves the stop, applied right after the decision
+    resolve: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,13 @@ def _case(  # noqa: PLR0917 (a private helper of the loader)
         expect = step.get("expect") or CommentedMap()
         if not reader.keys(expect, _EXPECT_KEYS, "expect"):
             continue
+        score = expect.get("score")
+        if score is not None and (not isinstance(score, int) or isinstance(score, bool)):
+            reader.problem(expect, "score", "invalid_type", "expect.score must be an integer")
+            score = None
+        resolve = step.get("resolve")
+        if resolve is not None and resolve not in _OUTCOMES:
+            reader.problem(step, "resolve", "invalid_value", f"resolve must be one of {', '.join(_OUTCOMES)}")
         steps.append(
             Step(
                 event=_event(defaults, step["event"], name, n),
@@ -346,6 +360,8 @@ def _case(  # noqa: PLR0917 (a private helper of the loader)
                 fires=tuple(str(r) for r in expect.get("fires") or ()),
                 not_fires=tuple(str(r) for r in expect.get("not_fires") or ()),
                 line=reader.line(step),
+                score=None if score is None else int(score),
+                resolve=resolve if resolve in _OUTCOMES else None,
             )
         )
     history = tuple(
@@ -389,7 +405,7 @@ def _guard(ruleset: RuleSet, lists: Mapping[str, tuple[str, ...]], engine: str) 
 
 
 def _describe(decision: Decision) -> str:
-    hits = ", ".join(f"{h.rule_id} ({h.action.value})" for h in decision.hits) or "none"
+    hits = ", ".join(f"{h.rule_id} ({h.effect})" for h in decision.hits) or "none"
     return f"hits: {hits}"
 
 
@@ -410,17 +426,24 @@ def run_case(case: TestCase, ruleset: RuleSet, engine: str = "auto") -> CaseResu
             problems = []
             if step.action is not None and decision.action is not step.action:
                 problems.append(f"expected action {step.action.value}, got {decision.action.value}")
+            if step.score is not None and decision.score != step.score:
+                problems.append(f"expected score {step.score}, got {decision.score}")
             missing = [r for r in step.fires if r not in ids]
             if missing:
                 problems.append(f"expected {', '.join(missing)} to fire")
             unexpected = [r for r in step.not_fires if r in ids]
             if unexpected:
                 problems.append(f"expected {', '.join(unexpected)} not to fire")
+            if step.resolve is not None:
+                if decision.stopped:
+                    guard.resolve(decision.decision_id, step.resolve)
+                else:
+                    problems.append(f"resolve: {step.resolve} needs a stop, got {decision.action.value}")
             if problems:
                 failures.append(
                     f"{case.path}:{step.line}: event {number}: {'; '.join(problems)}; {_describe(decision)}"
                 )
-    except (InvalidEventError, ValueError, KeyError) as exc:
+    except (InvalidEventError, ValueError, KeyError, PayguardError) as exc:
         result.status, result.message = "failed", f"{case.path}:{case.line}: {type(exc).__name__}: {exc}"
         return result
     if failures:

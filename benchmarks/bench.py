@@ -7,6 +7,7 @@ Sections:
   e2e       the default rule set end to end on one thread: throughput, p50/p99/p99.9, where the time goes;
             and a generated 500-rule set
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
+  scoring   the default rule set without and with scores on every rule (scoring.py)
 
 Numbers are wall-clock on the machine it runs on; they print as Markdown tables. `--quick` uses fewer events.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import json
 import math
@@ -31,6 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import scoring  # the scoring section, beside this file
 
 import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
@@ -554,6 +558,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "audit": bench_audit,
     "e2e": bench_e2e,
     "replay": bench_replay,
+    "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),
 }
 
 

@@ -215,3 +215,38 @@ def test_durations() -> None:
     assert [parse_duration(t) for t in ("7d", "12h", "30m", "45s", "90")] == [604800, 43200, 1800, 45, 90]
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("a week")
+
+
+SCORED_HEADER = "ruleset: {id: s, version: '1', currency: CNY, scoring: {review: 20, hold: 50}}\n"
+SCORED = """
+rules:
+  - {id: big, description: big, when: {amount: {gte: 1000}}, score: 40, reason: r}
+  - {id: huge, description: huge, when: {amount: {gte: 5000}}, score: 20, reason: r}
+  - {id: known, description: mitigating, when: {payee.type: business}, score: -30, reason: r}
+"""
+
+
+def test_replay_shows_scores_in_the_out_lines_the_summary_and_the_comparison(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    new = write_rules(SCORED, header=SCORED_HEADER, name="new.yaml")
+    old = write_rules(SCORED.replace("score: 20", "score: 0"), header=SCORED_HEADER, name="old.yaml")
+    business = make_event(
+        id="e3", timestamp="2026-03-02T03:00:00+00:00", amount="6000", payee={"account": "C", "type": "business"}
+    )
+    events = write_events(tmp_path / "e.jsonl", [event(1, 1, "10"), event(2, 2, "6000"), business])
+    summary_path = tmp_path / "s.json"
+    result = run(
+        ["replay", str(events), "--rules", str(new), "--out", "-", "--summary-json", str(summary_path)]
+        + ["--compare", str(old)]
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["action"], line["score"], line["old_score"]) for line in lines] == [
+        ("allow", 0, 0),
+        ("hold", 60, 40),
+        ("review", 30, 10),
+    ]
+    summary = json.loads(summary_path.read_text())
+    assert summary["scores"]["decisions_by_score"] == {"0": 1, "30": 1, "60": 1}
+    assert (summary["compare"]["score_changed"], summary["compare"]["score_delta_total"]) == (2, 40)

@@ -122,6 +122,27 @@ def test_the_embedding_examples_run(script: str, tmp_path: Path) -> None:
     assert len(audit.read_text().splitlines()) >= 3
 
 
+def test_the_lifecycle_example_resolves_a_hold_and_a_scam_as_the_readme_says(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "lifecycle.py"), str(tmp_path / "audit.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [
+        "car-1: hold",
+        "car-1 resolved: legitimate",
+        "car-2: allow",
+        "safe-1: interrupt",
+        lines[4],
+    ]
+    assert lines[4].startswith("safe-2: interrupt") and "PG01_fraud_payee" in lines[4]
+    assert lines[5] == "audit: 6 records, intact"
+
+
 def test_the_readme_embedding_example_runs_as_written(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     code = readme.split("## Embedding", 1)[1].split("```python", 1)[1].split("```", 1)[0]

@@ -232,13 +232,26 @@ def test_replay_shows_scores_in_the_out_lines_the_summary_and_the_comparison(
     new = write_rules(SCORED, header=SCORED_HEADER, name="new.yaml")
     old = write_rules(SCORED.replace("score: 20", "score: 0"), header=SCORED_HEADER, name="old.yaml")
     business = make_event(
-        id="e3", timestamp="2026-03-02T03:00:00+00:00", amount="6000", payee={"account": "C", "type": "business"}
+        id="e3",
+        timestamp="2026-03-02T03:00:00+00:00",
+        amount="6000",
+        payee={"account": "C", "type": "business"},
     )
     events = write_events(tmp_path / "e.jsonl", [event(1, 1, "10"), event(2, 2, "6000"), business])
     summary_path = tmp_path / "s.json"
     result = run(
-        ["replay", str(events), "--rules", str(new), "--out", "-", "--summary-json", str(summary_path)]
-        + ["--compare", str(old)]
+        [
+            "replay",
+            str(events),
+            "--rules",
+            str(new),
+            "--out",
+            "-",
+            "--summary-json",
+            str(summary_path),
+            "--compare",
+            str(old),
+        ]
     )
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -139,7 +139,8 @@ def test_the_lifecycle_example_resolves_a_hold_and_a_scam_as_the_readme_says(tmp
         "safe-1: interrupt",
         lines[4],
     ]
-    assert lines[4].startswith("safe-2: interrupt") and "PG01_fraud_payee" in lines[4]
+    assert lines[4].startswith("safe-2: interrupt")
+    assert "PG01_fraud_payee" in lines[4]
     assert lines[5] == "audit: 6 records, intact"
 
 

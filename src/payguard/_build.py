@@ -33,6 +33,7 @@ COMPILED = (
     "_guard",
     "_stores.history",
     "_stores.memory",
+    "_stores.rows",
 )
 _PACKAGE = Path(__file__).resolve().parent
 # Only a source checkout (an editable install) can have compiled modules older than their source: an

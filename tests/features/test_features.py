@@ -138,10 +138,30 @@ def test_velocity_windows_use_event_time_and_include_the_current_attempt(guard: 
     assert late.features["is_new_payee"] is False
 
 
-def test_drain_ratio_compares_the_day_outflow_with_the_balance_at_its_start(guard: Guard) -> None:
-    pay(guard, 1, 0, amount="30000", payer={"balance_before": "100000"})
-    decision = pay(guard, 2, 1, amount="30000", payer={"balance_before": "70000"}, payee="B-2")
-    assert decision.features["drain_ratio_24h"] == pytest.approx(0.6)
+def test_drain_ratio_counts_money_that_left_against_what_the_account_had(guard: Guard) -> None:
+    pay(guard, 1, 0, amount="9000", payer={"balance_before": "100000"})
+    held = pay(guard, 2, 0.5, amount="30000", payer={"balance_before": "91000"}, payee="B-2")
+    assert held.action is Action.HOLD
+    decision = pay(guard, 3, 1, amount="21000", payer={"balance_before": "91000"}, payee="B-1")
+    # 9,000 and this 21,000 left; the held 30,000 did not: 30,000 of the 100,000 the day started with
+    assert decision.features["drain_ratio_24h"] == pytest.approx(0.3)
+
+
+def test_drain_ratio_counts_credits_after_the_days_first_payment_as_money_to_spend(guard: Guard) -> None:
+    pay(guard, 1, 1, amount="9000", payer={"balance_before": "40000"})
+    guard.evaluate(
+        make_event(
+            id="salary",
+            type="transfer_in",
+            timestamp=at(1.5),
+            amount="20000",
+            payer={"account": "EMPLOYER-1", "type": "business"},
+            payee={"account": "6222000011112222"},
+        )
+    )
+    decision = pay(guard, 2, 2, amount="9000", payer={"balance_before": "51000"})
+    # the balance the day's first payment saw, plus the salary that came in after it
+    assert decision.features["drain_ratio_24h"] == pytest.approx(18000 / 60000)
 
 
 def test_amounts_are_measured_against_the_customer_s_own_history(guard: Guard) -> None:
@@ -461,3 +481,35 @@ def test_event_times_become_whole_epoch_seconds_exactly(moment: datetime) -> Non
     assert epoch_seconds(moment, offset) == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
         seconds=1
     )
+
+
+def test_new_personal_payees_are_counted_apart_from_businesses_and_merchants(guard: Guard) -> None:
+    kinds = ["business", "merchant", "government", "personal", None]
+    for n, kind in enumerate(kinds):
+        payee: dict[str, Any] = {"account": f"NEW-{n}"}
+        if kind:
+            payee["type"] = kind
+        decision = guard.evaluate(make_event(id=f"p{n}", timestamp=at(n / 10), amount="100", payee=payee))
+    assert decision.features["new_payee_count_24h"] == 5
+    assert decision.features["new_personal_payee_count_24h"] == 2, "the person and the payee of unknown type"
+
+
+def test_a_payee_stopped_recently_is_remembered_until_the_stop_is_resolved_as_legitimate(
+    guard: Guard,
+) -> None:
+    held = pay(guard, 1, 0, amount="50000", payee="SELLER-1")
+    assert held.action is Action.HOLD
+    resent = pay(guard, 2, 2, amount="4000", payee="SELLER-1")
+    assert resent.features["payee_recent_stops_30d"] == 1, "the same payee, without the wording, still shows"
+    assert pay(guard, 3, 3, amount="40", payee="OTHER").features["payee_recent_stops_30d"] == 0
+    guard.resolve(held.decision_id, "legitimate")
+    assert pay(guard, 4, 4, amount="40", payee="SELLER-1").features["payee_recent_stops_30d"] == 0
+
+
+def test_dormant_days_say_how_long_an_account_slept_before_it_woke_this_week(guard: Guard) -> None:
+    pay(guard, 1, 0, amount="50")
+    woke = pay(guard, 2, 24 * 200, amount="50")
+    assert woke.features["dormant_days"] == 200, "this event wakes it"
+    assert pay(guard, 3, 24 * 203, amount="50").features["dormant_days"] == 200
+    assert pay(guard, 4, 24 * 208, amount="50").features["dormant_days"] == 0, "awake for more than a week"
+    assert pay(guard, 5, 24 * 208.5, amount="50", payer={"account": "FRESH"}).features["dormant_days"] == 0

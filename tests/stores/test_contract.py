@@ -197,7 +197,7 @@ def test_a_transaction_reads_its_own_writes_and_the_next_one_reads_them_once_it_
     with store.transaction() as txn:
         written = txn.account(PAYER)
         assert written == AccountHistory(), "an unknown account has an empty history"
-        written.add_attempt(1_000, 10_000, 7, True, None)
+        written.add_attempt(1_000, 10_000, 7, True, None, True, False)
         txn.save(PAYER, written)
         txn.put_decision("e1", decision)
         txn.put_held("d1", HELD)
@@ -211,7 +211,7 @@ def test_a_transaction_reads_its_own_writes_and_the_next_one_reads_them_once_it_
 def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: Store) -> None:
     with store.transaction() as txn:
         known = txn.account(PAYER)
-        known.add_attempt(1_000, 10_000, 7, True, None)
+        known.add_attempt(1_000, 10_000, 7, True, None, True, False)
         txn.save(PAYER, known)
         txn.put_decision("e1", a_decision("e1"))
         txn.put_held("d1", HELD)
@@ -223,7 +223,7 @@ def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: 
         with store.transaction() as txn:
             # a new object, not the stored one changed in place: a store may hand out its own (see Store)
             replaced = AccountHistory()
-            replaced.add_attempt(2_000, 99_999, 8, True, None)
+            replaced.add_attempt(2_000, 99_999, 8, True, None, True, False)
             txn.save(PAYER, replaced)
             credited = txn.account(PAYEE)
             credited.add_inbound(2_000, 99_999, 9)

@@ -92,8 +92,15 @@ class FeatureEngine:
             history.add_device(time)
         elif kind in OUTGOING and amount is not None:
             payee = context.payee_hash
+            personal = context.payee is None or is_personal(context.payee.type)
             history.add_attempt(
-                time, amount, payee or 0, bool(context.is_new_payee()), context.balance_before
+                time,
+                amount,
+                payee or 0,
+                bool(context.is_new_payee()),
+                context.balance_before,
+                personal,
+                action.stops,
             )
             if action.stops:
                 history.add_stop(time, payee or 0)

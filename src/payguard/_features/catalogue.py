@@ -22,6 +22,7 @@ from .._event import EventType, PartyType
 from .._stores.history import (
     COUNT,
     DEPOSIT_AMOUNT,
+    DORMANT,
     FIRST,
     FIRST_AMOUNT,
     INBOUND_AMOUNT,
@@ -32,11 +33,14 @@ from .._stores.history import (
     LOAN_AMOUNT,
     LOAN_LENDER,
     OUT_AMOUNT,
+    OUT_BALANCE,
     OUT_NEW_PAYEE,
     OUT_PAYEE,
+    OUT_PERSONAL,
+    OUT_STOPPED,
     STOP_PAYEE,
 )
-from .context import Context
+from .context import Context, is_personal
 
 __all__ = ["FUNCTIONS"]
 
@@ -142,16 +146,32 @@ def new_payee_count_24h(c: Context) -> Any:
 
 
 @feature
+def new_personal_payee_count_24h(c: Context) -> Any:
+    """As ``new_payee_count_24h``, counting only payees that are persons (or of unknown type)."""
+    payees = set(c.out_24h().flagged_all(OUT_PAYEE, (OUT_NEW_PAYEE, OUT_PERSONAL)))
+    payee = c.payee
+    if c.is_new_payee() and payee is not None and is_personal(payee.type):
+        payees.add(c.payee_hash or 0)
+    return len(payees)
+
+
+@feature
 def balance_start_24h(c: Context) -> Any:
     return c.balance_start_24h()
 
 
 @feature
 def drain_ratio_24h(c: Context) -> Any:
+    """Executed outflows in 24 h (this payment included; stopped attempts are not money that left) over
+    what the account had to spend: its balance at the window's start and what it received since."""
     start = c.balance_start_24h()
-    if start is None or start <= 0:
+    if start is None or start <= 0 or not c.outgoing:
         return None
-    return c.out_sum_24h() / start
+    window = c.out_24h()
+    sent = sum(window.flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED)) + (c.amount or 0)
+    since = window.first_known_time(OUT_BALANCE)  # the balance ``start`` was read then: later credits add
+    received = 0 if since is None else c.history.inbound_rows(since, c.time).total(INBOUND_AMOUNT)
+    return sent / (start + received)
 
 
 def _new_payee_out_over(c: Context, received: int) -> Any:
@@ -274,6 +294,24 @@ def recent_stops_60m(c: Context) -> Any:
 @feature
 def recent_stops_30d(c: Context) -> Any:
     return c.history.stop_rows(c.time - 30 * DAY, c.time).count()
+
+
+@feature
+def payee_recent_stops_30d(c: Context) -> Any:
+    if not c.outgoing or c.payee_hash is None:
+        return None
+    return c.history.stop_rows(c.time - 30 * DAY, c.time).matching(STOP_PAYEE, c.payee_hash)
+
+
+@feature
+def dormant_days(c: Context) -> Any:
+    """Days the account was quiet before it woke in the last 7 days (this event may wake it); 0 if not."""
+    history = c.history
+    if history.seen and c.time - history.seen >= DORMANT:
+        return (c.time - history.seen) // DAY
+    if history.woke and 0 <= c.time - history.woke <= 7 * DAY:
+        return history.dormant // DAY
+    return 0
 
 
 @feature

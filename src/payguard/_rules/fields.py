@@ -227,7 +227,16 @@ _FEATURE_LIST: list[FieldSpec] = [
     _feature(
         "new_payee_count_24h", Kind.INT, "distinct new payees the payer attempted in 24 h, this one included"
     ),
-    _feature("drain_ratio_24h", Kind.FLOAT, "outgoing sum in 24 h over the balance at the window's start"),
+    _feature(
+        "new_personal_payee_count_24h",
+        Kind.INT,
+        "distinct new payees that are persons (or of unknown type) in 24 h, this one included",
+    ),
+    _feature(
+        "drain_ratio_24h",
+        Kind.FLOAT,
+        "executed outgoing in 24 h (this one included) over the balance at the window's start plus credits",
+    ),
     _feature("balance_start_24h", Kind.MONEY, "balance before the payer's first outgoing attempt in 24 h"),
     _feature(
         "payee_amounts_increasing",
@@ -273,6 +282,14 @@ _FEATURE_LIST: list[FieldSpec] = [
     ),
     _feature("recent_stops_30d", Kind.INT, "hold or interrupt decisions the payer got in the last 30 days"),
     _feature("last_stop_other_payee", Kind.BOOL, "the payer's last stop in 60 minutes was for another payee"),
+    _feature(
+        "payee_recent_stops_30d",
+        Kind.INT,
+        "stopped payments to this payee in 30 days (those resolved as legitimate no longer count)",
+    ),
+    _feature(
+        "dormant_days", Kind.INT, "days the account was inactive before it woke in the last 7 days (0: never)"
+    ),
     _feature("hours_since_new_device", Kind.FLOAT, "hours since a device was bound or credentials changed"),
     _feature("local_hour", Kind.INT, "hour of day (0-23) in the payer's time zone, else the rule set's"),
     _feature("is_night", Kind.BOOL, "local_hour is between 0 and 5"),

@@ -5,8 +5,7 @@ hashes of their normalised account numbers (so a history survives a restart and 
 
 Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an entry, time first, kept in
 time order, so that a history of a few payments takes a few hundred bytes. An account's lists start as the
-shared, empty ``EMPTY`` array and get an array of their own with their first entry (``_append``,
-``_owned``); ``EMPTY`` is never written.
+shared, empty ``EMPTY`` array and get an array of their own with their first entry (``rows.py``).
 
 Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
 events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
@@ -20,7 +19,6 @@ import bisect
 import hashlib
 import heapq
 import math
-import struct
 import sys
 from array import array
 from collections.abc import Sequence
@@ -31,6 +29,20 @@ from .._common.cache import remember
 from .._common.text import account_key
 from .._common.time import DAY, HOUR
 from .._errors import StoreError
+from .rows import (
+    EMPTY,
+    Rows,
+    append,
+    checked,
+    empty,
+    first_after,
+    flat,
+    insert,
+    owned,
+    prune,
+    rows_in,
+    rows_of,
+)
 
 __all__ = [
     "DAY",
@@ -40,6 +52,7 @@ __all__ = [
     "MAX_PAYEES",
     "MAX_SNOOZES",
     "AccountHistory",
+    "Rows",
     "Snooze",
     "party",
     "rows_in",
@@ -60,12 +73,19 @@ FORMAT: Final = 3
 _READABLE: Final = (1, 2, 3)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
-# outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
-OUT_WIDTH: Final = 5
+# outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown),
+# 1 if the payee is a person (or of unknown type), 1 while the payment is stopped (not executed)
+OUT_WIDTH: Final = 7
 OUT_AMOUNT: Final = 1
 OUT_PAYEE: Final = 2
 OUT_NEW_PAYEE: Final = 3
 OUT_BALANCE: Final = 4
+OUT_PERSONAL: Final = 5
+OUT_STOPPED: Final = 6
+# formats 1 and 2 kept the first five columns: read back as a person's payee (1), executed (0)
+_OUT_WIDTH_BEFORE_3: Final = 5
+# a gap this long between two events of an account makes it dormant (``touch``)
+DORMANT: Final = 30 * DAY
 # money received: time, amount, payer hash, 1 if the payer is a person or unknown (0: an institution)
 INBOUND_WIDTH: Final = 4
 INBOUND_AMOUNT: Final = 1
@@ -106,31 +126,6 @@ MAX_SAMPLE: Final = 100
 MAX_STOPS: Final = 50
 PRUNE_EVERY: Final = HOUR
 
-EMPTY: Final[array[int]] = array("q")
-
-# the packer of a row of each width, by width (``_append``)
-_PACKERS: Final = tuple(struct.Struct(f"={width}q").pack for width in range(6))
-
-
-def _empty() -> array[int]:
-    return EMPTY
-
-
-def _owned(entries: array[int]) -> array[int]:
-    """``entries`` if it is an account's own array, else a new empty one to write into."""
-    return array("q") if entries is EMPTY else entries
-
-
-def _append(entries: array[int], row: tuple[int, ...]) -> array[int]:
-    """``entries`` (an account's own array, or ``EMPTY``) with ``row`` appended; use the array returned.
-
-    The row goes in as packed bytes, faster than int by int; a list with no rows gets an array of its size.
-    """
-    if not entries:
-        return array("q", row)
-    entries.frombytes(_PACKERS[len(row)](*row))
-    return entries
-
 
 def pack_payee(stats: PayeeStats) -> tuple[int, int, int, int]:
     """The stored words of a payee's statistics (after its hash)."""
@@ -160,81 +155,6 @@ def party(account: str) -> tuple[str, int]:
     return found
 
 
-def first_after(entries: array[int], width: int, time: int, low: int = 0) -> int:
-    """The first row (from ``low``) whose time is later than ``time``; rows are in time order."""
-    high = len(entries) // width
-    while low < high:
-        middle = (low + high) // 2
-        if entries[middle * width] <= time:
-            low = middle + 1
-        else:
-            high = middle
-    return low
-
-
-def rows_in(entries: array[int], width: int, start: int, end: int) -> tuple[int, int]:
-    """The rows ``[low, high)`` with ``start < time <= end``."""
-    low = first_after(entries, width, start)
-    return low, first_after(entries, width, end, low)
-
-
-class Rows:
-    """The rows of one list of a history whose times lie in ``(start, end]``, read by named column."""
-
-    def __init__(self, entries: array[int], width: int, start: int, end: int) -> None:
-        self.entries = entries
-        self.width = width
-        self.low, self.high = rows_in(entries, width, start, end)
-
-    def count(self) -> int:
-        return self.high - self.low
-
-    def total(self, column: int) -> int:
-        entries, width = self.entries, self.width
-        return sum(entries[row * width + column] for row in range(self.low, self.high))
-
-    def distinct(self, column: int) -> set[int]:
-        entries, width = self.entries, self.width
-        return {entries[row * width + column] for row in range(self.low, self.high)}
-
-    def flagged(self, column: int, flag: int) -> list[int]:
-        """The values of ``column`` in the rows whose ``flag`` column is set, oldest first."""
-        entries, width = self.entries, self.width
-        return [
-            entries[row * width + column] for row in range(self.low, self.high) if entries[row * width + flag]
-        ]
-
-    def first_known(self, column: int) -> int | None:
-        """The oldest value of ``column`` that is known (stored as -1 when it is not)."""
-        entries, width = self.entries, self.width
-        for row in range(self.low, self.high):
-            value = entries[row * width + column]
-            if value >= 0:
-                return value
-        return None
-
-    def last(self, column: int) -> int | None:
-        """The value of ``column`` in the newest row."""
-        if self.high == self.low:
-            return None
-        return self.entries[(self.high - 1) * self.width + column]
-
-
-def _insert(entries: array[int], width: int, row: tuple[int, ...]) -> array[int]:
-    """``entries`` with ``row`` inserted in time order (after equal times); late events land in place."""
-    if not entries or entries[len(entries) - width] <= row[0]:
-        return _append(entries, row)
-    at = first_after(entries, width, row[0]) * width
-    entries[at:at] = array("q", row)
-    return entries
-
-
-def _prune(entries: array[int], width: int, oldest: int) -> None:
-    """Drop the rows older than ``oldest``."""
-    if entries and entries[0] < oldest:
-        del entries[: first_after(entries, width, oldest - 1) * width]
-
-
 def _sample_position(entries: array[int], time: int, amount: int) -> int:
     """Where (time, amount) goes among rows ordered by time, then amount (after equal rows)."""
     low, high = 0, len(entries) // SAMPLE_WIDTH
@@ -253,22 +173,6 @@ def _rank(count: int) -> int:
     return min(count - 1, math.ceil(0.95 * count) - 1)
 
 
-def _rows(entries: array[int], width: int) -> list[list[int]]:
-    return [list(entries[i : i + width]) for i in range(0, len(entries), width)]
-
-
-def _checked(rows: list[list[int]], width: int) -> list[list[int]]:
-    """Rows read back from JSON; ``ValueError`` if one is not ``width`` numbers (its columns would shift)."""
-    for row in rows:
-        if len(row) != width:
-            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns: {row!r}")
-    return rows
-
-
-def _flat(rows: list[list[int]], width: int) -> array[int]:
-    return array("q", [value for row in _checked(rows, width) for value in row]) if rows else EMPTY
-
-
 def _integer(value: Any, name: str, optional: bool = False) -> Any:
     """``value`` read back from JSON; ``ValueError`` unless it is an integer (or, if ``optional``, None)."""
     if type(value) is int or (optional and value is None):
@@ -280,27 +184,30 @@ def _integer(value: Any, name: str, optional: bool = False) -> Any:
 class AccountHistory:
     """The bounded history of one account: flat int64 arrays, compact and JSON-ready."""
 
-    out: array[int] = field(default_factory=_empty)
-    payees: array[int] = field(default_factory=_empty)
+    out: array[int] = field(default_factory=empty)
+    payees: array[int] = field(default_factory=empty)
     # the last MAX_SAMPLE executed amounts within 90 days, ordered by time then amount
-    sample: array[int] = field(default_factory=_empty)
+    sample: array[int] = field(default_factory=empty)
     # the running 365-day maximum: times increase, amounts strictly decrease
-    maxima: array[int] = field(default_factory=_empty)
-    inbound: array[int] = field(default_factory=_empty)
-    loans: array[int] = field(default_factory=_empty)
-    deposits: array[int] = field(default_factory=_empty)
-    stops: array[int] = field(default_factory=_empty)
+    maxima: array[int] = field(default_factory=empty)
+    inbound: array[int] = field(default_factory=empty)
+    loans: array[int] = field(default_factory=empty)
+    deposits: array[int] = field(default_factory=empty)
+    stops: array[int] = field(default_factory=empty)
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
     # latest event time seen, which pruning is measured from, and when pruning last ran
     seen: int = 0
     pruned: int = 0
+    # when the account last woke after being dormant, and how long it had been quiet (0: never dormant)
+    woke: int = 0
+    dormant: int = 0
     # the rules snoozed for this account as payer (``Guard.snooze``), oldest first
     snoozes: tuple[Snooze, ...] = ()
     # the amounts of ``sample`` in ascending order (not stored: rebuilt from ``sample``), so that the 95th
     # percentile of the whole sample is one index away
-    ranked: array[int] = field(default_factory=_empty)
+    ranked: array[int] = field(default_factory=empty)
 
     def __post_init__(self) -> None:
         if self.sample and not self.ranked:
@@ -315,28 +222,39 @@ class AccountHistory:
         """
         if time <= self.seen:
             return
+        if self.seen and time - self.seen >= DORMANT:
+            self.woke, self.dormant = time, time - self.seen
         self.seen = time
         if time - self.pruned < PRUNE_EVERY:
             return
         self.pruned = time
-        _prune(self.out, OUT_WIDTH, time - DAY - GRACE)
-        _prune(self.loans, LOAN_WIDTH, time - DAY - GRACE)
-        _prune(self.deposits, DEPOSIT_WIDTH, time - DAY - GRACE)
-        _prune(self.inbound, INBOUND_WIDTH, time - 7 * DAY - GRACE)
-        _prune(self.stops, STOP_WIDTH, time - 30 * DAY - GRACE)
+        prune(self.out, OUT_WIDTH, time - DAY - GRACE)
+        prune(self.loans, LOAN_WIDTH, time - DAY - GRACE)
+        prune(self.deposits, DEPOSIT_WIDTH, time - DAY - GRACE)
+        prune(self.inbound, INBOUND_WIDTH, time - 7 * DAY - GRACE)
+        prune(self.stops, STOP_WIDTH, time - 30 * DAY - GRACE)
         sample, oldest = self.sample, time - 90 * DAY - GRACE
         if sample and sample[0] < oldest:
             cut = first_after(sample, SAMPLE_WIDTH, oldest - 1) * SAMPLE_WIDTH
             for at in range(1, cut, SAMPLE_WIDTH):
                 self.ranked.remove(sample[at])
             del sample[:cut]
-        _prune(self.maxima, SAMPLE_WIDTH, time - 365 * DAY - GRACE)
+        prune(self.maxima, SAMPLE_WIDTH, time - 365 * DAY - GRACE)
         if self.snoozes:
             self.snoozes = tuple(snooze for snooze in self.snoozes if snooze[2] >= time - GRACE)
 
-    def add_attempt(self, time: int, amount: int, payee: int, new: bool, balance: int | None) -> None:
-        row = (time, amount, payee, int(new), -1 if balance is None else balance)
-        self.out = _insert(self.out, OUT_WIDTH, row)
+    def add_attempt(  # noqa: PLR0917 (the row's columns, in order)
+        self,
+        time: int,
+        amount: int,
+        payee: int,
+        new: bool,
+        balance: int | None,
+        personal: bool,
+        stopped: bool,
+    ) -> None:
+        row = (time, amount, payee, int(new), -1 if balance is None else balance, int(personal), int(stopped))
+        self.out = insert(self.out, OUT_WIDTH, row)
 
     def add_executed(self, time: int, amount: int, payee: int | None, row: int | None = None) -> None:
         """An executed payment; ``row`` is ``payee``'s row among the known payees if the caller just
@@ -346,11 +264,11 @@ class AccountHistory:
         sample = self.sample
         end = len(sample)
         if not end or (sample[end - 2], sample[end - 1]) <= (time, amount):  # the usual case: in time order
-            sample = self.sample = _append(sample, (time, amount))
+            sample = self.sample = append(sample, (time, amount))
         else:
             at = _sample_position(sample, time, amount) * SAMPLE_WIDTH
             sample[at:at] = array("q", (time, amount))
-        ranked = self.ranked = _owned(self.ranked)
+        ranked = self.ranked = owned(self.ranked)
         # not bisect.insort, which is slower on an array
         ranked.insert(bisect.bisect_right(ranked, amount), amount)
         if len(sample) > MAX_SAMPLE * SAMPLE_WIDTH:
@@ -375,7 +293,7 @@ class AccountHistory:
                 int(bool(increasing) and later and amount > last_amount),
             )
             del payees[at : at + PAYEE_WIDTH]  # re-appended: least recently paid first
-        payees = self.payees = _append(payees, (payee, *pack_payee(stats)))
+        payees = self.payees = append(payees, (payee, *pack_payee(stats)))
         if len(payees) > MAX_PAYEES * PAYEE_WIDTH:
             del payees[:PAYEE_WIDTH]
 
@@ -384,7 +302,7 @@ class AccountHistory:
         if not maxima or maxima[len(maxima) - 2] <= time:  # the usual case: events in time order
             while maxima and maxima[len(maxima) - 1] <= amount:
                 del maxima[len(maxima) - 2 :]
-            self.maxima = _append(maxima, (time, amount))
+            self.maxima = append(maxima, (time, amount))
             return
         position = _sample_position(maxima, time, amount)
         rows = len(maxima) // SAMPLE_WIDTH
@@ -396,21 +314,30 @@ class AccountHistory:
         maxima[: position * SAMPLE_WIDTH] = kept
 
     def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
-        self.inbound = _insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
+        self.inbound = insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
-        self.loans = _insert(self.loans, LOAN_WIDTH, (time, amount, lender))
+        self.loans = insert(self.loans, LOAN_WIDTH, (time, amount, lender))
 
     def add_deposit(self, time: int, amount: int) -> None:
-        self.deposits = _insert(self.deposits, DEPOSIT_WIDTH, (time, amount))
+        self.deposits = insert(self.deposits, DEPOSIT_WIDTH, (time, amount))
 
     def add_stop(self, time: int, payee: int) -> None:
-        stops = self.stops = _insert(self.stops, STOP_WIDTH, (time, payee))
+        stops = self.stops = insert(self.stops, STOP_WIDTH, (time, payee))
         if len(stops) > MAX_STOPS * STOP_WIDTH:
             del stops[:STOP_WIDTH]
 
     def remove_stop(self, time: int, payee: int) -> bool:
-        """Forget one stop (a stopped payment resolved as legitimate); whether it was still remembered."""
+        """Forget one stop (a stopped payment resolved as legitimate), and mark its attempt executed;
+        whether the stop was still remembered."""
+        out = self.out
+        for row in range(first_after(out, OUT_WIDTH, time - 1), len(out) // OUT_WIDTH):
+            at = row * OUT_WIDTH
+            if out[at] != time:
+                break
+            if out[at + OUT_PAYEE] == payee and out[at + OUT_STOPPED]:
+                out[at + OUT_STOPPED] = 0
+                break
         stops = self.stops
         for row in range(first_after(stops, STOP_WIDTH, time - 1), len(stops) // STOP_WIDTH):
             at = row * STOP_WIDTH
@@ -524,21 +451,23 @@ class AccountHistory:
         payees = self.payees
         return {
             "format": FORMAT,
-            "out": _rows(self.out, OUT_WIDTH),
+            "out": rows_of(self.out, OUT_WIDTH),
             "payees": [
                 [payees[at], *unpack_payee(payees[at + 1 : at + PAYEE_WIDTH])]
                 for at in range(0, len(payees), PAYEE_WIDTH)
             ],
-            "sample": _rows(self.sample, SAMPLE_WIDTH),
-            "maxima": _rows(self.maxima, SAMPLE_WIDTH),
-            "inbound": _rows(self.inbound, INBOUND_WIDTH),
-            "loans": _rows(self.loans, LOAN_WIDTH),
-            "deposits": _rows(self.deposits, DEPOSIT_WIDTH),
-            "stops": _rows(self.stops, STOP_WIDTH),
+            "sample": rows_of(self.sample, SAMPLE_WIDTH),
+            "maxima": rows_of(self.maxima, SAMPLE_WIDTH),
+            "inbound": rows_of(self.inbound, INBOUND_WIDTH),
+            "loans": rows_of(self.loans, LOAN_WIDTH),
+            "deposits": rows_of(self.deposits, DEPOSIT_WIDTH),
+            "stops": rows_of(self.stops, STOP_WIDTH),
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
             "pruned": self.pruned,
+            "woke": self.woke,
+            "dormant": self.dormant,
             "snoozes": [list(snooze) for snooze in self.snoozes],
         }
 
@@ -563,23 +492,32 @@ class AccountHistory:
     def _from_json(cls, data: dict[str, Any]) -> AccountHistory:
         payees = [
             [row[0], *pack_payee((row[1], row[2], row[3], row[4], row[5], row[6]))]
-            for row in _checked(data["payees"], _PAYEE_JSON_WIDTH)
+            for row in checked(data["payees"], _PAYEE_JSON_WIDTH)
         ]
         return cls(
-            out=_flat(data["out"], OUT_WIDTH),
-            payees=_flat(payees, PAYEE_WIDTH),
-            sample=_flat(data["sample"], SAMPLE_WIDTH),
-            maxima=_flat(data["maxima"], SAMPLE_WIDTH),
-            inbound=_flat(data["inbound"], INBOUND_WIDTH),
-            loans=_flat(data["loans"], LOAN_WIDTH),
-            deposits=_flat(data["deposits"], DEPOSIT_WIDTH),
-            stops=_flat(data["stops"], STOP_WIDTH),
+            out=_out_rows(data["out"], data.get("format", 1)),
+            payees=flat(payees, PAYEE_WIDTH),
+            sample=flat(data["sample"], SAMPLE_WIDTH),
+            maxima=flat(data["maxima"], SAMPLE_WIDTH),
+            inbound=flat(data["inbound"], INBOUND_WIDTH),
+            loans=flat(data["loans"], LOAN_WIDTH),
+            deposits=flat(data["deposits"], DEPOSIT_WIDTH),
+            stops=flat(data["stops"], STOP_WIDTH),
             device_time=_integer(data["device_time"], "device_time", optional=True),
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),
             pruned=_integer(data.get("pruned", 0), "pruned"),
+            woke=_integer(data.get("woke", 0), "woke"),
+            dormant=_integer(data.get("dormant", 0), "dormant"),
             snoozes=tuple(_snooze(row) for row in data.get("snoozes", ())),
         )
+
+
+def _out_rows(rows: list[list[int]], version: int) -> array[int]:
+    """The outgoing attempts as stored; rows of formats 1 and 2 gain the columns format 3 added."""
+    if version < 3:
+        rows = [[*row, 1, 0] for row in checked(rows, _OUT_WIDTH_BEFORE_3)]
+    return flat(rows, OUT_WIDTH)
 
 
 def _snooze(row: Any) -> Snooze:

@@ -287,18 +287,23 @@ def _event(defaults: Mapping[str, Any], raw: Any, case: str, index: int) -> dict
     return event
 
 
-def load_test_file(path: str | Path) -> RuleTestFile:
-    """Parse a rule test file; problems raise ``RuleFileError`` with their positions."""
-    path = Path(path)
-    reader = _Reader(path)
+def read_yaml(path: Path) -> Any:
+    """The YAML document at ``path``, with positions (ruamel round-trip); ``RuleFileError`` if unreadable."""
     try:
-        doc = YAML(typ="rt", pure=True).load(path.read_text(encoding="utf-8"))
+        return YAML(typ="rt", pure=True).load(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise RuleFileError([RuleProblem(str(path), line, column, "yaml_syntax", str(exc.problem))]) from None
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
         raise RuleFileError([RuleProblem(str(path), 1, 1, "unreadable", str(exc))]) from None
+
+
+def load_test_file(path: str | Path) -> RuleTestFile:
+    """Parse a rule test file; problems raise ``RuleFileError`` with their positions."""
+    path = Path(path)
+    reader = _Reader(path)
+    doc = read_yaml(path)
     if not reader.keys(doc, _FILE_KEYS, "test file"):
         raise RuleFileError(reader.problems)
     defaults = _plain(doc.get("defaults") or {})

@@ -73,6 +73,11 @@ class StepResult:
         return self.action in (Action.HOLD, Action.INTERRUPT)
 
     @property
+    def must_stop(self) -> bool:
+        """``stop`` or ``interrupt``: an interrupt is a stop too."""
+        return self.expect in ("stop", "interrupt")
+
+    @property
     def met(self) -> bool | None:
         """Whether the decision meets ``expect``; ``None`` for ``any`` (not judged)."""
         if self.expect == "pass":
@@ -183,13 +188,13 @@ class ScenarioSummary:
         steps = [step for story in stories for step in story.steps]
         money: dict[str, MoneyLetThrough] = {}
         for step in steps:
-            if step.expect in ("stop", "interrupt") and step.amount is not None and step.currency is not None:
+            if step.must_stop and step.amount is not None and step.currency is not None:
                 before = money.get(step.currency, MoneyLetThrough())
                 missed = Decimal(0) if step.stopped else step.amount
                 money[step.currency] = MoneyLetThrough(
                     before.must_stop + step.amount, before.let_through + missed
                 )
-        stop = [s for s in steps if s.expect in ("stop", "interrupt")]
+        stop = [s for s in steps if s.must_stop]
         must_interrupt = [s for s in steps if s.expect == "interrupt"]
         must_pass = [s for s in steps if s.expect == "pass"]
         return cls(

@@ -254,7 +254,7 @@ def test_every_problem_of_a_story_file_is_reported_at_its_line_and_column(tmp_pa
     assert [str(p).replace(str(path), "F") for p in caught.value.problems] == [
         (
             "F:3:1: unknown_key: unknown story key 'tittle'; expected id, kind, typology, title, source, story, "
-            "defaults, history, steps"
+            "defaults, history, steps (did you mean 'title'?)"
         ),
         "F:1:1: missing_field: a story needs 'title'",
         "F:1:1: invalid_value: the id must be the file's name 'scam-broken', not 'scam-wrong-name'",
@@ -262,7 +262,7 @@ def test_every_problem_of_a_story_file_is_reported_at_its_line_and_column(tmp_pa
         "F:9:61: invalid_event: story 'scam-wrong-name' step 1 (event 's1'): amount: must be greater than 0",
         "F:12:5: invalid_value: expect must be one of pass, stop, interrupt, any, not 'maybe'",
         "F:13:5: invalid_value: resolve must be one of legitimate, fraud, cancelled, not 'released'",
-        "F:17:5: unknown_key: unknown step key 'expected'; expected event, expect, resolve, why",
+        "F:17:5: unknown_key: unknown step key 'expected'; expected event, expect, resolve, why (did you mean 'expect'?)",
         "F:16:5: invalid_value: resolve follows a step that must stop, not one that must pass",
         (
             "F:18:13: duplicate_id: story 'scam-wrong-name' step 4 (event 's3'): event id 's3' is used twice in "

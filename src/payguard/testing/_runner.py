@@ -47,6 +47,7 @@ from .._errors import InvalidEventError, PayguardError, RuleFileError, RuleProbl
 from .._guard import Guard
 from .._rules.loader import load_rule_set
 from .._rules.model import RuleSet, is_test_file
+from .._rules.parser import suggest
 
 __all__ = [
     "CaseResult",
@@ -207,7 +208,7 @@ class _Reader:
         self.path = path
         self.problems: list[RuleProblem] = []
 
-    def problem(self, node: Any, key: Any, code: str, message: str) -> None:
+    def problem(self, node: Any, key: Any, code: str, message: str, suggestion: str | None = None) -> None:
         line, column = 1, 1
         try:
             if key is None:
@@ -218,7 +219,7 @@ class _Reader:
                 line, column = (v + 1 for v in node.lc.key(key))
         except (AttributeError, KeyError, IndexError, TypeError):
             pass
-        self.problems.append(RuleProblem(str(self.path), line, column, code, message))
+        self.problems.append(RuleProblem(str(self.path), line, column, code, message, suggestion))
 
     def keys(self, node: Any, allowed: tuple[str, ...], what: str) -> bool:
         if not isinstance(node, CommentedMap):
@@ -227,7 +228,11 @@ class _Reader:
         for key in node:
             if key not in allowed:
                 self.problem(
-                    node, key, "unknown_key", f"unknown {what} key {key!r}; expected {', '.join(allowed)}"
+                    node,
+                    key,
+                    "unknown_key",
+                    f"unknown {what} key {key!r}; expected {', '.join(allowed)}",
+                    suggest(str(key), allowed),
                 )
         return True
 

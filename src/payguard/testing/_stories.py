@@ -30,7 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .._errors import InvalidEventError, RuleFileError, RuleProblem
 from .._event import Event, parse_event
-from ._runner import _merge, _plain, _Reader, read_yaml
+from ._yaml import Reader, merge, plain, read_yaml
 
 __all__ = [
     "EXPECTATIONS",
@@ -135,7 +135,7 @@ def load_stories(paths: Iterable[str | Path] | str | Path) -> tuple[Story, ...]:
 def load_story(path: str | Path) -> Story:
     """Read and validate one story file; ``RuleFileError`` lists its problems, each with its position."""
     path = Path(path)
-    reader = _Reader(path)
+    reader = Reader(path)
     doc = read_yaml(path)
     if not reader.keys(doc, _FILE_KEYS, "story"):
         raise RuleFileError(reader.problems)
@@ -184,7 +184,7 @@ def load_story(path: str | Path) -> Story:
     )
 
 
-def _sequence(reader: _Reader, doc: CommentedMap, key: str) -> list[Any]:
+def _sequence(reader: Reader, doc: CommentedMap, key: str) -> list[Any]:
     value = doc.get(key)
     if value is None:
         return []
@@ -194,7 +194,7 @@ def _sequence(reader: _Reader, doc: CommentedMap, key: str) -> list[Any]:
     return list(value)
 
 
-def _step(reader: _Reader, events: _Events, seq: CommentedSeq, index: int, node: Any) -> StoryStep | None:
+def _step(reader: Reader, events: _Events, seq: CommentedSeq, index: int, node: Any) -> StoryStep | None:
     number = index + 1
     if not reader.keys(node, _STEP_KEYS, "step"):
         return None
@@ -243,11 +243,11 @@ class _Events:
     """Reads a story's events in order: defaults merged, ids unique, each validated by ``parse_event``,
     history before the steps and the steps in time order."""
 
-    def __init__(self, reader: _Reader, story_id: str, defaults: CommentedMap) -> None:
+    def __init__(self, reader: Reader, story_id: str, defaults: CommentedMap) -> None:
         self.reader = reader
         self.story_id = story_id
         self.defaults_node = defaults
-        self.defaults = _plain(defaults)
+        self.defaults = plain(defaults)
         self.parsed: dict[str, Event] = {}
         self.last: Event | None = None
 
@@ -256,7 +256,7 @@ class _Events:
         if not isinstance(node, CommentedMap):
             reader.problem(parent, key, "invalid_type", f"{where}: an event must be a mapping")
             return None
-        event = _merge(self.defaults, _plain(node))
+        event = merge(self.defaults, plain(node))
         raw_id = event.get("id")
         label = f"story {self.story_id!r} {where}" + (
             f" (event {raw_id!r})" if isinstance(raw_id, str) else ""

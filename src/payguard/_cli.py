@@ -366,6 +366,83 @@ def test_command(
     sys.exit(EXIT_FINDINGS if report.failed or under else EXIT_OK)
 
 
+@main.command(name="scenarios")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--rules", "rules", required=True, multiple=True, type=click.Path(), help="Rule set (repeat to compare)."
+)
+@click.option(
+    "--json", "json_path", help="Write every rule set's summary and steps as JSON here ('-': stdout)."
+)
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+def scenarios_command(
+    paths: tuple[str, ...], rules: tuple[str, ...], json_path: str | None, engine: str
+) -> None:
+    """Run the scenario stories under PATHS on each rule set and summarise what was stopped and missed.
+
+    Exit 0 when every judged step met its expectation on every rule set, 1 when one did not, 2 when a
+    story file or a rule set does not load.
+    """
+    from .testing import load_stories, run_scenarios
+
+    try:
+        stories = load_stories(paths)
+        reports = [run_scenarios(stories, rules=path, engine=engine) for path in rules]
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            _err(str(problem))
+        sys.exit(EXIT_USAGE)
+    except PayguardError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
+    text = "\n\n".join(f"{path}: {render_scenarios(r)}" for path, r in zip(rules, reports, strict=True))
+    click.echo(text, err=json_path == "-")
+    if json_path is not None:
+        with _output(json_path) as handle:
+            assert handle is not None
+            data = {
+                "rule_sets": [{"path": path, **r.to_dict()} for path, r in zip(rules, reports, strict=True)]
+            }
+            handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FINDINGS)
+
+
+def render_scenarios(report: Any, *, stories: bool = True) -> str:
+    """A scenario report as text: the summary, then (with ``stories``) each story's failing steps with the
+    rules that fired."""
+    data = report.summary.to_dict()
+    stop, interrupt, passing = data["must_stop"], data["must_interrupt"], data["must_pass"]
+    ref = report.ruleset
+    lines = [
+        f"{ref.id} {ref.version} ({report.engine} engine)",
+        f"  stories {data['stories']}, steps {data['steps']}, judged {data['judged']}, unmet {data['unmet']}",
+        f"  must stop       {stop['steps']:>5}   stopped {stop['stopped']}, missed {stop['missed']}",
+        f"  must interrupt  {interrupt['steps']:>5}   interrupted {interrupt['interrupted']}",
+        (
+            f"  must pass       {passing['steps']:>5}   stopped {passing['stopped']} "
+            f"({passing['stopped_percent']} %), interrupted {passing['interrupted']}"
+        ),
+        "  scam money let through (of the must-stop steps' amounts, per currency):",
+    ]
+    for currency, row in data["money_let_through"].items():
+        lines.append(
+            f"    {currency} {row['let_through']:>14} of {row['must_stop']:>14}   {row['percent']:>6} %"
+        )
+    failing = [story for story in report.stories if story.failing or story.notes] if stories else []
+    if failing:
+        lines.append("stories with failing steps:")
+    for story in failing:
+        lines.append(f"  {story.id} ({story.path})")
+        for step in story.failing:
+            fired = ", ".join(step.rules) or "no rule"
+            lines.append(
+                f"    step {step.number} ({step.event_id}, line {step.line}): expected {step.expect}, "
+                f"got {step.action.value}; fired: {fired}"
+            )
+        lines += [f"    note: {note}" for note in story.notes]
+    return "\n".join(lines)
+
+
 @main.group()
 def generate() -> None:
     """Synthetic traffic for measuring rules: ordinary customers, and the demo day with scams."""

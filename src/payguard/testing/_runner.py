@@ -29,7 +29,6 @@ timestamp. A case whose name starts with ``todo_`` is reported as skipped.
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
@@ -38,15 +37,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.comments import CommentedMap
 
 from .._decision import Action, Decision
 from .._errors import InvalidEventError, PayguardError, RuleFileError, RuleProblem
 from .._guard import Guard
 from .._rules.loader import load_rule_set
 from .._rules.model import RuleSet, is_test_file
+from ._yaml import Reader, merge, plain, read_yaml
 
 __all__ = [
     "CaseResult",
@@ -202,61 +200,7 @@ def find_test_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-class _Reader:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[RuleProblem] = []
-
-    def problem(self, node: Any, key: Any, code: str, message: str) -> None:
-        line, column = 1, 1
-        try:
-            if key is None:
-                line, column = node.lc.line + 1, node.lc.col + 1
-            elif isinstance(node, CommentedSeq):
-                line, column = (v + 1 for v in node.lc.item(key))
-            else:
-                line, column = (v + 1 for v in node.lc.key(key))
-        except (AttributeError, KeyError, IndexError, TypeError):
-            pass
-        self.problems.append(RuleProblem(str(self.path), line, column, code, message))
-
-    def keys(self, node: Any, allowed: tuple[str, ...], what: str) -> bool:
-        if not isinstance(node, CommentedMap):
-            self.problem(node, None, "invalid_type", f"{what} must be a mapping")
-            return False
-        for key in node:
-            if key not in allowed:
-                self.problem(
-                    node, key, "unknown_key", f"unknown {what} key {key!r}; expected {', '.join(allowed)}"
-                )
-        return True
-
-    def line(self, node: Any) -> int:
-        return int(getattr(getattr(node, "lc", None), "line", 0)) + 1
-
-
-def _plain(value: Any) -> Any:
-    """ruamel containers to plain dicts and lists, scalars to str/int/float/bool."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool | int | float) or value is None:
-        return value
-    return str(value)
-
-
-def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _lists(reader: _Reader, node: Any, key: str) -> dict[str, tuple[str, ...]]:
+def _lists(reader: Reader, node: Any, key: str) -> dict[str, tuple[str, ...]]:
     value = node.get(key) if isinstance(node, CommentedMap) else None
     if value is None:
         return {}
@@ -266,7 +210,7 @@ def _lists(reader: _Reader, node: Any, key: str) -> dict[str, tuple[str, ...]]:
     return {str(name): tuple(str(v) for v in entries) for name, entries in value.items()}
 
 
-def _action(reader: _Reader, node: CommentedMap, key: str) -> Action | None:
+def _action(reader: Reader, node: CommentedMap, key: str) -> Action | None:
     if key not in node:
         return None
     try:
@@ -277,7 +221,7 @@ def _action(reader: _Reader, node: CommentedMap, key: str) -> Action | None:
 
 
 def _event(defaults: Mapping[str, Any], raw: Any, case: str, index: int) -> dict[str, Any]:
-    event = _merge(defaults, _plain(raw) if isinstance(raw, Mapping) else {})
+    event = merge(defaults, plain(raw) if isinstance(raw, Mapping) else {})
     event.setdefault("id", f"{case}#{index}")
     stamp = event.get("timestamp")
     base = defaults.get("timestamp")
@@ -290,18 +234,11 @@ def _event(defaults: Mapping[str, Any], raw: Any, case: str, index: int) -> dict
 def load_test_file(path: str | Path) -> RuleTestFile:
     """Parse a rule test file; problems raise ``RuleFileError`` with their positions."""
     path = Path(path)
-    reader = _Reader(path)
-    try:
-        doc = YAML(typ="rt", pure=True).load(path.read_text(encoding="utf-8"))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RuleFileError([RuleProblem(str(path), line, column, "yaml_syntax", str(exc.problem))]) from None
-    except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise RuleFileError([RuleProblem(str(path), 1, 1, "unreadable", str(exc))]) from None
+    reader = Reader(path)
+    doc = read_yaml(path)
     if not reader.keys(doc, _FILE_KEYS, "test file"):
         raise RuleFileError(reader.problems)
-    defaults = _plain(doc.get("defaults") or {})
+    defaults = plain(doc.get("defaults") or {})
     rules_path = (path.parent / str(doc["rules"])).resolve() if "rules" in doc else path.parent
     cases: list[TestCase] = []
     seen: set[str] = set()
@@ -320,7 +257,7 @@ def load_test_file(path: str | Path) -> RuleTestFile:
 
 
 def _case(  # noqa: PLR0917 (a private helper of the loader)
-    reader: _Reader, seq: Any, index: int, node: Any, defaults: Mapping[str, Any], seen: set[str]
+    reader: Reader, seq: Any, index: int, node: Any, defaults: Mapping[str, Any], seen: set[str]
 ) -> TestCase | None:
     if not reader.keys(node, _CASE_KEYS, "case"):
         return None
@@ -372,7 +309,7 @@ def _case(  # noqa: PLR0917 (a private helper of the loader)
     )
 
 
-def _invariant(reader: _Reader, seq: Any, index: int, node: Any) -> Invariant | None:
+def _invariant(reader: Reader, seq: Any, index: int, node: Any) -> Invariant | None:
     if not reader.keys(node, _INVARIANT_KEYS, "invariant"):
         return None
     name = node.get("name")
@@ -387,7 +324,7 @@ def _invariant(reader: _Reader, seq: Any, index: int, node: Any) -> Invariant | 
         name,
         str(reader.path),
         reader.line(node),
-        _plain(node["when"]),
+        plain(node["when"]),
         at_least,
         at_most,
         _lists(reader, node, "lists"),

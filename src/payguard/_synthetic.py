@@ -4,7 +4,10 @@ Used to measure false positives (``payguard generate benign``) and to build the 
 (``payguard generate demo``). Everything is drawn from one seeded ``random.Random``, so the same seed
 gives the same file. Customers have regular payees (landlord, utilities, shops, family), a salary,
 bills paid in one sitting, occasional new friends, large purchases from businesses, savings moved to their
-own account, and some are shops paying their suppliers.
+own account, and some are shops paying their suppliers and staff. ``benign_traffic`` adds the life events
+that look alarming one payment at a time (``_life_events``): moving home, a wedding, tuition, a hospital
+bill after breaking a deposit, a used car from a private seller, remittances, night shifts, a new phone, an
+elderly customer's carer paid while on the phone with her daughter, settling a group trip.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ class _Customer:
     suppliers: list[str]
     savings: str
     friends_made: int = 0
+    # life: the customer works nights, pays a carer, sends money home, employs staff (shops)
+    night_shift: bool = False
+    carer: str | None = None
+    remits_to: str | None = None
+    staff: list[str] | None = None
 
 
 def _money(value: float) -> Decimal:
@@ -64,6 +72,129 @@ def _customer(rng: random.Random, index: int) -> _Customer:
         suppliers=[f"SUPPLIER-{s:04d}" for s in rng.sample(range(1, 200), rng.randint(3, 8))] if shop else [],
         savings=f"{account}-SAV",
     )
+
+
+def _give_a_life(rng: random.Random, customer: _Customer, index: int) -> None:
+    """The standing arrangements of ``_life_events``, at rates of ordinary life (drawn once a customer)."""
+    customer.night_shift = rng.random() < 0.05  # nurses, drivers, factory shifts
+    if customer.age >= 75 and rng.random() < 0.3:
+        customer.carer = f"CARER-{index:06d}"
+    if rng.random() < 0.04:
+        customer.remits_to = f"FAMILY-ABROAD-{index:06d}"
+    if customer.shop:
+        customer.staff = [f"STAFF-{index:06d}-{n}" for n in range(rng.randint(3, 12))]
+
+
+def _life_events(
+    rng: random.Random, writer: _Writer, customer: _Customer, day_of: list[datetime]
+) -> Iterator[dict[str, Any]]:
+    """One month of the customer's standing arrangements and, now and then, a life event."""
+    tag = customer.account[-6:]
+    if customer.staff:  # payroll, with a new hire now and then
+        if rng.random() < 0.1:
+            customer.staff.append(f"STAFF-{tag}-{len(customer.staff)}")
+        payroll = _at(rng, day_of[min(len(day_of) - 1, 9)], 9, 11)
+        for n, employee in enumerate(customer.staff):
+            amount = _money(rng.uniform(4000, 9000))
+            customer.balance = max(customer.balance, amount * 3)
+            yield writer.event(
+                customer, payroll + timedelta(minutes=n), amount, employee, "personal", memo="工资"
+            )
+    if customer.carer is not None:  # weekly, on the phone with her daughter
+        for week in range(0, len(day_of), 7):
+            yield writer.event(
+                customer,
+                _at(rng, day_of[week], 9, 12),
+                _money(rng.uniform(800, 1500)),
+                customer.carer,
+                "personal",
+                memo="护工费",
+                session={"on_call": True, "caller_in_contacts": True},
+            )
+    if customer.remits_to is not None:
+        amount = _money(rng.uniform(1000, 5000) * (3 if rng.random() < 0.1 else 1))
+        customer.balance = max(customer.balance, amount * 2)
+        yield writer.event(customer, _at(rng, rng.choice(day_of)), amount, customer.remits_to, "personal")
+    if customer.night_shift:
+        for _ in range(rng.randint(3, 10)):
+            yield writer.event(
+                customer,
+                _at(rng, rng.choice(day_of), 0, 5),
+                _money(rng.lognormvariate(4.5, 0.9)),
+                rng.choice(customer.merchants),
+                "merchant",
+            )
+    event = rng.random()
+    day = rng.choice(day_of)
+    if event < 0.01:  # moving home: a new landlord's deposit and a dozen services in one evening
+        evening = _at(rng, day, 18, 21)
+        landlord = f"NEW-LANDLORD-{tag}-{rng.randint(1, 99)}"
+        deposit = customer.rent * 2
+        customer.balance = max(customer.balance, deposit * 3)
+        yield writer.event(customer, evening, deposit, landlord, "personal", memo="押金+房租")
+        services = ["POWER", "WATER", "GAS", "BROADBAND", "PROPERTY", "MOVER", "CLEANER", "LOCKSMITH"]
+        for n, service in enumerate(rng.sample(services, rng.randint(4, len(services)))):
+            yield writer.event(
+                customer,
+                evening + timedelta(minutes=10 + 6 * n),
+                _money(rng.uniform(100, 2500)),
+                f"{service}-{rng.randint(1, 300):03d}",
+                "business",
+            )
+    elif event < 0.013:  # a wedding: gifts in, the venue and photographer paid, family helped
+        for n in range(rng.randint(10, 30)):
+            yield writer.income(customer, _at(rng, day), _money(rng.uniform(200, 2000)), f"GUEST-{tag}-{n}")
+        for payee, low, high in (("VENUE", 20000, 80000), ("PHOTO", 3000, 12000)):
+            amount = _money(rng.uniform(low, high))
+            customer.balance = max(customer.balance, amount * 2)
+            yield writer.event(customer, _at(rng, day), amount, f"{payee}-{rng.randint(1, 99)}", "business")
+    elif event < 0.023:  # tuition and a dormitory for a child
+        amount = _money(rng.uniform(5000, 30000))
+        customer.balance = max(customer.balance, amount * 2)
+        yield writer.event(
+            customer, _at(rng, day), amount, f"UNIVERSITY-{rng.randint(1, 80):02d}", "business", memo="学费"
+        )
+    elif event < 0.028:  # a hospital bill paid from a deposit broken early the same day
+        amount = _money(rng.uniform(20000, 100000))
+        broken = writer.income(customer, _at(rng, day, 8, 10), amount, f"{customer.account}-TD")
+        yield {**broken, "type": "deposit_redemption"}
+        yield writer.event(
+            customer,
+            _at(rng, day, 10, 16),
+            amount,
+            f"HOSPITAL-{rng.randint(1, 50):02d}",
+            "business",
+            memo="住院费",
+        )
+    elif event < 0.030:  # a used car from a private seller, the name confirmed
+        amount = _money(rng.uniform(30000, 120000))
+        customer.balance = max(customer.balance, amount * 2)
+        yield writer.event(
+            customer, _at(rng, day), amount, f"SELLER-{tag}", "personal", memo="二手车", cop_result="match"
+        )
+    elif event < 0.060:  # a new phone: bound in the evening, then the usual payments from it
+        bound = _at(rng, day, 18, 21)
+        yield writer.device(customer, bound)
+        for n in range(rng.randint(1, 4)):
+            yield writer.event(
+                customer,
+                bound + timedelta(minutes=20 * (n + 1)),
+                _money(rng.lognormvariate(4.5, 0.9)),
+                rng.choice(customer.merchants),
+                "merchant",
+            )
+    elif event < 0.090:  # settling a group trip: the friends who paid the hotel and the car are paid back
+        evening = _at(rng, day, 19, 23)
+        for n in range(rng.randint(2, 4)):
+            customer.friends_made += 1
+            yield writer.event(
+                customer,
+                evening + timedelta(minutes=5 * n),
+                _money(rng.uniform(300, 2500)),
+                f"FRIEND-{tag}-{customer.friends_made}",
+                "personal",
+                memo="AA 旅行",
+            )
 
 
 class _Writer:
@@ -101,6 +232,18 @@ class _Writer:
         customer.balance = max(customer.balance - amount, Decimal("0.00"))
         return event
 
+    def device(self, customer: _Customer, when: datetime) -> dict[str, Any]:
+        """A new phone bound to the customer's app."""
+        self.count += 1
+        return {
+            "id": f"{self.prefix}-{self.count:07d}",
+            "type": "device_bound",
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S") + TZ,
+            "channel": "mobile_app",
+            "payer": {"account": customer.account, "age": customer.age},
+            "label": {"is_fraud": False},
+        }
+
     def income(self, customer: _Customer, when: datetime, amount: Decimal, payer: str) -> dict[str, Any]:
         self.count += 1
         customer.balance += amount
@@ -122,11 +265,13 @@ def _at(rng: random.Random, day: datetime, start: int = 8, end: int = 22) -> dat
     )
 
 
-def _month(
-    rng: random.Random, writer: _Writer, customer: _Customer, first: datetime, days: int
+def _month(  # noqa: PLR0917 (the month's parts, as benign_traffic has them)
+    rng: random.Random, writer: _Writer, customer: _Customer, first: datetime, days: int, life: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """One customer's ordinary days from ``first``."""
+    """One customer's ordinary days from ``first`` (with ``life``: and the life events)."""
     day_of = [first + timedelta(days=d) for d in range(days)]
+    if life:
+        yield from _life_events(rng, writer, customer, day_of)
     payday = rng.randint(0, days - 1)
     yield writer.income(
         customer,
@@ -196,13 +341,21 @@ def _month(
         )
 
 
-def benign_traffic(
-    customers: int, seed: int, start: datetime, history_days: int = 60, days: int = 30
+def benign_traffic(  # noqa: PLR0917 (the generator's settings)
+    customers: int,
+    seed: int,
+    start: datetime,
+    history_days: int = 60,
+    days: int = 30,
+    life_events: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(history, month): ``history_days`` of ordinary traffic to warm the store, then ``days`` to measure.
-    Each list is in time order."""
+    Each list is in time order. ``life_events=False`` leaves out the life events (the demo day does)."""
     rng = random.Random(seed)
     population = [_customer(rng, index) for index in range(customers)]
+    if life_events:
+        for index, customer in enumerate(population):
+            _give_a_life(rng, customer, index)
     history_writer, month_writer = _Writer(rng, "h"), _Writer(rng, "m")
     history: list[dict[str, Any]] = []
     month: list[dict[str, Any]] = []
@@ -214,8 +367,9 @@ def benign_traffic(
                 customer,
                 start - timedelta(days=history_days - block),
                 min(30, history_days - block),
+                life_events,
             )
-        month += _month(rng, month_writer, customer, start, days)
+        month += _month(rng, month_writer, customer, start, days, life_events)
     history.sort(key=lambda e: e["timestamp"])
     month.sort(key=lambda e: e["timestamp"])
     return history, month
@@ -362,7 +516,7 @@ def demo_day(seed: int = 20260316, customers: int = 400) -> tuple[list[dict[str,
     """(history, day): two months of ordinary traffic, then one ordinary day with three scam stories."""
     day = datetime(2026, 3, 16, tzinfo=UTC)
     first = day - timedelta(days=29)
-    history, month = benign_traffic(customers, seed, first, history_days=30, days=30)
+    history, month = benign_traffic(customers, seed, first, history_days=30, days=30, life_events=False)
     stamp = day.strftime("%Y-%m-%d")
     history += [e for e in month if e["timestamp"][:10] < stamp]
     traffic = [e for e in month if e["timestamp"][:10] == stamp]

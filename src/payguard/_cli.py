@@ -510,7 +510,9 @@ def verify(file: str, keys: tuple[str, ...], public_key: str | None, checkpoints
         if report.hashes_checked:
             click.echo(f"{file}: intact, {report.records:,} records{sealed}")
         else:
-            click.echo(f"{file}: form and chain intact, {report.records:,} records{sealed}; hashes not checked")
+            click.echo(
+                f"{file}: form and chain intact, {report.records:,} records{sealed}; hashes not checked"
+            )
         sys.exit(EXIT_OK)
     where = file if report.first_bad_line is None else f"{file}:{report.first_bad_line}"
     _err(f"{where}: {report.reason} ({report.records:,} records verified before it)")

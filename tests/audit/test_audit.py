@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payguard import Action, AuditError, Guard, InvalidEventError, MemoryStore, verify_file
-from payguard._audit.processors import GENESIS, record_hash
 from payguard._audit.keys import AuditKeys
+from payguard._audit.processors import GENESIS, record_hash
 from payguard._audit.sinks import lines_backwards
 from payguard._stores.history import AccountHistory
 from payguard._stores.memory import _MemoryTransaction

@@ -26,6 +26,7 @@ from .processors import canonical
 __all__ = ["CHECKPOINT", "Witness", "checkpoint_problem", "make_checkpoint", "read_witness"]
 
 CHECKPOINT: Final = "checkpoint"
+HEX: Final = frozenset("0123456789abcdef")
 FIELDS: Final = frozenset({"record", "records", "head", "at", "key_id", "signer", "signature"})
 
 
@@ -55,6 +56,8 @@ def checkpoint_problem(checkpoint: Mapping[str, Any], publics: Mapping[str, Ed25
         return "malformed checkpoint: 'head', 'at', 'signer' and 'signature' must be strings"
     if not (checkpoint["key_id"] is None or isinstance(checkpoint["key_id"], str)):
         return "malformed checkpoint: 'key_id' is neither a string nor null"
+    if not (len(signature) == 128 and set(signature) <= HEX):  # one spelling: 'A' for 'a' is an edit too
+        return "malformed checkpoint: 'signature' is not 128 lowercase hex digits"
     if not publics:
         return None
     public = publics.get(checkpoint["signer"])

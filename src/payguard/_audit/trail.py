@@ -57,12 +57,18 @@ class AuditTrail:
         checkpoint_every: int = 1000,
         checkpoints: str | Path | Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
             raise AuditError(f"audit_checkpoint_every must be a positive integer, not {checkpoint_every!r}")
         keys = AuditKeys.derive(key)
         self._signer = None if signing_key is None else load_signing_key(signing_key)
         if checkpoints is not None and self._signer is None:
-            raise AuditError("audit_checkpoints needs audit_signing_key: the witness keeps signed checkpoints")
+            raise AuditError(
+                "audit_checkpoints needs audit_signing_key: the witness keeps signed checkpoints"
+            )
         self._witness = None if checkpoints is None else Witness(checkpoints)
         self._every = checkpoint_every
         previous, self._records, self._sealed, remnant = GENESIS, 0, 0, None
@@ -77,7 +83,12 @@ class AuditTrail:
             except BaseException:
                 file_sink.close()
                 raise
-            previous, self._records, self._sealed, remnant = tail.previous, tail.records, tail.sealed, tail.remnant
+            previous, self._records, self._sealed, remnant = (
+                tail.previous,
+                tail.records,
+                tail.sealed,
+                tail.remnant,
+            )
             writer = file_sink
         elif hasattr(sink, "msg") or hasattr(sink, "info"):
             writer = _StructlogSink(sink)
@@ -138,7 +149,9 @@ class AuditTrail:
             if self._witness is not None:
                 self._witness.write(checkpoint)
         except Exception as exc:
-            raise AuditError(f"the checkpoint of {self._records:,} audit records was not written: {exc}") from exc
+            raise AuditError(
+                f"the checkpoint of {self._records:,} audit records was not written: {exc}"
+            ) from exc
         self._sealed = self._records
 
     def close(self) -> None:

@@ -78,9 +78,12 @@ class Walker:
     previous: str | None = GENESIS
     records: int = 0
     keyed: bool = False
+    counted: bool = True  # whether ``records`` counts from the file's start (a walk from mid-file: not yet)
     pending: tuple[int, bytes] | None = None  # a complete line that is not JSON: a crash's remnant, if named
     unkeyed: int = 0
     unchecked: Counter[str] = field(default_factory=Counter)
+    unchecked_upto: int = 0  # the count at the last record whose hash could not be checked
+    strict: bool = True  # a record under a key not given fails (else it is counted in ``unchecked``)
     checkpoints: int = 0
     sealed: int = 0  # the record count of the last checkpoint met
     unsigned: int = 0
@@ -123,11 +126,14 @@ class Walker:
             if key is not None:
                 if record_hash(record, key) != digest:
                     raise _Problem(number, EDITED)
-            elif self.keys:
+            elif self.keys and self.strict:
                 given = ", ".join(sorted(self.keys))
-                raise _Problem(number, f"record written with key_id {key_id}, not with the key given ({given})")
+                raise _Problem(
+                    number, f"record written with key_id {key_id}, not with the key given ({given})"
+                )
             else:
                 self.unchecked[key_id] += 1
+                self.unchecked_upto = self.records + 1
         if self.previous is None:
             self.previous = previous
         if previous != self.previous:
@@ -166,8 +172,9 @@ class Walker:
         problem = checkpoint_problem(checkpoint, self.publics)
         if problem is not None:
             raise _Problem(number, problem)
-        if self.previous is None:  # a walk that starts at a checkpoint: it anchors the walk
-            self.previous, self.records = checkpoint["head"], checkpoint["records"]
+        if not self.counted:  # a walk that began mid-file learns the count from its first checkpoint
+            self.previous = checkpoint["head"] if self.previous is None else self.previous
+            self.records, self.counted = checkpoint["records"], True
             self._witnessed(number)
         if (checkpoint["records"], checkpoint["head"]) != (self.records, self.previous):
             raise _Problem(
@@ -183,6 +190,10 @@ class Walker:
     def end(self, last_line: int) -> None:
         if self.pending is not None:
             raise _Problem(self.pending[0], NOT_A_RECORD)
+        if self.strict and self.keys and self.records and not self.keyed:  # a file rewritten as unkeyed
+            raise _Problem(
+                1, "no record carries a key_id: the hashes are plain SHA-256, anyone could rewrite them"
+            )
         beyond = [(count, where) for count, heads in self.expected.items() for _, where in heads]
         beyond = [(count, where) for count, where in beyond if count > self.records]
         if beyond:
@@ -213,7 +224,9 @@ class Walker:
                 "anyone who edits the file can recompute"
             )
         if self.unsigned:
-            notes.append(f"{self.unsigned:,} checkpoint signatures were NOT checked: no --public-key was given")
+            notes.append(
+                f"{self.unsigned:,} checkpoint signatures were NOT checked: no --public-key was given"
+            )
         return notes
 
 
@@ -222,7 +235,8 @@ def _chain_keys(key: bytes | str | Sequence[bytes | str] | None) -> dict[str, by
     found = {}
     for secret in given:
         derived = AuditKeys.derive(secret)
-        assert derived.key_id is not None and derived.chain is not None
+        assert derived.key_id is not None
+        assert derived.chain is not None
         found[derived.key_id] = derived.chain
     return found
 
@@ -283,11 +297,9 @@ def verify_file(
             walker.expected, witness_unsigned = _witnessed(checkpoints, publics)
             walker.unsigned += witness_unsigned
         with Path(path).open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):  # noqa: B007 (the last one is used after the loop)
+            for number, raw in enumerate(handle, start=1):
                 walker.line(number, raw)
         walker.end(number)
-        if keys and walker.records and not walker.keyed:
-            raise _Problem(1, "no record carries a key_id: the hashes are plain SHA-256, anyone could rewrite them")
     except _Problem as problem:
         return VerifyReport(
             False,
@@ -337,7 +349,9 @@ def check_tail(
     publics = {signer_id(public): public} if public is not None else {}
     with path.open("rb") as handle:
         start, first = _resume_point(handle, checkpoint=public is not None)
-        walker = Walker(chain, publics, previous=GENESIS if first is None else None)
+        walker = Walker(
+            chain, publics, previous=GENESIS if first is None else None, counted=first is None, strict=False
+        )
         if witnessed is not None and public is not None:
             walker.expected = {witnessed["records"]: [(witnessed["head"], "the witness's last checkpoint")]}
         handle.seek(start)
@@ -359,7 +373,9 @@ def check_tail(
                 f"audit file {str(path)!r} cannot be continued: {problem.reason}{where}; "
                 "check it with `payguard audit verify` and start a new audit file"
             ) from None
-    if walker.unchecked or (walker.keyed and keys.key_id is None):
+    # records under another key (a rotation) pass only when a checkpoint this guard signed seals them
+    sealed = bool(publics) and walker.unchecked_upto <= walker.sealed
+    if (walker.unchecked and not sealed) or (walker.keyed and keys.key_id is None):
         ids = ", ".join(sorted(walker.unchecked)) or "another key"
         raise AuditError(
             f"audit file {str(path)!r} cannot be continued: its last records were written with key_id {ids}, "
@@ -370,8 +386,10 @@ def check_tail(
 
 
 def _resume_point(handle: Any, *, checkpoint: bool) -> tuple[int, dict[str, Any] | None]:
-    """Where a restart's check begins: the offset and record of the file's last checkpoint (or, with
-    ``checkpoint`` False, of its last record or checkpoint); ``(0, None)`` for the file's start."""
+    """Where a restart's check begins: the offset and line of the last checkpoint before the file's last
+    record (with ``checkpoint`` False, of its last record); ``(0, None)`` for the file's start. The walk
+    from there covers the last record and every checkpoint after it."""
+    seen_record = False
     for offset, raw in lines_backwards(handle):
         try:
             found = json.loads(raw)
@@ -379,8 +397,11 @@ def _resume_point(handle: Any, *, checkpoint: bool) -> tuple[int, dict[str, Any]
             continue
         if not isinstance(found, dict):
             continue
-        is_checkpoint = found.get("record") == CHECKPOINT and "hash" not in found
-        if is_checkpoint or (not checkpoint and "hash" in found):
-            return offset, found
+        if found.get("record") == CHECKPOINT and "hash" not in found:
+            if seen_record:
+                return offset, found
+        elif "hash" in found:
+            if not checkpoint:
+                return offset, found
+            seen_record = True
     return 0, None
-

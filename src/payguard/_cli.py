@@ -208,11 +208,20 @@ def replay_command(
         _err(f"internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
     finally:
-        guard.close()
+        _close(guard)
     _err(render_summary(summary))
     if summary_json:
         write_json(Path(summary_json), summary.to_dict())
     sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
+
+
+def _close(guard: Guard) -> None:
+    """Close the guard; its last audit checkpoint failing to be written is an internal error (exit 4)."""
+    try:
+        guard.close()
+    except PayguardError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_INTERNAL)
 
 
 def render_summary(summary: ReplaySummary) -> str:

@@ -325,6 +325,9 @@ def test_a_restarted_guard_checks_the_tail_from_its_last_checkpoint_and_the_witn
     audit.write_bytes(b"".join(kept).replace(b'"event_id":"after-restart"', b'"event_id":"after-rewrite"'))
     with pytest.raises(AuditError, match="record was edited"):
         Guard.from_path(rules, audit=audit, **options)
+    audit.write_bytes(b"")
+    with pytest.raises(AuditError, match="it is empty, but the witness's last checkpoint sealed 8"):
+        Guard.from_path(rules, audit=audit, **options)
 
 
 def test_a_key_rotation_after_a_clean_shutdown_continues_and_verifies_with_both_keys(

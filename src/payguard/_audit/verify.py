@@ -344,6 +344,11 @@ def check_tail(
     records than the file holds.
     """
     if path.stat().st_size == 0:
+        if witnessed is not None and public is not None:
+            raise AuditError(
+                f"audit file {str(path)!r} cannot be continued: it is empty, but the witness's last "
+                f"checkpoint sealed {witnessed['records']:,} records; it was emptied or replaced"
+            )
         return Tail(GENESIS, 0, 0, None)
     chain = {keys.key_id: keys.chain} if keys.key_id is not None and keys.chain is not None else {}
     publics = {signer_id(public): public} if public is not None else {}

@@ -60,7 +60,7 @@ bench: compiled
 	$(BIN)/python benchmarks/bench.py
 
 fuzz: compiled
-	PAYGUARD_FUZZ=1 HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_hardening.py tests/engine/test_engines.py tests/test_guard.py tests/audit/test_audit.py
+	PAYGUARD_FUZZ=1 HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_hardening.py tests/engine/test_engines.py tests/test_guard.py tests/audit/test_audit.py tests/audit/test_seal.py
 
 soak: compiled
 	$(BIN)/python benchmarks/soak.py

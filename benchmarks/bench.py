@@ -4,6 +4,7 @@ Sections:
   engine    generated rule sets of 10, 25 and 100 rules, each engine, against the bare durable_rules C calls
   features  feature computation per event (memory and SQLite stores), memory per active account
   audit     what the audit trail (file sink, default flush policy) adds per decision
+  seal      what the keyed chain (audit_key) and signed checkpoints (every 1,000) add to the audit trail
   e2e       the default rule set end to end on one thread: throughput, p50/p99/p99.9, where the time goes;
             and a generated 500-rule set
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
@@ -418,6 +419,42 @@ def bench_audit(quick: bool) -> dict[str, Any]:
     return results
 
 
+def bench_seal(quick: bool) -> dict[str, Any]:
+    """The audit trail's seal: unkeyed SHA-256 chain (before issue 18), HMAC chain, HMAC chain with an
+    Ed25519 checkpoint every 1,000 records to the file and a witness file. Issue 18 allows 2 µs."""
+    from payguard._audit.keys import write_signing_pair
+
+    history, raw = traffic(5000 if quick else 30000)
+    events = [parse_event(e) for e in raw]
+    settle()
+    print("\n### Audit seal: default rule set, default engine, file sink; best of 3 runs\n")
+    header("audit trail", "µs/decision", "adds to the unkeyed chain µs")
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        private, _public, _signer = write_signing_pair(Path(tmp) / "keys")
+        variants: dict[str, dict[str, Any]] = {
+            "unkeyed SHA-256 chain": {},
+            "keyed HMAC chain (audit_key)": {"audit_key": "bench-key-of-16+bytes"},
+            "keyed chain + checkpoints every 1,000": {
+                "audit_key": "bench-key-of-16+bytes",
+                "audit_signing_key": private,
+                "audit_checkpoints": Path(tmp) / "witness.jsonl",
+            },
+        }
+        for name, options in variants.items():
+            times = []
+            for attempt in range(3):  # the file system's write-back makes single runs vary
+                sink = Path(tmp) / f"seal-{len(results)}-{attempt}.jsonl"
+                guard = _default_guard(audit=sink, **options)
+                guard.record(history)
+                elapsed, _ = timed(events, guard.evaluate)
+                guard.close()
+                times.append(elapsed / len(events))
+            results[name] = min(times)
+            print(row(name, us(results[name]), us(results[name] - next(iter(results.values())))))
+    return results
+
+
 def bench_e2e(quick: bool) -> dict[str, Any]:
     history, raw = traffic(5000 if quick else 30000)
     settle()
@@ -556,6 +593,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "engine": bench_engine,
     "features": bench_features,
     "audit": bench_audit,
+    "seal": bench_seal,
     "e2e": bench_e2e,
     "replay": bench_replay,
     "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),

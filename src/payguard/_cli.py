@@ -17,8 +17,9 @@ from typing import IO, Any
 
 import click
 
+from ._audit.keys import write_signing_pair
 from ._audit.verify import verify_file
-from ._errors import InvalidEventError, PayguardError, RuleFileError
+from ._errors import AuditError, InvalidEventError, PayguardError, RuleFileError
 from ._guard import ENGINES, Guard
 from ._io import read_records
 from ._io.base import FORMATS, Record
@@ -103,7 +104,15 @@ def _progress() -> Any:
 @click.option("--rules", "rules", required=True, type=click.Path(), help="Rule file or directory.")
 @click.option("--out", "out", help="Write one JSON line per decision here ('-' for stdout).")
 @click.option("--audit", "audit", help="Write the audit trail (JSON Lines) here.")
-@click.option("--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key for the hashes that mask identifiers.")
+@click.option(
+    "--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key the audit's masking and chain keys derive from."
+)
+@click.option(
+    "--audit-signing-key",
+    type=click.Path(),
+    help="Ed25519 private key (payguard audit keygen) that signs the audit's checkpoints.",
+)
+@click.option("--audit-checkpoints", type=click.Path(), help="Also append each signed checkpoint here.")
 @click.option("--summary-json", "summary_json", help="Write the summary as JSON here.")
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), help="Reader; guessed from the file name if omitted."
@@ -122,6 +131,8 @@ def replay_command(
     out: str | None,
     audit: str | None,
     audit_key: str | None,
+    audit_signing_key: str | None,
+    audit_checkpoints: str | None,
     summary_json: str | None,
     fmt: str | None,
     mapping: str | None,
@@ -142,7 +153,14 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
-    guard = _load_guard(rules, engine=engine, audit=audit, audit_key=audit_key)
+    guard = _load_guard(
+        rules,
+        engine=engine,
+        audit=audit,
+        audit_key=audit_key,
+        audit_signing_key=audit_signing_key,
+        audit_checkpoints=audit_checkpoints,
+    )
     old = _load_guard(compare, engine=engine) if compare else None
     if delay is not None and FRAUD_LIST not in guard.rules.lists:
         _err(f"warning: --feedback-delay has no effect: the rule set declares no '{FRAUD_LIST}' list")
@@ -190,11 +208,20 @@ def replay_command(
         _err(f"internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INTERNAL)
     finally:
-        guard.close()
+        _close(guard)
     _err(render_summary(summary))
     if summary_json:
         write_json(Path(summary_json), summary.to_dict())
     sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
+
+
+def _close(guard: Guard) -> None:
+    """Close the guard; its last audit checkpoint failing to be written is an internal error (exit 4)."""
+    try:
+        guard.close()
+    except PayguardError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_INTERNAL)
 
 
 def render_summary(summary: ReplaySummary) -> str:
@@ -526,20 +553,55 @@ def audit() -> None:
 
 
 @audit.command()
-@click.argument("file", type=click.Path())
-def verify(file: str) -> None:
-    """Check the hash chain of an audit FILE: exit 0 intact, 1 tampered or cut, 3 unreadable."""
+@click.option("--out", "out", required=True, type=click.Path(), help="Directory for audit.key and audit.pub.")
+def keygen(out: str) -> None:
+    """Write a new Ed25519 key pair for signing audit checkpoints: OUT/audit.key (private, readable by its
+    owner only: give it to the guard) and OUT/audit.pub (give it to whoever verifies). Exit 0 written, 2
+    when a key file exists already or cannot be written."""
     try:
-        report = verify_file(file)
+        private, public, signer = write_signing_pair(out)
+    except AuditError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
+    click.echo(f"signer {signer}")
+    _err(f"wrote {private} (private: for --audit-signing-key) and {public} (public: for --public-key)")
+
+
+@audit.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    help="The audit_key (repeat for a file written across a key rotation; default $PAYGUARD_AUDIT_KEY).",
+)
+@click.option("--public-key", type=click.Path(), help="The signing key's public half (audit.pub).")
+@click.option("--checkpoints", type=click.Path(), help="The witness's checkpoints file.")
+def verify(file: str, keys: tuple[str, ...], public_key: str | None, checkpoints: str | None) -> None:
+    """Check an audit FILE: record hashes (with --key), the chain, checkpoints and their signatures (with
+    --public-key), and the witness's checkpoints (--checkpoints). Exit 0 intact, 1 tampered or cut, 3
+    unreadable."""
+    given = list(keys) or ([os.environ["PAYGUARD_AUDIT_KEY"]] if os.environ.get("PAYGUARD_AUDIT_KEY") else [])
+    try:
+        report = verify_file(file, key=given, public_key=public_key, checkpoints=checkpoints)
+    except AuditError as exc:
+        raise click.BadParameter(str(exc), param_hint="--public-key") from None
     except OSError as exc:
-        _err(f"{file}: cannot read: {exc}")
+        _err(f"{exc.filename or file}: cannot read: {exc.strerror or exc}")
         sys.exit(EXIT_INVALID)
     for note in report.notes:
         _err(f"{file}: note: {note}")
     if report.ok:
-        click.echo(f"{file}: intact, {report.records:,} records")
+        sealed = f", {report.checkpoints:,} checkpoints agree" if report.checkpoints else ""
+        if report.hashes_checked:
+            click.echo(f"{file}: intact, {report.records:,} records{sealed}")
+        else:
+            click.echo(
+                f"{file}: form and chain intact, {report.records:,} records{sealed}; hashes not checked"
+            )
         sys.exit(EXIT_OK)
-    _err(f"{file}:{report.first_bad_line}: {report.reason} ({report.records:,} records verified before it)")
+    where = file if report.first_bad_line is None else f"{file}:{report.first_bad_line}"
+    _err(f"{where}: {report.reason} ({report.records:,} records verified before it)")
     sys.exit(EXIT_FINDINGS)
 
 

@@ -12,7 +12,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -196,8 +196,11 @@ class Guard:
 
     ``engine`` is ``"auto"`` (durable_rules where it imports, else Python), ``"durable"`` or ``"python"``.
     ``store`` keeps histories (default: a new ``MemoryStore``). ``audit`` is a path, a callable or a
-    structlog-compatible logger; ``audit_key`` keys the hashes that mask identifiers in it. ``on_error``
-    is ``"hold"`` (an internal failure yields an audited ``hold``) or ``"raise"`` (for tests).
+    structlog-compatible logger; ``audit_key`` derives the keys that mask identifiers in it and chain its
+    records (an HMAC each). ``audit_signing_key`` (an Ed25519 key file, ``payguard audit keygen``) signs a
+    checkpoint every ``audit_checkpoint_every`` records and on close, also sent to ``audit_checkpoints``
+    (a path or a callable: the external witness). ``on_error`` is ``"hold"`` (an internal failure yields an
+    audited ``hold``) or ``"raise"`` (for tests).
     """
 
     def __init__(
@@ -209,11 +212,16 @@ class Guard:
         audit: Any = None,
         audit_key: bytes | str | None = None,
         audit_fsync: str | int = "never",
+        audit_signing_key: str | Path | None = None,
+        audit_checkpoint_every: int = 1000,
+        audit_checkpoints: str | Path | Callable[[dict[str, Any]], Any] | None = None,
         on_error: Literal["hold", "raise"] = "hold",
     ) -> None:
         resolve_engine(engine)
         if on_error not in ("hold", "raise"):
             raise PayguardError(f"on_error must be 'hold' or 'raise', not {on_error!r}")
+        if audit is None and (audit_signing_key is not None or audit_checkpoints is not None):
+            raise AuditError("audit_signing_key and audit_checkpoints need an audit sink (audit=...)")
         self._engine_choice = engine
         # The pipeline and the current lists, swapped together as one reference so that no decision sees a
         # rule set with another rule set's lists, or half a list.
@@ -226,7 +234,14 @@ class Guard:
         self.audit: AuditTrail | None = (
             audit
             if isinstance(audit, AuditTrail) or audit is None
-            else AuditTrail(audit, key=audit_key, fsync=audit_fsync)
+            else AuditTrail(
+                audit,
+                key=audit_key,
+                fsync=audit_fsync,
+                signing_key=audit_signing_key,
+                checkpoint_every=audit_checkpoint_every,
+                checkpoints=audit_checkpoints,
+            )
         )
         self.on_error = on_error
         self._ids = itertools.count(1)

@@ -6,8 +6,10 @@ Records are built and written by a chain of structlog processors, plain callable
 
     build record -> unpack_record -> mask_private_data -> chain_hashes -> render_canonical_json -> sink
 
-Each record carries ``prev_hash`` (the previous record's ``hash``) and ``hash``, the SHA-256 of its own
-canonical JSON (sorted keys, no spaces) without the ``hash`` field. ``verify_file`` checks a file.
+Each record carries ``key_id`` (which ``audit_key`` wrote it, ``None`` for none), ``prev_hash`` (the previous
+record's ``hash``) and ``hash``: the HMAC-SHA256, under the chain key derived from ``audit_key``
+(``keys.py``), of its own canonical JSON (sorted keys, no spaces) without the ``hash`` field; without an
+``audit_key``, the plain SHA-256. ``verify_file`` checks a file.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import orjson
 from .._common.cache import remember
 from .logger import WHOLE
 
-__all__ = ["GENESIS", "chain_hashes", "mask_private_data", "render_canonical_json", "unpack_record"]
+__all__ = [
+    "GENESIS",
+    "chain_hashes",
+    "mask_private_data",
+    "record_hash",
+    "render_canonical_json",
+    "unpack_record",
+]
 
 GENESIS: Final = "0" * 64
 EventDict = MutableMapping[str, Any]
@@ -59,9 +68,15 @@ def canonical(record: Mapping[str, Any]) -> bytes:
         return text.encode()
 
 
-def record_hash(record: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical(body)).hexdigest()
+def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
+    """The hash a record must carry: HMAC-SHA256 under the chain ``key``, or SHA-256 for an unkeyed chain."""
+    return seal(canonical({k: v for k, v in record.items() if k != "hash"}), key)
+
+
+def seal(body: bytes, key: bytes | None) -> str:
+    if key is None:
+        return hashlib.sha256(body).hexdigest()
+    return hmac.digest(key, body, "sha256").hex()
 
 
 class Masker:
@@ -135,22 +150,41 @@ def _as_dict(event_dict: EventDict) -> dict[str, Any]:
 
 
 class chain_hashes:  # noqa: N801 (a processor, named like structlog's)
-    """Processor: link the record to the previous one and seal it with its own hash.
+    """Processor: link the record to the previous one and seal it with its own keyed hash.
 
-    The canonical JSON it hashed is kept on ``body`` so that ``render_canonical_json`` does not serialise
-    the record a second time.
+    ``key`` is the chain key (``None``: an unkeyed chain, plain SHA-256) and ``key_id`` the id every record
+    carries. The canonical JSON it hashed is kept on ``body`` so that ``render_canonical_json`` does not
+    serialise the record a second time.
     """
 
-    def __init__(self, previous: str = GENESIS) -> None:
+    def __init__(self, previous: str = GENESIS, key: bytes | None = None, key_id: str | None = None) -> None:
         self.previous = previous
+        self.key_id = key_id
         self.body: bytes | None = None
+        # HMAC (RFC 2104) from its two keyed SHA-256 states, copied per record: half the cost of hmac.digest,
+        # which sets the key up again on every call; record_hash computes the same with hmac.digest.
+        self._inner: Any = None
+        self._outer: Any = None
+        if key is not None:
+            block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+            self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+            self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         record = _as_dict(event_dict)
+        record["key_id"] = self.key_id
         record["prev_hash"] = self.previous
         record.pop("hash", None)
         self.body = body = canonical(record)
-        record["hash"] = digest = hashlib.sha256(body).hexdigest()
+        if self._inner is None:
+            digest = hashlib.sha256(body).hexdigest()
+        else:
+            inner = self._inner.copy()
+            inner.update(body)
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            digest = outer.hexdigest()
+        record["hash"] = digest
         self.previous = digest
         return record
 

@@ -3,12 +3,14 @@
 A ``decision`` record holds the decision, the event's identifiers, amount and times, the evidence (the
 values of the fields and features that the rules which fired read) and the rule set that decided; a
 ``rejected`` record the problems of an invalid event; a ``resolution`` record how the bank resolved a
-stopped payment; ``snooze`` and ``unsnooze`` records who kept a rule from firing for a customer. The
-processors (``processors.py``) then mask, chain and render them.
+stopped payment; ``snooze`` and ``unsnooze`` records who kept a rule from firing for a customer; a
+``resumed`` record names the partial line a crash left, when a guard reopens the file. The processors
+(``processors.py``) then mask, chain and render them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +22,7 @@ from .._errors import InvalidEventError
 from .._event import Event
 from .._lifecycle import Resolution
 
-__all__ = ["decision_record", "rejected_record", "resolution_record", "snooze_record"]
+__all__ = ["decision_record", "rejected_record", "resolution_record", "resumed_record", "snooze_record"]
 
 
 def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them)
@@ -128,3 +130,14 @@ def snooze_record(
         record["until"] = isoformat(until)
         record["reason_length"] = len(reason or "")
     return record
+
+
+def resumed_record(remnant: bytes) -> dict[str, Any]:
+    """The record a reopened file's first write names a crash's partial last line with (its length and
+    SHA-256): ``verify`` accepts that line, and only that one, as an interrupted write."""
+    return {
+        "record": "resumed",
+        "recorded_at": isoformat(datetime.now(UTC)),
+        "interrupted": {"length": len(remnant), "sha256": hashlib.sha256(remnant).hexdigest()},
+        "payguard_version": PAYGUARD_VERSION,
+    }

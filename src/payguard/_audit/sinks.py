@@ -1,7 +1,8 @@
-"""Where audit records go: a JSON Lines file (reopened where its chain ends), a callable, a logger."""
+"""Where audit records go: a JSON Lines file (one writer at a time: it is locked), a callable, a logger."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -9,9 +10,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import AuditError
-from .processors import GENESIS
 
-__all__ = ["FileSink"]
+__all__ = ["FileSink", "lines_backwards"]
 
 
 class FileSink:
@@ -30,14 +30,30 @@ class FileSink:
         self._count = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.previous_hash = last_hash(self.path)
             # Unbuffered: each write is one system call that hands the line to the operating system.
             self._file = self.path.open("ab", buffering=0)
-            if self.path.stat().st_size and not _ends_with_newline(self.path):
-                # A crash left a partial last line: start on a fresh line, the chain continues after it.
-                self._write(b"\n")
         except OSError as exc:
             raise AuditError(f"cannot open audit file {str(self.path)!r}: {exc}") from exc
+        try:
+            # Two writers would interleave two chains in one file: the second is refused, not merged.
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._file.close()
+            raise AuditError(
+                f"audit file {str(self.path)!r} is being written by another guard (it is locked): "
+                "give each process its own audit file"
+            ) from exc
+        except OSError as exc:
+            self._file.close()
+            raise AuditError(f"cannot lock audit file {str(self.path)!r}: {exc}") from exc
+
+    def end_partial_line(self) -> None:
+        """End a partial last line (a crash mid-write) so that the next record starts a line of its own."""
+        try:
+            if self.path.stat().st_size and not _ends_with_newline(self.path):
+                self._write(b"\n")
+        except OSError as exc:
+            raise AuditError(f"cannot write to audit file {str(self.path)!r}: {exc}") from exc
 
     def msg(self, line: bytes) -> None:
         self._write(line + b"\n")
@@ -53,7 +69,7 @@ class FileSink:
             data = data[written:]
 
     def close(self) -> None:
-        self._file.close()
+        self._file.close()  # closing the file releases the lock
 
 
 class _CallableSink:
@@ -87,27 +103,15 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
-def last_hash(path: Path, block: int = 1 << 16) -> str:
-    """The hash of the last complete record of an existing audit file (``GENESIS`` for none).
+def lines_backwards(handle: BinaryIO, block: int = 1 << 16) -> Iterator[tuple[int, bytes]]:
+    """The newline-terminated lines of a file, last first, each with the offset where it starts (without
+    its newline); an unterminated last piece (a crash mid-write) is not a line.
 
-    Read from the end, block by block, so that reopening a file of many gigabytes costs a few reads: a
-    partial last line (a crash mid-write) and lines that are not records are skipped.
+    Read from the end, block by block, so that reopening a file of many gigabytes costs a few reads.
     """
-    if not path.exists() or path.stat().st_size == 0:
-        return GENESIS
-    with path.open("rb") as handle:
-        for raw in _complete_lines_backwards(handle, block):
-            found = _record_hash_field(raw)
-            if found is not None:
-                return found
-    return GENESIS
-
-
-def _complete_lines_backwards(handle: BinaryIO, block: int) -> Iterator[bytes]:
-    """The newline-terminated lines of a file, last first (without their newlines)."""
     position = handle.seek(0, os.SEEK_END)
     rest = b""  # bytes between the read position and the earliest newline seen so far
-    unterminated = True  # whether ``rest`` still ends with the file's unterminated last line
+    unterminated = True  # whether ``rest`` still ends with the file's unterminated last piece
     while position > 0:
         start = max(0, position - block)
         handle.seek(start)
@@ -118,16 +122,11 @@ def _complete_lines_backwards(handle: BinaryIO, block: int) -> Iterator[bytes]:
         if unterminated and lines:
             lines.pop()  # what follows the file's last newline: empty, or a partial record
             unterminated = False
-        yield from reversed(lines)
+        offset = start + len(rest) + 1
+        found = []
+        for line in lines:
+            found.append((offset, line))
+            offset += len(line) + 1
+        yield from reversed(found)
     if not unterminated:
-        yield rest  # the file's first line
-
-
-def _record_hash_field(raw: bytes) -> str | None:
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(record, dict) and isinstance(record.get("hash"), str):
-        return str(record["hash"])
-    return None
+        yield 0, rest  # the file's first line

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -39,8 +39,9 @@ KEY_ID: Final = b"payguard audit key id v1"
 PRIVATE_FILE: Final = "audit.key"
 PUBLIC_FILE: Final = "audit.pub"
 
-PrivateKeySource = str | Path | Ed25519PrivateKey
-PublicKeySource = str | Path | Ed25519PublicKey
+# explicit aliases: the mypyc build has no cryptography installed, and an implicit alias of Any is refused
+PrivateKeySource: TypeAlias = str | Path | Ed25519PrivateKey
+PublicKeySource: TypeAlias = str | Path | Ed25519PublicKey
 
 
 def _derive(secret: bytes, label: bytes, length: int = 32) -> bytes:

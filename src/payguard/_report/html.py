@@ -22,7 +22,7 @@ _STYLE = """
 
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
 max-width:1100px;color:#1d232a;padding:0 16px}
-h1{font-size:22px;margin:0 0 4px}
+h1{font-size:22px;margin:0 0 4px}h3{font-size:14px;margin:14px 0 4px}
 h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ccd;padding-bottom:3px}
 .meta{color:#556;font-size:12px}
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:8px 12px;margin:10px 0}
@@ -98,6 +98,7 @@ def _charts(collector: Collector) -> str:
         for action in ("review", "hold", "interrupt")
     }
     parts = [
+        "<h3>Decisions per day that were not allow, by action</h3>",
         stacked_bars("Decisions per day that were not allow, by action", labels, counts),
         '<p class="note">Allowed per day: '
         + ", ".join(f"{day.isoformat()[5:]} {collector.days[day]['allow']:,}" for day in days[:62])

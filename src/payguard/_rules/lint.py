@@ -189,7 +189,7 @@ def never_true(condition: Condition, spec_of: Callable[[str], FieldSpec]) -> lis
     alternatives = _alternatives(push_negations(condition))
     if alternatives is None:
         return []
-    findings: dict[tuple[Leaf, ...], Finding] = {}
+    findings: dict[tuple[int, ...], Finding] = {}  # by the identities of the tests involved
     dead = 0
     for alternative in alternatives:
         by_field: dict[str, list[_Literal]] = {}
@@ -204,9 +204,10 @@ def never_true(condition: Condition, spec_of: Callable[[str], FieldSpec]) -> lis
             if not domain.empty():
                 continue
             contradicted = True
-            key = tuple(dict.fromkeys(_leaf(literal) for literal in literals))
+            involved = tuple(_leaf(literal) for literal in literals)
+            key = tuple(id(leaf) for leaf in involved)
             if key not in findings:
-                findings[key] = Finding(key, *_message(spec, literals))
+                findings[key] = Finding(involved, *_message(spec, literals))
         dead += contradicted
     result = list(findings.values())
     if result and dead == len(alternatives):

@@ -34,17 +34,33 @@ rules:
             "6}",
             "local_hour: gte 22 and lt 6 can never all hold: the rule can never fire (hours across midnight",
         ),
-        ("{all: [{payee.bank: A}, {payee.bank: B}]}", "B}", "payee.bank: eq 'A' and eq 'B' can never all hold"),
+        (
+            "{all: [{payee.bank: A}, {payee.bank: B}]}",
+            "B}",
+            "payee.bank: eq 'A' and eq 'B' can never all hold",
+        ),
         (
             "{all: [{type: transfer_out}, {type: transfer_in}]}",
             "transfer_in}",
             "type: eq 'transfer_out' and eq 'transfer_in' can never all hold",
         ),
         ("{local_hour: {gte: 24}}", "24}", "local_hour gte 24 is outside the values it can take (0..23)"),
-        ("{intel.payee_mule_score: {gt: 1}}", "1}}", "intel.payee_mule_score gt 1 is outside the values it can take"),
+        (
+            "{intel.payee_mule_score: {gt: 1}}",
+            "1}}",
+            "intel.payee_mule_score gt 1 is outside the values it can take",
+        ),
         ("{outbound_count_1h: {gt: 3, lt: 4}}", "4}}", "outbound_count_1h: gt 3 and lt 4 can never all hold"),
-        ("{type: transfer_out, not: {type: transfer_out}}", "transfer_out}}", "type: eq 'transfer_out' and not (eq"),
-        ("{payer.age: {exists: false, gte: 65}}", "65}}", "payer.age: exists false and gte 65 can never all hold"),
+        (
+            "{type: transfer_out, not: {type: transfer_out}}",
+            "transfer_out}}",
+            "type: eq 'transfer_out' and not (eq",
+        ),
+        (
+            "{payer.age: {exists: false, gte: 65}}",
+            "65}}",
+            "payer.age: exists false and gte 65 can never all hold",
+        ),
     ],
 )
 def test_a_condition_that_can_never_be_true_is_a_positioned_problem(
@@ -59,8 +75,12 @@ def test_a_condition_that_can_never_be_true_is_a_positioned_problem(
     assert message in problem.message
 
 
-def test_one_dead_alternative_is_reported_without_saying_the_rule_never_fires(write_rules: WriteRules) -> None:
-    ruleset = load_rule_set(write_rules(rule("{any: [{payer.age: {gt: 80, lt: 70}}, {session.on_call: true}]}")))
+def test_one_dead_alternative_is_reported_without_saying_the_rule_never_fires(
+    write_rules: WriteRules,
+) -> None:
+    ruleset = load_rule_set(
+        write_rules(rule("{any: [{payer.age: {gt: 80, lt: 70}}, {session.on_call: true}]}"))
+    )
     [problem] = ruleset.lint
     assert "payer.age: gt 80 and lt 70 can never all hold" in problem.message
     assert "never fire" not in problem.message
@@ -101,7 +121,8 @@ def test_a_string_compared_with_a_list_is_refused_with_the_membership_operator_t
         load_rule_set(path)
     [problem] = caught.value.problems
     assert (problem.line, problem.code) == (10, "list_operand")
-    assert f"payee.bank (string) is compared with a list by {op}: one value against a list is {outcome}" in str(
-        problem
+    assert (
+        f"payee.bank (string) is compared with a list by {op}: one value against a list is {outcome}"
+        in str(problem)
     )
     assert "write in: [...]" in problem.message

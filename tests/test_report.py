@@ -111,8 +111,10 @@ def test_the_report_is_one_self_contained_printable_file(write_rules: WriteRules
     assert not re.search(r"(src|href)\s*=|url\(|@import|@font-face", html)  # nothing fetched: works offline
     assert "@media print" in html
     assert html.count('<svg class="chart"') == 2
-    assert "<code>large</code>" in html and "Shadow rules, as if enforced" in html
-    assert "knock-on" in html and "e3" in html
+    assert "<code>large</code>" in html
+    assert "Shadow rules, as if enforced" in html
+    assert "knock-on" in html
+    assert "e3" in html
 
 
 def chromium() -> str | None:
@@ -159,6 +161,8 @@ def test_a_headless_browser_draws_the_charts_with_a_clean_console(
     probe = json.loads(found.group(1).replace("&quot;", '"'))
     assert len(probe["charts"]) == 2
     for chart in probe["charts"]:
-        assert chart["width"] > 0 and chart["height"] > 0 and chart["bars"] > 0
+        assert chart["width"] > 0
+        assert chart["height"] > 0
+        assert chart["bars"] > 0
     assert probe["resources"] == []
     assert [line for line in run.stderr.splitlines() if ":CONSOLE" in line] == []

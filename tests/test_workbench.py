@@ -70,7 +70,8 @@ def test_out_rows_carry_what_an_analyst_joins_on(write_rules: WriteRules, tmp_pa
         "old_hits": [],
     }
     # masked as the audit trail masks it: the last four characters and a keyed hash, never the number
-    assert first["account"].startswith("…2222#") and "6222000011112222" not in out.read_text()
+    assert first["account"].startswith("…2222#")
+    assert "6222000011112222" not in out.read_text()
     assert (second["label"], second["action"], second["hits"]) == (None, "interrupt", ["again"])
 
 
@@ -130,7 +131,7 @@ def test_explain_decides_the_events_before_as_replay_does(write_rules: WriteRule
     assert "      evidence: recent_stops_60m=1" in lines
     assert lines[-2:] == [
         f"why not large ({rules}:10): did not fire",
-        "  NO    amount gte 1000.00 CNY                       event: 10",
+        "  NO    amount gte 1000.00 CNY                         event: 10",
     ]
 
 

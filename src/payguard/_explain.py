@@ -223,5 +223,5 @@ def render(explanation: Explanation, *, scored: bool) -> list[str]:
                 continue
             value = "(absent)" if check.value is None else check.value
             note = f"  [{check.note}]" if check.note else ""
-            lines.append(f"  {mark} {indent}{check.text:<44} event: {value}{note}")
+            lines.append(f"  {mark} {(indent + check.text):<48} event: {value}{note}")
     return lines

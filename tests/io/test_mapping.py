@@ -68,4 +68,5 @@ def test_a_mapping_file_s_currency_applies_to_money_events(tmp_path: Path) -> No
     )
     (tmp_path / "t.csv").write_text("a,b,v,t\nA,B,10,2026-03-02T10:00:00+00:00\n")
     [record] = read_records(str(tmp_path / "t.csv"), "csv", str(mapping))
-    assert record.event is not None and record.event["currency"] == "EUR"
+    assert record.event is not None
+    assert record.event["currency"] == "EUR"

@@ -9,6 +9,7 @@ Sections:
             and a generated 500-rule set
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
   scoring   the default rule set without and with scores on every rule (scoring.py)
+  workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
 
 Numbers are wall-clock on the machine it runs on; they print as Markdown tables. `--quick` uses fewer events.
 """
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import scoring  # the scoring section, beside this file
+import workbench  # the workbench section, beside this file
 
 import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
@@ -597,6 +599,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "e2e": bench_e2e,
     "replay": bench_replay,
     "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),
+    "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
 }
 
 

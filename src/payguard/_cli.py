@@ -18,13 +18,14 @@ from typing import IO, Any
 import click
 
 from ._audit.keys import write_signing_pair
+from ._audit.processors import Masker
 from ._audit.verify import verify_file
-from ._errors import AuditError, InvalidEventError, PayguardError, RuleFileError
+from ._errors import AuditError, PayguardError, RuleFileError
 from ._guard import ENGINES, Guard
-from ._io import read_records
 from ._io.base import FORMATS, Record
 from ._replay import FRAUD_LIST, ReplaySummary, parse_duration, replay, write_json
 from ._rules.loader import load_rule_set
+from ._rules.overrides import parse_setting
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -37,11 +38,16 @@ def _err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _load_guard(path: str, **options: Any) -> Guard:
+def _load_guard(path: str, settings: tuple[str, ...] = (), **options: Any) -> Guard:
     """A guard, or exit 2: a rule set that does not load or an audit file that cannot be opened is a
-    problem with the command's arguments, reported before any record is read."""
+    problem with the command's arguments, reported before any record is read. ``settings`` are
+    ``PARAM=VALUE`` overrides of the rule set's parameters."""
     try:
-        return Guard.from_path(path, **options)
+        params = dict(parse_setting(text) for text in settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    try:
+        return Guard(load_rule_set(path, params=params), **options)
     except PayguardError as exc:
         _err(str(exc))
         raise SystemExit(EXIT_USAGE) from None
@@ -64,6 +70,11 @@ def check(paths: tuple[str, ...]) -> None:
         except RuleFileError as exc:
             failed = True
             for problem in exc.problems:
+                _err(str(problem))
+            continue
+        if ruleset.lint:  # it loads, but some condition can never be true: a rule that silently never fires
+            failed = True
+            for problem in ruleset.lint:
                 _err(str(problem))
             continue
         click.echo(
@@ -125,6 +136,14 @@ def _progress() -> Any:
 )
 @click.option("--history", "history", multiple=True, help="Record this file's events as past payments first.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+@click.option("--report", "report", help="Write the backtest report here (one self-contained HTML file).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="PARAM=VALUE",
+    help="Override a rule-set parameter (repeatable).",
+)
 def replay_command(
     files: tuple[str, ...],
     rules: str,
@@ -141,6 +160,8 @@ def replay_command(
     feedback_delay: str | None,
     history: tuple[str, ...],
     engine: str,
+    report: str | None,
+    settings: tuple[str, ...],
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -155,6 +176,7 @@ def replay_command(
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
     guard = _load_guard(
         rules,
+        settings,
         engine=engine,
         audit=audit,
         audit_key=audit_key,
@@ -164,6 +186,14 @@ def replay_command(
     old = _load_guard(compare, engine=engine) if compare else None
     if delay is not None and FRAUD_LIST not in guard.rules.lists:
         _err(f"warning: --feedback-delay has no effect: the rule set declares no '{FRAUD_LIST}' list")
+    for problem in guard.rules.lint:
+        _err(f"warning: {problem}")
+    collector = None
+    if report is not None:
+        from ._report import Collector
+
+        collector = Collector()
+    masker = Masker(audit_key)
     try:
         with _output(out) as out_handle, _output(rejects) as rejects_handle, _progress() as bar:
             task = bar.add_task("replay") if bar is not None else None
@@ -200,6 +230,8 @@ def replay_command(
                 feedback_delay=delay,
                 progress=(lambda n: bar.advance(task, n)) if bar is not None else None,
                 history=list(history),
+                observe=collector.observe if collector is not None else None,
+                mask=masker.mask,
             )
     except PayguardError as exc:
         _err(f"error: {exc}")
@@ -210,8 +242,16 @@ def replay_command(
     finally:
         _close(guard)
     _err(render_summary(summary))
+    if summary.currencies is not None and summary.currencies.mismatched:
+        _err(summary.currencies.warning())
     if summary_json:
         write_json(Path(summary_json), summary.to_dict())
+    if report is not None and collector is not None:
+        from ._report import ReportContext, write_report
+
+        context = ReportContext(list(files), rules, guard.rules, compare, old.rules if old else None)
+        write_report(Path(report), context, summary, collector)
+        _err(f"report: {report}")
     sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
 
 
@@ -266,6 +306,17 @@ def render_summary(summary: ReplaySummary) -> str:
                 f"{backtest['recall']}, fraud money stopped {old['fraud_money_stopped_share']} -> "
                 f"{backtest['fraud_money_stopped_share']}"
             )
+    if data.get("settings"):
+        lines.append("parameters set: " + ", ".join(f"{k}={v}" for k, v in data["settings"].items()))
+    mismatch = data.get("currency_mismatch")
+    if mismatch:
+        lines.append(
+            "currency: "
+            + ", ".join(f"{n:,} money events in {c}" for c, n in mismatch["events_by_currency"].items())
+            + f"; the rule set's {mismatch['money_tests_not_applied']} money tests are in "
+            + ", ".join(mismatch["rule_currencies"])
+            + " and could not apply to them"
+        )
     if data.get("accounts_listed_by_feedback"):
         lines.append(
             f"feedback: {data['accounts_listed_by_feedback']:,} payee accounts added to {FRAUD_LIST}"
@@ -300,41 +351,43 @@ def _render_backtest(title: str, backtest: dict[str, Any]) -> list[str]:
 @click.option("--event-id", help="The event to explain (default: the last one in the file).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS))
 @click.option("--mapping")
+@click.option("--history", "history", multiple=True, help="Record this file's events as past payments first.")
+@click.option(
+    "--why-not", "why_not", help="Show each condition of this rule on the event, and whether it held."
+)
 @click.argument("event_file")
-def explain(rules: str, event_id: str | None, fmt: str | None, mapping: str | None, event_file: str) -> None:
-    """Show the features and hits of one event, after the history before it in EVENT_FILE.
+def explain(
+    rules: str,
+    event_id: str | None,
+    fmt: str | None,
+    mapping: str | None,
+    history: tuple[str, ...],
+    why_not: str | None,
+    event_file: str,
+) -> None:
+    """Explain the decision replay makes for one event of EVENT_FILE: the events before it are decided in
+    order as replay decides them (after --history), then its fields, features, hits with their evidence
+    and, with --why-not, each condition of that rule.
 
-    Events before the one explained are recorded as executed history (not decided, not audited).
+    Exit 0 shown, 2 the rule set does not load or --why-not names no rule, 3 no such event.
     """
+    from ._explain import NoSuchEventError, render
+    from ._explain import explain as explain_event
+
     guard = _load_guard(rules, engine="python")
-    records = [r for r in read_records(event_file, fmt, mapping) if r.event is not None]
-    ids = [r.event.get("id") for r in records if r.event is not None]
-    if not records:
-        _err(f"{event_file}: no events")
-        sys.exit(EXIT_INVALID)
-    position = len(records) - 1 if event_id is None else (ids.index(event_id) if event_id in ids else -1)
-    if position < 0:
-        _err(f"{event_file}: no event with id {event_id!r}")
-        sys.exit(EXIT_INVALID)
     try:
-        guard.record(r.event for r in records[:position] if r.event is not None)
-        target = records[position]
-        decision = guard.evaluate(target.event or {})
-    except InvalidEventError as exc:
-        _err(f"{event_file}: {exc}")
+        explanation = explain_event(
+            [event_file], guard, event_id, fmt=fmt, mapping=mapping, history=list(history), why_not=why_not
+        )
+    except NoSuchEventError as exc:
+        _err(str(exc))
         sys.exit(EXIT_INVALID)
-    scored = f" (score {decision.score})" if guard.rules.scoring else ""
-    click.echo(f"event {decision.event_id} ({target.where}) -> {decision.action.value}{scored}")
-    click.echo("features:")
-    for name, value in sorted(decision.features.items()):
-        click.echo(f"  {name:<36} {value}")
-    click.echo("hits:" if decision.hits else "hits: none")
-    for hit in decision.hits:
-        click.echo(f"  {hit.rule_id:<36} {hit.effect:<18} {hit.reason}")
-    for hit in decision.shadow_hits:
-        click.echo(f"  {hit.rule_id:<36} {hit.effect:<18} (shadow) {hit.reason}")
-    for rule_id in decision.snoozed:
-        click.echo(f"  {rule_id:<36} {'snoozed':<18} (matched, kept from firing by a snooze)")
+    except PayguardError as exc:
+        _err(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
+    if explanation.summary.currencies is not None and explanation.summary.currencies.mismatched:
+        _err(explanation.summary.currencies.warning())
+    click.echo("\n".join(render(explanation, scored=bool(guard.rules.scoring))))
 
 
 @main.command(name="test")

@@ -24,11 +24,14 @@ from typing import Any
 from ._decision import Action, Decision
 from ._errors import InvalidEventError
 from ._event import Event, EventType, parse_event
+from ._features.context import INCOMING
 from ._guard import Guard
 from ._io import read_records
 from ._io.base import Record
+from ._rules.conditions import Compare, leaves
+from ._rules.model import RuleSet
 
-__all__ = ["REORDER_WINDOW", "ReplaySummary", "parse_duration", "replay"]
+__all__ = ["REORDER_WINDOW", "ReplaySummary", "decision_row", "parse_duration", "replay"]
 
 REORDER_WINDOW = 100_000
 FRAUD_LIST = "fraud_accounts"
@@ -181,6 +184,9 @@ class ReplaySummary:
     seconds: float = 0.0
     listed_by_feedback: int = 0
     compare: Comparison | None = None
+    currencies: CurrencyCheck | None = None
+    # rule-set parameters overridden for this replay (``--set``), by name
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def add(self, event: Event, decision: Decision) -> None:
         self.evaluated += 1
@@ -199,6 +205,8 @@ class ReplaySummary:
         for rule_id in decision.snoozed:
             self.snoozed_counts[rule_id] += 1
         self.backtest.add(event, decision)
+        if self.currencies is not None and event.currency is not None:
+            self.currencies.add(event.currency)
 
     def to_dict(self) -> dict[str, Any]:
         def money(table: dict[str, Decimal]) -> dict[str, str]:
@@ -247,7 +255,51 @@ class ReplaySummary:
             data["accounts_listed_by_feedback"] = self.listed_by_feedback
         if self.compare is not None:
             data["compare"] = self.compare.to_dict()
+        if self.currencies is not None and self.currencies.mismatched:
+            data["currency_mismatch"] = self.currencies.to_dict()
+        if self.settings:
+            data["settings"] = dict(sorted(self.settings.items()))
         return data
+
+
+class CurrencyCheck:
+    """Money events in a currency none of the rule set's money tests are written in: for them every money
+    test is false, which looks like "nothing fired" rather than like a mistake unless it is said."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.tests: Counter[str] = Counter()
+        rules: set[str] = set()
+        for rule in ruleset.rules:
+            for leaf in leaves(rule.condition):
+                if isinstance(leaf, Compare) and leaf.currency is not None:
+                    self.tests[leaf.currency] += 1
+                    rules.add(rule.id)
+        self.rules = len(rules)
+        self.mismatched: Counter[str] = Counter()
+
+    def add(self, currency: str) -> None:
+        if self.tests and currency not in self.tests:
+            self.mismatched[currency] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events_by_currency": dict(sorted(self.mismatched.items())),
+            "rule_currencies": sorted(self.tests),
+            "money_tests_not_applied": sum(self.tests.values()),
+            "rules_with_money_tests": self.rules,
+        }
+
+    def warning(self) -> str:
+        """The warning ``payguard replay`` prints (empty when every money event had tests to meet)."""
+        if not self.mismatched:
+            return ""
+        events = sum(self.mismatched.values())
+        return (
+            f"warning: {events:,} money events are in {', '.join(sorted(self.mismatched))} but the rule "
+            f"set's money tests are in {', '.join(sorted(self.tests))}: none of its "
+            f"{sum(self.tests.values())} money tests (in {self.rules} rules) could apply to them; give the "
+            "mapping a currency override or replay a rule set written in that currency"
+        )
 
 
 @dataclass
@@ -302,6 +354,44 @@ class Comparison:
 
 
 Reporter = Callable[[Record, str], None]
+# sees each fresh decision: the record, its event, the decision and the old rule set's (with --compare)
+Observer = Callable[[Record, Event, Decision, Decision | None], None]
+
+
+def decision_row(
+    event: Event,
+    decision: Decision,
+    old: Decision | None,
+    mask: Callable[[str], str] | None,
+    *,
+    scored: bool = True,
+) -> dict[str, Any]:
+    """One ``--out`` line: what an analyst joins on (event, time, money, masked account, label) and the
+    decision (and the old rule set's, with ``--compare``)."""
+    party = event.payee if event.type in INCOMING and event.payee is not None else event.payer
+    label = event.label
+    row: dict[str, Any] = {
+        "event_id": event.id,
+        "timestamp": event.timestamp.isoformat(),
+        "type": event.type.value,
+        "amount": None if event.amount is None else str(event.amount),
+        "currency": event.currency,
+        "account": mask(party.account) if mask is not None else party.account,
+        "label": None if label is None else ("fraud" if label.is_fraud else "legit"),
+        "action": decision.action.value,
+        "score": decision.score,
+        "hits": list(decision.rule_ids),
+    }
+    if decision.shadow_hits:
+        row["shadow_hits"] = [hit.rule_id for hit in decision.shadow_hits]
+    if decision.snoozed:
+        row["snoozed"] = list(decision.snoozed)
+    if old is not None:
+        row["old_action"] = old.action.value
+        row["old_hits"] = list(old.rule_ids)
+        if scored:
+            row["old_score"] = old.score
+    return row
 
 
 def replay(
@@ -317,20 +407,29 @@ def replay(
     progress: Callable[[int], None] | None = None,
     window: int = REORDER_WINDOW,
     history: list[str] | None = None,
+    observe: Observer | None = None,
+    until: str | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> ReplaySummary:
     """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc.
 
     ``history`` files are read first and recorded as executed payments (not decided, not audited), to
-    warm the store as a bank would with its past transactions.
+    warm the store as a bank would with its past transactions. ``observe`` sees every fresh decision
+    (and the old rule set's, with ``compare``); the replay stops after the event whose id is ``until``.
+    ``mask`` masks the account of the ``write`` lines (as the audit trail does).
     """
-    summary = ReplaySummary(compare=Comparison() if compare is not None else None)
+    summary = ReplaySummary(
+        compare=Comparison() if compare is not None else None,
+        currencies=CurrencyCheck(guard.rules),
+        settings=dict(guard.rules.overrides),
+    )
     for name in history or []:
         _record_history(name, fmt, mapping, (guard, compare), summary, reject)
     streams = [
         _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
     ]
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
-    scored = bool(guard.rules.scoring)  # the --out lines show scores when the rule set scores
+    scored = bool(guard.rules.scoring) or (compare is not None and bool(compare.rules.scoring))
     started = time.perf_counter()
     for _key, _index, _seq, record in heapq.merge(*streams):
         summary.records += 1
@@ -351,27 +450,18 @@ def replay(
             summary.duplicates += 1
             continue
         summary.add(event, decision)
-        line: dict[str, Any] = {
-            "event_id": event.id,
-            "action": decision.action.value,
-            "hits": list(decision.rule_ids),
-        }
-        if scored:
-            line["score"] = decision.score
-        if decision.shadow_hits:
-            line["shadow_hits"] = [hit.rule_id for hit in decision.shadow_hits]
-        if decision.snoozed:
-            line["snoozed"] = list(decision.snoozed)
+        old = None
         if compare is not None and summary.compare is not None:
             old, _ = compare.evaluate_fresh(event)
             summary.compare.add(event, old, decision)
-            line["old_action"] = old.action.value
-            if scored or compare.rules.scoring:
-                line["old_score"] = old.score
         if write is not None:
-            write(line)
+            write(decision_row(event, decision, old, mask, scored=scored))
+        if observe is not None:
+            observe(record, event, decision, old)
         if feedback_delay is not None and event.label is not None and event.label.is_fraud and event.payee:
             heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
+        if until is not None and event.id == until:
+            break
     summary.seconds = time.perf_counter() - started
     return summary
 

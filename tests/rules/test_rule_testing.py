@@ -266,3 +266,18 @@ def test_a_resolve_that_is_not_an_outcome_is_a_positioned_problem(tmp_path: Path
     )
     with pytest.raises(RuleFileError, match=r"rules_test.yaml:5:9: .*resolve must be one of legitimate"):
         run_rule_tests(tmp_path)
+
+
+def test_a_misspelled_rule_id_under_not_fires_or_fires_is_refused_with_a_suggestion(suite: Path) -> None:
+    path = suite / "rules_test.yaml"
+    path.write_text(TESTS.replace("not_fires: [fraud_payee]", "not_fires: [fraud_paye]"))
+    result = CliRunner().invoke(main, ["test", str(suite)])
+    assert result.exit_code == 3  # it would otherwise always pass: the misspelled rule never fires
+    assert (
+        f"{path}:12:63: unknown_rule: case 'a call with a new payee is held' expects rule 'fraud_paye', which "
+        "the rule set 'test' does not have (did you mean 'fraud_payee'?)"
+    ) in result.stderr
+    path.write_text(TESTS.replace("fires: [call_new]", "fires: [cal_new]"))
+    with pytest.raises(RuleFileError) as caught:
+        run_rule_tests(suite)
+    assert [(p.code, p.suggestion) for p in caught.value.problems] == [("unknown_rule", "call_new")]

@@ -13,10 +13,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from .base import ReaderError, Record, _open_text, set_path
+from .mapping import read_mapping_file, with_overrides
 
 __all__ = ["load_mapping"]
 
@@ -67,25 +65,21 @@ _BOOL_FIELDS = {
 }
 
 
-def _file_mapping(path: Path) -> CsvMapping:
-    """A mapping file: ``columns`` (field: column), ``constants`` (field: value), ``timezone``,
-    ``timestamp_format`` (strptime) and ``id_prefix`` (ids from line numbers when there is no id column)."""
-    try:
-        spec = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
-        raise ReaderError(f"cannot read mapping {str(path)!r}: {exc}") from exc
-    if not isinstance(spec, dict) or not isinstance(spec.get("columns"), dict):
-        raise ReaderError(f"{path}: a mapping needs 'columns', a map of canonical fields to CSV columns")
-    unknown = set(spec) - {"columns", "constants", "timezone", "timestamp_format", "id_prefix", "delimiter"}
-    if unknown:
-        raise ReaderError(f"{path}: unknown mapping keys {sorted(unknown)}")
-    columns: dict[str, str] = {str(k): str(v) for k, v in spec["columns"].items()}
-    constants: dict[str, Any] = dict(spec.get("constants") or {})
-    zone = str(spec.get("timezone", "UTC"))
-    fmt = spec.get("timestamp_format")
-    prefix = str(spec.get("id_prefix", path.stem))
+def _file_mapping(path: Path, source: str) -> CsvMapping:
+    """A mapping file (validated by ``read_mapping_file``): ``columns`` (field: column), ``constants``
+    (field: value), ``timezone``, ``timestamp_format`` (strptime) and ``id_prefix`` (ids from line numbers
+    when there is no id column); or ``base`` (a built-in mapping) with ``currency`` and ``timezone``
+    overrides."""
+    spec = read_mapping_file(path)
+    if spec.base is not None:
+        base = load_mapping(spec.base, source)
+        convert = with_overrides(base.convert, spec.currency, spec.timezone)
+        return CsvMapping(f"{spec.base} ({path})", convert, base.required)
+    columns, constants = spec.columns, spec.constants
+    zone = spec.timezone or "UTC"
+    fmt, prefix = spec.timestamp_format, spec.id_prefix
 
-    def convert(row: Mapping[str, str], line: int) -> dict[str, Any]:
+    def convert_row(row: Mapping[str, str], line: int) -> dict[str, Any]:
         event: dict[str, Any] = {}
         for field, value in constants.items():
             set_path(event, field, value)
@@ -100,7 +94,7 @@ def _file_mapping(path: Path) -> CsvMapping:
         event.setdefault("id", f"{prefix}-{line}")
         return event
 
-    return CsvMapping(str(path), convert, tuple(columns.values()))
+    return CsvMapping(str(path), with_overrides(convert_row, spec.currency, None), tuple(columns.values()))
 
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -223,7 +217,7 @@ def load_mapping(name: str | None, source: str) -> CsvMapping:
         raise ReaderError(
             f"unknown mapping {name!r}: use {', '.join(BUILT_IN_MAPPINGS)} or a mapping file path"
         )
-    return _file_mapping(path)
+    return _file_mapping(path, source)
 
 
 def read_csv(name: str, mapping: CsvMapping) -> Iterator[Record]:

@@ -54,6 +54,8 @@ class FieldSpec:
     is_feature: bool = False
     values: tuple[str, ...] = ()
     getter: Callable[[Event], Any] | None = None
+    # the values a number can take (inclusive; money in major units), for the lint's range check
+    bounds: tuple[float | None, float | None] = (None, None)
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -98,7 +100,9 @@ def _party_fields(role: str) -> list[FieldSpec]:
             values=_values(PartyType),
             getter=_attr(role, "type"),
         ),
-        FieldSpec(f"{role}.age", Kind.INT, f"age in years of the {who}", getter=_attr(role, "age")),
+        FieldSpec(
+            f"{role}.age", Kind.INT, f"age in years of the {who}", getter=_attr(role, "age"), bounds=(0, None)
+        ),
         FieldSpec(
             f"{role}.balance_before",
             Kind.MONEY,
@@ -134,7 +138,13 @@ def _vulnerability(role: str) -> Callable[[Event], Any]:
 _EVENT_FIELD_LIST: list[FieldSpec] = [
     FieldSpec("id", Kind.STRING, "unique event id", getter=_attr("id")),
     FieldSpec("type", Kind.ENUM, "event type", values=_values(EventType), getter=_attr("type")),
-    FieldSpec("amount", Kind.MONEY, "amount moved, in the event's currency", getter=_attr("amount")),
+    FieldSpec(
+        "amount",
+        Kind.MONEY,
+        "amount moved, in the event's currency",
+        getter=_attr("amount"),
+        bounds=(0, None),
+    ),
     FieldSpec("currency", Kind.STRING, "ISO 4217 code", getter=_attr("currency")),
     FieldSpec(
         "channel",
@@ -184,6 +194,7 @@ _EVENT_FIELD_LIST: list[FieldSpec] = [
         Kind.FLOAT,
         "hours since the device was first seen",
         getter=_attr("session", "device_age_hours"),
+        bounds=(0, None),
     ),
     FieldSpec(
         "intel.payee_risk_level",
@@ -197,20 +208,33 @@ _EVENT_FIELD_LIST: list[FieldSpec] = [
         Kind.INT,
         "scam reports against the payee",
         getter=_attr("intel", "payee_reported_scam_count"),
+        bounds=(0, None),
     ),
     FieldSpec(
         "intel.payee_mule_score",
         Kind.FLOAT,
         "mule score of the payee, 0 to 1",
         getter=_attr("intel", "payee_mule_score"),
+        bounds=(0, 1),
     ),
 ]
 
 EVENT_FIELDS: Mapping[str, FieldSpec] = {spec.name: spec for spec in _EVENT_FIELD_LIST}
 
 
+# features that may be negative or have another range than "0 or more" (counts, ratios, sums, ages)
+_FEATURE_BOUNDS: Mapping[str, tuple[float | None, float | None]] = {
+    "local_hour": (0, 23),
+    "balance_start_24h": (None, None),  # a balance may be overdrawn
+    "account_age_days": (None, None),  # an opening date after the event is bad data a rule may look for
+    "payee_account_age_days": (None, None),
+}
+
+
 def _feature(name: str, kind: Kind, description: str) -> FieldSpec:
-    return FieldSpec(name, kind, description, is_feature=True)
+    numeric = kind in (Kind.INT, Kind.FLOAT, Kind.MONEY)
+    bounds = _FEATURE_BOUNDS.get(name, (0, None) if numeric else (None, None))
+    return FieldSpec(name, kind, description, is_feature=True, bounds=bounds)
 
 
 _FEATURE_LIST: list[FieldSpec] = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -23,10 +24,13 @@ from .._decision import Action
 from .._errors import RuleFileError, RuleProblem
 from .conditions import (
     MAX_ALTERNATIVES,
+    Condition,
     alternatives,
 )
 from .fields import Kind, attribute_field
+from .lint import never_true, positions_of
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
+from .overrides import override_params
 from .parser import ConditionParser, _Loader, suggest
 
 __all__ = ["load_rule_set"]
@@ -88,6 +92,7 @@ class _RuleSetBuilder(ConditionParser):
         self.scoring_declared = False
         # where an explicit ``confirmed_fraud_list`` was written (it must name a declared list)
         self.fraud_list_at: tuple[str, tuple[int, int]] | None = None
+        self.lint: list[RuleProblem] = []
 
     # -- sections --------------------------------------------------------------------------------
     def read_file(self, path: Path, display: str, text: str) -> None:
@@ -424,6 +429,8 @@ class _RuleSetBuilder(ConditionParser):
                         f"at most {MAX_ALTERNATIVES} are allowed: split the rule",
                     )
                     ok = False
+                else:
+                    self.lint_rule(str(rule_id), condition)
         if not ok or condition is None or (action is None and score is None):
             return None
         return Rule(
@@ -438,6 +445,14 @@ class _RuleSetBuilder(ConditionParser):
             line=self.at(node)[0],
             score=score,
         )
+
+    def lint_rule(self, rule_id: str, condition: Condition) -> None:
+        """Record the tests of a rule's condition that can never be true (see ``lint``)."""
+        findings = never_true(condition, self.spec_of)
+        for finding, (line, column) in zip(findings, positions_of(findings, self.positions), strict=True):
+            self.lint.append(
+                RuleProblem(self.path, line, column, "never_true", f"rule {rule_id!r}: {finding}")
+            )
 
     def check_fraud_list(self) -> None:
         """An explicit ``confirmed_fraud_list`` names a list the rule set declares (in any file)."""
@@ -477,8 +492,11 @@ class _RuleSetBuilder(ConditionParser):
         return int(value)
 
 
-def load_rule_set(path: str | Path) -> RuleSet:
-    """Load and validate the rule set at ``path`` (a file or a directory). Raises ``RuleFileError``."""
+def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) -> RuleSet:
+    """Load and validate the rule set at ``path`` (a file or a directory). Raises ``RuleFileError``.
+
+    ``params`` override declared parameters (``payguard replay --set``); they change the digest.
+    """
     root = Path(path)
     builder = _RuleSetBuilder()
     if not root.exists():
@@ -508,6 +526,8 @@ def load_rule_set(path: str | Path) -> RuleSet:
                 "no file of the rule set has a 'ruleset:' header with id and version",
             )
         )
+    if params:
+        builder.problems += override_params(builder.params, params, digest)
     builder.read_rules()
     builder.check_fraud_list()
     for name in sorted(builder.list_files):
@@ -530,4 +550,6 @@ def load_rule_set(path: str | Path) -> RuleSet:
         files=tuple(str(f) for f in files),
         scoring=header["scoring"],
         confirmed_fraud_list=header["confirmed_fraud_list"],
+        lint=tuple(sorted(builder.lint, key=lambda p: (p.path, p.line, p.column))),
+        overrides=dict(params or {}),
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._decision import Action
-from .._errors import FieldError, PayguardError
+from .._errors import FieldError, PayguardError, RuleProblem
 from .._event import Event
 from .conditions import (
     Condition,
@@ -78,6 +78,10 @@ class RuleSet:
     scoring: tuple[tuple[int, Action], ...] = ()
     # the list that a payee resolved as fraud joins (``Guard.resolve``)
     confirmed_fraud_list: str = "fraud_accounts"
+    # what the lint found (conditions that can never be true): reported by ``payguard check``, not fatal
+    lint: tuple[RuleProblem, ...] = ()
+    # parameters overridden when loading (``payguard replay --set``), by name
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with id ``rule_id``, if the rule set has one."""

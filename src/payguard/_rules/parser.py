@@ -85,6 +85,14 @@ class ConditionParser(_Loader):
         self.keyword_sets: dict[str, tuple[str, ...]] = {}
         self.lists: dict[str, frozenset[str]] = {}
         self.attributes: dict[str, FieldSpec] = {}
+        # where each leaf was written (by the leaf's id), for problems found after parsing (the lint)
+        self.positions: dict[int, tuple[int, int]] = {}
+
+    def spec_of(self, name: str) -> FieldSpec:
+        """The spec of a name a parsed condition reads."""
+        if name.startswith("attributes."):
+            return self.attributes[name.removeprefix("attributes.")]
+        return EVENT_FIELDS.get(name) or FEATURES[name]
 
     def condition(self, parent: Any, key: Any, currency: str | None) -> Condition | None:
         """Parse ``parent[key]`` as a condition; problems are reported, ``None`` returned on any."""
@@ -200,6 +208,7 @@ class ConditionParser(_Loader):
                 continue
             leaf = self.leaf(spec, op, arg, arg_pos, currency)
             if leaf is not None:
+                self.positions[id(leaf)] = arg_pos
                 parts.append(leaf)
         if len(parts) != len(tests):
             return None
@@ -297,6 +306,15 @@ class ConditionParser(_Loader):
                 return Pred(field_name, "list_exists", arg)
             return Exists(field_name, arg)
         if op in ("eq", "ne", "gt", "gte", "lt", "lte"):
+            if isinstance(arg, list):
+                outcome = "never true" if op == "eq" else "always true" if op == "ne" else "meaningless"
+                self.problem(
+                    pos,
+                    "list_operand",
+                    f"{field_name} ({spec.kind.value}) is compared with a list by {op}: one value against a "
+                    f"list is {outcome}; write in: [...] or not_in: [...] for membership",
+                )
+                return None
             ok, value = self.scalar(spec, arg, pos, currency)
             if not ok:
                 return None

@@ -29,6 +29,7 @@ timestamp. A case whose name starts with ``todo_`` is reported as skipped.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
@@ -37,7 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .._decision import Action, Decision
 from .._errors import InvalidEventError, PayguardError, RuleFileError, RuleProblem
@@ -77,6 +78,8 @@ class Step:
     score: int | None = None
     # how the bank resolves the stop, applied right after the decision
     resolve: str | None = None
+    # each rule id of fires and not_fires, with where it was written (line, column)
+    rule_refs: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,7 @@ def _case(  # noqa: PLR0917 (a private helper of the loader)
                 action=_action(reader, expect, "action"),
                 fires=tuple(str(r) for r in expect.get("fires") or ()),
                 not_fires=tuple(str(r) for r in expect.get("not_fires") or ()),
+                rule_refs=(*_refs(expect, "fires"), *_refs(expect, "not_fires")),
                 line=reader.line(step),
                 score=None if score is None else int(score),
                 resolve=resolve if resolve in _OUTCOMES else None,
@@ -307,6 +311,50 @@ def _case(  # noqa: PLR0917 (a private helper of the loader)
     return TestCase(
         name, str(reader.path), reader.line(node), _lists(reader, node, "lists"), history, tuple(steps)
     )
+
+
+def _refs(expect: Any, key: str) -> list[tuple[str, int, int]]:
+    """The rule ids under ``expect[key]`` with their positions (an id or a list of ids)."""
+    node = expect.get(key)
+    if node is None:
+        return []
+    items = node if isinstance(node, CommentedSeq) else [node]
+    refs = []
+    for index, item in enumerate(items):
+        try:
+            line, column = node.lc.item(index) if isinstance(node, CommentedSeq) else expect.lc.value(key)
+        except (AttributeError, KeyError, IndexError, TypeError):
+            line, column = getattr(getattr(expect, "lc", None), "line", 0), 0
+        refs.append((str(item), line + 1, column + 1))
+    return refs
+
+
+def unknown_rules(test_file: RuleTestFile, ruleset: RuleSet) -> list[RuleProblem]:
+    """The ``fires`` and ``not_fires`` rule ids that name no rule of ``ruleset``: a misspelled id under
+    ``not_fires`` would otherwise always pass."""
+    known = [rule.id for rule in ruleset.rules]
+    problems = []
+    for case in test_file.cases:
+        for step in case.steps:
+            for rule_id, line, column in step.rule_refs:
+                if rule_id not in known:
+                    problems.append(
+                        RuleProblem(
+                            str(test_file.path),
+                            line,
+                            column,
+                            "unknown_rule",
+                            f"case {case.name!r} expects rule {rule_id!r}, which the rule set "
+                            f"{ruleset.id!r} does not have",
+                            _closest(rule_id, known),
+                        )
+                    )
+    return problems
+
+
+def _closest(name: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _invariant(reader: Reader, seq: Any, index: int, node: Any) -> Invariant | None:
@@ -406,10 +454,14 @@ def run_rule_tests(
     report = TestReport()
     rulesets: dict[Path, RuleSet] = {}
     for test_file in files:
-        ruleset = rulesets.get(test_file.rules_path)
-        if ruleset is None:
-            ruleset = rulesets[test_file.rules_path] = load_rule_set(test_file.rules_path)
-            report.rules[str(test_file.rules_path)] = {rule.id for rule in ruleset.rules}
+        if test_file.rules_path not in rulesets:
+            rulesets[test_file.rules_path] = load_rule_set(test_file.rules_path)
+    unknown = [p for f in files for p in unknown_rules(f, rulesets[f.rules_path])]
+    if unknown:
+        raise RuleFileError(unknown)
+    for test_file in files:
+        ruleset = rulesets[test_file.rules_path]
+        report.rules.setdefault(str(test_file.rules_path), {rule.id for rule in ruleset.rules})
         for case in test_file.cases:
             if _selected(case.name, select):
                 report.results.append(run_case(case, ruleset, engine))

@@ -15,7 +15,7 @@ import pytest
 from .._errors import RuleFileError
 from .._rules.loader import load_rule_set
 from .._rules.model import RuleSet
-from ._runner import TestCase, is_rule_test_file, load_test_file, run_case
+from ._runner import TestCase, is_rule_test_file, load_test_file, run_case, unknown_rules
 
 
 class RuleCaseError(Exception):
@@ -42,6 +42,9 @@ class RuleTestYaml(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         test_file = load_test_file(self.path)
         ruleset = load_rule_set(test_file.rules_path)
+        unknown = unknown_rules(test_file, ruleset)
+        if unknown:
+            raise RuleFileError(unknown)
         for case in test_file.cases:
             yield RuleCaseItem.from_parent(self, name=case.name, case=case, ruleset=ruleset)
 

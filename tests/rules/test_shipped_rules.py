@@ -61,8 +61,9 @@ def test_ordinary_traffic_is_rarely_stopped() -> None:
     stopped = sum(d.action.stops for d in outgoing)
     interrupted = sum(d.action is Action.INTERRUPT for d in outgoing)
     assert len(outgoing) > 8000
-    assert stopped / len(outgoing) <= 0.01
-    assert interrupted / len(outgoing) <= 0.001
+    # issue 17's targets, on ordinary traffic with its life events (moving home, payroll, a new phone...)
+    assert stopped / len(outgoing) <= 0.005
+    assert interrupted / len(outgoing) <= 0.0005
 
 
 def test_the_demo_files_are_what_the_generator_makes(tmp_path: Path) -> None:

@@ -134,7 +134,8 @@ def replay_command(
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
     Exit 0 on success, 2 on a usage error (a rule file that does not load included), 3 when some
-    records were rejected (the rest were still processed), 4 on an internal error.
+    records were rejected or reused an event id for another event (the rest were still processed), 4
+    on an internal error.
     """
     delay = None
     if feedback_delay is not None:
@@ -142,8 +143,9 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
-    guard = _load_guard(rules, engine=engine, audit=audit, audit_key=audit_key)
-    old = _load_guard(compare, engine=engine) if compare else None
+    # a replay decides in event time: no event is too far ahead of the clock of today
+    guard = _load_guard(rules, engine=engine, audit=audit, audit_key=audit_key, max_future=None)
+    old = _load_guard(compare, engine=engine, max_future=None) if compare else None
     if delay is not None and FRAUD_LIST not in guard.rules.lists:
         _err(f"warning: --feedback-delay has no effect: the rule set declares no '{FRAUD_LIST}' list")
     try:
@@ -194,7 +196,7 @@ def replay_command(
     _err(render_summary(summary))
     if summary_json:
         write_json(Path(summary_json), summary.to_dict())
-    sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
+    sys.exit(EXIT_INVALID if summary.rejected or summary.conflicts else EXIT_OK)
 
 
 def render_summary(summary: ReplaySummary) -> str:
@@ -204,12 +206,19 @@ def render_summary(summary: ReplaySummary) -> str:
         (
             f"history {data['history_records']:,}  records {data['records']:,}  "
             f"evaluated {data['evaluated']:,}  rejected {data['rejected']:,}  "
-            f"duplicates {data['duplicates']:,}  out of order {data['out_of_order']:,}"
+            f"duplicates {data['duplicates']:,}  conflicts {data['conflicts']:,}  "
+            f"out of order {data['out_of_order']:,}"
         ),
         f"{data['evaluated'] / max(data['seconds'], 1e-9):,.0f} events/s over {data['seconds']:.2f} s",
         "events by type: " + ", ".join(f"{k} {v:,}" for k, v in data["events_by_type"].items()),
         "decisions:",
     ]
+    if data["possible_duplicates"]:  # beside the counts of duplicates
+        lines.insert(
+            1,
+            f"possible duplicates {data['possible_duplicates']:,} (marked PssblDplct by their sender; "
+            "the ones decided before were not decided again)",
+        )
     for action, row in data["decisions"].items():
         money = ", ".join(f"{amount} {ccy}" for ccy, amount in row["amount"].items()) or "-"
         lines.append(f"  {action:<10} {row['count']:>9,}   {money}")
@@ -279,7 +288,7 @@ def explain(rules: str, event_id: str | None, fmt: str | None, mapping: str | No
 
     Events before the one explained are recorded as executed history (not decided, not audited).
     """
-    guard = _load_guard(rules, engine="python")
+    guard = _load_guard(rules, engine="python", max_future=None)
     records = [r for r in read_records(event_file, fmt, mapping) if r.event is not None]
     ids = [r.event.get("id") for r in records if r.event is not None]
     if not records:

@@ -6,14 +6,16 @@ nearly always typos (``ammount``) that would otherwise make a rule silently neve
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, NamedTuple, Self
+from typing import Annotated, Any, Final, NamedTuple, Self
 from zoneinfo import ZoneInfoNotFoundError
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -42,6 +44,7 @@ __all__ = [
     "RiskLevel",
     "Session",
     "admit",
+    "digest",
     "parse_event",
 ]
 
@@ -265,6 +268,20 @@ def _message(error: Any) -> str:
         if text.startswith(prefix):
             text = replacement + text[len(prefix) :]
     return text
+
+
+# The model's compiled serialiser: the canonical JSON of an event, without a Python layer per call
+_to_json: Callable[..., bytes] = Event.__pydantic_serializer__.to_json
+_NOT_ATTRIBUTES: Final = frozenset({"attributes"})
+
+
+def digest(event: Event) -> bytes:
+    """16 bytes that differ for any two events whose canonical JSON differs (BLAKE2b of it), equal for
+    equal events however their input was written (key order, absent or null fields, attribute order)."""
+    hashed = hashlib.blake2b(_to_json(event, exclude_none=True, exclude=_NOT_ATTRIBUTES), digest_size=16)
+    if event.attributes:  # a dict keeps its input's key order: hashed sorted
+        hashed.update(orjson.dumps(event.attributes, option=orjson.OPT_SORT_KEYS))
+    return hashed.digest()
 
 
 # The model's compiled validator, called directly: ``Event.model_validate`` adds a Python layer per event.

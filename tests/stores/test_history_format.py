@@ -112,6 +112,11 @@ def guard_over(tmp_path: Path) -> Callable[[str], Guard]:
     return make
 
 
+def unclocked(history: AccountHistory) -> dict[str, Any]:
+    """A history's stored form without the clock, and when pruning last ran on it."""
+    return {k: v for k, v in history.to_json().items() if k not in ("clock", "pruned")}
+
+
 def write_rows(path: Path, rows: dict[str, str]) -> None:
     """Write ``rows`` into the accounts table of the SQLite store at ``path``, as another payguard did."""
     SQLiteStore(path).close()  # creates the tables
@@ -134,7 +139,16 @@ def test_a_history_in_format_2_has_no_snoozes_and_reads_back_as_it_was() -> None
         assert AccountHistory.from_json({**row, "format": 2}) == AccountHistory.from_json(row)
         assert AccountHistory.from_json({**row, "format": 2}).snoozes == ()
         written = AccountHistory.from_json(row).to_json()
-        assert (written["format"], written["snoozes"]) == (3, [])
+        assert (written["format"], written["snoozes"]) == (FORMAT, [])
+
+
+def test_a_history_in_format_3_has_no_clock_and_prunes_from_its_latest_time_as_it_did() -> None:
+    # format 4 adds "clock": the second latest event time, which pruning is measured from since
+    for text in FORMAT_1_ROWS.values():
+        row = {**json.loads(text), "format": 3, "snoozes": []}
+        history = AccountHistory.from_json(row)
+        assert history.clock == row["seen"]
+        assert history.to_json() == {**row, "format": 4, "clock": row["seen"]}
 
 
 def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(
@@ -150,7 +164,9 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     assert set(stored_rows(tmp_path / "current.db")) == set(FORMAT_1_ROWS)
     with previous.store.transaction() as old, current.store.transaction() as new:
         for key in FORMAT_1_ROWS:
-            assert old.account(key) == new.account(key), key
+            # format 1 kept no clock: pruning went on from the latest time, and goes on from it once
+            assert old.account(key).clock == old.account(key).seen
+            assert unclocked(old.account(key)) == unclocked(new.account(key)), key
     probe_previous, probe_current = previous.evaluate(PROBE), current.evaluate(PROBE)
     assert probe_previous.features == probe_current.features
     assert probe_current.features["loan_inflow_24h"] == "20000.00"  # the probe reads a full history
@@ -166,7 +182,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     [
         pytest.param(
             lambda row: {**row, "format": 99},
-            "in format 99: this payguard reads formats 1, 2, 3",
+            "in format 99: this payguard reads formats 1, 2, 3, 4",
             id="a newer format",
         ),
         pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),

@@ -8,10 +8,10 @@ time order, so that a history of a few payments takes a few hundred bytes. An ac
 shared, empty ``EMPTY`` array and get an array of their own with their first entry (``_append``,
 ``_owned``); ``EMPTY`` is never written.
 
-Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
-events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
-running maximum only the payments that can still be a 365-day maximum; and known payees at most
-``MAX_PAYEES`` (the least recently paid are forgotten first, and then count as new again).
+Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late events,
+measured from a clock no single event can move (``touch``); stops 30 days (at most 50); the amount sample the
+last 100 executed payments of 90 days; the running maximum only the payments that can still be a 365-day
+maximum; and known payees at most ``MAX_PAYEES`` (the least recently paid go first, then count as new).
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ LAST_AMOUNT: Final = 4
 INCREASING: Final = 5
 
 # The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
-# the versions before (1 is the unversioned form of payguard 0.1).
-FORMAT: Final = 3
-_READABLE: Final = (1, 2, 3)
+# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``).
+FORMAT: Final = 4
+_READABLE: Final = (1, 2, 3, 4)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown)
@@ -293,8 +293,9 @@ class AccountHistory:
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
-    # latest event time seen, which pruning is measured from, and when pruning last ran
+    # the latest event time seen; the clock pruning is measured from (the second latest); when it last ran
     seen: int = 0
+    clock: int = 0
     pruned: int = 0
     # the rules snoozed for this account as payer (``Guard.snooze``), oldest first
     snoozes: tuple[Snooze, ...] = ()
@@ -308,14 +309,14 @@ class AccountHistory:
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
-        """Advance the account's clock and drop what no window can reach any more.
-
-        Pruning runs at most every ``PRUNE_EVERY`` seconds of event time: windows filter by time anyway, so
-        this only bounds memory, and doing it on every event would cost more than it saves.
-        """
-        if time <= self.seen:
+        """Advance the clock, the second latest event time (one event far ahead of the others moves it not:
+        no single event can drop what their windows read), and at most every ``PRUNE_EVERY`` seconds of it
+        drop what no window reaches any more (windows filter by time anyway: this only bounds memory)."""
+        if time > self.seen:
+            time, self.seen = self.seen, time  # the latest until now becomes the clock
+        if time <= self.clock:
             return
-        self.seen = time
+        self.clock = time
         if time - self.pruned < PRUNE_EVERY:
             return
         self.pruned = time
@@ -538,6 +539,7 @@ class AccountHistory:
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
+            "clock": self.clock,
             "pruned": self.pruned,
             "snoozes": [list(snooze) for snooze in self.snoozes],
         }
@@ -577,6 +579,7 @@ class AccountHistory:
             device_time=_integer(data["device_time"], "device_time", optional=True),
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),
+            clock=_integer(data.get("clock", data["seen"]), "clock"),  # before format 4: pruned from seen
             pruned=_integer(data.get("pruned", 0), "pruned"),
             snoozes=tuple(_snooze(row) for row in data.get("snoozes", ())),
         )

@@ -508,4 +508,3 @@ def test_a_store_opened_again_has_the_histories_decisions_and_held_payments_it_h
     after.release(held.decision_id)
     assert after.evaluate(payment("e4", 180, payee=NEW_PAYEE)).features["is_new_payee"] is False
     after.close()
-

@@ -9,6 +9,7 @@ EXPECTED = [
     "AuditError",
     "AuditTrail",
     "Decision",
+    "DuplicateEventError",
     "EngineError",
     "Event",
     "FieldError",

@@ -151,7 +151,7 @@ def test_any_input_gets_a_decision_or_an_invalid_event_error_and_a_rejection_cha
 
 
 def test_an_extreme_timestamp_is_rejected_naming_the_field() -> None:
-    guard = Guard.from_path(RULES, on_error="raise")
+    guard = Guard.from_path(RULES, on_error="raise", max_future=None)  # 9999 is an event time: no clock check
     for n, stamp in enumerate(
         ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1900-01-01T00:00:00Z"]
     ):

@@ -171,10 +171,34 @@ def test_compare_reports_what_changed_and_which_rules_did_it(write_rules: WriteR
 
 
 def test_duplicates_and_late_events_are_counted(write_rules: WriteRules, tmp_path: Path) -> None:
-    guard = Guard.from_path(write_rules(RULES))
-    events = [event(1, 5, "10"), event(2, 6, "10"), event(3, 7, "10"), event(4, 1, "10"), event(1, 8, "10")]
+    guard = Guard.from_path(write_rules(RULES), max_future=None)
+    events = [event(1, 5, "10"), event(2, 6, "10"), event(3, 7, "10"), event(4, 1, "10"), event(1, 5, "10")]
     summary = replay([str(write_events(tmp_path / "e.jsonl", events))], guard, window=2)
     assert (summary.evaluated, summary.duplicates, summary.late["out_of_order"]) == (4, 1, 1)
+    assert summary.conflicts == 0
+
+
+def test_an_event_id_reused_for_another_event_is_a_conflict_reported_apart_and_exits_3(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = [event(1, 5, "15"), event(2, 6, "10"), event(1, 5, "15"), event(1, 7, "150000", payee="SAFE")]
+    # and a replay decides in event time: an event dated after today is no reason to refuse one
+    events.append(make_event(id="e3", timestamp="2099-01-01T00:00:00+00:00", amount="10"))
+    path = write_events(tmp_path / "e.jsonl", events)
+    rules = str(write_rules(RULES))
+    result = run(
+        ["replay", str(path), "--rules", rules, "--out", "-", "--summary-json", str(tmp_path / "s.json")]
+    )
+    assert result.exit_code == 3
+    assert [json.loads(line)["event_id"] for line in result.stdout.splitlines()] == ["e1", "e2", "e3"]
+    assert "e.jsonl:4: rejected: invalid event 'e1': id: was decided before" in result.stderr
+    assert "duplicates 1  conflicts 1" in result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["rejected"], summary["duplicates"], summary["conflicts"]) == (0, 1, 1)
+    assert run(["replay", str(path), "--rules", rules, "--audit", str(tmp_path / "a.jsonl")]).exit_code == 3
+    audit = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [r["record"] for r in audit] == ["decision", "decision", "rejected", "decision"]
+    assert audit[2]["duplicate_of"] == audit[0]["decision_id"]
 
 
 def test_stdin_and_gzip_inputs(write_rules: WriteRules, tmp_path: Path) -> None:

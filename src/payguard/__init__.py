@@ -13,6 +13,7 @@ from ._common.version import PAYGUARD_VERSION
 from ._decision import Action, Decision, Hit, RulesetRef
 from ._errors import (
     AuditError,
+    DuplicateEventError,
     EngineError,
     FieldError,
     InvalidEventError,
@@ -37,6 +38,7 @@ __all__ = [
     "AuditError",
     "AuditTrail",
     "Decision",
+    "DuplicateEventError",
     "EngineError",
     "Event",
     "FieldError",

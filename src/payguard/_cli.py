@@ -166,7 +166,8 @@ def replay_command(
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
     Exit 0 on success, 2 on a usage error (a rule file that does not load included), 3 when some
-    records were rejected (the rest were still processed), 4 on an internal error.
+    records were rejected or reused an event id for another event (the rest were still processed), 4
+    on an internal error.
     """
     delay = None
     if feedback_delay is not None:
@@ -182,8 +183,9 @@ def replay_command(
         audit_key=audit_key,
         audit_signing_key=audit_signing_key,
         audit_checkpoints=audit_checkpoints,
+        max_future=None,  # a replay decides in event time: no event is too far ahead of today's clock
     )
-    old = _load_guard(compare, engine=engine) if compare else None
+    old = _load_guard(compare, engine=engine, max_future=None) if compare else None
     if delay is not None and FRAUD_LIST not in guard.rules.lists:
         _err(f"warning: --feedback-delay has no effect: the rule set declares no '{FRAUD_LIST}' list")
     for problem in guard.rules.lint:
@@ -252,7 +254,7 @@ def replay_command(
         context = ReportContext(list(files), rules, guard.rules, compare, old.rules if old else None)
         write_report(Path(report), context, summary, collector)
         _err(f"report: {report}")
-    sys.exit(EXIT_INVALID if summary.rejected else EXIT_OK)
+    sys.exit(EXIT_INVALID if summary.rejected or summary.conflicts else EXIT_OK)
 
 
 def _close(guard: Guard) -> None:
@@ -271,12 +273,19 @@ def render_summary(summary: ReplaySummary) -> str:
         (
             f"history {data['history_records']:,}  records {data['records']:,}  "
             f"evaluated {data['evaluated']:,}  rejected {data['rejected']:,}  "
-            f"duplicates {data['duplicates']:,}  out of order {data['out_of_order']:,}"
+            f"duplicates {data['duplicates']:,}  conflicts {data['conflicts']:,}  "
+            f"out of order {data['out_of_order']:,}"
         ),
         f"{data['evaluated'] / max(data['seconds'], 1e-9):,.0f} events/s over {data['seconds']:.2f} s",
         "events by type: " + ", ".join(f"{k} {v:,}" for k, v in data["events_by_type"].items()),
         "decisions:",
     ]
+    if data["possible_duplicates"]:  # beside the counts of duplicates
+        lines.insert(
+            1,
+            f"possible duplicates {data['possible_duplicates']:,} (marked PssblDplct by their sender; "
+            "the ones decided before were not decided again)",
+        )
     for action, row in data["decisions"].items():
         money = ", ".join(f"{amount} {ccy}" for ccy, amount in row["amount"].items()) or "-"
         lines.append(f"  {action:<10} {row['count']:>9,}   {money}")
@@ -374,7 +383,7 @@ def explain(
     from ._explain import NoSuchEventError, render
     from ._explain import explain as explain_event
 
-    guard = _load_guard(rules, engine="python")
+    guard = _load_guard(rules, engine="python", max_future=None)
     try:
         explanation = explain_event(
             [event_file], guard, event_id, fmt=fmt, mapping=mapping, history=list(history), why_not=why_not

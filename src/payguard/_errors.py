@@ -4,6 +4,7 @@ The tree::
 
     PayguardError
     ├── InvalidEventError (also ValueError)  an event failed validation; ``.errors`` names every bad field
+    │   └── DuplicateEventError              an event id decided before came again with other content
     ├── RuleFileError (also ValueError)      a rule file has problems; ``.problems`` lists every one
     ├── EngineError                          the matching engine failed; the cause is chained
     ├── StoreError                           the feature store failed or was misused
@@ -19,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "AuditError",
+    "DuplicateEventError",
     "EngineError",
     "FieldError",
     "InvalidEventError",
@@ -67,6 +69,19 @@ class InvalidEventError(PayguardError, ValueError):
     def fields(self) -> tuple[str, ...]:
         """The dotted paths of the bad fields, in the order found."""
         return tuple(e.field for e in self.errors)
+
+
+class DuplicateEventError(InvalidEventError):
+    """An event id that was decided before came again with other content (``decision_id``: the first
+    decision). An id names one event: a repeat with the same content gets the first decision back."""
+
+    def __init__(self, event_id: str, decision_id: str) -> None:
+        self.decision_id = decision_id
+        message = (
+            f"was decided before (decision {decision_id}) for an event with other content; "
+            "a repeated event id must carry the same event"
+        )
+        super().__init__([FieldError("id", message, "duplicate_id")], event_id)
 
 
 @dataclass(frozen=True)

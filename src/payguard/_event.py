@@ -6,6 +6,7 @@ nearly always typos (``ammount``) that would otherwise make a rule silently neve
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -42,6 +43,7 @@ __all__ = [
     "RiskLevel",
     "Session",
     "admit",
+    "digest",
     "parse_event",
 ]
 
@@ -202,7 +204,9 @@ class Event(_Model):
                 raise ValueError(f"attribute {key!r} is longer than {MAX_TEXT} characters")
             if isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
                 raise ValueError(f"attribute {key!r} is larger than 2**53")
-        return value
+        keys = list(value)
+        # in name order: the canonical event (its JSON, its digest) does not depend on the input's order
+        return value if keys == sorted(keys) else dict(sorted(value.items()))
 
     @model_validator(mode="after")
     def _money_rules(self) -> Self:
@@ -265,6 +269,16 @@ def _message(error: Any) -> str:
         if text.startswith(prefix):
             text = replacement + text[len(prefix) :]
     return text
+
+
+# The model's compiled serialiser: the canonical JSON of an event, without a Python layer per call
+_to_json: Callable[..., bytes] = Event.__pydantic_serializer__.to_json
+
+
+def digest(event: Event) -> bytes:
+    """16 bytes that differ for any two events whose canonical JSON differs (BLAKE2b of it), equal for
+    equal events however their input was written (key order, absent or null fields, attribute order)."""
+    return hashlib.blake2b(_to_json(event, exclude_none=True), digest_size=16).digest()
 
 
 # The model's compiled validator, called directly: ``Event.model_validate`` adds a Python layer per event.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 from ._audit.record import decision_record, rejected_record, resolution_record, snooze_record
 from ._audit.trail import AuditTrail
@@ -24,8 +24,15 @@ from ._common.time import epoch_seconds
 from ._decision import Action, Decision, Hit, RulesetRef, json_value, most_severe
 from ._engine import ENGINES, Matcher, make_matcher, resolve_engine
 from ._engine.fact import Plan
-from ._errors import AuditError, InvalidEventError, PayguardError, UnknownDecisionError
-from ._event import Admitted, Event, admit
+from ._errors import (
+    AuditError,
+    DuplicateEventError,
+    FieldError,
+    InvalidEventError,
+    PayguardError,
+    UnknownDecisionError,
+)
+from ._event import Admitted, Event, admit, digest
 from ._features.calculator import FeatureEngine
 from ._features.context import INCOMING, Context
 from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
@@ -39,6 +46,7 @@ from ._stores.memory import MemoryStore
 __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
+MAX_FUTURE: Final = timedelta(minutes=5)
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 _NONE: Final[frozenset[str]] = frozenset()
 
@@ -201,6 +209,8 @@ class Guard:
     checkpoint every ``audit_checkpoint_every`` records and on close, also sent to ``audit_checkpoints``
     (a path or a callable: the external witness). ``on_error`` is ``"hold"`` (an internal failure yields an
     audited ``hold``) or ``"raise"`` (for tests).
+    ``max_future`` is how far ahead of this machine's clock an event may be dated (a live guard decides
+    the payments of now); ``None`` turns the check off, for replays and tests in event time.
     """
 
     def __init__(
@@ -216,12 +226,18 @@ class Guard:
         audit_checkpoint_every: int = 1000,
         audit_checkpoints: str | Path | Callable[[dict[str, Any]], Any] | None = None,
         on_error: Literal["hold", "raise"] = "hold",
+        max_future: timedelta | None = MAX_FUTURE,
     ) -> None:
         resolve_engine(engine)
         if on_error not in ("hold", "raise"):
             raise PayguardError(f"on_error must be 'hold' or 'raise', not {on_error!r}")
         if audit is None and (audit_signing_key is not None or audit_checkpoints is not None):
             raise AuditError("audit_signing_key and audit_checkpoints need an audit sink (audit=...)")
+        if max_future is not None and (not isinstance(max_future, timedelta) or max_future < timedelta(0)):
+            raise PayguardError(f"max_future must be a timedelta of 0 or more, or None, not {max_future!r}")
+        self._max_future = max_future
+        # in seconds, compared with epoch seconds on every event (None: no check)
+        self._ahead: float | None = None if max_future is None else max_future.total_seconds()
         self._engine_choice = engine
         # The pipeline and the current lists, swapped together as one reference so that no decision sees a
         # rule set with another rule set's lists, or half a list.
@@ -277,6 +293,11 @@ class Guard:
         return self._state[0]
 
     @property
+    def max_future(self) -> timedelta | None:
+        """How far ahead of this machine's clock an event may be dated; None: no check (event time)."""
+        return self._max_future
+
+    @property
     def lists(self) -> Mapping[str, frozenset[str]]:
         """The named lists in force, by name (normalised entries)."""
         return self._state[1]
@@ -289,8 +310,10 @@ class Guard:
     def evaluate(self, event: Event | Mapping[str, Any]) -> Decision:
         """Decide ``event`` (a canonical dict or ``Event``).
 
-        Raises ``InvalidEventError`` for an invalid event and ``AuditError`` when the record was not written.
-        An event id seen before returns the first decision again, without counting the event twice.
+        Raises ``InvalidEventError`` for an invalid event (dated more than ``max_future`` ahead included) and
+        ``AuditError`` when the record was not written. An event id seen before returns the first
+        decision again, without counting the event twice, if the event is the same; if it is not,
+        ``DuplicateEventError`` is raised (and the refusal audited).
         """
         return self.evaluate_fresh(event)[0]
 
@@ -305,13 +328,18 @@ class Guard:
         started = time.perf_counter()
         pipeline, lists = self._state
         admitted = self._admit(event, pipeline)
+        event_id = admitted.event.id
+        fingerprint = digest(admitted.event)  # outside the transaction: it holds the store's lock
         try:
             with self.store.transaction() as txn:
-                previous = txn.decision(admitted.event.id)
+                previous = txn.decision(event_id)
                 if previous is not None:
-                    return previous, False
-                decision = self._decide_in(txn, admitted, pipeline, lists, started)
-                txn.put_decision(admitted.event.id, decision)
+                    stored = txn.event_digest(event_id)
+                    if stored is None or stored == fingerprint:  # None: stored by an earlier payguard
+                        return previous, False
+                else:
+                    decision = self._decide_in(txn, admitted, pipeline, lists, started)
+                    txn.put_decision(event_id, decision, fingerprint)
         except AuditError:
             raise
         except Exception as exc:
@@ -320,6 +348,9 @@ class Guard:
             decision = pipeline.failed(self._new_id(), admitted.event, exc)
             if self.audit is not None:
                 self.audit.write(pipeline.record(decision, admitted, started))
+            return decision, True
+        if previous is not None:  # the same id, another event: refused, outside the transaction
+            self._refuse(DuplicateEventError(event_id, previous.decision_id), pipeline, admitted.event)
         return decision, True
 
     def _decide_in(
@@ -359,11 +390,28 @@ class Guard:
 
     def _admit(self, event: Event | Mapping[str, Any], pipeline: Pipeline) -> Admitted:
         try:
-            return pipeline.validate(event)
+            admitted = pipeline.validate(event)
         except InvalidEventError as exc:
-            if self.audit is not None:
-                self.audit.write(rejected_record(self._new_id(), exc, pipeline.ref_json, pipeline.engine))
-            raise
+            self._refuse(exc, pipeline, None)
+        ahead = self._ahead
+        if ahead is not None and admitted.time > time.time() + ahead:
+            self._refuse(self._too_far_ahead(admitted), pipeline, admitted.event)
+        return admitted
+
+    def _too_far_ahead(self, admitted: Admitted) -> InvalidEventError:
+        early = timedelta(seconds=round(admitted.time - time.time()))
+        message = (
+            f"is {early} ahead of this machine's clock, more than max_future ({self._max_future}) allows"
+        )
+        return InvalidEventError([FieldError("timestamp", message, "in_the_future")], admitted.event.id)
+
+    def _refuse(self, exc: InvalidEventError, pipeline: Pipeline, event: Event | None) -> NoReturn:
+        """Audit the refusal of an event (``event``: a valid one, refused all the same), then raise."""
+        if self.audit is not None:
+            self.audit.write(
+                rejected_record(self._new_id(), exc, pipeline.ref_json, pipeline.engine, event=event)
+            )
+        raise exc
 
     # -- history, lists, reloads ---------------------------------------------------------------------
     def record(self, events: Iterable[Event | Mapping[str, Any]]) -> int:

@@ -5,6 +5,11 @@ through a reorder buffer of ``REORDER_WINDOW`` records (a heap keyed by time), a
 Time-sorted files, or files whose disorder stays within the window, are therefore replayed exactly in
 order with memory bounded by the window, however large they are. An event that arrives later than the
 window allows is still evaluated (never dropped), as live traffic would be, and counted as out of order.
+
+Replay decides in event time: give it a guard built with ``max_future=None`` (the CLI does), or events
+dated after the machine's clock are rejected as a live guard rejects them. An event id decided before
+is a duplicate (counted, not decided again) when it is the same event, and a conflict (counted apart,
+reported as a rejection) when it is not.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._decision import Action, Decision
-from ._errors import InvalidEventError
+from ._errors import DuplicateEventError, InvalidEventError
 from ._event import Event, EventType, parse_event
 from ._features.context import INCOMING
 from ._guard import Guard
@@ -167,6 +172,8 @@ class ReplaySummary:
     evaluated: int = 0
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # event ids decided before, for another event (``DuplicateEventError``)
+    possible_duplicates: int = 0  # records their sender marked as maybe sent before
     events_by_type: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
     action_money: defaultdict[str, defaultdict[str, Decimal]] = field(
@@ -219,6 +226,8 @@ class ReplaySummary:
             "evaluated": self.evaluated,
             "rejected": self.rejected,
             "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "possible_duplicates": self.possible_duplicates,
             "out_of_order": self.late["out_of_order"],
             "events_by_type": dict(sorted(self.events_by_type.items())),
             "decisions": {
@@ -445,7 +454,14 @@ def replay(
             continue
         if feedback_delay is not None:
             summary.listed_by_feedback += _apply_feedback(pending, event, (guard, compare))
-        decision, fresh = guard.evaluate_fresh(event)
+        try:
+            decision, fresh = guard.evaluate_fresh(event)
+        except DuplicateEventError as exc:  # audited by the guard
+            summary.conflicts += 1
+            if reject is not None:
+                reject(record, str(exc))
+            continue
+        summary.possible_duplicates += record.possible_duplicate
         if not fresh:
             summary.duplicates += 1
             continue
@@ -455,7 +471,10 @@ def replay(
             old, _ = compare.evaluate_fresh(event)
             summary.compare.add(event, old, decision)
         if write is not None:
-            write(decision_row(event, decision, old, mask, scored=scored))
+            row = decision_row(event, decision, old, mask, scored=scored)
+            if record.possible_duplicate:  # decided all the same: its event id was not decided before
+                row["possible_duplicate"] = True
+            write(row)
         if observe is not None:
             observe(record, event, decision, old)
         if feedback_delay is not None and event.label is not None and event.label.is_fraud and event.payee:

@@ -313,7 +313,7 @@ def test_sqlite_store_continues_in_a_new_process_exactly_where_it_was(
         guard = payguard.Guard.from_path({str(rules)!r}, store=payguard.SQLiteStore({str(database)!r}))
         event = {make_event(id="e3", timestamp=at(0.75), payee={"account": "B-1"})!r}
         d = guard.evaluate(event)
-        again = guard.evaluate({make_event(id="e1", timestamp=at(0), payee={"account": "B-1"})!r})
+        again = guard.evaluate({make_event(id="e1", timestamp=at(0), amount="100", payee={"account": "B-1"})!r})
         print(json.dumps([d.features["is_new_payee"], d.features["outbound_count_1h"], again.event_id]))
     """)
     result = subprocess.run(

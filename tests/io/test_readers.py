@@ -145,7 +145,13 @@ def test_a_pain001_transfer_maps_debtor_creditor_amount_date_and_remittance() ->
         str(ISO / "pain001_market_corpus/sg/instant-payment/sg.fast.single.pain.001.001.09.xml")
     )
     event = parse_event(record.event)
-    assert (event.id, str(event.amount), event.currency) == ("MTP-2026-0921-001", "45200.00", "SGD")
+    # message id / payment information id / end-to-end id / position: unique across messages
+    assert event.id == "MTP-20260921-01/MTP-FAST-260921-01/MTP-2026-0921-001/1"
+    assert (event.attributes["end_to_end_id"], str(event.amount), event.currency) == (
+        "MTP-2026-0921-001",
+        "45200.00",
+        "SGD",
+    )
     assert event.payer.account == "0123456789"
     assert event.timestamp.isoformat() == "2026-09-21T00:00:00+00:00"
 

@@ -19,7 +19,9 @@ from payguard import (
     Action,
     AuditError,
     Decision,
+    DuplicateEventError,
     Guard,
+    InvalidEventError,
     MemoryStore,
     PayguardError,
     RuleSet,
@@ -176,6 +178,7 @@ def a_decision(event_id: str) -> Decision:
 
 
 HELD = {"event": payment("e-held", 0, amount="50000.00")}
+DIGEST, OTHER_DIGEST = bytes(range(16)), bytes(range(1, 17))
 
 
 class EventError(Exception):
@@ -199,13 +202,13 @@ def test_a_transaction_reads_its_own_writes_and_the_next_one_reads_them_once_it_
         assert written == AccountHistory(), "an unknown account has an empty history"
         written.add_attempt(1_000, 10_000, 7, True, None, True, False)
         txn.save(PAYER, written)
-        txn.put_decision("e1", decision)
+        txn.put_decision("e1", decision, DIGEST)
         txn.put_held("d1", HELD)
         assert txn.account(PAYER) is written
-        assert (txn.decision("e1"), txn.held("d1")) == (decision, HELD)
+        assert (txn.decision("e1"), txn.event_digest("e1"), txn.held("d1")) == (decision, DIGEST, HELD)
     with store.transaction() as txn:
         assert txn.account(PAYER).to_json() == written.to_json()
-        assert (txn.decision("e1"), txn.held("d1")) == (decision, HELD)
+        assert (txn.decision("e1"), txn.event_digest("e1"), txn.held("d1")) == (decision, DIGEST, HELD)
 
 
 def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: Store) -> None:
@@ -213,7 +216,7 @@ def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: 
         known = txn.account(PAYER)
         known.add_attempt(1_000, 10_000, 7, True, None, True, False)
         txn.save(PAYER, known)
-        txn.put_decision("e1", a_decision("e1"))
+        txn.put_decision("e1", a_decision("e1"), DIGEST)
         txn.put_held("d1", HELD)
     before = known.to_json()
 
@@ -228,7 +231,7 @@ def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: 
             credited = txn.account(PAYEE)
             credited.add_inbound(2_000, 99_999, 9)
             txn.save(PAYEE, credited)
-            txn.put_decision("e2", a_decision("e2"))
+            txn.put_decision("e2", a_decision("e2"), OTHER_DIGEST)
             txn.put_held("d2", HELD)
             txn.put_held("d1", None)
             raise failure
@@ -241,6 +244,7 @@ def test_an_exception_inside_a_transaction_leaves_no_trace_of_its_writes(store: 
         assert txn.account(PAYER).to_json() == before
         assert txn.account(PAYEE) == AccountHistory()
         assert (txn.decision("e1"), txn.decision("e2")) == (a_decision("e1"), None)
+        assert (txn.event_digest("e1"), txn.event_digest("e2")) == (DIGEST, None)
         assert (txn.held("d1"), txn.held("d2")) == (HELD, None)
 
 
@@ -356,6 +360,52 @@ def test_the_same_event_id_is_decided_once_and_counted_once(guard: Guard, store:
     assert guard.evaluate(payment("e2", 60)).features["outbound_count_24h"] == 2
 
 
+def test_a_stored_digest_is_the_one_put_with_the_decision_and_none_for_an_unknown_event_id(
+    store: Store,
+) -> None:
+    with store.transaction() as txn:
+        txn.put_decision("e1", a_decision("e1"), DIGEST)
+        txn.put_decision("e2", a_decision("e2"), OTHER_DIGEST)
+    with store.transaction() as txn:
+        assert (txn.event_digest("e1"), txn.event_digest("e2")) == (DIGEST, OTHER_DIGEST)
+        assert txn.event_digest("never-decided") is None
+
+
+def test_the_same_event_written_otherwise_is_the_same_event(guard: Guard) -> None:
+    first = payment("e1", 0)
+    first["attributes"] = {"branch": "0451", "app": "7.2"}
+    again = {**dict(reversed(first.items())), "attributes": {"app": "7.2", "branch": "0451"}, "memo": None}
+    assert guard.evaluate_fresh(first)[1] is True
+    assert guard.evaluate_fresh(again) == (guard.evaluate(first), False), "key order and nulls do not count"
+
+
+def test_an_event_id_decided_before_is_refused_for_another_event_and_the_refusal_audited(
+    ruleset: RuleSet, store: Store
+) -> None:
+    # the attack of issue 18: a large payment to a new payee reuses the id of a small, allowed one
+    audit = Sink()
+    guard = Guard(ruleset, engine="python", store=store, audit=audit, on_error="raise")
+    small = guard.evaluate(payment("e1", 0, amount="15.00"))
+    assert small.action is Action.ALLOW
+    before = history(store, PAYER).to_json()
+    with pytest.raises(DuplicateEventError) as refused:
+        guard.evaluate(payment("e1", 60, amount="150000.00", payee=NEW_PAYEE))
+    assert isinstance(refused.value, InvalidEventError)
+    assert (refused.value.fields, refused.value.decision_id) == (("id",), small.decision_id)
+    assert small.decision_id in str(refused.value)
+    record = audit.records[-1]
+    assert (record["record"], record["event_id"], record["duplicate_of"]) == (
+        "rejected",
+        "e1",
+        small.decision_id,
+    )
+    assert (record["errors"][0]["code"], record["amount"]) == ("duplicate_id", "150000.00")
+    assert history(store, PAYER).to_json() == before, "the refused event changed no history"
+    with store.transaction() as txn:
+        assert txn.decision("e1") == small, "the first decision stands"
+    assert guard.evaluate_fresh(payment("e1", 0, amount="15.00")) == (small, False)
+
+
 def test_the_same_event_from_8_threads_at_once_is_decided_once(ruleset: RuleSet, store: Store) -> None:
     guard = Guard(ruleset, engine="python", store=store, audit=yield_the_cpu, on_error="raise")
     results = in_threads(8, lambda _: guard.evaluate_fresh(payment("e1", 0)))
@@ -407,7 +457,7 @@ def test_a_held_payment_is_remembered_until_release_turns_it_into_an_executed_on
 def test_the_store_finds_a_decision_by_its_decision_id(store: Store) -> None:
     decision = a_decision("e-7")
     with store.transaction() as txn:
-        txn.put_decision("e-7", decision)
+        txn.put_decision("e-7", decision, DIGEST)
         assert txn.decision_by_id("d-e-7") == decision, "a transaction reads its own writes"
     with store.transaction() as txn:
         assert txn.decision_by_id("d-e-7") == decision
@@ -452,6 +502,8 @@ def test_a_store_opened_again_has_the_histories_decisions_and_held_payments_it_h
     after = Guard(ruleset, engine="python", store=backend.open(), on_error="raise")
     assert (history(after.store, PAYER).to_json(), history(after.store, PAYEE).to_json()) == histories
     assert after.evaluate_fresh(payment("e1", 0)) == (paid, False)
+    with pytest.raises(DuplicateEventError):
+        after.evaluate(payment("e1", 0, amount="99.00"))
     assert after.evaluate(payment("e3", 120)).features["outbound_count_24h"] == 3
     after.release(held.decision_id)
     assert after.evaluate(payment("e4", 180, payee=NEW_PAYEE)).features["is_new_payee"] is False

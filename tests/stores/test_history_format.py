@@ -113,6 +113,11 @@ def guard_over(tmp_path: Path) -> Callable[[str], Guard]:
     return make
 
 
+def unclocked(history: AccountHistory) -> dict[str, Any]:
+    """A history's stored form without the clock, and when pruning last ran on it."""
+    return {k: v for k, v in history.to_json().items() if k not in ("clock", "pruned")}
+
+
 def write_rows(path: Path, rows: dict[str, str]) -> None:
     """Write ``rows`` into the accounts table of the SQLite store at ``path``, as another payguard did."""
     SQLiteStore(path).close()  # creates the tables
@@ -135,7 +140,16 @@ def test_a_history_in_format_2_has_no_snoozes_and_reads_back_as_it_was() -> None
         assert AccountHistory.from_json({**row, "format": 2}) == AccountHistory.from_json(row)
         assert AccountHistory.from_json({**row, "format": 2}).snoozes == ()
         written = AccountHistory.from_json(row).to_json()
-        assert (written["format"], written["snoozes"]) == (3, [])
+        assert (written["format"], written["snoozes"]) == (FORMAT, [])
+
+
+def test_a_history_in_format_3_has_no_clock_and_prunes_from_its_latest_time_as_it_did() -> None:
+    # format 4 adds "clock": the second latest event time, which pruning is measured from since
+    for text in FORMAT_1_ROWS.values():
+        row = {**json.loads(text), "format": 3, "snoozes": []}
+        history = AccountHistory.from_json(row)
+        assert history.clock == row["seen"]
+        assert history.to_json() == {**row, "format": 4, "clock": row["seen"]}
 
 
 def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(
@@ -152,10 +166,12 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     with previous.store.transaction() as old, current.store.transaction() as new:
         for key in FORMAT_1_ROWS:
             before, now = old.account(key), new.account(key)
+            # format 1 kept no clock: pruning went on from the latest time, and goes on from it once
+            assert before.clock == before.seen
             # format 3 added two columns to the outgoing rows that format 1 cannot know (whether the payee
             # is a person, whether the payment is stopped): read back as "a person", "executed"
             assert before.to_json()["out"] == [[*row[:5], 1, 0] for row in now.to_json()["out"]], key
-            assert dataclasses.replace(before, out=now.out) == now, key
+            assert unclocked(dataclasses.replace(before, out=now.out)) == unclocked(now), key
     probe_previous, probe_current = previous.evaluate(PROBE), current.evaluate(PROBE)
     # the two features that read format 3's new columns differ; every other feature is the same
     unknowable = {"new_personal_payee_count_24h", "drain_ratio_24h"}
@@ -175,7 +191,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     [
         pytest.param(
             lambda row: {**row, "format": 99},
-            "in format 99: this payguard reads formats 1, 2, 3",
+            "in format 99: this payguard reads formats 1, 2, 3, 4",
             id="a newer format",
         ),
         pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),

@@ -18,7 +18,7 @@ from typing import Any
 from .._common.time import isoformat
 from .._common.version import PAYGUARD_VERSION
 from .._decision import Decision, json_value
-from .._errors import InvalidEventError
+from .._errors import DuplicateEventError, InvalidEventError
 from .._event import Event
 from .._lifecycle import Resolution
 
@@ -65,10 +65,17 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
 
 
 def rejected_record(
-    decision_id: str, error: InvalidEventError, ruleset: dict[str, str], engine: str
+    decision_id: str,
+    error: InvalidEventError,
+    ruleset: dict[str, str],
+    engine: str,
+    *,
+    event: Event | None = None,
 ) -> dict[str, Any]:
-    """The record of an event refused as invalid, with every problem found."""
-    return {
+    """The record of an event refused as invalid, with every problem found; for a valid ``event``
+    refused all the same (dated ahead of the clock, an event id decided before for another event) its
+    parties, amount and time too, and the decision an event id conflicts with."""
+    record: dict[str, Any] = {
         "record": "rejected",
         "decision_id": decision_id,
         "evaluated_at": isoformat(datetime.now(UTC)),
@@ -78,6 +85,17 @@ def rejected_record(
         "engine": engine,
         "payguard_version": PAYGUARD_VERSION,
     }
+    if isinstance(error, DuplicateEventError):
+        record["duplicate_of"] = error.decision_id
+    if event is not None:
+        record["event_time"] = isoformat(event.timestamp)
+        record["payer"] = event.payer.account
+        if event.payee is not None:
+            record["payee"] = event.payee.account
+        if event.amount is not None:
+            record["amount"] = str(event.amount)
+            record["currency"] = event.currency
+    return record
 
 
 def resolution_record(

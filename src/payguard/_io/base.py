@@ -24,12 +24,16 @@ class ReaderError(PayguardError, ValueError):
 
 @dataclass(frozen=True)
 class Record:
-    """One input record: the event dict it maps to, or the reason it could not be read."""
+    """One input record: the event dict it maps to, or the reason it could not be read.
+
+    ``possible_duplicate``: its sender said it may have been sent before (ISO 20022 ``PssblDplct``).
+    """
 
     source: str
     line: int
     event: dict[str, Any] | None
     error: str | None = None
+    possible_duplicate: bool = False
 
     @property
     def where(self) -> str:

@@ -1,11 +1,33 @@
 """ISO 20022: pain.001 customer credit transfers (any version, country variants) and pacs.008 interbank
-transfers, namespace-agnostic, parsed with DTDs and entities refused."""
+transfers, namespace-agnostic, parsed with DTDs and entities refused.
+
+Messages are read as banks receive them: a ``Document`` alone, or beside its Business Application
+Header (head.001 ``AppHdr``) inside any envelope (SWIFT, CBPR+, an RTGS wrapper), several to a file. The
+header's ``BizMsgIdr`` and ``CreDt`` serve where the document has no message id or creation time, and a
+message it marks ``PssblDplct`` yields records marked ``possible_duplicate``.
+
+A file is read twice, streamed both times: first to check each message's ``NbOfTxs`` and ``CtrlSum``
+(of its group header and of each payment information block) against the transfers it holds, then to
+map them. A message whose counts or sums do not match is one rejected record with the reason, and none
+of its transfers is evaluated; nor is any of a message the file breaks off in.
+
+An event's id names its transfer across messages: message id, payment information id, instruction id
+(else end-to-end id) and position in the message, joined by ``/`` (a ``/`` or ``%`` inside a part is
+escaped as ``%2F``, ``%25``). The end-to-end id (customer-set, not unique) and the UETR are kept in
+the event's attributes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -13,47 +35,119 @@ from defusedxml.ElementTree import DefusedXMLParser
 from .base import CHUNK, MAX_TEXT_NODE, Record, _open_binary
 from .tabular import _OTHER_ROOTS, _PAYMENT_ROOTS, _STREAM_ERRORS
 
+_AMOUNT_TAGS = ("InstdAmt", "EqvtAmt", "IntrBkSttlmAmt")
+_HEADER_FIELDS = ("BizMsgIdr", "CreDt", "PssblDplct")
+
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-class _Iso20022Target:
-    """Builds one event per credit transfer while expat streams the document; keeps no tree."""
+def _part(text: str) -> str:
+    return text.replace("%", "%25").replace("/", "%2F")
 
-    def __init__(self, source: str) -> None:
+
+@dataclass
+class _Count:
+    """What a group header or a payment information block declares, and what it holds."""
+
+    declared: dict[str, str] = field(default_factory=dict)  # NbOfTxs, CtrlSum as written
+    count: int = 0
+    total: Decimal = Decimal(0)
+    unreadable: int = 0  # the position of the first amount that is not a number (0: none)
+
+    def add(self, position: int, amount: str | None) -> None:
+        self.count += 1
+        try:
+            self.total += Decimal(amount or "0")
+        except InvalidOperation:
+            self.unreadable = self.unreadable or position
+
+    def problems(self, what: str) -> list[str]:
+        found = []
+        count, total = self.declared.get("NbOfTxs"), self.declared.get("CtrlSum")
+        if count is not None and (not count.isdigit() or int(count) != self.count):
+            found.append(f"{what} says NbOfTxs {count}, and it holds {self.count} credit transfers")
+        if total is None:
+            return found
+        try:
+            declared = Decimal(total)
+        except InvalidOperation:
+            found.append(f"{what} says CtrlSum {total!r}, which is not a number")
+            return found
+        if self.unreadable:
+            found.append(
+                f"{what} says CtrlSum {total}, and credit transfer {self.unreadable}'s amount is not a number"
+            )
+        elif declared != self.total:
+            found.append(f"{what} says CtrlSum {total}, and its amounts add up to {self.total}")
+        return found
+
+
+@dataclass
+class _Message:
+    """One message as the first pass found it: its Business Application Header, and its problem."""
+
+    header: dict[str, str]
+    complete: bool = False
+    problem: str | None = None
+
+
+class _Iso20022Target:
+    """Streams one pass over a file while expat parses it; keeps no tree.
+
+    The first pass (``survey``) fills ``messages`` with each message's header and problem; the second
+    maps the transfers of the messages the first found sound into events.
+    """
+
+    def __init__(self, source: str, messages: list[_Message], survey: bool) -> None:
         self.source = source
+        self.survey = survey
+        self.messages = messages  # filled by the first pass, read by the second
+        self.index = 0  # of the next message
         self.parser: Any = None
         self.path: list[str] = []
         self.text: list[str] = []
+        self.app_header: dict[str, str] | None = None  # the AppHdr being read
+        self.next_header: dict[str, str] = {}  # the last AppHdr read: for the next message
+        # the depth whose element's end ends the message being read (0: none), and of its root element
+        self.end_depth = 0
+        self.root_depth = 0
+        self.message: _Message | None = None
         self.kind: str | None = None
+        self.skip = False  # the rest of this message is not read
+        self.broken = False  # the second pass reached the message the file breaks off in
+        self.found = False  # whether any message was found
         self.header: dict[str, str] = {}
         self.batch: dict[str, str] = {}
+        self.group = _Count()  # the group header's counts
+        self.block = _Count()  # the payment information block's
+        self.problems: list[str] = []
         self.tx: dict[str, Any] | None = None
         self.ready: list[Record] = []
         self.count = 0
-        self.rejected = False
 
+    # -- expat's callbacks --------------------------------------------------------------------------
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         name = _local(tag)
         self.path.append(name)
         self.text = []
         depth = len(self.path)
-        if depth == 2:
-            self.kind = _PAYMENT_ROOTS.get(name)
-            if self.kind is None:
-                self.rejected = True
-                what = _OTHER_ROOTS.get(name, f"a {name} message")
-                self.ready.append(
-                    Record(
-                        self.source,
-                        self._line(),
-                        None,
-                        f"not a payment message: {what}; payguard reads pain.001 and pacs.008",
-                    )
-                )
+        if not self.end_depth:  # between messages: a Document, a message without one, or a header
+            if name == "Document":
+                self._begin(depth, depth + 1)
+            elif name in _PAYMENT_ROOTS or name in _OTHER_ROOTS:
+                self._begin(depth, depth)
+                self._root(name)
+            elif name == "AppHdr":
+                self.app_header = {}
+            return
+        if self.skip:
+            return
+        if depth == self.root_depth:
+            self._root(name)
         elif name == "PmtInf" and self.kind == "pain.001":
-            self.batch = {}
+            self.batch, self.block = {}, _Count()
         elif name == "CdtTrfTxInf" and self.kind is not None:
             self.tx = {"ustrd": []}
         if self.tx is not None and name in ("InstdAmt", "IntrBkSttlmAmt"):
@@ -65,26 +159,98 @@ class _Iso20022Target:
         if sum(map(len, self.text)) < MAX_TEXT_NODE:
             self.text.append(text)
 
-    def _line(self) -> int:
-        return int(getattr(self.parser, "CurrentLineNumber", 0) or 0)
-
     def end(self, tag: str) -> None:
         name = _local(tag)
         value = "".join(self.text).strip()
         self.text = []
         path = self.path
-        tail = "/".join(path[-3:])
-        if self.kind is not None:
-            if self.tx is not None:
-                self._transaction_field(name, tail, value)
-                if name == "CdtTrfTxInf":
-                    self._emit()
-            elif "GrpHdr" in path:
-                if name in ("MsgId", "CreDtTm"):
-                    self.header.setdefault(name, value)
-            elif "PmtInf" in path:
-                self._batch_field(name, tail, value)
+        if self.app_header is not None:
+            if name == "AppHdr":
+                self.next_header, self.app_header = self.app_header, None
+            elif path[-2] == "AppHdr" and name in _HEADER_FIELDS:  # not those of a related message (Rltd)
+                self.app_header[name] = value
+        elif self.end_depth and not self.skip and self.kind is not None:
+            self._message_field(name, value)
+        if len(path) == self.end_depth:
+            self._finish()
         path.pop()
+
+    def close(self) -> None:
+        return None
+
+    # -- messages -----------------------------------------------------------------------------------
+    def _line(self) -> int:
+        return int(getattr(self.parser, "CurrentLineNumber", 0) or 0)
+
+    def _begin(self, end_depth: int, root_depth: int) -> None:
+        self.found = True
+        self.end_depth, self.root_depth = end_depth, root_depth
+        self.kind, self.skip, self.count, self.problems = None, False, 0, []
+        self.header, self.batch, self.group, self.block = {}, {}, _Count(), _Count()
+        if self.survey:
+            self.message = _Message(self.next_header)
+            self.messages.append(self.message)
+        else:
+            index, self.index = self.index, self.index + 1
+            self.message = self.messages[index] if index < len(self.messages) else None
+            if self.message is None or not self.message.complete:
+                self.broken = self.skip = True  # the first pass found the file breaking off here
+            elif self.message.problem is not None:
+                self.skip = True
+                self.ready.append(Record(self.source, self._line(), None, self.message.problem))
+        self.next_header = {}
+
+    def _root(self, name: str) -> None:
+        self.kind = _PAYMENT_ROOTS.get(name)
+        if self.kind is None:
+            self.skip = True
+            if not self.survey and not self.broken:
+                what = _OTHER_ROOTS.get(name, f"a {name} message")
+                self.ready.append(
+                    Record(
+                        self.source,
+                        self._line(),
+                        None,
+                        f"not a payment message: {what}; payguard reads pain.001 and pacs.008",
+                    )
+                )
+
+    def _finish(self) -> None:
+        message = self.message
+        if self.survey and message is not None:
+            message.complete = True
+            if self.kind is not None:
+                problems = self.group.problems("the group header") + self.problems
+                if not self.count and not problems:
+                    message.problem = "the payment message holds no credit transfer (CdtTrfTxInf)"
+                elif problems:
+                    name = self.header.get("MsgId") or message.header.get("BizMsgIdr") or "without an id"
+                    message.problem = (
+                        f"message {name}: {'; '.join(problems)}; none of its credit transfers is evaluated"
+                    )
+        self.end_depth = self.root_depth = 0
+        self.kind, self.message, self.tx = None, None, None
+
+    def _message_field(self, name: str, value: str) -> None:
+        path = self.path
+        parent = path[-2] if len(path) > 1 else ""
+        if self.tx is not None:
+            self._transaction_field(name, "/".join(path[-3:]), value)
+            if name == "CdtTrfTxInf":
+                self._transfer()
+        elif "GrpHdr" in path:
+            if name in ("MsgId", "CreDtTm"):
+                self.header.setdefault(name, value)
+            elif parent == "GrpHdr" and name in ("NbOfTxs", "CtrlSum"):
+                self.group.declared[name] = value
+        elif name == "PmtInf":
+            what = f"payment information {self.batch.get('PmtInfId') or '(no PmtInfId)'}"
+            self.problems += self.block.problems(what)
+        elif "PmtInf" in path:
+            if parent == "PmtInf" and name in ("NbOfTxs", "CtrlSum"):
+                self.block.declared[name] = value
+            else:
+                self._batch_field(name, "/".join(path[-3:]), value)
 
     def _batch_field(self, name: str, tail: str, value: str) -> None:
         if name == "PmtInfId":
@@ -101,6 +267,8 @@ class _Iso20022Target:
         assert tx is not None
         if tail.endswith("PmtId/EndToEndId"):
             tx["e2e"] = value
+        elif tail.endswith("PmtId/InstrId"):
+            tx["instruction"] = value
         elif tail.endswith("PmtId/UETR"):
             tx["uetr"] = value
         elif name in ("InstdAmt", "IntrBkSttlmAmt"):
@@ -120,12 +288,21 @@ class _Iso20022Target:
         elif name == "Ustrd" and value:
             tx["ustrd"].append(value)
 
-    def _emit(self) -> None:
-        tx, batch, header = self.tx or {}, self.batch, self.header
+    # -- one credit transfer ------------------------------------------------------------------------
+    def _transfer(self) -> None:
+        tx = self.tx or {}
         self.tx = None
         self.count += 1
-        line = self._line()
-        amount_tag = next((t for t in ("InstdAmt", "EqvtAmt", "IntrBkSttlmAmt") if t in tx), "InstdAmt")
+        amount_tag = next((t for t in _AMOUNT_TAGS if t in tx), "InstdAmt")
+        if self.survey:
+            self.group.add(self.count, tx.get(amount_tag))
+            self.block.add(self.count, tx.get(amount_tag))
+        else:
+            self.ready.append(self._event(tx, amount_tag))
+
+    def _event(self, tx: dict[str, Any], amount_tag: str) -> Record:
+        batch, header, line = self.batch, self.header, self._line()
+        app = self.message.header if self.message is not None else {}
         payer = tx.get("debtor_account") or batch.get("debtor_account")
         payee = tx.get("creditor_account")
         missing = [
@@ -138,38 +315,43 @@ class _Iso20022Target:
             if not value
         ]
         if missing:
-            self.ready.append(
-                Record(self.source, line, None, f"credit transfer {self.count}: no {', no '.join(missing)}")
+            return Record(
+                self.source, line, None, f"credit transfer {self.count}: no {', no '.join(missing)}"
             )
-            return
-        when = batch.get("date") or tx.get("date") or header.get("CreDtTm", "")
+        when = batch.get("date") or tx.get("date") or header.get("CreDtTm") or app.get("CreDt", "")
         try:
             stamp = datetime.fromisoformat(when)
         except ValueError:
-            self.ready.append(
-                Record(
-                    self.source,
-                    line,
-                    None,
-                    f"credit transfer {self.count}: no usable execution date or creation time",
-                )
+            return Record(
+                self.source,
+                line,
+                None,
+                f"credit transfer {self.count}: no usable execution date or creation time",
             )
-            return
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)  # ISO 20022 local times without offset: read as UTC
         e2e = tx.get("e2e")
-        event_id = tx.get("uetr") or (e2e if e2e and e2e.upper() != "NOTPROVIDED" else None)
-        if event_id is None:
-            event_id = f"{header.get('MsgId', self.source)}/{batch.get('PmtInfId', '')}/{self.count}"
+        e2e = e2e if e2e and e2e.upper() != "NOTPROVIDED" else None
+        parts = (
+            header.get("MsgId") or app.get("BizMsgIdr") or self.source,
+            batch.get("PmtInfId", ""),
+            tx.get("instruction") or e2e or "",
+            str(self.count),
+        )
+        attributes: dict[str, Any] = {"iso20022": self.kind or ""}
+        if e2e:
+            attributes["end_to_end_id"] = e2e[:256]
+        if tx.get("uetr"):
+            attributes["uetr"] = tx["uetr"][:256]
         event: dict[str, Any] = {
-            "id": event_id,
+            "id": "/".join(map(_part, parts)),
             "type": "transfer_out",
             "timestamp": stamp.isoformat(),
             "amount": tx[amount_tag],
             "currency": tx.get(f"{amount_tag}.Ccy", ""),
             "payer": {"account": payer},
             "payee": {"account": payee},
-            "attributes": {"iso20022": self.kind or ""},
+            "attributes": attributes,
         }
         debtor_name = tx.get("debtor_name") or batch.get("debtor_name")
         if debtor_name:
@@ -178,37 +360,55 @@ class _Iso20022Target:
             event["payee"]["name"] = tx["creditor_name"][:256]
         if tx["ustrd"]:
             event["memo"] = " ".join(tx["ustrd"])
-        self.ready.append(Record(self.source, line, event))
-
-    def close(self) -> None:
-        return None
+        possible = app.get("PssblDplct", "").lower() in ("true", "1")
+        return Record(self.source, line, event, possible_duplicate=possible)
 
 
-def read_iso20022(name: str) -> Iterator[Record]:
-    target = _Iso20022Target(name)
+Opener = Callable[[], IO[bytes]]
+
+
+def _pass(name: str, opener: Opener, messages: list[_Message], survey: bool) -> Iterator[Record]:
+    """One pass over the file: the second's records; the first's say only why it cannot be read."""
+    target = _Iso20022Target(name, messages, survey)
     parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     target.parser = getattr(parser, "parser", None)
+    failure: str | None = None
     try:
-        with _open_binary(name) as handle:
-            while chunk := handle.read(CHUNK):
+        with opener() as handle:
+            while not target.broken and (chunk := handle.read(CHUNK)):
                 parser.feed(chunk)
                 yield from target.ready
                 target.ready.clear()
-                if target.rejected:
-                    return  # not a payment message: said once, no need to read the rest
-            parser.close()
-        yield from target.ready
-        if target.kind is not None and target.count == 0:
-            yield Record(
-                name, target._line(), None, "the payment message holds no credit transfer (CdtTrfTxInf)"
-            )
-        elif target.kind is None and not target.rejected:
-            yield Record(name, 1, None, "not an ISO 20022 document")
+            if not target.broken:
+                parser.close()
     except DefusedXmlException as exc:
-        yield from target.ready
-        yield Record(
-            name, target._line(), None, f"refused: {type(exc).__name__} (DTDs and entities are not allowed)"
-        )
+        failure = f"refused: {type(exc).__name__} (DTDs and entities are not allowed)"
     except (*_STREAM_ERRORS, SyntaxError) as exc:  # ParseError is a SyntaxError
-        yield from target.ready
-        yield Record(name, target._line() or 1, None, f"invalid XML: {exc}")
+        failure = f"invalid XML: {exc}"
+    yield from target.ready
+    if not survey:  # both passes read the same bytes: the first tells how the file ends
+        return
+    if failure is not None:
+        yield Record(name, target._line() or 1, None, failure)
+    elif not target.found:
+        yield Record(name, 1, None, "not an ISO 20022 document")
+
+
+def read_iso20022(name: str) -> Iterator[Record]:
+    with _reopenable(name) as opener:
+        messages: list[_Message] = []
+        ending = list(_pass(name, opener, messages, survey=True))  # why it cannot be read to its end
+        yield from _pass(name, opener, messages, survey=False)
+        yield from ending
+
+
+@contextmanager
+def _reopenable(name: str) -> Iterator[Opener]:
+    """An opener of ``name`` for each pass; stdin, which can be read once, is first copied to a file."""
+    if name != "-":
+        yield lambda: _open_binary(name)
+        return
+    with tempfile.NamedTemporaryFile(prefix="payguard-stdin-") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, CHUNK)
+        spool.flush()
+        yield lambda: _open_binary(spool.name)

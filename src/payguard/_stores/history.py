@@ -7,10 +7,10 @@ Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an
 time order, so that a history of a few payments takes a few hundred bytes. An account's lists start as the
 shared, empty ``EMPTY`` array and get an array of their own with their first entry (``rows.py``).
 
-Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late
-events; stops 30 days (at most 50); the amount sample the last 100 executed payments of 90 days; the
-running maximum only the payments that can still be a 365-day maximum; and known payees at most
-``MAX_PAYEES`` (the least recently paid are forgotten first, and then count as new again).
+Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late events,
+measured from a clock no single event can move (``touch``); stops 30 days (at most 50); the amount sample the
+last 100 executed payments of 90 days; the running maximum only the payments that can still be a 365-day
+maximum; and known payees at most ``MAX_PAYEES`` (the least recently paid go first, then count as new).
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ LAST_AMOUNT: Final = 4
 INCREASING: Final = 5
 
 # The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
-# the versions before (1 is the unversioned form of payguard 0.1).
-FORMAT: Final = 3
-_READABLE: Final = (1, 2, 3)
+# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``).
+FORMAT: Final = 4
+_READABLE: Final = (1, 2, 3, 4)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown),
@@ -197,8 +197,9 @@ class AccountHistory:
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
-    # latest event time seen, which pruning is measured from, and when pruning last ran
+    # the latest event time seen; the clock pruning is measured from (the second latest); when it last ran
     seen: int = 0
+    clock: int = 0
     pruned: int = 0
     # when the account last woke after being dormant, and how long it had been quiet (0: never dormant)
     woke: int = 0
@@ -215,16 +216,16 @@ class AccountHistory:
 
     # -- writes ------------------------------------------------------------------------------------
     def touch(self, time: int) -> None:
-        """Advance the account's clock and drop what no window can reach any more.
-
-        Pruning runs at most every ``PRUNE_EVERY`` seconds of event time: windows filter by time anyway, so
-        this only bounds memory, and doing it on every event would cost more than it saves.
-        """
-        if time <= self.seen:
-            return
+        """Advance the clock, the second latest event time (one event far ahead of the others moves it not:
+        no single event can drop what their windows read), and at most every ``PRUNE_EVERY`` seconds of it
+        drop what no window reaches any more (windows filter by time anyway: this only bounds memory)."""
         if self.seen and time - self.seen >= DORMANT:
             self.woke, self.dormant = time, time - self.seen
-        self.seen = time
+        if time > self.seen:
+            time, self.seen = self.seen, time  # the latest until now becomes the clock
+        if time <= self.clock:
+            return
+        self.clock = time
         if time - self.pruned < PRUNE_EVERY:
             return
         self.pruned = time
@@ -465,6 +466,7 @@ class AccountHistory:
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
+            "clock": self.clock,
             "pruned": self.pruned,
             "woke": self.woke,
             "dormant": self.dormant,
@@ -506,6 +508,7 @@ class AccountHistory:
             device_time=_integer(data["device_time"], "device_time", optional=True),
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),
+            clock=_integer(data.get("clock", data["seen"]), "clock"),  # before format 4: pruned from seen
             pruned=_integer(data.get("pruned", 0), "pruned"),
             woke=_integer(data.get("woke", 0), "woke"),
             dormant=_integer(data.get("dormant", 0), "dormant"),
@@ -514,8 +517,9 @@ class AccountHistory:
 
 
 def _out_rows(rows: list[list[int]], version: int) -> array[int]:
-    """The outgoing attempts as stored; rows of formats 1 and 2 gain the columns format 3 added."""
-    if version < 3:
+    """The outgoing attempts as stored; rows of five columns (formats 1 and 2, and format 3 as first
+    written) gain the two that format 3 added."""
+    if version < 4 and rows and len(rows[0]) == _OUT_WIDTH_BEFORE_3:
         rows = [[*row, 1, 0] for row in checked(rows, _OUT_WIDTH_BEFORE_3)]
     return flat(rows, OUT_WIDTH)
 

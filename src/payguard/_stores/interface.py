@@ -12,9 +12,11 @@ transaction:
   as the store is shared at all: a ``MemoryStore`` is one process's). Features stay exact under
   concurrency only because of this.
 - **Idempotency record.** The decision stored for an event id (``put_decision``) is returned by
-  ``decision`` in every later transaction, and by ``decision_by_id`` under its decision id: a guard
-  answers a repeated event id with it and counts the event once. A store may forget old decisions
-  (``MemoryStore`` keeps the last ``max_decisions``).
+  ``decision`` in every later transaction, and by ``decision_by_id`` under its decision id, and the
+  digest of the event stored with it by ``event_digest``: a guard answers a repeated event id with the
+  same digest with that decision and counts the event once, and refuses one with another digest
+  (``DuplicateEventError``). A store may forget old decisions, each with its digest (``MemoryStore``
+  keeps the last ``max_decisions``).
 - **Stopped payments.** The record of a held or interrupted payment (``put_held``) stays until it is
   forgotten (``put_held(id, None)``), so that the stop can be resolved later, in another transaction (or
   process, for a shared store); its resolution is written into the same record.
@@ -61,8 +63,14 @@ class StoreTransaction(Protocol):
         """The decision stored for ``event_id``, or None."""
 
     @abstractmethod
-    def put_decision(self, event_id: str, decision: Decision) -> None:
-        """Store the decision made for ``event_id`` (the idempotency record)."""
+    def event_digest(self, event_id: str) -> bytes | None:
+        """The digest stored with the decision for ``event_id``; None if there is no decision, or if an
+        earlier payguard stored it without one."""
+
+    @abstractmethod
+    def put_decision(self, event_id: str, decision: Decision, digest: bytes) -> None:
+        """Store the decision made for ``event_id`` and the digest of its event (the idempotency
+        record)."""
 
     @abstractmethod
     def decision_by_id(self, decision_id: str) -> Decision | None:

@@ -27,6 +27,7 @@ class _MemoryTransaction:
         self._store = store
         self._accounts: dict[str, AccountHistory] = {}
         self._decisions: dict[str, Decision] = {}
+        self._digests: dict[str, bytes] = {}
         self._held: dict[str, dict[str, Any] | None] = {}
         self._listed: list[tuple[str, str]] = []
 
@@ -54,8 +55,12 @@ class _MemoryTransaction:
     def decision(self, event_id: str) -> Decision | None:
         return self._decisions.get(event_id) or self._store.decisions.get(event_id)
 
-    def put_decision(self, event_id: str, decision: Decision) -> None:
+    def event_digest(self, event_id: str) -> bytes | None:
+        return self._digests.get(event_id) or self._store.digests.get(event_id)
+
+    def put_decision(self, event_id: str, decision: Decision, digest: bytes) -> None:
         self._decisions[event_id] = decision
+        self._digests[event_id] = digest
 
     def decision_by_id(self, decision_id: str) -> Decision | None:
         for decision in self._decisions.values():
@@ -90,8 +95,11 @@ class _MemoryTransaction:
         for event_id, decision in self._decisions.items():
             store.decisions[event_id] = decision
             store.decision_ids[decision.decision_id] = event_id
+            store.digests[event_id] = self._digests[event_id]
             if len(store.decisions) > store.max_decisions:
-                store.decision_ids.pop(store.decisions.popitem(last=False)[1].decision_id, None)
+                forgotten, old = store.decisions.popitem(last=False)
+                store.decision_ids.pop(old.decision_id, None)
+                store.digests.pop(forgotten, None)
         for name, entry in self._listed:
             store.listed.setdefault(name, set()).add(entry)
             store.listed_version += 1
@@ -106,14 +114,15 @@ class _MemoryTransaction:
 class MemoryStore:
     """The default store: dictionaries in this process, lost when it exits.
 
-    Remembers the decisions of the last ``max_decisions`` event ids for idempotency, stopped payments
-    with their resolutions, and the accounts resolutions listed.
+    Remembers the decisions of the last ``max_decisions`` event ids, with their events' digests, for
+    idempotency, stopped payments with their resolutions, and the accounts resolutions listed.
     """
 
     def __init__(self, max_decisions: int = 100_000) -> None:
         self.accounts: dict[str, AccountHistory] = {}
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
         self.decision_ids: dict[str, str] = {}  # decision id -> event id, for the decisions kept
+        self.digests: dict[str, bytes] = {}  # event id -> its event's digest, for the decisions kept
         self.holds: dict[str, dict[str, Any]] = {}
         self.listed: dict[str, set[str]] = {}
         self.listed_version = 0

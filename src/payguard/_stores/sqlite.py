@@ -25,7 +25,7 @@ __all__ = ["SQLiteStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, history TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, decision TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, decision TEXT NOT NULL, digest BLOB);
 CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decision_ids (decision_id TEXT PRIMARY KEY, event_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS listed (name TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (name, entry));
@@ -67,10 +67,14 @@ class _SQLiteTransaction(StoreTransaction):
         row = self._db.execute("SELECT decision FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
         return Decision.from_dict(json.loads(row[0])) if row else None
 
-    def put_decision(self, event_id: str, decision: Decision) -> None:
+    def event_digest(self, event_id: str) -> bytes | None:
+        row = self._db.execute("SELECT digest FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def put_decision(self, event_id: str, decision: Decision, digest: bytes) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO decisions (event_id, decision) VALUES (?, ?)",
-            (event_id, json.dumps(decision.to_dict(), separators=(",", ":"))),
+            "INSERT OR REPLACE INTO decisions (event_id, decision, digest) VALUES (?, ?, ?)",
+            (event_id, json.dumps(decision.to_dict(), separators=(",", ":")), digest),
         )
         self._db.execute(
             "INSERT OR REPLACE INTO decision_ids (decision_id, event_id) VALUES (?, ?)",
@@ -133,6 +137,10 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+            if "digest" not in columns:  # a file an earlier payguard wrote: its decisions have none
+                with suppress(sqlite3.OperationalError):  # another process may have just added it
+                    self._db.execute("ALTER TABLE decisions ADD COLUMN digest BLOB")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()

@@ -187,7 +187,7 @@ def check_invariant(
     def breaks(scenario: tuple[list[dict[str, Any]], dict[str, Any]]) -> bool:
         nonlocal satisfied
         history, event = scenario
-        guard = Guard(extended, engine=engine, on_error="raise")
+        guard = Guard(extended, engine=engine, on_error="raise", max_future=None)
         for name, entries in invariant.lists.items():
             guard.set_list(name, entries)
         guard.record(history)
@@ -220,7 +220,7 @@ def check_invariant(
                 f"{satisfied} of {examples} generated events satisfied the condition; none broke it"
             )
         return result
-    guard = Guard(extended, engine=engine, on_error="raise")
+    guard = Guard(extended, engine=engine, on_error="raise", max_future=None)
     for name, entries in invariant.lists.items():
         guard.set_list(name, entries)
     guard.record(history)

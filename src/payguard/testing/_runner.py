@@ -383,7 +383,7 @@ def _invariant(reader: Reader, seq: Any, index: int, node: Any) -> Invariant | N
 
 
 def _guard(ruleset: RuleSet, lists: Mapping[str, tuple[str, ...]], engine: str) -> Guard:
-    guard = Guard(ruleset, engine=engine, on_error="raise")
+    guard = Guard(ruleset, engine=engine, on_error="raise", max_future=None)  # cases keep their dates
     for name, entries in lists.items():
         guard.set_list(name, entries)
     return guard

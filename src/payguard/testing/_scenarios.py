@@ -287,7 +287,7 @@ def run_story(story: Story, ruleset: RuleSet, *, engine: str = "auto") -> StoryR
     An event the rule set refuses (an attribute of the wrong type for its declarations) raises
     ``RuleFileError`` at the story's line for it.
     """
-    guard = Guard(ruleset, engine=engine, on_error="raise")
+    guard = Guard(ruleset, engine=engine, on_error="raise", max_future=None)  # stories run in event time
     try:
         try:
             guard.record(story.history)

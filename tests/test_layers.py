@@ -13,7 +13,7 @@ PACKAGE = ROOT / "src" / "payguard"
 
 # the rows of the design's layer table, top first; a part is a folder or a module directly in payguard/
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "_cli", "testing", "_replay", "_explain", "_report", "_serve"}),
+    frozenset({"__init__", "_cli", "_render", "testing", "_replay", "_explain", "_report", "_serve"}),
     frozenset({"_guard"}),
     frozenset({"_engine", "_features"}),
     frozenset({"_rules", "_audit", "_stores"}),

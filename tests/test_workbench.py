@@ -162,5 +162,5 @@ def test_explain_with_history_matches_the_demo_replay(tmp_path: Path) -> None:
     )  # depends on an earlier stop
     result = run(["explain", "--rules", str(ROOT / "rules"), "--event-id", retried["event_id"], *demo])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines()[0].endswith(f"-> {retried['action']}")
+    assert f"-> {retried['action']} (score {retried['score']})" in result.stdout.splitlines()[0]
     assert "PG25_retry_after_stop" in result.stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from payguard import parse_event
-from payguard._cli import render_scenarios
+from payguard._render import render_scenarios
 from payguard.testing import ScenarioReport, Story, load_stories, run_scenarios
 
 from ..conftest import ROOT

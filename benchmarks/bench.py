@@ -7,6 +7,8 @@ Sections:
   e2e       the default rule set end to end on one thread: throughput, p50/p99/p99.9, where the time goes;
             and a generated 500-rule set
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
+  text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
+            TR39 confusable folding and ignorable dropping
 
 Numbers are wall-clock on the machine it runs on; they print as Markdown tables. `--quick` uses fewer events.
 """
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import timeit
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -548,12 +551,42 @@ def bench_replay(quick: bool) -> dict[str, Any]:
     }
 
 
+def _normalize_before(text: str) -> str:
+    """The keyword normalisation before TR39 folding (NFKC, case folding, punctuation and spaces dropped),
+    for comparison."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not unicodedata.category(ch).startswith(("P", "Z", "S", "C")))
+
+
+def bench_text(quick: bool) -> dict[str, Any]:
+    """The memo path: normalising a memo for keyword matching, the first time (a memo not seen before)
+    and again (remembered), before and after ignorable dropping and confusable folding."""
+    from payguard._common import text
+
+    count = 20_000 if quick else 200_000
+    rng = random.Random(3)
+    words = ["转入", "安全账户", "房租", "工资", "rent", "for", "March", "invoice", "safe", "account", "谢谢"]
+    memos = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) + f" {n}" for n in range(count)]
+    results: dict[str, Any] = {}
+    print("\n### Memo normalisation for keyword matching, one thread\n")
+    header("normalisation", "new memo µs", "repeated memo µs")
+    for name, function in (("before (NFKC, case, punctuation)", _normalize_before), ("now (+ TR39)", None)):
+        text._TEXTS.clear()
+        call = function or text.normalize_text
+        first = _loop(memos, call)
+        again = _loop(memos, call) if function is None else first
+        print(row(name, us(first / count), us(again / count)))
+        results[name] = {"new_us": first / count * 1e6, "repeated_us": again / count * 1e6}
+    return results
+
+
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "engine": bench_engine,
     "features": bench_features,
     "audit": bench_audit,
     "e2e": bench_e2e,
     "replay": bench_replay,
+    "text": bench_text,
 }
 
 

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .._common.text import normalize_account, normalize_text
+from .._common.text import has_marks, normalize_account, normalize_text, text_normalizer
 from .._common.time import zone
 from .._decision import Action
 from .._errors import RuleFileError, RuleProblem
@@ -292,14 +292,13 @@ class _RuleSetBuilder(ConditionParser):
             entries = self._entries(node, name, base, "keyword set")
             if entries is None:
                 continue
-            phrases = tuple(sorted({normalize_text(e) for e in entries} - {""}))
-            if not phrases:
+            if not {normalize_text(e) for e in entries} - {""}:
                 self.problem(
                     self.at(node, name, value=True),
                     "empty_set",
                     f"keyword set {name!r} has no phrase left after normalisation",
                 )
-            self.keyword_sets[name] = phrases
+            self.keyword_sets[name] = tuple(entries)  # normalised once every set is read (``keep_marks``)
 
     def read_lists(self, doc: CommentedMap, base: Path) -> None:
         node = doc["lists"]
@@ -515,6 +514,13 @@ def load_rule_set(path: str | Path) -> RuleSet:
     if builder.problems:
         raise RuleFileError(sorted(builder.problems, key=lambda p: (p.path, p.line, p.column)))
     header = builder.header or {}
+    # combining marks count only where a phrase carries one: else a mark inserted into a phrase evades it
+    keep_marks = any(has_marks(e) for entries in builder.keyword_sets.values() for e in entries)
+    normalize = text_normalizer(keep_marks)
+    keyword_sets = {
+        name: tuple(sorted({normalize(e) for e in entries} - {""}))
+        for name, entries in builder.keyword_sets.items()
+    }
     return RuleSet(
         id=header["id"],
         version=header["version"],
@@ -522,7 +528,8 @@ def load_rule_set(path: str | Path) -> RuleSet:
         timezone=header.get("timezone", "UTC"),
         currency=header.get("currency"),
         rules=tuple(builder.rules),
-        keyword_sets=dict(builder.keyword_sets),
+        keyword_sets=keyword_sets,
+        keep_marks=keep_marks,
         lists=dict(builder.lists),
         attributes=dict(builder.attributes),
         params=dict(builder.params),

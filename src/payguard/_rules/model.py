@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._common.text import text_normalizer
 from .._decision import Action
 from .._errors import FieldError, PayguardError
 from .._event import Event
@@ -78,6 +79,13 @@ class RuleSet:
     scoring: tuple[tuple[int, Action], ...] = ()
     # the list that a payee resolved as fraud joins (``Guard.resolve``)
     confirmed_fraud_list: str = "fraud_accounts"
+    # whether texts keep their combining marks for keyword matching (some phrase carries one)
+    keep_marks: bool = False
+
+    @property
+    def normalize_text(self) -> Callable[[str], str]:
+        """How this rule set normalises texts for keyword matching (``_common.text``)."""
+        return text_normalizer(self.keep_marks)
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with id ``rule_id``, if the rule set has one."""

@@ -406,7 +406,7 @@ def bench_audit(quick: bool) -> dict[str, Any]:
                 times = []
                 for attempt in range(3):  # the file system's write-back makes single runs vary
                     sink = None if audit is None else Path(tmp) / f"audit-{engine}-{attempt}.jsonl"
-                    guard = _default_guard(engine=engine, audit=sink, audit_key="bench")
+                    guard = _default_guard(engine=engine, audit=sink, audit_key="bench-audit-key-16")
                     guard.record(history)
                     elapsed, _ = timed(events, guard.evaluate)
                     guard.close()
@@ -436,7 +436,9 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
-            guard = _default_guard(engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench")
+            guard = _default_guard(
+                engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench-audit-key-16"
+            )
             guard.record(history)
             elapsed, samples = timed(raw, guard.evaluate)
             guard.close()
@@ -460,7 +462,7 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         path.write_text(generated_rules(500, seed=7), encoding="utf-8")
         for engine in ENGINES:
             guard = Guard.from_path(
-                path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="b"
+                path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="bench-audit-key-16"
             )
             guard.record(history)
             elapsed, samples = timed(raw[:10000], guard.evaluate)
@@ -475,7 +477,7 @@ def _split(
     engine: str, history: list[dict[str, Any]], raw: list[dict[str, Any]], audit: Path
 ) -> dict[str, float]:
     """Where one decision's time goes, measured phase by phase on the guard's own parts."""
-    guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
+    guard = _default_guard(engine=engine, audit=audit, audit_key="bench-audit-key-16")
     guard.record(history)
     compiled, lists = guard.pipeline, guard.lists
     totals = dict.fromkeys(("validation", "features", "matching", "audit", "rest"), 0.0)

@@ -39,7 +39,7 @@ def run(
     events: list[Any], threads: int, audit: Path
 ) -> tuple[dict[str, tuple[str, tuple[str, ...]]], list[int]]:
     guard = Guard.from_path(
-        ROOT / "rules", audit=audit, audit_key="soak", store=MemoryStore(max_decisions=10_000)
+        ROOT / "rules", audit=audit, audit_key="soak-audit-key-16b", store=MemoryStore(max_decisions=10_000)
     )
     parts: list[list[Any]] = [[] for _ in range(threads)]
     for event in events:

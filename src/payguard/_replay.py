@@ -25,7 +25,7 @@ from ._decision import Action, Decision
 from ._errors import InvalidEventError
 from ._event import Event, EventType, parse_event
 from ._guard import Guard
-from ._io import read_records
+from ._io import Limits, read_records
 from ._io.base import Record
 
 __all__ = ["REORDER_WINDOW", "ReplaySummary", "parse_duration", "replay"]
@@ -317,17 +317,20 @@ def replay(
     progress: Callable[[int], None] | None = None,
     window: int = REORDER_WINDOW,
     history: list[str] | None = None,
+    limits: Limits | None = None,
 ) -> ReplaySummary:
     """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc.
 
     ``history`` files are read first and recorded as executed payments (not decided, not audited), to
-    warm the store as a bank would with its past transactions.
+    warm the store as a bank would with its past transactions. ``limits`` bounds the lines and fields
+    the readers accept (``Limits``).
     """
     summary = ReplaySummary(compare=Comparison() if compare is not None else None)
     for name in history or []:
-        _record_history(name, fmt, mapping, (guard, compare), summary, reject)
+        _record_history(name, (fmt, mapping, limits), (guard, compare), summary, reject)
     streams = [
-        _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
+        _ordered(read_records(name, fmt, mapping, limits), i, window, summary.late)
+        for i, name in enumerate(files)
     ]
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
     scored = bool(guard.rules.scoring)  # the --out lines show scores when the rule set scores
@@ -376,15 +379,15 @@ def replay(
     return summary
 
 
-def _record_history(  # noqa: PLR0917 (a private helper of replay)
+def _record_history(
     name: str,
-    fmt: str | None,
-    mapping: str | None,
+    reading: tuple[str | None, str | None, Limits | None],
     guards: tuple[Guard | None, ...],
     summary: ReplaySummary,
     reject: Reporter | None,
 ) -> None:
-    for record in read_records(name, fmt, mapping):
+    """Record the events of history file ``name``; ``reading``: its format, mapping and limits."""
+    for record in read_records(name, *reading):
         if record.event is None:
             _rejected(summary, reject, record, record.error or "unreadable record")
             continue

@@ -43,13 +43,14 @@ class AuditTrail:
                 f"audit sink must be a path, a callable or a structlog logger, not {type(sink).__name__}"
             )
         self.sink = writer
+        self.masker = Masker(key)  # also masks what replay writes about rejected records
         self._chain = chain_hashes(previous)
         # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on every call.
         self._logger = structlog.wrap_logger(
             writer,
             processors=[
                 unpack_record,
-                mask_private_data(Masker(key)),
+                mask_private_data(self.masker),
                 self._chain,
                 render_canonical_json(self._chain),
             ],

@@ -27,7 +27,7 @@ from .conditions import (
 )
 from .fields import Kind, attribute_field
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
-from .parser import ConditionParser, _Loader, suggest
+from .parser import TOO_DEEP, ConditionParser, _Loader, suggest
 
 __all__ = ["load_rule_set"]
 
@@ -57,6 +57,8 @@ def _read_yaml(loader: _Loader, path: Path, text: str) -> Any:
         )
     except YAMLError as exc:
         loader.problem((1, 1), "yaml_syntax", " ".join(str(exc).split()))
+    except RecursionError:  # ruamel composes nested nodes recursively
+        loader.problem((1, 1), "too_deep", TOO_DEEP)
     return None
 
 
@@ -84,6 +86,7 @@ class _RuleSetBuilder(ConditionParser):
         self.list_files: dict[str, str] = {}
         self.rule_nodes: list[tuple[str, Path, CommentedSeq]] = []
         self.rules: list[Rule] = []
+        self.public_attributes: set[str] = set()  # declared ``public: true``
         self.rule_ids: dict[str, str] = {}
         self.scoring_declared = False
         # where an explicit ``confirmed_fraud_list`` was written (it must name a declared list)
@@ -249,10 +252,25 @@ class _RuleSetBuilder(ConditionParser):
                 "attributes must map attribute names to types",
             )
             return
-        for name, kind in node.items():
+        for name, declared in node.items():
+            kind, public = declared, False
+            if isinstance(declared, CommentedMap):  # {type: string, public: true}
+                unknown = [key for key in declared if key not in ("type", "public")]
+                for key in unknown:
+                    self.unknown_key(declared, key, ("type", "public"), "attribute")
+                kind, public = declared.get("type"), declared.get("public", False)
+                if not isinstance(public, bool):
+                    self.problem(
+                        self.at(declared, "public", value=True),
+                        "invalid_type",
+                        "public must be true or false",
+                    )
+                    continue
+                if unknown:
+                    continue
             if not isinstance(name, str) or not _ID.match(name):
                 self.problem(self.at(node, name), "invalid_name", f"invalid attribute name {name!r}")
-            elif kind not in _ATTRIBUTE_KINDS:
+            elif not isinstance(kind, str) or kind not in _ATTRIBUTE_KINDS:
                 self.problem(
                     self.at(node, name, value=True),
                     "invalid_value",
@@ -261,6 +279,8 @@ class _RuleSetBuilder(ConditionParser):
                 )
             else:
                 self.attributes[name] = attribute_field(name, _ATTRIBUTE_KINDS[kind])
+                if public:
+                    self.public_attributes.add(name)
 
     def _entries(self, node: CommentedMap, name: str, base: Path, what: str) -> list[str] | None:
         value = node[name]
@@ -497,7 +517,7 @@ def load_rule_set(path: str | Path) -> RuleSet:
             continue
         digest.update(file.name.encode() + b"\0" + text.encode() + b"\0")
         builder.read_file(file, display, text)
-    if builder.header is None and not any(p.code == "yaml_syntax" for p in builder.problems):
+    if builder.header is None and not any(p.code in ("yaml_syntax", "too_deep") for p in builder.problems):
         builder.problems.append(
             RuleProblem(
                 str(files[0]),
@@ -530,6 +550,7 @@ def load_rule_set(path: str | Path) -> RuleSet:
         rules=tuple(builder.rules),
         keyword_sets=keyword_sets,
         keep_marks=keep_marks,
+        public_attributes=frozenset(builder.public_attributes),
         lists=dict(builder.lists),
         attributes=dict(builder.attributes),
         params=dict(builder.params),

@@ -81,6 +81,8 @@ class RuleSet:
     confirmed_fraud_list: str = "fraud_accounts"
     # whether texts keep their combining marks for keyword matching (some phrase carries one)
     keep_marks: bool = False
+    # the attributes declared ``public: true``: shown in clear in the audit's evidence (others are masked)
+    public_attributes: frozenset[str] = frozenset()
 
     @property
     def normalize_text(self) -> Callable[[str], str]:

@@ -28,9 +28,15 @@ from .conditions import (
 from .fields import EVENT_FIELDS, FEATURES, FieldSpec, Kind
 from .model import MAX_LIST_VALUES, MAX_REGEX, RuleSet
 
-__all__ = ["parse_condition"]
+__all__ = ["MAX_NESTING", "parse_condition"]
 
 _GROUP_KEYS = ("all", "any", "not")
+# How deep all/any/not groups may nest in one condition: far beyond what a rule needs, far below what
+# would exhaust the interpreter's stack in parsing, compiling or matching it.
+MAX_NESTING = 32
+TOO_DEEP = (
+    f"the YAML nests too deeply to read (a condition nests at most {MAX_NESTING} all/any/not groups deep)"
+)
 
 
 class _Loader:
@@ -85,11 +91,24 @@ class ConditionParser(_Loader):
         self.keyword_sets: dict[str, tuple[str, ...]] = {}
         self.lists: dict[str, frozenset[str]] = {}
         self.attributes: dict[str, FieldSpec] = {}
+        self.depth = 0
 
     def condition(self, parent: Any, key: Any, currency: str | None) -> Condition | None:
         """Parse ``parent[key]`` as a condition; problems are reported, ``None`` returned on any."""
-        node = parent[key]
         pos = self.at(parent, key, value=not isinstance(parent, CommentedSeq))
+        if self.depth >= MAX_NESTING:
+            self.problem(pos, "too_deep", f"conditions nest at most {MAX_NESTING} all/any/not groups deep")
+            return None
+        self.depth += 1
+        try:
+            return self._condition(parent, key, pos, currency)
+        finally:
+            self.depth -= 1
+
+    def _condition(
+        self, parent: Any, key: Any, pos: tuple[int, int], currency: str | None
+    ) -> Condition | None:
+        node = parent[key]
         if not isinstance(node, CommentedMap) or not node:
             self.problem(
                 pos,
@@ -360,7 +379,10 @@ def parse_condition(ruleset: RuleSet, when: Any, where: str) -> Condition:
     builder.keyword_sets = dict(ruleset.keyword_sets)
     builder.lists = dict(ruleset.lists)
     builder.attributes = dict(ruleset.attributes)
-    doc = YAML(typ="rt", pure=True).load(json.dumps({"when": when}, ensure_ascii=False))
+    try:
+        doc = YAML(typ="rt", pure=True).load(json.dumps({"when": when}, ensure_ascii=False))
+    except RecursionError:
+        raise RuleFileError([RuleProblem(where, 1, 1, "too_deep", TOO_DEEP)]) from None
     condition = builder.condition(doc, "when", ruleset.currency)
     if builder.problems or condition is None:
         raise RuleFileError(builder.problems)

@@ -261,7 +261,7 @@ def _checked(rows: list[list[int]], width: int) -> list[list[int]]:
     """Rows read back from JSON; ``ValueError`` if one is not ``width`` numbers (its columns would shift)."""
     for row in rows:
         if len(row) != width:
-            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns: {row!r}")
+            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns")
     return rows
 
 
@@ -273,7 +273,7 @@ def _integer(value: Any, name: str, optional: bool = False) -> Any:
     """``value`` read back from JSON; ``ValueError`` unless it is an integer (or, if ``optional``, None)."""
     if type(value) is int or (optional and value is None):
         return value
-    raise ValueError(f"{name} is {value!r}, not an integer")
+    raise ValueError(f"{name} is a {type(value).__name__}, not an integer")
 
 
 @dataclass(slots=True)
@@ -550,8 +550,9 @@ class AccountHistory:
             raise StoreError(f"not an account history but a JSON {type(data).__name__}")
         version = data.get("format", 1)
         if type(version) is not int or version not in _READABLE:
+            shown = version if type(version) is int else "of another kind"
             raise StoreError(
-                f"an account history in format {version!r}: this payguard reads formats "
+                f"an account history in format {shown}: this payguard reads formats "
                 f"{', '.join(map(str, _READABLE))} (written by a newer payguard, or not a history)"
             )
         try:
@@ -593,4 +594,4 @@ def _snooze(row: Any) -> Snooze:
         and type(row[2]) is int
     ):
         return (row[0], row[1], row[2], row[3])
-    raise ValueError(f"a snooze is [rule, payee, until, reason], not {row!r}")
+    raise ValueError(f"a snooze is [rule, payee, until, reason], not this {type(row).__name__}")

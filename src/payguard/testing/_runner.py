@@ -47,6 +47,7 @@ from .._errors import InvalidEventError, PayguardError, RuleFileError, RuleProbl
 from .._guard import Guard
 from .._rules.loader import load_rule_set
 from .._rules.model import RuleSet, is_test_file
+from .._rules.parser import TOO_DEEP
 
 __all__ = [
     "CaseResult",
@@ -297,6 +298,8 @@ def load_test_file(path: str | Path) -> RuleTestFile:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise RuleFileError([RuleProblem(str(path), line, column, "yaml_syntax", str(exc.problem))]) from None
+    except RecursionError:
+        raise RuleFileError([RuleProblem(str(path), 1, 1, "too_deep", TOO_DEEP)]) from None
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
         raise RuleFileError([RuleProblem(str(path), 1, 1, "unreadable", str(exc))]) from None
     if not reader.keys(doc, _FILE_KEYS, "test file"):

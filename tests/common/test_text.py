@@ -44,13 +44,14 @@ IGNORABLE = _code_points("[:Default_Ignorable_Code_Point:]")
 
 @cache
 def confusables() -> dict[str, list[str]]:
-    """For each lowercase letter of the phrases: the characters whose TR39 skeleton, case folded, is it."""
+    """For each lowercase letter of the phrases: the letters, digits and marks whose TR39 skeleton, case
+    folded, is it (punctuation and symbols that look like letters, such as ``|``, are dropped instead)."""
     spoof = icu.SpoofChecker()
     letters = set("".join(PHRASES)) - {" "}
     found: dict[str, list[str]] = {letter: [] for letter in letters if letter.isascii()}
     for cp in range(0x20, 0x20000):
         ch = chr(cp)
-        if ch in found or unicodedata.category(ch) in ("Cs", "Cn"):
+        if ch in found or not unicodedata.category(ch).startswith(("L", "N", "M")):
             continue
         skeleton = spoof.getSkeleton(0, unicodedata.normalize("NFKC", ch).casefold())
         if skeleton in found:

@@ -5,10 +5,10 @@ A text and the phrases it is matched against go through the same steps:
 1. Unicode NFKC (full-width letters and digits become half-width ones) and case folding;
 2. canonical decomposition (NFD), so that an accent is a letter plus a combining mark;
 3. per character: default-ignorable code points and fillers (U+200B, U+00AD, U+FE0F, U+3164 ...)
-   dropped, every space, punctuation mark, symbol and control character dropped, combining marks dropped
-   (unless the rule set's phrases carry some: ``keep_marks``), and every other character replaced by its
-   Unicode TR39 confusable skeleton (Cyrillic ``а`` becomes Latin ``a``, ``0`` becomes ``o``), case
-   folded again.
+   dropped, every space, punctuation mark, symbol and control character dropped, every other character
+   replaced by its Unicode TR39 confusable skeleton (Cyrillic ``а`` becomes Latin ``a``, ``0`` becomes
+   ``o``), case folded again, and the combining marks left dropped (unless the rule set's phrases carry
+   some: ``keep_marks``).
 
 So ``安 全-账 户``, ``SAFE  Account!``, ``转入安全\u200b账户`` and ``s\u0430fe account`` match the phrases
 ``安全账户`` and ``safe account``. The skeletons and the default-ignorable property come from ICU (PyICU),
@@ -61,8 +61,12 @@ def _kept(ch: str, keep_marks: bool) -> bool:
 
 
 def _fold(ch: str, keep_marks: bool) -> str:
-    """What one character of a decomposed, case-folded text becomes: its kept skeleton, maybe empty."""
-    if not _kept(ch, keep_marks):
+    """What one character of a decomposed, case-folded text becomes: its kept skeleton, maybe empty.
+
+    Punctuation and symbols are dropped before folding, even those that look like a letter (``|``,
+    ``⍺``): inserted anywhere, they must never split a phrase. A mark is folded first, since some look
+    like letters (the Telugu anusvara ``ం`` like ``o``); one that folds to a mark is then dropped."""
+    if unicodedata.category(ch).startswith(_DROP_CATEGORIES) or _IGNORABLE.contains(ch):
         return ""
     if _AS_WRITTEN.contains(ch):
         return ch

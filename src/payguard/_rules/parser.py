@@ -96,7 +96,7 @@ class ConditionParser(_Loader):
     def condition(self, parent: Any, key: Any, currency: str | None) -> Condition | None:
         """Parse ``parent[key]`` as a condition; problems are reported, ``None`` returned on any."""
         pos = self.at(parent, key, value=not isinstance(parent, CommentedSeq))
-        if self.depth >= MAX_NESTING:
+        if self.depth > MAX_NESTING:  # the ``when:`` mapping itself is depth 0
             self.problem(pos, "too_deep", f"conditions nest at most {MAX_NESTING} all/any/not groups deep")
             return None
         self.depth += 1

@@ -562,9 +562,8 @@ class AccountHistory:
             raise StoreError(f"not an account history but a JSON {type(data).__name__}")
         version = data.get("format", 1)
         if type(version) is not int or version not in _READABLE:
-            shown = version if type(version) is int else "of another kind"
             raise StoreError(
-                f"an account history in format {shown}: this payguard reads formats "
+                f"an account history in format {version!r}: this payguard reads formats "
                 f"{', '.join(map(str, _READABLE))} (written by a newer payguard, or not a history)"
             )
         try:

@@ -10,6 +10,8 @@ Sections:
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
   scoring   the default rule set without and with scores on every rule (scoring.py)
   workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
+  text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
+            TR39 confusable folding and ignorable dropping
 
 Numbers are wall-clock on the machine it runs on; they print as Markdown tables. `--quick` uses fewer events.
 """
@@ -26,7 +28,6 @@ import os
 import platform
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import integrity  # the seal, idempotency and text sections, beside this file
 import scoring  # the scoring section, beside this file
 import workbench  # the workbench section, beside this file
 
@@ -411,7 +413,7 @@ def bench_audit(quick: bool) -> dict[str, Any]:
                 times = []
                 for attempt in range(3):  # the file system's write-back makes single runs vary
                     sink = None if audit is None else Path(tmp) / f"audit-{engine}-{attempt}.jsonl"
-                    guard = _default_guard(engine=engine, audit=sink, audit_key="bench")
+                    guard = _default_guard(engine=engine, audit=sink, audit_key="bench-audit-key-16")
                     guard.record(history)
                     elapsed, _ = timed(events, guard.evaluate)
                     guard.close()
@@ -419,42 +421,6 @@ def bench_audit(quick: bool) -> dict[str, Any]:
                 best.append(min(times))
             print(row(engine, us(best[0]), us(best[1]), us(best[1] - best[0])))
             results[engine] = {"without": best[0], "with": best[1]}
-    return results
-
-
-def bench_seal(quick: bool) -> dict[str, Any]:
-    """The audit trail's seal: unkeyed SHA-256 chain (before issue 18), HMAC chain, HMAC chain with an
-    Ed25519 checkpoint every 1,000 records to the file and a witness file. Issue 18 allows 2 µs."""
-    from payguard._audit.keys import write_signing_pair
-
-    history, raw = traffic(5000 if quick else 30000)
-    events = [parse_event(e) for e in raw]
-    settle()
-    print("\n### Audit seal: default rule set, default engine, file sink; best of 3 runs\n")
-    header("audit trail", "µs/decision", "adds to the unkeyed chain µs")
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        private, _public, _signer = write_signing_pair(Path(tmp) / "keys")
-        variants: dict[str, dict[str, Any]] = {
-            "unkeyed SHA-256 chain": {},
-            "keyed HMAC chain (audit_key)": {"audit_key": "bench-key-of-16+bytes"},
-            "keyed chain + checkpoints every 1,000": {
-                "audit_key": "bench-key-of-16+bytes",
-                "audit_signing_key": private,
-                "audit_checkpoints": Path(tmp) / "witness.jsonl",
-            },
-        }
-        for name, options in variants.items():
-            times = []
-            for attempt in range(3):  # the file system's write-back makes single runs vary
-                sink = Path(tmp) / f"seal-{len(results)}-{attempt}.jsonl"
-                guard = _default_guard(audit=sink, **options)
-                guard.record(history)
-                elapsed, _ = timed(events, guard.evaluate)
-                guard.close()
-                times.append(elapsed / len(events))
-            results[name] = min(times)
-            print(row(name, us(results[name]), us(results[name] - next(iter(results.values())))))
     return results
 
 
@@ -477,7 +443,9 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
-            guard = _default_guard(engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench")
+            guard = _default_guard(
+                engine=engine, audit=Path(tmp) / f"e2e-{engine}.jsonl", audit_key="bench-audit-key-16"
+            )
             guard.record(history)
             elapsed, samples = timed(raw, guard.evaluate)
             guard.close()
@@ -501,7 +469,7 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         path.write_text(generated_rules(500, seed=7), encoding="utf-8")
         for engine in ENGINES:
             guard = Guard.from_path(
-                path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="b"
+                path, engine=engine, audit=Path(tmp) / f"r500-{engine}.jsonl", audit_key="bench-audit-key-16"
             )
             guard.record(history)
             elapsed, samples = timed(raw[:10000], guard.evaluate)
@@ -516,7 +484,7 @@ def _split(
     engine: str, history: list[dict[str, Any]], raw: list[dict[str, Any]], audit: Path
 ) -> dict[str, float]:
     """Where one decision's time goes, measured phase by phase on the guard's own parts."""
-    guard = _default_guard(engine=engine, audit=audit, audit_key="bench")
+    guard = _default_guard(engine=engine, audit=audit, audit_key="bench-audit-key-16")
     guard.record(history)
     compiled, lists = guard.pipeline, guard.lists
     totals = dict.fromkeys(("validation", "features", "matching", "audit", "rest"), 0.0)
@@ -552,75 +520,17 @@ def _split(
     return {k: v / len(raw) for k, v in totals.items()}
 
 
-def bench_replay(quick: bool) -> dict[str, Any]:
-    source = DATA / "handbook" / "handbook_2018-04.csv.gz"
-    if not source.exists():
-        print("\n(replay skipped: shared/data/handbook is not beside the checkout)")
-        return {}
-    print("\n### Replay of the handbook file (288,062 card transactions), default rules, audit on\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "payguard._cli",
-            "replay",
-            str(source),
-            "--mapping",
-            "handbook",
-            "--rules",
-            str(ROOT / "rules"),
-            "--audit",
-            str(Path(tmp) / "audit.jsonl"),
-            "--summary-json",
-            str(Path(tmp) / "summary.json"),
-        ]
-        start = time.perf_counter()
-        subprocess.run(command, check=False, stderr=subprocess.DEVNULL, cwd=ROOT)
-        elapsed = time.perf_counter() - start
-        summary = json.loads((Path(tmp) / "summary.json").read_text())
-    header("records", "evaluated", "rejected", "seconds (whole command)", "events/s (evaluation loop)")
-    print(
-        row(
-            f"{summary['records']:,}",
-            f"{summary['evaluated']:,}",
-            summary["rejected"],
-            f"{elapsed:.1f}",
-            f"{summary['events_per_second']:,.0f}",
-        )
-    )
-    return {
-        "seconds": elapsed,
-        **{k: summary[k] for k in ("records", "evaluated", "rejected", "events_per_second")},
-    }
-
-
-def bench_idempotency(quick: bool) -> dict[str, Any]:
-    """What the idempotency record costs a decision: the event's digest, and a repeated id answered."""
-    history, raw = traffic(5000 if quick else 30000)
-    events = [parse_event(e) for e in raw]
-    settle()
-    print("\n### Idempotency: the digest of each event, and repeated ids (default rules, no audit)\n")
-    header("digest µs/event", "evaluate µs/decision", "repeated id µs/answer")
-    guard = _default_guard(engine="python")
-    guard.record(history)
-    hashing = _loop(events, digest) / len(events)
-    fresh = _loop(events, guard.evaluate) / len(events)
-    repeated = _loop(events, guard.evaluate) / len(events)  # every id now decided: the first decisions
-    guard.close()
-    print(row(us(hashing), us(fresh), us(repeated)))
-    return {"digest": hashing, "evaluate": fresh, "repeated": repeated}
-
-
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "engine": bench_engine,
     "features": bench_features,
     "audit": bench_audit,
-    "seal": bench_seal,
+    "seal": integrity.bench_seal,
     "e2e": bench_e2e,
-    "replay": bench_replay,
+    "replay": functools.partial(workbench.bench_replay, ROOT, DATA, (header, row)),
     "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),
     "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
-    "idempotency": bench_idempotency,
+    "idempotency": integrity.bench_idempotency,
+    "text": integrity.bench_text,
 }
 
 

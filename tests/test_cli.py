@@ -68,3 +68,54 @@ def test_explain_shows_features_and_hits_after_the_history_in_the_file(
     )
     assert "event h1" in result.stdout
     assert "is_new_payee                         False" in result.stdout
+
+
+def test_check_reports_a_condition_nested_1000_deep_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    when = "{not: " * 1000 + "{type: transfer_out}" + "}" * 1000
+    path.write_text(
+        'ruleset: {id: deep, version: "1"}\n'
+        f"rules:\n  - {{id: r, description: d, action: hold, reason: r, when: {when}}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "payguard._cli", "check", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 3
+    message = "the YAML nests too deeply to read (a condition nests at most 32 all/any/not groups deep)"
+    assert result.stderr.splitlines() == [f"{path}:1:1: too_deep: {message}"]
+
+
+def test_replay_rejects_are_masked_as_the_audit_masks_unless_asked_raw(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    # before: --rejects wrote the raw record, full account numbers and memo included
+    events = tmp_path / "events.jsonl"
+    bad = make_event(
+        id="bad", amount="-5", memo="for Wang Fang's operation", payee={"account": "6217555500001111"}
+    )
+    events.write_text(json.dumps(bad) + "\n")
+    rules = str(write_rules(VALID))
+    masked, raw = tmp_path / "rejects.jsonl", tmp_path / "raw.jsonl"
+    key = ["--audit-key", "bank-secret-of-16-bytes"]
+    result = CliRunner().invoke(
+        main, ["replay", str(events), "--rules", rules, "--rejects", str(masked), *key]
+    )
+    assert result.exit_code == 3
+    (line,) = [json.loads(text) for text in masked.read_text().splitlines()]
+    assert (line["file"], line["line"]) == (str(events), 1)
+    assert "amount" in line["reason"]
+    text = masked.read_text()
+    for secret in ("6217555500001111", "6222000011112222", "Wang Fang", "operation"):
+        assert secret not in text
+    assert line["record"]["payee"]["account"].startswith("…1111#")
+    assert line["record"]["memo"] == {"erased": True, "length": len(bad["memo"])}
+    assert {"payer.account", "payee.account"} <= set(line["masked"])
+    assert {"memo", "payer.name", "payee.name"} <= set(line["erased"])
+    assert line["record"]["amount"] == "-5"
+    args = ["replay", str(events), "--rules", rules, "--rejects", str(raw), "--rejects-raw", *key]
+    CliRunner().invoke(main, args)
+    assert json.loads(raw.read_text())["record"] == bad

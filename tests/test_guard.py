@@ -175,6 +175,36 @@ def test_set_list_replaces_a_list_atomically_while_threads_evaluate(write_rules:
         guard.set_list("nope", [])
 
 
+@pytest.mark.parametrize("entries", ["6217555500001111", b"6217555500001111"])
+def test_set_list_refuses_a_lone_string_whose_characters_would_become_the_entries(
+    write_rules: WriteRules, entries: Any
+) -> None:
+    # before: the string became the entries "6", "2", "1", "7"... and the account stayed unblocked
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    with pytest.raises(TypeError, match=r"not one (str|bytes)"):
+        guard.set_list("fraud_accounts", entries)
+    assert guard.lists["fraud_accounts"] == frozenset()
+    guard.set_list("fraud_accounts", ["6217555500001111"])
+    assert guard.evaluate(make_event(payee={"account": "6217555500001111"})).action is Action.INTERRUPT
+
+
+def test_set_list_refuses_entries_that_are_not_strings_and_keeps_the_list_in_force(
+    write_rules: WriteRules,
+) -> None:
+    guard = Guard.from_path(write_rules(SCAM_RULES))
+    guard.set_list("fraud_accounts", ["A-1"])
+    with pytest.raises(TypeError, match=r"every entry must be a string.*found NoneType, int"):
+        guard.set_list("fraud_accounts", ["A-2", 6217555500001111, None])
+    assert guard.lists["fraud_accounts"] == frozenset({"a1"})
+
+
+@pytest.mark.parametrize("key", ["", "bank-secret", b"0123456789abcde"])
+def test_an_audit_key_shorter_than_16_bytes_is_refused(write_rules: WriteRules, key: str | bytes) -> None:
+    with pytest.raises(PayguardError, match="audit_key must be at least 16 bytes"):
+        Guard.from_path(write_rules(SCAM_RULES), audit=lambda _record: None, audit_key=key)
+    Guard.from_path(write_rules(SCAM_RULES), audit=lambda _record: None, audit_key="0123456789abcdef")
+
+
 def test_reload_swaps_rule_sets_and_a_broken_file_keeps_the_old_one(
     tmp_path: Path, write_rules: WriteRules
 ) -> None:

@@ -340,3 +340,46 @@ def test_an_xml_file_of_several_hundred_mb_streams_in_bounded_memory(tmp_path: P
             peak = max(peak, _rss())
     assert seen == count
     assert peak - before < 100_000_000, "reading must not grow with the file"
+
+
+SECRET = "6217555500001111"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("payer.account", SECRET * 20),
+        ("payee.account", int(SECRET)),
+        ("memo", SECRET + "x" * 3000),
+        ("purpose", [SECRET]),
+        ("payer.name", SECRET * 20),
+        ("payer.timezone", f"Mars/{SECRET}"),
+        ("payer.vulnerability", [SECRET * 20]),
+        ("payer.balance_before", f"{SECRET}.123"),
+        ("payer.account_opened", SECRET),
+        ("amount", f"{SECRET}.123"),
+        ("currency", SECRET),
+        ("channel", SECRET),
+        ("timestamp", SECRET),
+        ("session.ip", SECRET * 20),
+        ("session.on_call", SECRET),
+        ("label.is_fraud", SECRET),
+        ("attributes", {"note": SECRET * 20}),
+    ],
+)
+def test_an_invalid_event_is_refused_naming_the_field_never_echoing_its_value(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    event = make_event(id="bad")
+    *parents, leaf = field.split(".")
+    target = event
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+    audit = tmp_path / "audit.jsonl"
+    with Guard.from_path(RULES, audit=audit) as guard, pytest.raises(InvalidEventError) as caught:
+        guard.evaluate(event)
+    assert caught.value.fields
+    assert caught.value.fields[0].startswith(field)
+    assert SECRET not in str(caught.value)
+    assert SECRET not in audit.read_text(encoding="utf-8")

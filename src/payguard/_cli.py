@@ -19,10 +19,11 @@ import click
 
 from ._audit.keys import write_signing_pair
 from ._audit.processors import Masker
+from ._audit.rejects import mask_rejected
 from ._audit.verify import verify_file
 from ._errors import AuditError, PayguardError, RuleFileError
 from ._guard import ENGINES, Guard
-from ._io.base import FORMATS, Record
+from ._io.base import FORMATS, Limits, Record
 from ._render import render_scenarios, render_summary
 from ._replay import FRAUD_LIST, parse_duration, replay, write_json
 from ._rules.loader import load_rule_set
@@ -130,7 +131,29 @@ def _progress() -> Any:
     "--format", "fmt", type=click.Choice(FORMATS), help="Reader; guessed from the file name if omitted."
 )
 @click.option("--mapping", help="CSV mapping: paysim, handbook, amlsim or a mapping file.")
-@click.option("--rejects", help="Write rejected records here (JSON Lines with file, line and reason).")
+@click.option(
+    "--rejects",
+    help="Write rejected records here (JSON Lines with file, line and reason), masked as the audit masks.",
+)
+@click.option(
+    "--rejects-raw",
+    is_flag=True,
+    help="Write the rejected records unmasked (a debugging run only: they hold account numbers).",
+)
+@click.option(
+    "--max-line",
+    type=click.IntRange(min=1),
+    default=Limits.max_line,
+    show_default=True,
+    help="Longest line (bytes) of a JSON Lines or CSV record; a longer one is rejected alone.",
+)
+@click.option(
+    "--max-field",
+    type=click.IntRange(min=1, max=131_072),
+    default=Limits.max_field,
+    show_default=True,
+    help="Longest CSV field (characters); a record with a longer one is rejected alone.",
+)
 @click.option("--compare", "compare", type=click.Path(), help="Old rule set to compare the new one against.")
 @click.option(
     "--feedback-delay", help="Add labelled frauds' payees to fraud_accounts after this delay (7d, 12h)."
@@ -157,6 +180,9 @@ def replay_command(
     fmt: str | None,
     mapping: str | None,
     rejects: str | None,
+    rejects_raw: bool,
+    max_line: int,
+    max_field: int,
     compare: str | None,
     feedback_delay: str | None,
     history: tuple[str, ...],
@@ -205,22 +231,20 @@ def replay_command(
                 assert out_handle is not None
                 out_handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
+            masker = guard.audit.masker if guard.audit is not None else Masker(audit_key)
+
             def reject(record: Record, reason: str) -> None:
                 _err(f"{record.where}: rejected: {reason}")
                 if rejects_handle is not None:
-                    rejects_handle.write(
-                        json.dumps(
-                            {
-                                "file": record.source,
-                                "line": record.line,
-                                "reason": reason,
-                                "record": record.event,
-                            },
-                            ensure_ascii=False,
-                            default=str,
+                    line: dict[str, Any] = {"file": record.source, "line": record.line, "reason": reason}
+                    if rejects_raw:
+                        line["record"] = record.event
+                    else:
+                        public = guard.rules.public_attributes
+                        line["record"], line["masked"], line["erased"] = mask_rejected(
+                            masker, record.event, public
                         )
-                        + "\n"
-                    )
+                    rejects_handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
             summary = replay(
                 list(files),
@@ -235,6 +259,7 @@ def replay_command(
                 history=list(history),
                 observe=collector.observe if collector is not None else None,
                 mask=masker.mask,
+                limits=Limits(max_line, max_field),
             )
     except PayguardError as exc:
         _err(f"error: {exc}")

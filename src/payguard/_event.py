@@ -147,7 +147,7 @@ class Party(_Model):
             try:
                 zone(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown IANA time zone {value!r}") from None
+                raise ValueError("not a known IANA time zone") from None
         return value
 
 

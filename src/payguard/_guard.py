@@ -49,6 +49,8 @@ INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
 MAX_FUTURE: Final = timedelta(minutes=5)
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 _NONE: Final[frozenset[str]] = frozenset()
+# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
+MIN_AUDIT_KEY: Final = 16
 
 
 class Pipeline:
@@ -186,7 +188,15 @@ class Pipeline:
         for name in sorted(names):
             evidence[name] = self.plan.field_value(self.ruleset.field_spec(name), event, decision.features)
         latency = round((time.perf_counter() - started) * 1e6, 1)
-        return decision_record(decision, event, admitted.offset, self.ref_json, evidence, latency)
+        return decision_record(
+            decision,
+            event,
+            admitted.offset,
+            self.ref_json,
+            evidence,
+            latency,
+            public=self.ruleset.public_attributes,
+        )
 
 
 def _again(first: Resolution, outcome: Outcome) -> Resolution:
@@ -229,6 +239,12 @@ class Guard:
         max_future: timedelta | None = MAX_FUTURE,
     ) -> None:
         resolve_engine(engine)
+        key = audit_key.encode() if isinstance(audit_key, str) else audit_key
+        if key is not None and len(key) < MIN_AUDIT_KEY:
+            raise PayguardError(
+                f"audit_key must be at least {MIN_AUDIT_KEY} bytes: with a short key, anyone who sees a "
+                "masked record can guess the account numbers behind it (leave it out for a random key)"
+            )
         if on_error not in ("hold", "raise"):
             raise PayguardError(f"on_error must be 'hold' or 'raise', not {on_error!r}")
         if audit is None and (audit_signing_key is not None or audit_checkpoints is not None):
@@ -562,8 +578,23 @@ class Guard:
         """Replace the named list ``name`` atomically; no decision sees half a list.
 
         The accounts resolutions confirmed as fraud stay listed: they live in the store, beside these.
+        ``entries`` is a collection of strings: a lone string (whose characters would become the entries)
+        or a non-string entry raises ``TypeError``, and the list in force stays as it was.
         """
-        fresh = frozenset(normalize_account(str(e)) for e in entries if str(e).strip())
+        given: object = entries  # as passed: the compiled code would narrow ``entries`` on isinstance
+        if isinstance(given, (str, bytes, bytearray)):
+            raise TypeError(
+                f"set_list({name!r}, ...) takes a collection of account numbers, not one "
+                f"{type(given).__name__} (write [{'value'!r}] for a single entry)"
+            )
+        items: list[object] = list(entries)  # not list[str]: the compiled check would word the error
+        wrong = sorted({type(e).__name__ for e in items if not isinstance(e, str)})
+        if wrong:
+            raise TypeError(
+                f"set_list({name!r}, ...): every entry must be a string (an account number), "
+                f"found {', '.join(wrong)}"
+            )
+        fresh = frozenset(normalize_account(e) for e in items if isinstance(e, str) and e.strip())
         with self._swap_lock:
             pipeline, lists = self._state
             if name not in lists:

@@ -31,7 +31,7 @@ from ._errors import DuplicateEventError, InvalidEventError
 from ._event import Event, EventType, parse_event
 from ._features.context import INCOMING
 from ._guard import Guard
-from ._io import read_records
+from ._io import Limits, read_records
 from ._io.base import Record
 from ._rules.conditions import Compare, leaves
 from ._rules.model import RuleSet
@@ -419,13 +419,15 @@ def replay(
     observe: Observer | None = None,
     until: str | None = None,
     mask: Callable[[str], str] | None = None,
+    limits: Limits | None = None,
 ) -> ReplaySummary:
     """Evaluate every record of ``files`` through ``guard`` in event-time order; see the module doc.
 
     ``history`` files are read first and recorded as executed payments (not decided, not audited), to
     warm the store as a bank would with its past transactions. ``observe`` sees every fresh decision
     (and the old rule set's, with ``compare``); the replay stops after the event whose id is ``until``.
-    ``mask`` masks the account of the ``write`` lines (as the audit trail does).
+    ``mask`` masks the account of the ``write`` lines (as the audit trail does). ``limits`` bounds
+    the lines and fields the readers accept (``Limits``).
     """
     summary = ReplaySummary(
         compare=Comparison() if compare is not None else None,
@@ -433,9 +435,10 @@ def replay(
         settings=dict(guard.rules.overrides),
     )
     for name in history or []:
-        _record_history(name, fmt, mapping, (guard, compare), summary, reject)
+        _record_history(name, (fmt, mapping, limits), (guard, compare), summary, reject)
     streams = [
-        _ordered(read_records(name, fmt, mapping), i, window, summary.late) for i, name in enumerate(files)
+        _ordered(read_records(name, fmt, mapping, limits), i, window, summary.late)
+        for i, name in enumerate(files)
     ]
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
     scored = bool(guard.rules.scoring) or (compare is not None and bool(compare.rules.scoring))
@@ -485,15 +488,15 @@ def replay(
     return summary
 
 
-def _record_history(  # noqa: PLR0917 (a private helper of replay)
+def _record_history(
     name: str,
-    fmt: str | None,
-    mapping: str | None,
+    reading: tuple[str | None, str | None, Limits | None],
     guards: tuple[Guard | None, ...],
     summary: ReplaySummary,
     reject: Reporter | None,
 ) -> None:
-    for record in read_records(name, fmt, mapping):
+    """Record the events of history file ``name``; ``reading``: its format, mapping and limits."""
+    for record in read_records(name, *reading):
         if record.event is None:
             _rejected(summary, reject, record, record.error or "unreadable record")
             continue

@@ -60,7 +60,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def audited(write_rules: WriteRules, tmp_path: Path) -> tuple[Guard, Path]:
     path = tmp_path / "audit.jsonl"
-    guard = Guard.from_path(write_rules(RULES), audit=path, audit_key="bank-secret")
+    guard = Guard.from_path(write_rules(RULES), audit=path, audit_key="bank-secret-of-16-bytes")
     yield guard, path
     guard.close()
 
@@ -148,13 +148,58 @@ def test_no_full_account_number_or_name_ever_reaches_the_audit_output(
         payee={"account": payee, "name": payee_name},
         session={"device_id": device, "ip": "203.0.113.77"},
     )
-    with Guard.from_path(write_rules(RULES), audit=path, audit_key="k") as guard:
+    with Guard.from_path(write_rules(RULES), audit=path, audit_key="another-secret-key") as guard:
         guard.evaluate(event)
         with pytest.raises(InvalidEventError):
             guard.evaluate({**event, "id": "bad", "amount": "0"})
     text = path.read_text(encoding="utf-8")
     for secret in (payer, payee, payer_name, payee_name, device, "203.0.113.77"):
         assert secret not in text
+
+
+PRIVATE_RULES = """
+attributes:
+  mcc: {type: string, public: true}
+  employer: string
+  salary_band: int
+rules:
+  - id: vulnerable_at_odd_merchant
+    description: a vulnerable customer paying a merchant in an unusual category
+    when:
+      payer.vulnerability: {exists: true}
+      attributes.mcc: "7995"
+      attributes.employer: {exists: true}
+      attributes.salary_band: {gte: 1}
+    action: review
+    reason: check with the customer
+"""
+
+
+def test_evidence_masks_attributes_unless_public_and_never_shows_vulnerability_text(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    event = make_event(
+        payer={"vulnerability": ["bereaved since March", "dementia diagnosis"]},
+        attributes={"mcc": "7995", "employer": "Shenzhen Metro Line 4 depot", "salary_band": 3},
+    )
+    with Guard.from_path(
+        write_rules(PRIVATE_RULES), audit=path, audit_key="bank-secret-of-16-bytes"
+    ) as guard:
+        assert guard.evaluate(event).rule_ids == ("vulnerable_at_odd_merchant",)
+    text = path.read_text(encoding="utf-8")
+    for secret in ("bereaved", "dementia", "Shenzhen Metro"):
+        assert secret not in text
+    (record,) = records(path)
+    evidence = record["evidence"]
+    assert evidence["attributes.mcc"] == "7995"  # declared public: true
+    assert evidence["attributes.employer"].startswith("…")  # masked like an account number
+    assert evidence["attributes.salary_band"].startswith("#")
+    assert evidence["payer.vulnerability"] == {"erased": True, "items": 2}
+    assert {"evidence.attributes.employer", "evidence.attributes.salary_band"} <= set(record["masked"])
+    assert "evidence.payer.vulnerability" in record["erased"]
+    assert "_public_attributes" not in record
+    assert verify_file(path).ok
 
 
 def test_a_callable_or_a_structlog_logger_can_be_the_sink(write_rules: WriteRules) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from payguard import parse_event
 from payguard._io import read_records
-from payguard._io.base import ReaderError, guess_format
+from payguard._io.base import Limits, ReaderError, guess_format
 
 from ..conftest import SHARED_DATA
 
@@ -203,3 +203,88 @@ def test_a_large_xml_file_is_streamed(tmp_path: Path) -> None:
         count += 1
     assert count == 20000
     assert record.line == 20001
+
+
+def test_an_invalid_utf8_byte_rejects_its_json_line_alone_and_later_lines_are_read(tmp_path: Path) -> None:
+    # before: the decoding error ended the file at line 2, and was reported at line 1 + 1
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "caf\xe9"}\n\n{"id": "c"}\n')
+    found = [(r.line, r.event, r.error) for r in read_records(str(path))]
+    assert found == [
+        (1, {"id": "a"}, None),
+        (2, None, "not valid UTF-8 (byte 12 of the record)"),
+        (4, {"id": "c"}, None),
+    ]
+
+
+def test_an_over_long_json_line_is_rejected_unread_and_the_next_lines_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": "a"}\n{"memo": "' + "x" * 5000 + '"}\n{"id": "c"}\n')
+    found = [(r.line, r.error) for r in read_records(str(path), limits=Limits(max_line=1000))]
+    assert found == [(1, None), (2, "line longer than 1,000 bytes"), (3, None)]
+
+
+def test_a_json_line_nested_beyond_the_parser_is_one_rejection(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + '\n{"id": "b"}\n')
+    found = [(r.line, r.error) for r in read_records(str(path))]
+    assert found == [(1, "invalid JSON: nested too deeply"), (2, None)]
+
+
+CSV_MAPPING = (
+    "columns:\n  id: ref\n  timestamp: booked\n  amount: amt\n  payer.account: from\n  payee.account: to\n"
+)
+
+
+def test_a_csv_field_over_the_limit_rejects_its_record_alone(tmp_path: Path) -> None:
+    # before: csv's "field larger than field limit (131072)" ended the file at the long field
+    (tmp_path / "bank.yaml").write_text(CSV_MAPPING)
+    long = "x" * 131_073
+    (tmp_path / "tx.csv").write_text(
+        "ref,booked,amt,from,to\n"
+        "r1,2026-03-02T10:00:00+08:00,1,A,B\n"
+        f'r2,2026-03-02T10:00:00+08:00,1,"{long}",B\n'
+        "r3,2026-03-02T10:00:00+08:00,1,A,B\n"
+    )
+    found = [
+        (r.line, r.event["id"] if r.event else r.error)
+        for r in read_records(str(tmp_path / "tx.csv"), mapping=str(tmp_path / "bank.yaml"))
+    ]
+    assert found == [(2, "r1"), (3, "a field longer than 131,072 characters"), (4, "r3")]
+    tight = read_records(
+        str(tmp_path / "tx.csv"), mapping=str(tmp_path / "bank.yaml"), limits=Limits(max_field=1)
+    )
+    assert [r.error for r in tight][:2] == [
+        "longer than 1 characters: column(s) ref, booked",
+        "a field longer than 1 characters",
+    ]
+
+
+def test_a_csv_record_with_undecodable_bytes_is_rejected_at_its_own_line(tmp_path: Path) -> None:
+    (tmp_path / "bank.yaml").write_text(CSV_MAPPING)
+    (tmp_path / "tx.csv").write_bytes(
+        b"ref,booked,amt,from,to\n"
+        b'r1,2026-03-02T10:00:00+08:00,1,"A\nsecond line",B\n'  # a quoted field over two lines
+        b"r2,2026-03-02T10:00:00+08:00,1,\xff\xfe,B\n"
+        b"r3,2026-03-02T10:00:00+08:00,1,A,B\n"
+    )
+    found = [
+        (r.line, r.event["id"] if r.event else r.error)
+        for r in read_records(str(tmp_path / "tx.csv"), mapping=str(tmp_path / "bank.yaml"))
+    ]
+    assert found == [(2, "r1"), (4, "not valid UTF-8 (byte 32 of the record)"), (5, "r3")]
+
+
+def test_a_csv_value_that_cannot_be_mapped_is_named_by_its_column_never_quoted(tmp_path: Path) -> None:
+    (tmp_path / "tx.csv").write_text(
+        "step,type,amount,nameOrig,oldbalanceOrg,nameDest,isFraud\n1,C6217555500001111,9,C1,0,M2,0\n"
+    )
+    (record,) = read_records(str(tmp_path / "tx.csv"), mapping="paysim")
+    assert record.error is not None
+    assert record.error.startswith("cannot map the row: column 'type': not one of PAYMENT")
+    assert "6217555500001111" not in record.error
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ReaderError, match="max_field"):
+        Limits(max_field=200_000)

@@ -443,3 +443,34 @@ def test_the_confirmed_fraud_list_must_be_a_declared_list(write_rules: WriteRule
         load_rule_set(path)
     assert caught.value.problems[0].suggestion == "confirmed"
     assert load_rule_set(write_rules("rules: []\n")).confirmed_fraud_list == "fraud_accounts"
+
+
+def _nested(depth: int) -> str:
+    return "{not: " * depth + "{type: transfer_out}" + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [33, 1000])
+def test_a_condition_nested_beyond_the_documented_depth_is_a_rule_file_error(
+    write_rules: WriteRules, depth: int
+) -> None:
+    # before: `not:` nested 1,000 deep crashed the loader with a RecursionError traceback
+    path = write_rules(
+        f"rules:\n  - {{id: deep, description: d, action: hold, reason: r, when: {_nested(depth)}}}\n"
+    )
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_set(path)
+    assert [p.code for p in caught.value.problems] == ["too_deep"]
+    assert "at most 32" in caught.value.problems[0].message
+
+
+def test_a_condition_at_the_documented_depth_loads_and_decides(write_rules: WriteRules) -> None:
+    from payguard import Guard
+
+    from ..conftest import make_event
+
+    path = write_rules(
+        f"rules:\n  - {{id: deep, description: d, action: hold, reason: r, when: {_nested(32)}}}\n"
+    )
+    for engine in ("python", "auto"):
+        guard = Guard.from_path(path, engine=engine)
+        assert guard.evaluate(make_event(id=f"e-{engine}")).rule_ids == ("deep",)  # 32 nots: an even count

@@ -213,7 +213,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
         ),
         pytest.param(
             lambda row: {**row, "seen": "yesterday"},
-            "seen is 'yesterday', not an integer",
+            "seen is a str, not an integer",
             id="a time that is not a number",
         ),
         pytest.param(lambda row: {**row, "sample": [[1.5, 2]]}, "damaged: TypeError", id="a fraction"),

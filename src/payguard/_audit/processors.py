@@ -51,7 +51,13 @@ MASKED_FIELDS: Final = frozenset(
         "session.ip",
     }
 )
-ERASED_FIELDS: Final = frozenset({"payer.name", "payee.name", "memo", "purpose"})
+ERASED_FIELDS: Final = frozenset(
+    {"payer.name", "payee.name", "memo", "purpose", "payer.vulnerability", "payee.vulnerability"}
+)
+# Evidence of the bank's own attributes is masked, unless the rule set declares the attribute public.
+ATTRIBUTE_PREFIX: Final = "attributes."
+# The key under which a decision record hands the masking processor its public attributes (removed).
+PUBLIC: Final = "_public_attributes"
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -125,23 +131,39 @@ def mask_private_data(masker: Masker) -> Callable[[Any, str, EventDict], EventDi
         for key in ("payer_name", "payee_name", "memo", "purpose"):
             if record.pop(key, None) is not None:
                 erased.append(key)
+        public = record.pop(PUBLIC, None) or frozenset()
         evidence = record.get("evidence")
         if isinstance(evidence, dict) and evidence:
             for name in sorted(evidence):
-                if name in MASKED_FIELDS and isinstance(evidence[name], str):
-                    evidence[name] = masker.mask(evidence[name])
+                value = evidence[name]
+                if name in MASKED_FIELDS and isinstance(value, str):
+                    evidence[name] = masker.mask(value)
                     masked.append(f"evidence.{name}")
                 elif name in ERASED_FIELDS:
-                    value = evidence[name]
-                    evidence[name] = (
-                        {"erased": True, "length": len(value)} if isinstance(value, str) else None
-                    )
+                    evidence[name] = _erased(value)
                     erased.append(f"evidence.{name}")
+                elif value is not None and _private_attribute(name, public):
+                    evidence[name] = masker.mask(value if isinstance(value, str) else json.dumps(value))
+                    masked.append(f"evidence.{name}")
         record["masked"] = masked
         record["erased"] = erased
         return record
 
     return processor
+
+
+def _private_attribute(name: str, public: frozenset[str]) -> bool:
+    """Whether evidence ``name`` is a bank attribute the rule set does not declare public."""
+    return name.startswith(ATTRIBUTE_PREFIX) and name[len(ATTRIBUTE_PREFIX) :] not in public
+
+
+def _erased(value: Any) -> Any:
+    """What the audit keeps of a free text (its length) or a list of them (its length in items)."""
+    if isinstance(value, str):
+        return {"erased": True, "length": len(value)}
+    if isinstance(value, (list, tuple)):
+        return {"erased": True, "items": len(value)}
+    return None
 
 
 def _as_dict(event_dict: EventDict) -> dict[str, Any]:

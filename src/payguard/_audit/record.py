@@ -21,6 +21,7 @@ from .._decision import Decision, json_value
 from .._errors import DuplicateEventError, InvalidEventError
 from .._event import Event
 from .._lifecycle import Resolution
+from .processors import PUBLIC
 
 __all__ = ["decision_record", "rejected_record", "resolution_record", "resumed_record", "snooze_record"]
 
@@ -32,8 +33,13 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
     ruleset: dict[str, str],
     evidence: Mapping[str, Any],
     latency_us: float,
+    *,
+    public: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The record of ``decision`` for ``event`` (``offset``: the UTC offset of its timestamp, if known)."""
+    """The record of ``decision`` for ``event`` (``offset``: the UTC offset of its timestamp, if known).
+
+    ``public``: the attributes whose evidence the rule set shows in clear; the masking processor reads
+    and removes them (``PUBLIC``), so the record as written does not carry them."""
     record: dict[str, Any] = {
         "record": "decision",
         "decision_id": decision.decision_id,
@@ -61,6 +67,8 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
         record["snoozed"] = list(decision.snoozed)
     if decision.error is not None:
         record["error"] = decision.error
+    if public:
+        record[PUBLIC] = public
     return record
 
 

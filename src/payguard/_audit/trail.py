@@ -101,12 +101,13 @@ class AuditTrail:
         self.sink = writer
         self.key_id = keys.key_id
         self._chain = chain_hashes(previous, keys.chain, keys.key_id)
+        self.masker = Masker(keys.mask)  # also masks what replay writes about rejected records
         # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on every call.
         self._logger = structlog.wrap_logger(
             writer,
             processors=[
                 unpack_record,
-                mask_private_data(Masker(keys.mask)),
+                mask_private_data(self.masker),
                 self._chain,
                 render_canonical_json(self._chain),
             ],

@@ -54,7 +54,12 @@ MAX_MINOR_UNITS: Final = 10**15
 
 
 class MoneyError(ValueError):
-    """An amount that cannot be represented exactly in its currency."""
+    """An amount that cannot be represented exactly in its currency. ``without_value`` says why without
+    the amount, for messages about an event (a balance is the customer's business)."""
+
+    def __init__(self, message: str, without_value: str | None = None) -> None:
+        super().__init__(message)
+        self.without_value = without_value or message
 
 
 def currency_exponent(currency: str) -> int:
@@ -82,6 +87,9 @@ def parse_decimal(value: object) -> Decimal:
     return result
 
 
+_TOO_LARGE: Final = "is larger than payguard handles"
+
+
 def to_minor_units(amount: Decimal, currency: str) -> int:
     """``amount`` in integer minor units of ``currency``; refuses sub-minor-unit precision.
 
@@ -90,7 +98,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     exponent = _EXPONENTS.get(currency, 2)
     adjusted = amount.adjusted()  # the power of ten of the leading digit
     if adjusted + exponent > 15:  # at least 10**16 minor units: refused before its ratio is built
-        raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+        raise MoneyError(f"{amount} {currency} is larger than payguard handles", _TOO_LARGE)
     if adjusted < -exponent and amount:  # below one minor unit: refused before its ratio (up to 1/10**999999)
         raise _too_precise(amount, currency)
     numerator, denominator = amount.as_integer_ratio()
@@ -100,7 +108,7 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
         raise _too_precise(amount, currency)
     if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
         return minor
-    raise MoneyError(f"{amount} {currency} is larger than payguard handles")
+    raise MoneyError(f"{amount} {currency} is larger than payguard handles", _TOO_LARGE)
 
 
 def event_minor_units(
@@ -120,15 +128,14 @@ def event_minor_units(
             try:
                 minor = to_minor_units(value, currency)
             except MoneyError as exc:
-                problems.append((field, str(exc)))
+                problems.append((field, exc.without_value))
         found.append(minor)
     return found[0], found[1], problems
 
 
 def _too_precise(amount: Decimal, currency: str) -> MoneyError:
-    return MoneyError(
-        f"{amount} has more decimal places than {currency} allows ({currency_exponent(currency)})"
-    )
+    allowed = f"more decimal places than {currency} allows ({currency_exponent(currency)})"
+    return MoneyError(f"{amount} has {allowed}", f"has {allowed}")
 
 
 def checked_minor_units(minor: int, currency: str) -> int:

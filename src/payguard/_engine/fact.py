@@ -18,7 +18,7 @@ import re2
 
 from .._common.cache import remember
 from .._common.money import checked_minor_units, to_minor_units
-from .._common.text import normalize_account, normalize_text
+from .._common.text import normalize_account
 from .._event import Event
 from .._rules.conditions import Compare, Condition, Exists, InSet, Pred, leaves
 from .._rules.fields import FieldSpec, Kind
@@ -39,7 +39,7 @@ _MONEY: Final = 3
 _CONVERSION: Final = {Kind.FLOAT: _FINITE_FLOAT, Kind.INT: _FINITE_INT, Kind.MONEY: _MONEY}
 # the kinds whose value enters the fact only under a condition (a currency, a finite number)
 _CONDITIONAL: Final = frozenset(_CONVERSION)
-# the predicates that read the normalised text of their field (``_common.text.normalize_text``)
+# the predicates that read the normalised text of their field (``RuleSet.normalize_text``)
 _NORMALISED: Final = frozenset({"contains_any"})
 
 
@@ -211,7 +211,7 @@ class Plan:
         namespace["isfinite"] = math.isfinite
         namespace["Decimal"] = Decimal
         namespace["checked_minor"] = checked_minor_units
-        namespace["normalize_text"] = normalize_text
+        namespace["normalize_text"] = self.ruleset.normalize_text
         lines = ["    currency = event.currency"]
         if into_fact:
             if self.uses_currency:

@@ -49,6 +49,7 @@ class FeatureEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.timezone = ruleset.timezone
         self.keyword_sets = ruleset.keyword_sets
+        self.normalize = ruleset.normalize_text
         self._plans: dict[frozenset[str], _Functions] = {}
 
     @staticmethod
@@ -57,7 +58,7 @@ class FeatureEngine:
 
     def context(self, admitted: Admitted, txn: StoreTransaction) -> Context:
         """One event's view of the store, shared by ``compute`` and ``commit``."""
-        return Context(admitted, txn, self.timezone, self.keyword_sets)
+        return Context(admitted, txn, self.timezone, self.keyword_sets, self.normalize)
 
     def compute(self, context: Context, names: frozenset[str]) -> dict[str, Any]:
         """The values of ``names`` for the context's event; a feature that does not apply is left out.

@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any, Final
 
 from .._common.money import currency_exponent
-from .._common.text import normalize_text
 from .._common.time import DAY, HOUR
 from .._event import EventType, PartyType
 from .._stores.history import (
@@ -352,5 +351,5 @@ def memo_categories(c: Context) -> Any:
     memo = c.event.memo
     if not memo:
         return ()
-    contains = normalize_text(memo).__contains__
+    contains = c.normalize(memo).__contains__
     return tuple(name for name, phrases in c.keyword_sets.items() if any(map(contains, phrases)))

@@ -8,7 +8,7 @@ customer being credited.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from .._common.time import DAY, local_hour
@@ -46,11 +46,13 @@ class Context:
         txn: StoreTransaction,
         timezone: str,
         keyword_sets: Mapping[str, tuple[str, ...]],
+        normalize: Callable[[str], str],
     ) -> None:
         self.event: Event = admitted.event
         self.txn = txn
         self.timezone = timezone
         self.keyword_sets = keyword_sets
+        self.normalize = normalize  # the rule set's text normalisation (``RuleSet.normalize_text``)
         # computed once, at validation
         self.time: int = admitted.time
         self.amount: int | None = admitted.amount

@@ -16,23 +16,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from .base import FORMATS, ReaderError, Record, guess_format
+from .base import FORMATS, Limits, ReaderError, Record, guess_format
 from .iso20022 import read_iso20022
 from .jsonl import read_jsonl
 from .tabular import load_mapping, read_csv
 
-__all__ = ["read_records"]
+__all__ = ["Limits", "read_records"]
 
 
-def read_records(name: str, fmt: str | None = None, mapping: str | None = None) -> Iterator[Record]:
-    """The records of one file (``-`` is stdin), in file order. Raises ``ReaderError`` only for options."""
+def read_records(
+    name: str, fmt: str | None = None, mapping: str | None = None, limits: Limits | None = None
+) -> Iterator[Record]:
+    """The records of one file (``-`` is stdin), in file order. Raises ``ReaderError`` only for options.
+
+    ``limits`` bounds a JSON Lines or CSV record's line and a CSV field; a record over them is rejected
+    alone, as is one that is not UTF-8, and the records after it are still read."""
     chosen = fmt or guess_format(name)
     if chosen not in FORMATS:
         raise ReaderError(f"unknown format {chosen!r}: use {', '.join(FORMATS)}")
     if name != "-" and not Path(name).is_file():
         return iter([Record(name, 0, None, "no such file")])
     if chosen == "csv":
-        return read_csv(name, load_mapping(mapping, name))  # a bad mapping fails here, before reading
+        return read_csv(name, load_mapping(mapping, name), limits)  # a bad mapping fails here, before reading
     if chosen == "iso20022":
         return read_iso20022(name)
-    return read_jsonl(name)
+    return read_jsonl(name, limits)

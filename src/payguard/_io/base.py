@@ -5,17 +5,34 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .._errors import PayguardError
 
-__all__ = ["FORMATS", "ReaderError", "Record", "guess_format", "set_path"]
+__all__ = ["FORMATS", "Limits", "ReaderError", "Record", "guess_format", "lines", "set_path"]
 
 FORMATS = ("jsonl", "csv", "iso20022")
 MAX_TEXT_NODE = 10_000
 CHUNK = 1 << 16
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long one line (a JSON Lines record, a CSV record) and one CSV field may be; a record over
+    either is rejected on its own and reading goes on. ``max_field`` cannot exceed the ``csv`` module's
+    own limit (131,072 characters, ``csv.field_size_limit()``), which payguard does not change for the
+    whole process."""
+
+    max_line: int = 1 << 20  # bytes
+    max_field: int = 131_072  # characters
+
+    def __post_init__(self) -> None:
+        if self.max_line < 1 or not 1 <= self.max_field <= 131_072:
+            raise ReaderError("max_line must be at least 1 byte and max_field between 1 and 131,072")
 
 
 class ReaderError(PayguardError, ValueError):
@@ -62,6 +79,30 @@ def _open_binary(name: str) -> IO[bytes]:
     with Path(name).open("rb") as probe:
         compressed = probe.read(2) == b"\x1f\x8b"
     return gzip.open(name, "rb") if compressed else Path(name).open("rb")  # type: ignore[return-value]
+
+
+def lines(handle: IO[bytes], max_line: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes with their line end) of each line of ``handle``, without a leading byte-order
+    mark; ``None`` for a line longer than ``max_line`` bytes, which is skipped to its end unread."""
+    number = 0
+    while True:
+        chunk = handle.readline(max_line + 1)
+        if not chunk:
+            return
+        number += 1
+        if number == 1 and chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        if len(chunk) > max_line and not chunk.endswith(b"\n"):
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = handle.readline(CHUNK)
+            yield number, None
+            continue
+        yield number, chunk
+
+
+def undecodable(exc: UnicodeDecodeError) -> str:
+    """The reason of a rejected line that is not UTF-8 (its bytes are not repeated)."""
+    return f"not valid UTF-8 (byte {exc.start + 1} of the record)"
 
 
 def _open_text(name: str) -> IO[str]:

@@ -5,21 +5,35 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from .base import Record, _open_text
+from .base import Limits, Record, _open_binary, lines, undecodable
 from .tabular import _STREAM_ERRORS
 
 
-def read_jsonl(name: str) -> Iterator[Record]:
+def read_jsonl(name: str, limits: Limits | None = None) -> Iterator[Record]:
+    """The records of a JSON Lines file; a line that cannot be read is rejected alone (its file and line
+    named) and the lines after it are still read."""
+    limits = limits or Limits()
     line = 0
     try:
-        with _open_text(name) as handle:
-            for line, text in enumerate(handle, start=1):
+        with _open_binary(name) as handle:
+            for line, raw in lines(handle, limits.max_line):
+                if raw is None:
+                    yield Record(name, line, None, f"line longer than {limits.max_line:,} bytes")
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield Record(name, line, None, undecodable(exc))
+                    continue
                 if not text.strip():
                     continue
                 try:
                     value = json.loads(text)
                 except ValueError as exc:
                     yield Record(name, line, None, f"invalid JSON: {exc}")
+                    continue
+                except RecursionError:
+                    yield Record(name, line, None, "invalid JSON: nested too deeply")
                     continue
                 if isinstance(value, dict):
                     yield Record(name, line, value)

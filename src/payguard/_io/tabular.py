@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
-from .base import ReaderError, Record, _open_text, set_path
+from .base import Limits, ReaderError, Record, _open_binary, _open_text, lines, set_path, undecodable
 from .mapping import read_mapping_file, with_overrides
 
 __all__ = ["load_mapping"]
@@ -35,13 +35,32 @@ class CsvMapping:
     required: tuple[str, ...]
 
 
+T = TypeVar("T")
+
+
+class ColumnError(ValueError):
+    """A CSV value that cannot be mapped, named by its column; the value itself is never repeated (it may
+    be an account number or free text)."""
+
+    def __init__(self, column: str, expected: str) -> None:
+        super().__init__(f"column {column!r}: {expected}")
+
+
+def _column(row: Mapping[str, str], column: str, parse: Callable[[str], T], expected: str) -> T:
+    """``parse(row[column])``; ``ColumnError`` naming the column if it fails."""
+    try:
+        return parse(row[column])
+    except (ValueError, InvalidOperation, KeyError, OverflowError):
+        raise ColumnError(column, expected) from None
+
+
 def _truthy(value: str) -> bool:
     text = value.strip().lower()
     if text in ("1", "1.0", "true", "yes", "y", "t"):
         return True
     if text in ("0", "0.0", "false", "no", "n", "f", ""):
         return False
-    raise ValueError(f"not a boolean: {value!r}")
+    raise ValueError("not a boolean")
 
 
 def _timestamp(value: str, fmt: str | None, zone: str) -> str:
@@ -88,9 +107,12 @@ def _file_mapping(path: Path, source: str) -> CsvMapping:
             if raw is None or raw == "":
                 continue
             if field == "timestamp":
-                set_path(event, field, _timestamp(raw, fmt, zone))
+                stamp = _column(row, column, lambda v: _timestamp(v, fmt, zone), "not a timestamp")
+                set_path(event, field, stamp)
+            elif field in _BOOL_FIELDS:
+                set_path(event, field, _column(row, column, _truthy, "not a boolean"))
             else:
-                set_path(event, field, _truthy(raw) if field in _BOOL_FIELDS else raw)
+                set_path(event, field, raw)
         event.setdefault("id", f"{prefix}-{line}")
         return event
 
@@ -111,7 +133,7 @@ _PAYSIM_TYPES = {
 def _paysim(row: Mapping[str, str], line: int) -> dict[str, Any]:
     """PaySim: ``step`` is hours from 2026-01-01T00:00Z; amounts in USD (the data names none); CASH_IN is
     money credited to ``nameOrig`` by the agent ``nameDest``, every other type a payment from ``nameOrig``."""
-    kind = _PAYSIM_TYPES[row["type"]]
+    kind = _column(row, "type", _PAYSIM_TYPES.__getitem__, f"not one of {', '.join(_PAYSIM_TYPES)}")
     customer = {"account": row["nameOrig"], "balance_before": row["oldbalanceOrg"]}
     other = {
         "account": row["nameDest"],
@@ -121,13 +143,13 @@ def _paysim(row: Mapping[str, str], line: int) -> dict[str, Any]:
     return {
         "id": f"paysim-{line}",
         "type": kind,
-        "timestamp": (_EPOCH + timedelta(hours=int(row["step"]))).isoformat(),
+        "timestamp": (_EPOCH + timedelta(hours=_column(row, "step", int, "not an integer"))).isoformat(),
         "amount": row["amount"],
         "currency": "USD",
         "payer": payer,
         "payee": payee,
         "attributes": {"paysim_type": row["type"]},
-        "label": {"is_fraud": _truthy(row["isFraud"]), "typology": "paysim"},
+        "label": {"is_fraud": _column(row, "isFraud", _truthy, "not a boolean"), "typology": "paysim"},
     }
 
 
@@ -138,18 +160,21 @@ def _handbook(row: Mapping[str, str], line: int) -> dict[str, Any]:
     cent (half even). Amounts of 0 stay 0 and are rejected as invalid events.
     """
     scenario = row["TX_FRAUD_SCENARIO"].strip()
-    amount = Decimal(row["TX_AMOUNT"].strip()).quantize(_CENT, rounding=ROUND_HALF_EVEN)
+    amount = _column(row, "TX_AMOUNT", lambda v: Decimal(v.strip()), "not a decimal number").quantize(
+        _CENT, rounding=ROUND_HALF_EVEN
+    )
     return {
         "id": f"handbook-{row['TRANSACTION_ID']}",
         "type": "transfer_out",
-        "timestamp": _timestamp(row["TX_DATETIME"], None, "UTC"),  # "2018-04-01 00:00:31", ISO enough
+        # "2018-04-01 00:00:31", ISO enough
+        "timestamp": _column(row, "TX_DATETIME", lambda v: _timestamp(v, None, "UTC"), "not a timestamp"),
         "amount": str(amount),
         "currency": "EUR",
         "channel": "other",
         "payer": {"account": f"C{row['CUSTOMER_ID']}"},
         "payee": {"account": f"T{row['TERMINAL_ID']}", "type": "merchant"},
         "label": {
-            "is_fraud": _truthy(row["TX_FRAUD"]),
+            "is_fraud": _column(row, "TX_FRAUD", _truthy, "not a boolean"),
             "typology": f"scenario_{scenario}" if scenario != "0" else None,
         },
     }
@@ -172,7 +197,7 @@ def _amlsim(source: str) -> RowMapper:
         return {
             "id": f"amlsim-{line}",
             "type": "transfer_out",
-            "timestamp": (_EPOCH + timedelta(days=int(row["time"]))).isoformat(),
+            "timestamp": (_EPOCH + timedelta(days=_column(row, "time", int, "not an integer"))).isoformat(),
             "amount": row["value"],
             "currency": "USD",
             "payer": {"account": f"N{source_id}"},
@@ -220,28 +245,100 @@ def load_mapping(name: str | None, source: str) -> CsvMapping:
     return _file_mapping(path, source)
 
 
-def read_csv(name: str, mapping: CsvMapping) -> Iterator[Record]:
+def _csv_records(handle: IO[bytes], limits: Limits) -> Iterator[tuple[int, str | None, str | None]]:
+    """(first line, text, reason it cannot be read) of each CSV record: physical lines joined while a
+    quoted field is open (an odd number of quotes so far), each record decoded on its own."""
+    pending: list[bytes] = []
+    start = size = quotes = 0
+    for number, raw in lines(handle, limits.max_line):
+        if raw is None:
+            if pending:
+                yield start, None, "a quoted field is not closed before an over-long line"
+                pending, size, quotes = [], 0, 0
+            yield number, None, f"line longer than {limits.max_line:,} bytes"
+            continue
+        if not pending:
+            start = number
+        pending.append(raw)
+        size += len(raw)
+        quotes += raw.count(b'"')
+        if size > limits.max_line:
+            yield start, None, f"record longer than {limits.max_line:,} bytes"
+            pending, size, quotes = [], 0, 0
+        elif quotes % 2 == 0:
+            data = b"".join(pending)
+            pending, size, quotes = [], 0, 0
+            try:
+                yield start, data.decode("utf-8"), None
+            except UnicodeDecodeError as exc:
+                yield start, None, undecodable(exc)
+    if pending:
+        yield start, None, "a quoted field is not closed at the end of the file"
+
+
+def _fields(text: str) -> list[str]:
+    """The fields of one CSV record; ``csv.Error`` for a malformed one (its message quotes no data)."""
+    return next(csv.reader([text]), [])
+
+
+def read_csv(name: str, mapping: CsvMapping, limits: Limits | None = None) -> Iterator[Record]:
+    """The records of a CSV file; a record that cannot be read (bytes that are not UTF-8, a line or a
+    field over ``limits``, malformed quoting) is rejected alone, named by its first line, and the records
+    after it are still read."""
+    limits = limits or Limits()
     line = 1
+    header: list[str] | None = None
     try:
-        with _open_text(name) as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in mapping.required if c not in header]
-            if missing:
-                yield Record(
-                    name, 1, None, f"missing column(s) {', '.join(missing)} for mapping {mapping.name}"
-                )
-                return
-            for row in reader:
-                line = reader.line_num
-                if None in row or any(v is None for v in row.values()):
+        with _open_binary(name) as handle:
+            for line, text, unreadable in _csv_records(handle, limits):
+                error, row = unreadable, []
+                if text is not None:
+                    try:
+                        row = _fields(text)
+                    except csv.Error as exc:  # the csv module's own field limit, or malformed quoting
+                        limit = "field larger than field limit" in str(exc)
+                        error = (
+                            f"a field longer than {limits.max_field:,} characters"
+                            if limit
+                            else f"malformed CSV: {exc}"
+                        )
+                if error is not None:
+                    yield Record(name, line, None, error if header is not None else f"header: {error}")
+                    if header is None:
+                        return
+                    continue
+                if not row:
+                    continue  # a blank line
+                if header is None:
+                    header = row
+                    missing = [c for c in mapping.required if c not in header]
+                    if missing:
+                        yield Record(
+                            name,
+                            line,
+                            None,
+                            f"missing column(s) {', '.join(missing)} for mapping {mapping.name}",
+                        )
+                        return
+                    continue
+                if len(row) != len(header):
                     yield Record(name, line, None, f"expected {len(header)} columns")
                     continue
+                long = [
+                    column for column, value in zip(header, row, strict=True) if len(value) > limits.max_field
+                ]
+                if long:
+                    message = f"longer than {limits.max_field:,} characters: column(s) {', '.join(long)}"
+                    yield Record(name, line, None, message)
+                    continue
                 try:
-                    yield Record(name, line, mapping.convert(row, line))
-                except (KeyError, ValueError, InvalidOperation) as exc:
-                    yield Record(name, line, None, f"cannot map the row: {type(exc).__name__}: {exc}")
-    except (*_STREAM_ERRORS, csv.Error) as exc:
+                    yield Record(name, line, mapping.convert(dict(zip(header, row, strict=True)), line))
+                except ColumnError as exc:
+                    yield Record(name, line, None, f"cannot map the row: {exc}")
+                except (KeyError, ValueError, InvalidOperation, OverflowError) as exc:
+                    # a mapping's own failure: named by its kind only, since its text may quote a value
+                    yield Record(name, line, None, f"cannot map the row: {type(exc).__name__}")
+    except _STREAM_ERRORS as exc:
         yield Record(name, line + 1, None, f"cannot read the file: {exc}")
 
 

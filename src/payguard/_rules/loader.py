@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .._common.text import normalize_account, normalize_text
+from .._common.text import has_marks, normalize_account, normalize_text, text_normalizer
 from .._common.time import zone
 from .._decision import Action
 from .._errors import RuleFileError, RuleProblem
@@ -31,7 +31,7 @@ from .fields import Kind, attribute_field
 from .lint import never_true, positions_of
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
 from .overrides import override_params
-from .parser import ConditionParser, _Loader, suggest
+from .parser import TOO_DEEP, ConditionParser, _Loader, suggest
 
 __all__ = ["load_rule_set"]
 
@@ -61,6 +61,8 @@ def _read_yaml(loader: _Loader, path: Path, text: str) -> Any:
         )
     except YAMLError as exc:
         loader.problem((1, 1), "yaml_syntax", " ".join(str(exc).split()))
+    except RecursionError:  # ruamel composes nested nodes recursively
+        loader.problem((1, 1), "too_deep", TOO_DEEP)
     return None
 
 
@@ -88,6 +90,7 @@ class _RuleSetBuilder(ConditionParser):
         self.list_files: dict[str, str] = {}
         self.rule_nodes: list[tuple[str, Path, CommentedSeq]] = []
         self.rules: list[Rule] = []
+        self.public_attributes: set[str] = set()  # declared ``public: true``
         self.rule_ids: dict[str, str] = {}
         self.scoring_declared = False
         # where an explicit ``confirmed_fraud_list`` was written (it must name a declared list)
@@ -254,10 +257,25 @@ class _RuleSetBuilder(ConditionParser):
                 "attributes must map attribute names to types",
             )
             return
-        for name, kind in node.items():
+        for name, declared in node.items():
+            kind, public = declared, False
+            if isinstance(declared, CommentedMap):  # {type: string, public: true}
+                unknown = [key for key in declared if key not in ("type", "public")]
+                for key in unknown:
+                    self.unknown_key(declared, key, ("type", "public"), "attribute")
+                kind, public = declared.get("type"), declared.get("public", False)
+                if not isinstance(public, bool):
+                    self.problem(
+                        self.at(declared, "public", value=True),
+                        "invalid_type",
+                        "public must be true or false",
+                    )
+                    continue
+                if unknown:
+                    continue
             if not isinstance(name, str) or not _ID.match(name):
                 self.problem(self.at(node, name), "invalid_name", f"invalid attribute name {name!r}")
-            elif kind not in _ATTRIBUTE_KINDS:
+            elif not isinstance(kind, str) or kind not in _ATTRIBUTE_KINDS:
                 self.problem(
                     self.at(node, name, value=True),
                     "invalid_value",
@@ -266,6 +284,8 @@ class _RuleSetBuilder(ConditionParser):
                 )
             else:
                 self.attributes[name] = attribute_field(name, _ATTRIBUTE_KINDS[kind])
+                if public:
+                    self.public_attributes.add(name)
 
     def _entries(self, node: CommentedMap, name: str, base: Path, what: str) -> list[str] | None:
         value = node[name]
@@ -297,14 +317,13 @@ class _RuleSetBuilder(ConditionParser):
             entries = self._entries(node, name, base, "keyword set")
             if entries is None:
                 continue
-            phrases = tuple(sorted({normalize_text(e) for e in entries} - {""}))
-            if not phrases:
+            if not {normalize_text(e) for e in entries} - {""}:
                 self.problem(
                     self.at(node, name, value=True),
                     "empty_set",
                     f"keyword set {name!r} has no phrase left after normalisation",
                 )
-            self.keyword_sets[name] = phrases
+            self.keyword_sets[name] = tuple(entries)  # normalised once every set is read (``keep_marks``)
 
     def read_lists(self, doc: CommentedMap, base: Path) -> None:
         node = doc["lists"]
@@ -516,7 +535,7 @@ def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) 
             continue
         digest.update(file.name.encode() + b"\0" + text.encode() + b"\0")
         builder.read_file(file, display, text)
-    if builder.header is None and not any(p.code == "yaml_syntax" for p in builder.problems):
+    if builder.header is None and not any(p.code in ("yaml_syntax", "too_deep") for p in builder.problems):
         builder.problems.append(
             RuleProblem(
                 str(files[0]),
@@ -535,6 +554,13 @@ def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) 
     if builder.problems:
         raise RuleFileError(sorted(builder.problems, key=lambda p: (p.path, p.line, p.column)))
     header = builder.header or {}
+    # combining marks count only where a phrase carries one: else a mark inserted into a phrase evades it
+    keep_marks = any(has_marks(e) for entries in builder.keyword_sets.values() for e in entries)
+    normalize = text_normalizer(keep_marks)
+    keyword_sets = {
+        name: tuple(sorted({normalize(e) for e in entries} - {""}))
+        for name, entries in builder.keyword_sets.items()
+    }
     return RuleSet(
         id=header["id"],
         version=header["version"],
@@ -542,7 +568,9 @@ def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) 
         timezone=header.get("timezone", "UTC"),
         currency=header.get("currency"),
         rules=tuple(builder.rules),
-        keyword_sets=dict(builder.keyword_sets),
+        keyword_sets=keyword_sets,
+        keep_marks=keep_marks,
+        public_attributes=frozenset(builder.public_attributes),
         lists=dict(builder.lists),
         attributes=dict(builder.attributes),
         params=dict(builder.params),

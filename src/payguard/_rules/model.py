@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._common.text import text_normalizer
 from .._decision import Action
 from .._errors import FieldError, PayguardError, RuleProblem
 from .._event import Event
@@ -82,6 +83,15 @@ class RuleSet:
     lint: tuple[RuleProblem, ...] = ()
     # parameters overridden when loading (``payguard replay --set``), by name
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # whether texts keep their combining marks for keyword matching (some phrase carries one)
+    keep_marks: bool = False
+    # the attributes declared ``public: true``: shown in clear in the audit's evidence (others are masked)
+    public_attributes: frozenset[str] = frozenset()
+
+    @property
+    def normalize_text(self) -> Callable[[str], str]:
+        """How this rule set normalises texts for keyword matching (``_common.text``)."""
+        return text_normalizer(self.keep_marks)
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with id ``rule_id``, if the rule set has one."""

@@ -28,9 +28,15 @@ from .conditions import (
 from .fields import EVENT_FIELDS, FEATURES, FieldSpec, Kind
 from .model import MAX_LIST_VALUES, MAX_REGEX, RuleSet
 
-__all__ = ["parse_condition"]
+__all__ = ["MAX_NESTING", "parse_condition"]
 
 _GROUP_KEYS = ("all", "any", "not")
+# How deep all/any/not groups may nest in one condition: far beyond what a rule needs, far below what
+# would exhaust the interpreter's stack in parsing, compiling or matching it.
+MAX_NESTING = 32
+TOO_DEEP = (
+    f"the YAML nests too deeply to read (a condition nests at most {MAX_NESTING} all/any/not groups deep)"
+)
 
 
 class _Loader:
@@ -87,6 +93,7 @@ class ConditionParser(_Loader):
         self.attributes: dict[str, FieldSpec] = {}
         # where each leaf was written (by the leaf's id), for problems found after parsing (the lint)
         self.positions: dict[int, tuple[int, int]] = {}
+        self.depth = 0
 
     def spec_of(self, name: str) -> FieldSpec:
         """The spec of a name a parsed condition reads."""
@@ -96,8 +103,20 @@ class ConditionParser(_Loader):
 
     def condition(self, parent: Any, key: Any, currency: str | None) -> Condition | None:
         """Parse ``parent[key]`` as a condition; problems are reported, ``None`` returned on any."""
-        node = parent[key]
         pos = self.at(parent, key, value=not isinstance(parent, CommentedSeq))
+        if self.depth > MAX_NESTING:  # the ``when:`` mapping itself is depth 0
+            self.problem(pos, "too_deep", f"conditions nest at most {MAX_NESTING} all/any/not groups deep")
+            return None
+        self.depth += 1
+        try:
+            return self._condition(parent, key, pos, currency)
+        finally:
+            self.depth -= 1
+
+    def _condition(
+        self, parent: Any, key: Any, pos: tuple[int, int], currency: str | None
+    ) -> Condition | None:
+        node = parent[key]
         if not isinstance(node, CommentedMap) or not node:
             self.problem(
                 pos,
@@ -378,7 +397,10 @@ def parse_condition(ruleset: RuleSet, when: Any, where: str) -> Condition:
     builder.keyword_sets = dict(ruleset.keyword_sets)
     builder.lists = dict(ruleset.lists)
     builder.attributes = dict(ruleset.attributes)
-    doc = YAML(typ="rt", pure=True).load(json.dumps({"when": when}, ensure_ascii=False))
+    try:
+        doc = YAML(typ="rt", pure=True).load(json.dumps({"when": when}, ensure_ascii=False))
+    except RecursionError:
+        raise RuleFileError([RuleProblem(where, 1, 1, "too_deep", TOO_DEEP)]) from None
     condition = builder.condition(doc, "when", ruleset.currency)
     if builder.problems or condition is None:
         raise RuleFileError(builder.problems)

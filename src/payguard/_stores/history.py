@@ -11,6 +11,11 @@ Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hou
 measured from a clock no single event can move (``touch``); stops 30 days (at most 50); the amount sample the
 last 100 executed payments of 90 days; the running maximum only the payments that can still be a 365-day
 maximum; and known payees at most ``MAX_PAYEES`` (the least recently paid go first, then count as new).
+
+Beyond ``HORIZON`` (365 days and the hour of grace: the 365-day maximum is the longest window; stops
+reach back 30 days) nothing a feature reads can see an entry, except the known payees and the last device
+binding, which are kept for as long as the account is active. An account with no event for ``HORIZON``
+and no snooze still running can therefore be forgotten whole (``MemoryStore`` does): its payees with it.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "DAY",
     "EMPTY",
     "GRACE",
+    "HORIZON",
     "HOUR",
     "MAX_PAYEES",
     "MAX_SNOOZES",
@@ -121,6 +127,7 @@ _COUNT_MASK: Final = (1 << 20) - 1
 _TIME_MASK: Final = (1 << _TIME_BITS) - 1
 
 GRACE: Final = HOUR
+HORIZON: Final = 365 * DAY + GRACE
 MAX_PAYEES: Final = 1000
 MAX_SAMPLE: Final = 100
 MAX_STOPS: Final = 50
@@ -177,7 +184,7 @@ def _integer(value: Any, name: str, optional: bool = False) -> Any:
     """``value`` read back from JSON; ``ValueError`` unless it is an integer (or, if ``optional``, None)."""
     if type(value) is int or (optional and value is None):
         return value
-    raise ValueError(f"{name} is {value!r}, not an integer")
+    raise ValueError(f"{name} is a {type(value).__name__}, not an integer")
 
 
 @dataclass(slots=True)
@@ -368,6 +375,11 @@ class AccountHistory:
             rule for rule, other, until, _ in self.snoozes if time < until and other in (0, payee)
         )
 
+    def forgettable(self, oldest: int, now: int) -> bool:
+        """Whether nothing of this history matters at ``now`` when its last event is older than ``oldest``
+        (no snooze runs past ``now``; see ``HORIZON``)."""
+        return self.seen < oldest and all(snooze[2] <= now for snooze in self.snoozes)
+
     def add_device(self, time: int) -> None:
         self.device_time = time if self.device_time is None else max(self.device_time, time)
 
@@ -535,4 +547,4 @@ def _snooze(row: Any) -> Snooze:
         and type(row[2]) is int
     ):
         return (row[0], row[1], row[2], row[3])
-    raise ValueError(f"a snooze is [rule, payee, until, reason], not {row!r}")
+    raise ValueError(f"a snooze is [rule, payee, until, reason], not this {type(row).__name__}")

@@ -3,20 +3,31 @@
 It meets the ``Store`` protocol of ``interface`` (and is registered there as one) and is compiled with the
 other per-event modules, since every decision goes through it. Python subclasses remain possible
 (``allow_interpreted_subclasses``).
+
+Memory stays bounded however many accounts pass: an account is forgotten once none of its events is newer
+than ``history.HORIZON`` (nothing the features read can see it any more), and ``max_accounts`` bounds how
+many are kept at all, forgetting the least recently seen first. The store's clock for the horizon is the
+median event time of the last commits, so that one event dated far ahead cannot make it forget anyone.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from .._decision import Decision
-from .history import AccountHistory
+from .history import HORIZON, AccountHistory
 
 __all__ = ["MemoryStore"]
+
+# the commits whose latest event times give the store's clock (their median), and how often it is read
+_CLOCK_SAMPLE: Final = 101
+_CLOCK_EVERY: Final = 64
+# accounts checked for forgetting per commit: more than a commit can create (two), so a backlog drains
+_FORGET_PER_COMMIT: Final = 4
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -91,7 +102,9 @@ class _MemoryTransaction:
 
     def commit(self) -> None:
         store = self._store
-        store.accounts.update(self._accounts)
+        if self._accounts:
+            store.accounts.update(self._accounts)
+            store.seen(self._accounts)
         for event_id, decision in self._decisions.items():
             store.decisions[event_id] = decision
             store.decision_ids[decision.decision_id] = event_id
@@ -115,11 +128,28 @@ class MemoryStore:
     """The default store: dictionaries in this process, lost when it exits.
 
     Remembers the decisions of the last ``max_decisions`` event ids, with their events' digests, for
-    idempotency, stopped payments with their resolutions, and the accounts resolutions listed.
+    idempotency, stopped payments with their resolutions, and the accounts resolutions listed. An account is
+    forgotten once it has had no event for ``horizon`` seconds of event time (default ``history.HORIZON``,
+    past every window the features read; ``None``: never), and at most ``max_accounts`` are kept (``None``:
+    no bound), the least recently seen forgotten first; a forgotten account starts again as a new one (its
+    payees new).
     """
 
-    def __init__(self, max_decisions: int = 100_000) -> None:
+    def __init__(
+        self, max_decisions: int = 100_000, max_accounts: int | None = None, horizon: int | None = HORIZON
+    ) -> None:
+        if max_accounts is not None and max_accounts < 1:
+            raise ValueError("max_accounts must be at least 1 (or None)")
         self.accounts: dict[str, AccountHistory] = {}
+        # the accounts' keys, least recently seen first (``seen``)
+        self.recency: OrderedDict[str, None] = OrderedDict()
+        self.max_accounts = max_accounts
+        self.horizon = horizon
+        self.forgotten = 0  # accounts forgotten past the horizon
+        self.evicted = 0  # accounts forgotten for ``max_accounts``
+        self._times: list[int] = []  # the latest event time of each of the last commits (a ring)
+        self._commits = 0
+        self._clock = 0
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
         self.decision_ids: dict[str, str] = {}  # decision id -> event id, for the decisions kept
         self.digests: dict[str, bytes] = {}  # event id -> its event's digest, for the decisions kept
@@ -131,6 +161,50 @@ class MemoryStore:
 
     def transaction(self) -> _MemoryTransaction:
         return _MemoryTransaction(self)
+
+    def seen(self, saved: dict[str, AccountHistory]) -> None:
+        """A commit saved ``saved``: they become the most recently seen, and old accounts are forgotten."""
+        recency = self.recency
+        # the commit's time: the earliest clock of its accounts (an account once seen far ahead would
+        # otherwise carry that time into every later commit that touches it)
+        latest = -1
+        for key, history in saved.items():
+            recency[key] = None
+            recency.move_to_end(key)
+            latest = history.seen if latest < 0 else min(latest, history.seen)
+        times = self._times
+        if len(times) < _CLOCK_SAMPLE:
+            times.append(latest)
+        else:
+            times[self._commits % _CLOCK_SAMPLE] = latest
+        self._commits += 1
+        accounts = self.accounts
+        limit = self.max_accounts
+        if limit is not None:
+            while len(accounts) > limit and recency:
+                accounts.pop(recency.popitem(last=False)[0], None)
+                self.evicted += 1
+        if self.horizon is None:
+            return
+        if self._commits % _CLOCK_EVERY == 1:
+            self._clock = sorted(times)[len(times) // 2]
+        clock = self._clock
+        oldest = clock - self.horizon
+        for _ in range(_FORGET_PER_COMMIT):
+            if not recency:
+                return
+            key = next(iter(recency))
+            found = accounts.get(key)
+            if found is None:
+                del recency[key]
+            elif found.forgettable(oldest, clock):
+                del accounts[key]
+                del recency[key]
+                self.forgotten += 1
+            elif found.seen < oldest:
+                recency.move_to_end(key)  # a snooze still runs: kept, and looked at again later
+            else:
+                return  # the least recently seen is still within the horizon
 
     def close(self) -> None:
         """Nothing to release."""

@@ -159,7 +159,7 @@ def checked(rows: list[list[int]], width: int) -> list[list[int]]:
     """Rows read back from JSON; ``ValueError`` if one is not ``width`` numbers (its columns would shift)."""
     for row in rows:
         if len(row) != width:
-            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns: {row!r}")
+            raise ValueError(f"a row of {len(row)} numbers where there are {width} columns")
     return rows
 
 

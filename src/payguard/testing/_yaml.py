@@ -13,7 +13,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .._errors import RuleFileError, RuleProblem
-from .._rules.parser import suggest
+from .._rules.parser import TOO_DEEP, suggest
 
 __all__ = ["Reader", "merge", "plain", "read_yaml"]
 
@@ -26,6 +26,8 @@ def read_yaml(path: Path) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise RuleFileError([RuleProblem(str(path), line, column, "yaml_syntax", str(exc.problem))]) from None
+    except RecursionError:  # nested deeper than the YAML reader goes: a problem, never a traceback
+        raise RuleFileError([RuleProblem(str(path), 1, 1, "too_deep", TOO_DEEP)]) from None
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
         raise RuleFileError([RuleProblem(str(path), 1, 1, "unreadable", str(exc))]) from None
 

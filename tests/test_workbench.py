@@ -53,7 +53,7 @@ def test_out_rows_carry_what_an_analyst_joins_on(write_rules: WriteRules, tmp_pa
         "--compare",
         str(old),
     ]
-    assert run([*args, "--audit-key", "k"]).exit_code == 0
+    assert run([*args, "--audit-key", "a-key-of-16-bytes-or-more"]).exit_code == 0
     first, second = (json.loads(line) for line in out.read_text().splitlines())
     assert first == {
         "event_id": "e1",

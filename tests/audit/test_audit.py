@@ -89,7 +89,7 @@ def test_each_decision_has_one_record_with_what_a_regulator_asks(audited: tuple[
     assert record["evidence"]["is_night"] is True
     assert record["evidence"]["memo"] == {"erased": True, "length": 4}
     assert record["prev_hash"] == GENESIS
-    keys = AuditKeys.derive("bank-secret")
+    keys = AuditKeys.derive("bank-secret-of-16-bytes")
     assert record["key_id"] == keys.key_id
     assert record["hash"] == record_hash(record, keys.chain)
 

@@ -149,7 +149,15 @@ def test_a_history_in_format_3_has_no_clock_and_prunes_from_its_latest_time_as_i
         row = {**json.loads(text), "format": 3, "snoozes": []}
         history = AccountHistory.from_json(row)
         assert history.clock == row["seen"]
-        assert history.to_json() == {**row, "format": 4, "clock": row["seen"]}
+        widened = [[*out, 1, 0] for out in row["out"]]  # format 3 as first written had five columns
+        assert history.to_json() == {
+            **row,
+            "format": 4,
+            "clock": row["seen"],
+            "out": widened,
+            "woke": 0,
+            "dormant": 0,
+        }
 
 
 def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(

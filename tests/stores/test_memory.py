@@ -48,7 +48,7 @@ def test_an_account_idle_past_the_horizon_is_forgotten_and_an_active_one_kept(
     write_rules: WriteRules,
 ) -> None:
     store = MemoryStore()
-    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store)
+    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store, max_future=None)
     pay(guard, 0, "IDLE", "SHOP", START)
     pay(guard, 1, "ACTIVE", "RENT", START)
     later = START + timedelta(seconds=HORIZON + 60)
@@ -67,8 +67,8 @@ def test_features_of_accounts_active_within_the_horizon_are_those_of_a_store_tha
     write_rules: WriteRules,
 ) -> None:
     path = write_rules(EVERY_FEATURE)
-    forgetting = Guard.from_path(path, store=MemoryStore())
-    remembering = Guard.from_path(path, store=MemoryStore(horizon=None))
+    forgetting = Guard.from_path(path, store=MemoryStore(), max_future=None)
+    remembering = Guard.from_path(path, store=MemoryStore(horizon=None), max_future=None)
     n = 0
     for day in range(0, 3 * 365, 20):  # five regulars pay every 20 days for three years...
         when = START + timedelta(days=day)
@@ -88,7 +88,7 @@ def test_features_of_accounts_active_within_the_horizon_are_those_of_a_store_tha
 
 def test_a_running_snooze_keeps_an_idle_account(write_rules: WriteRules) -> None:
     store = MemoryStore()
-    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store)
+    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store, max_future=None)
     pay(guard, 0, "SNOOZED", "SHOP", START)
     guard.snooze("anything", payer="SNOOZED", until=START + timedelta(days=800), reason="known pattern")
     later = START + timedelta(seconds=HORIZON + 60)
@@ -99,7 +99,7 @@ def test_a_running_snooze_keeps_an_idle_account(write_rules: WriteRules) -> None
 
 def test_one_event_dated_far_ahead_does_not_make_the_store_forget(write_rules: WriteRules) -> None:
     store = MemoryStore()
-    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store)
+    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store, max_future=None)
     for n in range(100):
         pay(guard, n, f"C{n}", "RENT", START + timedelta(minutes=n))
     pay(guard, 100, "FUTURE", "RENT", START + timedelta(days=3 * 365))
@@ -111,7 +111,7 @@ def test_one_event_dated_far_ahead_does_not_make_the_store_forget(write_rules: W
 
 def test_max_accounts_forgets_the_least_recently_seen_first(write_rules: WriteRules) -> None:
     store = MemoryStore(max_accounts=4)
-    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store)
+    guard = Guard.from_path(write_rules(EVERY_FEATURE), store=store, max_future=None)
     pay(guard, 0, "A", "B", START)
     pay(guard, 1, "C", "D", START + timedelta(minutes=1))
     pay(guard, 2, "A", "B", START + timedelta(minutes=2))  # A and B seen again: C and D are the oldest now

@@ -531,7 +531,7 @@ class AccountHistory:
 def _out_rows(rows: list[list[int]], version: int) -> array[int]:
     """The outgoing attempts as stored; rows of five columns (formats 1 and 2, and format 3 as first
     written) gain the two that format 3 added."""
-    if version < 4 and rows and len(rows[0]) == _OUT_WIDTH_BEFORE_3:
+    if version < 3 or (version == 3 and rows and len(rows[0]) == _OUT_WIDTH_BEFORE_3):
         rows = [[*row, 1, 0] for row in checked(rows, _OUT_WIDTH_BEFORE_3)]
     return flat(rows, OUT_WIDTH)
 

@@ -31,6 +31,7 @@ COMPILED = (
     "_features.catalogue",
     "_features.context",
     "_guard",
+    "_pipeline",
     "_stores.history",
     "_stores.memory",
     "_stores.rows",

@@ -17,13 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn
 
-from ._audit.record import decision_record, rejected_record, resolution_record, snooze_record
+from ._audit.record import rejected_record, resolution_record, snooze_record
 from ._audit.trail import AuditTrail
 from ._common.text import normalize_account
 from ._common.time import epoch_seconds
-from ._decision import Action, Decision, Hit, RulesetRef, json_value, most_severe
-from ._engine import ENGINES, Matcher, make_matcher, resolve_engine
-from ._engine.fact import Plan
+from ._decision import Action, Decision, RulesetRef
+from ._engine import ENGINES, resolve_engine
 from ._errors import (
     AuditError,
     DuplicateEventError,
@@ -33,10 +32,8 @@ from ._errors import (
     UnknownDecisionError,
 )
 from ._event import Admitted, Event, admit, digest
-from ._features.calculator import FeatureEngine
-from ._features.context import INCOMING, Context
 from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
-from ._rules.fields import FEATURES, Kind
+from ._pipeline import NO_RULES, Pipeline
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.history import party
@@ -45,168 +42,9 @@ from ._stores.memory import MemoryStore
 
 __all__ = ["ENGINES", "Guard", "Pipeline"]
 
-INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
+
 MAX_FUTURE: Final = timedelta(minutes=5)
-_ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
-_NONE: Final[frozenset[str]] = frozenset()
-# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
 MIN_AUDIT_KEY: Final = 16
-
-
-class Pipeline:
-    """The stages of a decision for one rule set: features, match, decide, audit record.
-
-    Everything derived from one rule set, built once and swapped as a whole by ``Guard.reload``. The guard
-    runs the stages inside a store transaction (``Guard.evaluate``); benchmarks and tools may run them one
-    by one to see where a decision's time goes.
-    """
-
-    def __init__(self, ruleset: RuleSet, engine: str) -> None:
-        self.ruleset = ruleset
-        self.plan = Plan(ruleset)
-        self.matcher: Matcher = make_matcher(self.plan, engine)
-        self.features = FeatureEngine(ruleset)
-        self.ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
-        # ``ref`` as the audit records show it (shared by every record: the processors never change it)
-        self.ref_json = self.ref.to_dict()
-        # per rule, in rule order: whether it is a shadow rule, and the hit it reports (hits are immutable)
-        self.hits: tuple[tuple[bool, Hit], ...] = tuple(
-            (rule.shadow, Hit(rule.id, rule.action, rule.reason, rule.tags, rule.score))
-            for rule in ruleset.rules
-        )
-        # score thresholds, most severe first (empty: the rule set does not score)
-        self.thresholds = ruleset.scoring
-        # the rules a snooze may suppress (never an interrupt that reads a list)
-        self.snoozable = frozenset(rule.id for rule in ruleset.rules if rule.snoozable)
-        # the features whose values are not JSON as computed (tuples)
-        self.unjson = frozenset(name for name in self.plan.features if FEATURES[name].kind is Kind.LIST)
-
-    @property
-    def engine(self) -> str:
-        return self.matcher.name
-
-    def validate(self, data: Event | Mapping[str, Any]) -> Admitted:
-        """``data`` validated, its attributes against the rule set's declarations; ``InvalidEventError``."""
-        admitted = admit(data)
-        errors = self.ruleset.attribute_errors(admitted.event)
-        if errors:
-            raise InvalidEventError(errors, admitted.event.id)
-        return admitted
-
-    def compute(self, admitted: Admitted, txn: StoreTransaction) -> tuple[Context, dict[str, Any]]:
-        """The event's view of the store and the features the rules read."""
-        context = self.features.context(admitted, txn)
-        return context, self.features.compute(context, self.plan.features)
-
-    def match(
-        self, context: Context, features: dict[str, Any], lists: Mapping[str, frozenset[str]]
-    ) -> list[int]:
-        """The indices of the rules the event matches."""
-        return self.matcher.match_event(context.event, features, lists, context.minor)
-
-    def snoozed(self, context: Context) -> frozenset[str]:
-        """The rules snoozed for this event's payer (and payee) at its time, that a snooze may suppress."""
-        if context.kind in INCOMING:  # the history read is the payee's: a payer's snoozes do not apply
-            return _NONE
-        history = context.history
-        if not history.snoozes:
-            return _NONE
-        return history.snoozed(context.time, context.payee_hash) & self.snoozable
-
-    def decide(
-        self,
-        decision_id: str,
-        event: Event,
-        indices: list[int],
-        features: dict[str, Any],
-        snoozed: frozenset[str] = frozenset(),
-    ) -> Decision:
-        """The decision: the most severe of the enforced hits' actions and of the action whose threshold
-        their score reaches; ``allow`` when neither gives one. Snoozed rules do not fire."""
-        hits: list[Hit] = []
-        shadow: list[Hit] = []
-        suppressed: list[str] = []
-        score = 0
-        for index in indices:
-            is_shadow, hit = self.hits[index]
-            if snoozed and hit.rule_id in snoozed:
-                suppressed.append(hit.rule_id)
-            elif is_shadow:
-                shadow.append(hit)
-            else:
-                hits.append(hit)
-                if hit.score is not None:
-                    score += hit.score
-        action = most_severe(hit.action for hit in hits if hit.action is not None) if hits else _ALLOW
-        for threshold, scored in self.thresholds:
-            if score >= threshold:
-                if scored.severity > action.severity:
-                    action = scored
-                break
-        for name in self.unjson:  # the fact is built: the feature values become JSON in place
-            if name in features:
-                features[name] = json_value(features[name])
-        return Decision(
-            decision_id=decision_id,
-            event_id=event.id,
-            action=action,
-            hits=tuple(hits),
-            shadow_hits=tuple(shadow),
-            ruleset=self.ref,
-            engine=self.matcher.name,
-            evaluated_at=datetime.now(UTC),
-            event_time=event.timestamp,
-            features=features,
-            score=score,
-            snoozed=tuple(suppressed),
-        )
-
-    def failed(self, decision_id: str, event: Event, exc: Exception) -> Decision:
-        """The audited ``hold`` that stands for a decision payguard could not make."""
-        reason = f"payguard could not evaluate this payment ({type(exc).__name__}: {exc}); held for review"
-        return Decision(
-            decision_id=decision_id,
-            event_id=event.id,
-            action=Action.HOLD,
-            hits=(Hit(INTERNAL_ERROR_RULE, Action.HOLD, reason),),
-            shadow_hits=(),
-            ruleset=self.ref,
-            engine=self.matcher.name,
-            evaluated_at=datetime.now(UTC),
-            event_time=event.timestamp,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-
-    def record(self, decision: Decision, admitted: Admitted, started: float) -> dict[str, Any]:
-        """The audit record of ``decision``, with the evidence the rules that fired read."""
-        event = admitted.event
-        reads = self.plan.rule_fields
-        names: set[str] = set()
-        for hit in (*decision.hits, *decision.shadow_hits):
-            names |= reads.get(hit.rule_id, frozenset())  # the internal-error hold reads nothing
-        evidence: dict[str, Any] = {}
-        for name in sorted(names):
-            evidence[name] = self.plan.field_value(self.ruleset.field_spec(name), event, decision.features)
-        latency = round((time.perf_counter() - started) * 1e6, 1)
-        return decision_record(
-            decision,
-            event,
-            admitted.offset,
-            self.ref_json,
-            evidence,
-            latency,
-            public=self.ruleset.public_attributes,
-        )
-
-
-def _again(first: Resolution, outcome: Outcome) -> Resolution:
-    """A second resolution of the same stop: the first again if the outcome is the same."""
-    if first.outcome is outcome:
-        return first
-    raise PayguardError(
-        f"decision {first.decision_id!r} was resolved as {first.outcome.value} at "
-        f"{first.resolved_at.isoformat()}; it cannot be resolved as {outcome.value} as well"
-    )
 
 
 class Guard:
@@ -382,7 +220,7 @@ class Guard:
         try:
             context, features = pipeline.compute(admitted, txn)
             indices = pipeline.match(context, features, self._with_listed(txn, lists))
-            snoozed = pipeline.snoozed(context) if indices else _NONE
+            snoozed = pipeline.snoozed(context) if indices else NO_RULES
             decision = pipeline.decide(decision_id, admitted.event, indices, features, snoozed)
         except Exception as exc:
             if self.on_error == "raise":
@@ -464,7 +302,7 @@ class Guard:
             if stopped is None:
                 raise self._not_stopped(txn, decision_id)
             if stopped.get("resolution") is not None:
-                return _again(Resolution.from_dict(stopped["resolution"]), chosen)
+                return Resolution.from_dict(stopped["resolution"]).again(chosen)
             admitted = admit(stopped["event"])
             event = admitted.event
             resolution = Resolution(

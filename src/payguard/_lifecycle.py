@@ -61,6 +61,16 @@ class Resolution:
         """Whether the payment goes ahead."""
         return self.outcome is Outcome.LEGITIMATE
 
+    def again(self, outcome: Outcome) -> Resolution:
+        """This resolution for a second call with ``outcome``: itself if the outcome is the same, else
+        ``PayguardError`` (a stop is resolved once)."""
+        if self.outcome is outcome:
+            return self
+        raise PayguardError(
+            f"decision {self.decision_id!r} was resolved as {self.outcome.value} at "
+            f"{self.resolved_at.isoformat()}; it cannot be resolved as {outcome.value} as well"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "decision_id": self.decision_id,

@@ -515,6 +515,19 @@ def features_table() -> str:
 
 
 @main.group()
+def schema() -> None:
+    """JSON Schemas for editors."""
+
+
+@schema.command(name="rules")
+def schema_rules() -> None:
+    """Print the JSON Schema of rule files (also shipped as payguard/rules.schema.json)."""
+    from ._rules.schema import render, rules_schema
+
+    click.echo(render(rules_schema()), nl=False)
+
+
+@main.group()
 def audit() -> None:
     """Audit trail tools."""
 

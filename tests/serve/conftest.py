@@ -83,9 +83,9 @@ class Server:
             self._stderr.close()
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [
-            json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
+        """The JSON lines the server wrote to stderr so far (not a line it is still writing)."""
+        complete = self.log.read_text(encoding="utf-8").rpartition("\n")[0]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def kill(self) -> None:
         self.client.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -128,9 +130,10 @@ def test_sigterm_with_requests_in_flight_answers_them_all_audits_them_and_exits_
 def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_its_own_file(
     start: Any, tmp_path: Path, signing_key: tuple[Path, Path]
 ) -> None:
-    store, audit = tmp_path / "store.db", tmp_path / "audit.jsonl"
+    store, audit, rules = tmp_path / "store.db", tmp_path / "audit.jsonl", tmp_path / "rules"
+    shutil.copytree(RULES, rules)
     args = ["--workers", "2", "--store", f"sqlite:///{store}", "--audit", str(audit)]
-    server = start(*args, "--audit-signing-key", str(signing_key[0]))
+    server = start(*args, "--audit-signing-key", str(signing_key[0]), rules=rules)
     per_client = [client_events(client, 20) for client in range(CLIENTS)]
     no_keepalive = {"limits": httpx.Limits(max_keepalive_connections=0)}  # spread over both workers
     answers = send_all(server.url, per_client, **no_keepalive)
@@ -145,6 +148,20 @@ def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_i
         if line.startswith("payguard_decisions_total{")
     )
     assert total == len(answers)
+    header = rules / "00_ruleset.yaml"
+    header.write_text(header.read_text(encoding="utf-8").replace('"2.0.0"', '"2.0.1"'), encoding="utf-8")
+    server.process.send_signal(signal.SIGHUP)  # the supervisor reloads every worker
+    deadline = time.monotonic() + 20
+    reloaded: set[int] = set()
+    while time.monotonic() < deadline and len(reloaded) < 2:
+        reloaded = {line["pid"] for line in server.log_lines() if line["event"] == "reloaded"}
+        time.sleep(0.1)
+    assert len(reloaded) == 2  # both workers
+    versions = set()
+    for _ in range(8):
+        with httpx.Client(base_url=server.url) as fresh:  # a new connection: either worker may answer
+            versions.add(fresh.get("/v1/ruleset").json()["version"])
+    assert versions == {"2.0.1"}
     assert server.stop() == 0
     files = [tmp_path / "audit.1.jsonl", tmp_path / "audit.2.jsonl"]
     by_worker = [{r["event_id"] for r in records(path) if r.get("record") == "decision"} for path in files]

@@ -253,6 +253,13 @@ def test_a_reload_with_a_broken_rule_file_is_a_422_and_the_running_rule_set_stay
     reloaded = running.client.post("/v1/ruleset/reload")
     assert reloaded.status_code == 200
     assert reloaded.json()["version"] == "2.0.1"
+    info = [
+        line
+        for line in running.client.get("/metrics").text.splitlines()
+        if line.startswith("payguard_ruleset_info{")
+    ]
+    assert len(info) == 1
+    assert 'version="2.0.1"' in info[0]
     assert (
         running.client.post("/v1/decisions", json=client_events(1, 1)[0]).json()["ruleset"]["version"]
         == "2.0.1"

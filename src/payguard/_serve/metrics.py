@@ -89,7 +89,7 @@ class Metrics:
         )
         self.ruleset = Gauge(
             "payguard_ruleset_info",
-            "The rule set in force (1), by id, version and digest.",
+            "The rule set in force (1; 0 for one it replaced), by id, version and digest.",
             ["id", "version", "digest"],
             registry=reg,
             multiprocess_mode="liveall",
@@ -112,7 +112,10 @@ class Metrics:
         """Show ``ref`` as the rule set in force (and no longer the one before it)."""
         shown = (ref.id, ref.version, ref.digest)
         if self._shown is not None and self._shown != shown:
-            self.ruleset.remove(*self._shown)
+            if self._multiproc:  # multiprocess mode cannot remove a series: the old one shows 0
+                self.ruleset.labels(*self._shown).set(0)
+            else:
+                self.ruleset.remove(*self._shown)
         self.ruleset.labels(*shown).set(1)
         self._shown = shown
 

@@ -82,9 +82,11 @@ def run_worker(options: ServeOptions, sock: socket.socket | None, *, offload: bo
     def reload_on_hangup() -> None:
         reply = service.reload_rules()
         if reply.status == 200:
-            logger.info("reloaded", signal="SIGHUP", **reply.log)
+            logger.info("reloaded", signal="SIGHUP", pid=os.getpid(), **reply.log)
         else:
-            logger.error("reload failed: the running rule set stays", signal="SIGHUP", **reply.log)
+            logger.error(
+                "reload failed: the running rule set stays", signal="SIGHUP", pid=os.getpid(), **reply.log
+            )
 
     def started() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_on_hangup)
@@ -145,7 +147,9 @@ def _supervise(options: ServeOptions) -> int:
     logger = request_logger(options.log_level)
     load_rule_set(options.rules)  # fail here, once, rather than in every worker
     open_store(options.store).close()
-    sock = uvicorn.Config(app="payguard:unused", host=options.host, port=options.port).bind_socket()
+    _route_uvicorn_logs(logger, options.log_level)
+    config = uvicorn.Config(app="payguard:unused", host=options.host, port=options.port, log_config=None)
+    sock = config.bind_socket()  # before the workers start: they share this one listening socket
     metrics_dir = tempfile.mkdtemp(prefix="payguard-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers: one view of the metrics
     context = multiprocessing.get_context("spawn")

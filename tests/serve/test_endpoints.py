@@ -316,3 +316,12 @@ def test_options_that_cannot_run_exit_2_with_a_clear_message(tmp_path: Path) -> 
     store = serve("--store", "ftp://x")
     assert store.returncode == 2
     assert "unknown scheme" in store.stderr
+
+
+def test_a_body_past_the_limit_is_a_413_and_the_server_goes_on(server: Any) -> None:
+    from payguard._serve.app import MAX_BODY
+
+    response = server.client.post("/v1/decisions", content=b" " * (MAX_BODY + 1))
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "too_large"
+    assert server.client.get("/health").status_code == 200

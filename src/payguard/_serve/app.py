@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .._errors import PayguardError
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import openapi_document
 from .service import Reply, Service
@@ -28,6 +29,26 @@ from .service import Reply, Service
 __all__ = ["create_app"]
 
 JSON = "application/json"
+# far above any event (a few kB) or a bank's fraud list of a million accounts, far below what hurts a worker
+MAX_BODY = 64 * 1024 * 1024
+
+
+class _BodyTooLargeError(PayguardError):
+    """A request body past ``MAX_BODY``: answered 413 without reading the rest."""
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body; ``_BodyTooLargeError`` past ``MAX_BODY`` (the rest is not read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _BodyTooLargeError("body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _BodyTooLargeError("body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(
@@ -64,18 +85,18 @@ def create_app(
 
     async def decisions(request: Request) -> Response:
         started = time.perf_counter()
-        body = await request.body()
+        body = await _body(request)
         return answer(request, "/v1/decisions", await call(service.decide, body), started)
 
     async def resolution(request: Request) -> Response:
         started = time.perf_counter()
-        body = await request.body()
+        body = await _body(request)
         reply = await call(service.resolve, request.path_params["decision_id"], body)
         return answer(request, "/v1/decisions/{decision_id}/resolution", reply, started)
 
     async def lists(request: Request) -> Response:
         started = time.perf_counter()
-        body = await request.body()
+        body = await _body(request)
         reply = await call(service.set_list, request.path_params["name"], body)
         return answer(request, "/v1/lists/{name}", reply, started)
 
@@ -108,6 +129,11 @@ def create_app(
         reply = Reply(exc.status_code, {"errors": [{"loc": "path", "msg": exc.detail, "code": "http"}]})
         return answer(request, request.url.path[:200], reply, time.perf_counter())
 
+    async def too_large(request: Request, _exc: Exception) -> Response:
+        message = f"the body is larger than {MAX_BODY:,} bytes"
+        reply = Reply(413, {"errors": [{"loc": "body", "msg": message, "code": "too_large"}]})
+        return answer(request, request.url.path[:200], reply, time.perf_counter())
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
@@ -125,5 +151,8 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {HTTPException: http_error}
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: http_error,
+        _BodyTooLargeError: too_large,
+    }
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

@@ -31,7 +31,12 @@ def request_logger(level: str = "info", stream: TextIO | None = None) -> Any:
     """A structlog logger writing JSON lines at ``level`` (debug, info, warning, error) and above."""
     return structlog.wrap_logger(
         structlog.PrintLogger(stream if stream is not None else sys.stderr),
-        processors=[structlog.processors.add_log_level, _timestamp, _render],
+        processors=[
+            structlog.processors.add_log_level,
+            _timestamp,
+            structlog.processors.format_exc_info,
+            _render,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=True,
     )

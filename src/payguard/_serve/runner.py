@@ -136,8 +136,10 @@ def run_worker(options: ServeOptions, sock: socket.socket | None, *, offload: bo
 def _worker_main(options: ServeOptions, sock: socket.socket) -> None:
     try:
         code = run_worker(options, sock)
-    except PayguardError as exc:
-        print(f"error: worker {options.worker}: {exc}", file=sys.stderr)
+    except PayguardError as exc:  # its guard could not be built (its audit file locked, the store gone)
+        request_logger(options.log_level).exception(
+            "worker could not start", worker=options.worker, error=str(exc)
+        )
         code = 2
     sys.exit(code)
 

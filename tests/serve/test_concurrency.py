@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -171,3 +172,16 @@ def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_i
     for path in files:
         check = verify(path, signing_key[1])
         assert check.returncode == 0, check.stderr
+
+
+def test_a_worker_that_dies_stops_the_server_with_exit_4_for_the_orchestrator_to_restart(
+    start: Any, tmp_path: Path
+) -> None:
+    server = start("--workers", "2", "--store", f"sqlite:///{tmp_path / 'store.db'}")
+    supervising = next(line for line in server.log_lines() if line["event"] == "supervising")
+    os.kill(supervising["workers"][0], signal.SIGKILL)
+    assert server.process.wait(15) == 4
+    died = [line for line in server.log_lines() if line["event"] == "worker exited"]
+    assert [line["pid"] for line in died] == [supervising["workers"][0]]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/health", timeout=2)

@@ -325,3 +325,22 @@ def test_a_body_past_the_limit_is_a_413_and_the_server_goes_on(server: Any) -> N
     assert response.status_code == 413
     assert response.json()["errors"][0]["code"] == "too_large"
     assert server.client.get("/health").status_code == 200
+
+
+def test_the_openapi_event_schema_accepts_the_events_payguard_accepts(server: Any) -> None:
+    import jsonschema
+
+    document = server.client.get("/openapi.json").json()
+    validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/Event", **document})
+    for event in [*client_events(12, 6), scam_event(12)]:
+        assert list(validator.iter_errors(event)) == []
+    assert list(validator.iter_errors({"id": "x", "type": "transfer_out"}))  # no timestamp, no payer
+
+
+def test_the_log_level_leaves_out_the_lines_below_it(start: Any) -> None:
+    running = start("--log-level", "warning")
+    assert running.client.post("/v1/decisions", json=client_events(13, 1)[0]).status_code == 200
+    assert running.client.post("/v1/decisions", json={"id": "bad"}).status_code == 422
+    assert running.stop() == 0
+    requests = [line for line in running.log_lines() if line["event"] == "request"]
+    assert [(line["level"], line["status"]) for line in requests] == [("warning", 422)]

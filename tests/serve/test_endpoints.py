@@ -344,3 +344,23 @@ def test_the_log_level_leaves_out_the_lines_below_it(start: Any) -> None:
     assert running.stop() == 0
     requests = [line for line in running.log_lines() if line["event"] == "request"]
     assert [(line["level"], line["status"]) for line in requests] == [("warning", 422)]
+
+
+def test_an_audit_record_that_cannot_be_written_is_a_503_and_nothing_is_decided(
+    start: Any, tmp_path: Path
+) -> None:
+    full = tmp_path / "audit.jsonl"
+    full.symlink_to("/dev/full")  # every write fails: no space left on device
+    running = start("--audit", str(full))
+    response = running.client.post("/v1/decisions", json=client_events(14, 1)[0])
+    assert response.status_code == 503
+    problem = response.json()["errors"][0]
+    assert problem["code"] == "audit_unavailable"
+    assert "treat it as held" in problem["msg"]
+    assert "space" not in problem["msg"]  # the cause is in the log, not the answer
+    assert metric(running.client.get("/metrics").text, "payguard_audit_write_failures_total") == 1
+    ready = running.client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["audit"] == "failing"
+    errors = [line for line in running.log_lines() if line["level"] == "error"]
+    assert any("No space left" in line.get("internal_error", "") for line in errors)

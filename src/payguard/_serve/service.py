@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ __all__ = ["AUDIT_DOWN", "INTERNAL", "Reply", "Service"]
 INTERNAL: Final = (
     "internal error: payguard could not evaluate this payment; it is held (see the audit record)"
 )
+AUDIT_COOL_DOWN: Final = 30.0  # seconds a failed audit write keeps the worker out of the service
+MIN_FREE: Final = 16 * 1024 * 1024  # bytes free on the audit file's disk for /ready to say it takes records
 AUDIT_DOWN: Final = (
     "the audit record could not be written, so there is no decision: do not execute the payment; "
     "treat it as held and send it again"
@@ -86,6 +89,7 @@ class Service:
         self.masker = guard.audit.masker if guard.audit is not None else Masker(options.audit_key)
         self.audit_path = None if options.audit is None else worker_audit_path(options.audit, options.worker)
         self._audit_broken: str | None = None  # the last audit failure, until a record is written again
+        self._audit_failed_at = 0.0
         self._lease_waits = 0
         self.started = time.time()
 
@@ -145,6 +149,7 @@ class Service:
     def _audit_failed(self, exc: AuditError, log: dict[str, Any]) -> Reply:
         self.metrics.audit_failures.inc()
         self._audit_broken = str(exc)
+        self._audit_failed_at = time.monotonic()
         return Reply(503, {"errors": [_problem("", AUDIT_DOWN, "audit_unavailable")]}, log, str(exc))
 
     # -- the lifecycle of a stopped payment -----------------------------------------------------------
@@ -275,15 +280,23 @@ class Service:
             ok = False
         if self.audit_path is None:
             checks["audit"] = "off"
-        elif self._audit_broken is not None:
-            checks["audit"] = "failing"
-            ok = False
-        elif not Path(self.audit_path).exists():
-            checks["audit"] = "missing"
-            ok = False
         else:
-            checks["audit"] = "ok"
+            checks["audit"] = self._audit_check(Path(self.audit_path))
+            ok = ok and checks["audit"] == "ok"
         return Reply(200 if ok else 503, {"ready": ok, "checks": checks})
+
+    def _audit_check(self, path: Path) -> str:
+        """Whether the audit file takes records. After a failed write, not ready for ``AUDIT_COOL_DOWN``
+        seconds, then ready again once the file is writable with room on its disk: no traffic reaches a
+        worker that is not ready, so no write could tell otherwise (the next one will, if it still fails)."""
+        if not path.exists():
+            return "missing"
+        if self._audit_broken is not None:
+            recent = time.monotonic() - self._audit_failed_at < AUDIT_COOL_DOWN
+            if recent or not os.access(path, os.W_OK) or shutil.disk_usage(path.parent).free < MIN_FREE:
+                return "failing"
+            self._audit_broken = None
+        return "ok"
 
     def health(self) -> Reply:
         """``GET /health``: the process is up and answering."""

@@ -352,13 +352,16 @@ def test_an_audit_record_that_cannot_be_written_is_a_503_and_nothing_is_decided(
     full = tmp_path / "audit.jsonl"
     full.symlink_to("/dev/full")  # every write fails: no space left on device
     running = start("--audit", str(full))
-    response = running.client.post("/v1/decisions", json=client_events(14, 1)[0])
+    event = client_events(14, 1)[0]
+    response = running.client.post("/v1/decisions", json=event)
     assert response.status_code == 503
+    # not stored either: a stored decision would come back for the same event without a new record
+    assert running.client.post("/v1/decisions", json=event).status_code == 503
     problem = response.json()["errors"][0]
     assert problem["code"] == "audit_unavailable"
     assert "treat it as held" in problem["msg"]
     assert "space" not in problem["msg"]  # the cause is in the log, not the answer
-    assert metric(running.client.get("/metrics").text, "payguard_audit_write_failures_total") == 1
+    assert metric(running.client.get("/metrics").text, "payguard_audit_write_failures_total") == 2
     ready = running.client.get("/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["audit"] == "failing"

@@ -56,11 +56,10 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def verify(path: Path, public: Path) -> subprocess.CompletedProcess[str]:
+def verify(path: Path, public: Path, *more: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "payguard._cli", "audit", "verify", str(path), "--key", AUDIT_KEY]
-    return subprocess.run(
-        [*command, "--public-key", str(public)], capture_output=True, text=True, timeout=60, check=False
-    )
+    command += ["--public-key", str(public), *more]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture
@@ -87,8 +86,9 @@ def test_eight_clients_at_once_get_every_answer_and_the_librarys_decisions(start
 def test_sigterm_with_requests_in_flight_answers_them_all_audits_them_and_exits_0(
     start: Any, tmp_path: Path, signing_key: tuple[Path, Path]
 ) -> None:
-    audit = tmp_path / "audit.jsonl"
-    server = start("--audit", str(audit), "--audit-signing-key", str(signing_key[0]))
+    audit, witness = tmp_path / "audit.jsonl", tmp_path / "witness.jsonl"
+    signing = ["--audit-signing-key", str(signing_key[0]), "--audit-checkpoints", str(witness)]
+    server = start("--audit", str(audit), *signing)
     answered: dict[str, str] = {}  # event id -> decision id, for every 200
     refused = []  # requests the stopping server never took (connection refused or closed before reading)
     lock = threading.Lock()
@@ -123,9 +123,9 @@ def test_sigterm_with_requests_in_flight_answers_them_all_audits_them_and_exits_
     decided = {r["event_id"]: r["decision_id"] for r in records(audit) if r.get("record") == "decision"}
     assert decided == answered  # none lost: every answer audited, and nothing audited unanswered
     assert records(audit)[-1]["record"] == "checkpoint"  # sealed on the way out
-    check = verify(audit, signing_key[1])
+    check = verify(audit, signing_key[1], "--checkpoints", str(witness))
     assert check.returncode == 0, check.stderr
-    assert f"intact, {len(decided):,} records, 1 checkpoints agree" in check.stdout
+    assert f"intact, {len(decided):,} records, 2 checkpoints agree" in check.stdout  # file and witness
 
 
 def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_its_own_file(

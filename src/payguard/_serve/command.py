@@ -29,6 +29,11 @@ __all__ = ["serve"]
     type=click.Path(),
     help="Ed25519 private key (payguard audit keygen) that signs the audit's checkpoints.",
 )
+@click.option(
+    "--audit-checkpoints",
+    type=click.Path(),
+    help="Also append each signed checkpoint here, the witness (one file per worker, as --audit).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8181, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
@@ -41,6 +46,7 @@ def serve(  # noqa: PLR0917 (click passes every option as a parameter)
     audit: str | None,
     audit_key: str | None,
     audit_signing_key: str | None,
+    audit_checkpoints: str | None,
     host: str,
     port: int,
     workers: int,
@@ -51,7 +57,19 @@ def serve(  # noqa: PLR0917 (click passes every option as a parameter)
     Exit 0 after a clean shutdown, 2 when the options, the rule set, the store or the port cannot be used,
     4 when a worker failed or the audit trail could not be closed.
     """
-    options = ServeOptions(rules, store, audit, audit_key, audit_signing_key, host, port, workers, log_level)
+    options = ServeOptions(
+        rules,
+        store,
+        audit,
+        audit_key,
+        audit_signing_key,
+        host,
+        port,
+        workers,
+        log_level,
+        0,
+        audit_checkpoints,
+    )
     try:
         from .runner import run
     except ImportError as exc:  # the extra is not installed

@@ -31,6 +31,7 @@ class ServeOptions:
     workers: int = 1
     log_level: str = "info"
     worker: int = 0
+    audit_checkpoints: str | None = None
 
     def for_worker(self, number: int) -> ServeOptions:
         return replace(self, worker=number)
@@ -57,6 +58,10 @@ def check_options(options: ServeOptions) -> None:
         )
     if options.audit_signing_key is not None and options.audit is None:
         raise PayguardError("--audit-signing-key needs --audit: the checkpoints it signs go into the audit")
+    if options.audit_checkpoints is not None and options.audit_signing_key is None:
+        raise PayguardError(
+            "--audit-checkpoints needs --audit-signing-key: the witness keeps signed checkpoints"
+        )
 
 
 def build_guard(options: ServeOptions) -> Guard:
@@ -67,6 +72,8 @@ def build_guard(options: ServeOptions) -> Guard:
         store.close()
         raise PayguardError(f"--workers {options.workers} needs a shared store, not {options.store!r}")
     audit = None if options.audit is None else worker_audit_path(options.audit, options.worker)
+    witness = options.audit_checkpoints
+    checkpoints = None if witness is None else worker_audit_path(witness, options.worker)
     try:
         return Guard(
             ruleset,
@@ -74,6 +81,7 @@ def build_guard(options: ServeOptions) -> Guard:
             audit=audit,
             audit_key=options.audit_key,
             audit_signing_key=options.audit_signing_key,
+            audit_checkpoints=checkpoints,
         )
     except BaseException:
         store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,14 @@ def test_options_that_cannot_run_exit_2_with_a_clear_message(tmp_path: Path) -> 
     store = serve("--store", "ftp://x")
     assert store.returncode == 2
     assert "unknown scheme" in store.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for workers in ("1", "2"):
+            busy = serve("--port", port, "--workers", workers, "--store", str(tmp_path / "store.db"))
+            assert busy.returncode == 2
+            assert "address already in use" in busy.stderr.lower()
 
 
 def test_a_body_past_the_limit_is_a_413_and_the_server_goes_on(server: Any) -> None:

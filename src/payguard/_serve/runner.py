@@ -107,7 +107,7 @@ def run_worker(options: ServeOptions, sock: socket.socket | None, *, offload: bo
         signal.signal(sig, _ignore)
     ref = guard.ruleset
     logger.info(
-        "serving",
+        "starting",
         url=f"http://{options.host}:{options.port}",
         worker=options.worker,
         pid=os.getpid(),
@@ -151,7 +151,10 @@ def _supervise(options: ServeOptions) -> int:
     open_store(options.store).close()
     _route_uvicorn_logs(logger, options.log_level)
     config = uvicorn.Config(app="payguard:unused", host=options.host, port=options.port, log_config=None)
-    sock = config.bind_socket()  # before the workers start: they share this one listening socket
+    try:
+        sock = config.bind_socket()  # before the workers start: they share this one listening socket
+    except SystemExit:  # uvicorn logged why (the address in use): the options cannot run
+        raise PayguardError(f"cannot listen on {options.host}:{options.port}") from None
     metrics_dir = tempfile.mkdtemp(prefix="payguard-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers: one view of the metrics
     context = multiprocessing.get_context("spawn")

@@ -44,11 +44,20 @@ def test_a_decision_is_the_librarys_decision_as_json(server: Any) -> None:
         assert essence(response.json()) == essence(library.evaluate(event).to_dict())
 
 
-def test_the_same_event_again_gets_the_first_decision_back(server: Any) -> None:
+def test_the_same_event_again_gets_the_first_decision_back_counted_as_a_repeat(server: Any) -> None:
     event = client_events(2, 1)[0]
     first = server.client.post("/v1/decisions", json=event).json()
+    before = server.client.get("/metrics").text
     again = server.client.post("/v1/decisions", json=event).json()
     assert again["decision_id"] == first["decision_id"]
+    after = server.client.get("/metrics").text
+    assert (
+        metric(after, "payguard_repeated_events_total")
+        == metric(before, "payguard_repeated_events_total") + 1
+    )
+    assert metric(after, "payguard_decision_seconds_count") == metric(
+        before, "payguard_decision_seconds_count"
+    )
 
 
 def test_an_event_id_reused_for_other_content_is_a_409_naming_the_first_decision(server: Any) -> None:

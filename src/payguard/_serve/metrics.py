@@ -69,6 +69,11 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.repeats = Counter(
+            "payguard_repeated_events",
+            "Events sent again with an id decided before: answered with their first decision.",
+            registry=reg,
+        )
         self.internal_holds = Counter(
             "payguard_internal_error_holds",
             "Audited holds payguard gave because it could not evaluate an event.",

@@ -41,6 +41,7 @@ INTERNAL: Final = (
 )
 AUDIT_COOL_DOWN: Final = 30.0  # seconds a failed audit write keeps the worker out of the service
 MIN_FREE: Final = 16 * 1024 * 1024  # bytes free on the audit file's disk for /ready to say it takes records
+UNDECIDED: Final = "internal error: no decision was made; treat the payment as held and send it again"
 AUDIT_DOWN: Final = (
     "the audit record could not be written, so there is no decision: do not execute the payment; "
     "treat it as held and send it again"
@@ -103,7 +104,7 @@ class Service:
         log: dict[str, Any] = self._event_fields(data)
         started = time.perf_counter()
         try:
-            decision = self.guard.evaluate(data)
+            decision, fresh = self.guard.evaluate_fresh(data)
         except DuplicateEventError as exc:
             self.metrics.rejected.labels("duplicate_id").inc()
             problems = [_problem(e.field, e.message, e.code) for e in exc.errors]
@@ -117,10 +118,14 @@ class Service:
         except AuditError as exc:
             return self._audit_failed(exc, log)
         except Exception as exc:  # noqa: BLE001 (a library bug outside the audited hold: a 500, logged)
-            return Reply(500, {"errors": [_problem("", INTERNAL, "internal")]}, log, repr(exc))
+            return Reply(500, {"errors": [_problem("", UNDECIDED, "internal")]}, log, repr(exc))
         seconds = time.perf_counter() - started
         self._audit_broken = None
-        self.metrics.decided(decision, seconds)
+        if fresh:
+            self.metrics.decided(decision, seconds)
+        else:  # the event id's first decision, again: no new decision, no new record
+            self.metrics.repeats.inc()
+            log["repeat"] = True
         self._lease_waits = self.metrics.count_lease_waits(self.guard.store, self._lease_waits)
         answer = decision.to_dict()
         log.update(

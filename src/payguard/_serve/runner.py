@@ -76,6 +76,7 @@ def run_worker(options: ServeOptions, sock: socket.socket | None, *, offload: bo
     """One worker: its guard, its app, uvicorn on ``sock`` (or on host:port)."""
     logger = request_logger(options.log_level)
     _route_uvicorn_logs(logger, options.log_level)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a SIGHUP during start-up must not end the worker
     guard = build_guard(options)
     service = Service(guard, options)
 

@@ -10,6 +10,7 @@ Sections:
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
   scoring   the default rule set without and with scores on every rule (scoring.py)
   workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
+  serve     payguard serve over loopback: 1 and 8 clients, 1 and 2 workers, the library call (sidecar.py)
   text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
             TR39 confusable folding and ignorable dropping
 
@@ -39,6 +40,7 @@ from typing import Any
 
 import integrity  # the seal, idempotency and text sections, beside this file
 import scoring  # the scoring section, beside this file
+import sidecar  # the serve section, beside this file
 import workbench  # the workbench section, beside this file
 
 import payguard
@@ -531,6 +533,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
     "idempotency": integrity.bench_idempotency,
     "text": integrity.bench_text,
+    "serve": functools.partial(sidecar.bench, traffic, (header, row)),
 }
 
 

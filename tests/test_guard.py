@@ -130,7 +130,7 @@ def test_an_internal_failure_holds_the_payment_and_says_why(
     decision = guard.evaluate(make_event(amount="1"))
     assert decision.action is Action.HOLD
     assert decision.rule_ids == ("payguard.internal_error",)
-    assert "engine exploded" in decision.hits[0].reason
+    assert "engine exploded" not in decision.hits[0].reason  # a customer may see the reason
     assert decision.error == "RuntimeError: engine exploded"
     assert decision.engine == engine
     raising = Guard.from_path(write_rules(SCAM_RULES), engine=engine, on_error="raise")

@@ -28,6 +28,7 @@ from ._render import render_scenarios, render_summary
 from ._replay import FRAUD_LIST, parse_duration, replay, write_json
 from ._rules.loader import load_rule_set
 from ._rules.overrides import parse_setting
+from ._serve.command import serve
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -59,6 +60,9 @@ def _load_guard(path: str, settings: tuple[str, ...] = (), **options: Any) -> Gu
 @click.version_option(package_name="payguard")
 def main() -> None:
     """payguard: stop scam payments before the money leaves the victim's bank."""
+
+
+main.add_command(serve)
 
 
 @main.command()
@@ -508,6 +512,19 @@ def features_table() -> str:
         meaning = spec.description.replace("|", "\\|")
         lines.append(f"| `{spec.name}` | {spec.kind.value} | {meaning} |")
     return "\n".join(lines)
+
+
+@main.group()
+def schema() -> None:
+    """JSON Schemas for editors."""
+
+
+@schema.command(name="rules")
+def schema_rules() -> None:
+    """Print the JSON Schema of rule files (also shipped as payguard/rules.schema.json)."""
+    from ._rules.schema import render, rules_schema
+
+    click.echo(render(rules_schema()), nl=False)
 
 
 @main.group()

@@ -143,7 +143,8 @@ class Pipeline:
 
     def failed(self, decision_id: str, event: Event, exc: Exception) -> Decision:
         """The audited ``hold`` that stands for a decision payguard could not make."""
-        reason = f"payguard could not evaluate this payment ({type(exc).__name__}: {exc}); held for review"
+        # the reason may reach the customer: the error's text goes to ``error`` (the audit record), not here
+        reason = "payguard could not evaluate this payment; held for review"
         return Decision(
             decision_id=decision_id,
             event_id=event.id,

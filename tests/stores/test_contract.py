@@ -24,6 +24,7 @@ from payguard import (
     InvalidEventError,
     MemoryStore,
     PayguardError,
+    RedisStore,
     RuleSet,
     RulesetRef,
     SQLiteStore,
@@ -55,7 +56,17 @@ def sqlite(request: pytest.FixtureRequest) -> Backend:
     return Backend(lambda: SQLiteStore(path), shared=True)
 
 
-STORES = [pytest.param(memory, id="memory"), pytest.param(sqlite, id="sqlite")]
+def redis(request: pytest.FixtureRequest) -> Backend:
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend(lambda: RedisStore(url, prefix=prefix), shared=True)
+
+
+STORES = [
+    pytest.param(memory, id="memory"),
+    pytest.param(sqlite, id="sqlite"),
+    pytest.param(redis, id="redis"),
+]
 
 
 @pytest.fixture(params=STORES)

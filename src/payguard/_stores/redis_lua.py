@@ -1,0 +1,85 @@
+"""The server-side half of ``RedisStore``: four Lua functions, loaded as a Redis 7 Function library or,
+where ``FUNCTION`` is missing or forbidden (Redis 6.2, some managed services), run as EVALSHA scripts.
+
+Each runs atomically on the server, which is what makes one event's read-modify-write two round trips:
+
+- ``acquire(KEYS = leases..., reads...; ARGV = token, lease ms, leases, decision first)``: if the first
+  read is a decision that exists (``decision first`` = 1), return ``{2, decision}`` and take nothing (a
+  repeated event id takes no lease). Else if any lease is held by another token, return ``{0, its ttl}``
+  and take none (all-or-none: no deadlock). Else take every lease (``SET lease token PX ms``) and return
+  ``{1, read...}``.
+- ``commit(KEYS = leases..., written...; ARGV = token, leases, ops...)``: refuse with ``{0, index}`` unless
+  every lease still holds this token (fencing: a replica paused past its lease writes nothing), else apply
+  the writes (``S`` ttl value: SET, PX when ttl > 0; ``D``: DEL; ``A`` member: SADD; ``I``: INCR) and
+  release the leases.
+- ``release(KEYS = leases; ARGV = token)``: drop the leases this token still holds (a rolled-back event).
+- ``publish(KEYS = epoch, lists; ARGV = name, entries)``: advance the lists' epoch and store the named
+  list's new snapshot under it, as ``version:entries``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["FUNCTIONS", "LIBRARY", "NAMES", "SCRIPTS"]
+
+# the library's name carries the protocol's version: replicas of two payguard versions can share a server
+LIBRARY: Final = "payguard_1"
+NAMES: Final = ("acquire", "commit", "release", "publish")
+
+_BODIES: Final = {
+    "acquire": """
+local token, lease, n = args[1], tonumber(args[2]), tonumber(args[3])
+if args[4] == '1' then
+  local found = redis.call('GET', keys[n + 1])
+  if found then return {2, found} end
+end
+for i = 1, n do
+  local holder = redis.call('GET', keys[i])
+  if holder and holder ~= token then return {0, redis.call('PTTL', keys[i]), i} end
+end
+for i = 1, n do redis.call('SET', keys[i], token, 'PX', lease) end
+local out = {1}
+for i = n + 1, #keys do out[#out + 1] = redis.call('GET', keys[i]) end
+return out
+""",
+    "commit": """
+local token, n = args[1], tonumber(args[2])
+for i = 1, n do
+  if redis.call('GET', keys[i]) ~= token then return {0, i} end
+end
+local a = 3
+for i = n + 1, #keys do
+  local op = args[a]
+  if op == 'S' then
+    local ttl = tonumber(args[a + 1])
+    if ttl > 0 then redis.call('SET', keys[i], args[a + 2], 'PX', ttl)
+    else redis.call('SET', keys[i], args[a + 2]) end
+    a = a + 3
+  elseif op == 'D' then redis.call('DEL', keys[i]); a = a + 1
+  elseif op == 'A' then redis.call('SADD', keys[i], args[a + 1]); a = a + 2
+  elseif op == 'I' then redis.call('INCR', keys[i]); a = a + 1
+  else return redis.error_reply('payguard commit: unknown operation ' .. tostring(op)) end
+end
+for i = 1, n do redis.call('DEL', keys[i]) end
+return {1}
+""",
+    "release": """
+for i = 1, #keys do
+  if redis.call('GET', keys[i]) == args[1] then redis.call('DEL', keys[i]) end
+end
+return 1
+""",
+    "publish": """
+local version = redis.call('INCR', keys[1])
+redis.call('HSET', keys[2], args[1], version .. ':' .. args[2])
+return version
+""",
+}
+
+FUNCTIONS: Final = f"#!lua name={LIBRARY}\n" + "".join(
+    f"\nredis.register_function('{LIBRARY}_{name}', function(keys, args)\n{body}end)\n"
+    for name, body in _BODIES.items()
+)
+# as EVAL scripts: the same bodies over KEYS and ARGV
+SCRIPTS: Final = {name: f"local keys, args = KEYS, ARGV\n{body}" for name, body in _BODIES.items()}

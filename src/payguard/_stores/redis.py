@@ -91,7 +91,11 @@ class RedisStore(Store):
     an event id is kept for idempotency; ``history_ttl`` how long an account with no event is kept (default:
     ``history.HORIZON``, past every window the features read). Stopped payments and listed accounts have no
     TTL. ``timeout`` bounds one round trip. ``functions``: use Redis Functions (True), EVALSHA scripts
-    (False), or Functions where the server has them (None).
+    (False), or Functions where the server has them (None). ``journal``: keep the event ids of the last
+    ``journal`` commits, in commit order, in the stream ``PREFIX journal`` (0: none): the serial order in
+    which the replicas' decisions were made, to replay or audit them.
+
+    Opening the store does not need the server up: until it answers, every event is an audited hold.
     """
 
     record_batch = 500  # events per transaction in ``Guard.record``: two round trips load 500
@@ -107,6 +111,7 @@ class RedisStore(Store):
         history_ttl: float | timedelta = HORIZON,
         timeout: float = 2.0,
         functions: bool | None = None,
+        journal: int = 0,
     ) -> None:
         self.url = url
         self.shown_url = _without_password(url)
@@ -132,9 +137,13 @@ class RedisStore(Store):
         self._stats_lock = threading.Lock()
         self.lease_waits = 0  # tries that found an account leased by another event
         self.round_trips = 0
+        self.journal = journal
         self._scripts: dict[str, Any] = {}
         self.functions = False
-        self._load(functions)
+        self._wanted = functions
+        self._loaded = False
+        with suppress(StoreError):  # unreachable now: loaded by the first call that reaches it
+            self._load(functions)
 
     # -- the server-side functions --------------------------------------------------------------------
     def _load(self, functions: bool | None) -> None:
@@ -147,14 +156,17 @@ class RedisStore(Store):
             except self._redis.RedisError as exc:
                 raise StoreError(f"Redis store {self.shown_url} is unreachable: {exc}") from exc
             else:
-                self.functions = True
+                self.functions = self._loaded = True
                 return
         self._scripts = {name: self.client.register_script(SCRIPTS[name]) for name in NAMES}
+        self._loaded = True
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         """Run the server-side function ``name``; one round trip. ``StoreError`` when Redis fails."""
         with self._stats_lock:
             self.round_trips += 1
+        if not self._loaded:
+            self._load(self._wanted)
         try:
             if not self.functions:
                 return self._scripts[name](keys=keys, args=args)
@@ -304,6 +316,8 @@ class _RedisTransaction(StoreTransaction):
 
     def _lease(self, lease: str, read: str | None = None) -> Any:
         """Lease one more key (if this transaction does not hold it yet) and read ``read``."""
+        if lease in self._leased and read is None:
+            return None
         reply = self._acquire([lease], [] if read is None else [read], decision_first=False)
         return reply[1] if read is not None else None
 
@@ -413,6 +427,9 @@ class _RedisTransaction(StoreTransaction):
             data = orjson.dumps({"decision": decision.to_dict(), "digest": digest.hex()})
             keys += [f"{p}d:{event_id}", f"{p}i:{decision.decision_id}"]
             ops += ["S", store._decision_ms, data, "S", store._decision_ms, event_id]
+            if store.journal:
+                keys.append(f"{p}journal")
+                ops += ["X", str(store.journal), event_id]
         for decision_id, record in self._put_held.items():
             keys.append(f"{p}s:{decision_id}")
             ops += ["D"] if record is None else ["S", "0", orjson.dumps(record)]

@@ -10,8 +10,8 @@ Each runs atomically on the server, which is what makes one event's read-modify-
   ``{1, read...}``.
 - ``commit(KEYS = leases..., written...; ARGV = token, leases, ops...)``: refuse with ``{0, index}`` unless
   every lease still holds this token (fencing: a replica paused past its lease writes nothing), else apply
-  the writes (``S`` ttl value: SET, PX when ttl > 0; ``D``: DEL; ``A`` member: SADD; ``I``: INCR) and
-  release the leases.
+  the writes (``S`` ttl value: SET, PX when ttl > 0; ``D``: DEL; ``A`` member: SADD; ``I``: INCR; ``X``
+  length event id: XADD to the journal) and release the leases.
 - ``release(KEYS = leases; ARGV = token)``: drop the leases this token still holds (a rolled-back event).
 - ``publish(KEYS = epoch, lists; ARGV = name, entries)``: advance the lists' epoch and store the named
   list's new snapshot under it, as ``version:entries``.
@@ -59,6 +59,8 @@ for i = n + 1, #keys do
   elseif op == 'D' then redis.call('DEL', keys[i]); a = a + 1
   elseif op == 'A' then redis.call('SADD', keys[i], args[a + 1]); a = a + 2
   elseif op == 'I' then redis.call('INCR', keys[i]); a = a + 1
+  elseif op == 'X' then
+    redis.call('XADD', keys[i], 'MAXLEN', '~', args[a + 1], '*', 'e', args[a + 2]); a = a + 3
   else return redis.error_reply('payguard commit: unknown operation ' .. tostring(op)) end
 end
 for i = 1, n do redis.call('DEL', keys[i]) end

@@ -62,10 +62,18 @@ def redis(request: pytest.FixtureRequest) -> Backend:
     return Backend(lambda: RedisStore(url, prefix=prefix), shared=True)
 
 
+def redis_scripts(request: pytest.FixtureRequest) -> Backend:
+    """Redis as a server without Functions has it (Redis 6.2, services that forbid FUNCTION): EVALSHA."""
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend(lambda: RedisStore(url, prefix=prefix, functions=False), shared=True)
+
+
 STORES = [
     pytest.param(memory, id="memory"),
     pytest.param(sqlite, id="sqlite"),
     pytest.param(redis, id="redis"),
+    pytest.param(redis_scripts, id="redis-scripts"),
 ]
 
 

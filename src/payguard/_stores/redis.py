@@ -154,7 +154,7 @@ class RedisStore(Store):
                 if functions:
                     raise StoreError(f"Redis store {self.shown_url}: cannot load Functions: {exc}") from exc
             except self._redis.RedisError as exc:
-                raise StoreError(f"Redis store {self.shown_url} is unreachable: {exc}") from exc
+                raise self._error(exc) from exc
             else:
                 self.functions = self._loaded = True
                 return
@@ -178,7 +178,7 @@ class RedisStore(Store):
                 self._load(True)  # a server restarted without persistence forgot them
                 return self._execute("FCALL", f"{LIBRARY}_{name}", len(keys), *keys, *args)
         except self._redis.RedisError as exc:
-            raise StoreError(f"Redis store {self.shown_url}: {type(exc).__name__}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def command(self, *args: Any) -> Any:
         """One plain Redis command; ``StoreError`` when Redis fails."""
@@ -187,10 +187,15 @@ class RedisStore(Store):
         try:
             return self._execute(*args)
         except self._redis.RedisError as exc:
-            raise StoreError(f"Redis store {self.shown_url}: {type(exc).__name__}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _execute(self, *args: Any) -> Any:
         return self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    def _error(self, exc: Exception) -> StoreError:
+        if isinstance(exc, (self._redis.ConnectionError, self._redis.TimeoutError)):
+            return StoreError(f"Redis store {self.shown_url} is unreachable ({type(exc).__name__}: {exc})")
+        return StoreError(f"Redis store {self.shown_url}: {type(exc).__name__}: {exc}")
 
     def waited(self) -> None:
         with self._stats_lock:

@@ -10,6 +10,8 @@ Sections:
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
   scoring   the default rule set without and with scores on every rule (scoring.py)
   workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
+  redis     a RedisStore on a loopback redis-server: record/s, decisions/s of 1 and 2 evaluator processes,
+            round trips and Redis CPU per event (redis_store.py)
   text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
             TR39 confusable folding and ignorable dropping
 
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import integrity  # the seal, idempotency and text sections, beside this file
+import redis_store  # the redis section, beside this file
 import scoring  # the scoring section, beside this file
 import workbench  # the workbench section, beside this file
 
@@ -531,6 +534,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
     "idempotency": integrity.bench_idempotency,
     "text": integrity.bench_text,
+    "redis": functools.partial(redis_store.bench, traffic, (header, row, us)),
 }
 
 

@@ -129,8 +129,8 @@ def decide_then_crash(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("appendfsync", "sig"),
-    [("everysec", signal.SIGTERM), ("always", signal.SIGKILL)],
-    ids=["restarted-everysec", "killed-always"],
+    [("everysec", signal.SIGTERM), ("everysec", signal.SIGKILL), ("always", signal.SIGKILL)],
+    ids=["restarted-everysec", "killed-everysec", "killed-always"],
 )
 def test_no_acknowledged_commit_is_lost_when_redis_restarts(
     tmp_path: Path, rules: RuleSet, appendfsync: str, sig: int

@@ -15,6 +15,10 @@ Each runs atomically on the server, which is what makes one event's read-modify-
 - ``release(KEYS = leases; ARGV = token)``: drop the leases this token still holds (a rolled-back event).
 - ``publish(KEYS = epoch, lists; ARGV = name, entries)``: advance the lists' epoch and store the named
   list's new snapshot under it, as ``version:entries``.
+
+Leases are neither written to the AOF nor sent to replicas (``redis.set_repl(redis.REPL_NONE)``): they
+live for a second or two, and a server that restarts or fails over without them only refuses the commits of
+the events in flight (their leases are gone), which become audited holds.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ for i = 1, n do
   local holder = redis.call('GET', keys[i])
   if holder and holder ~= token then return {0, redis.call('PTTL', keys[i]), i} end
 end
+redis.set_repl(redis.REPL_NONE)
 for i = 1, n do redis.call('SET', keys[i], token, 'PX', lease) end
 local out = {1}
 for i = n + 1, #keys do out[#out + 1] = redis.call('GET', keys[i]) end
@@ -63,10 +68,12 @@ for i = n + 1, #keys do
     redis.call('XADD', keys[i], 'MAXLEN', '~', args[a + 1], '*', 'e', args[a + 2]); a = a + 3
   else return redis.error_reply('payguard commit: unknown operation ' .. tostring(op)) end
 end
+redis.set_repl(redis.REPL_NONE)
 for i = 1, n do redis.call('DEL', keys[i]) end
 return {1}
 """,
     "release": """
+redis.set_repl(redis.REPL_NONE)
 for i = 1, #keys do
   if redis.call('GET', keys[i]) == args[1] then redis.call('DEL', keys[i]) end
 end

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from payguard import Guard, MemoryStore, load_rule_set, verify_file
+from payguard import Guard, MemoryStore, RedisStore, load_rule_set, verify_file
+from payguard._synthetic import benign_traffic
 
 from ..conftest import ROOT, make_event
 from .redis_server import RedisServer
@@ -163,3 +164,32 @@ def test_the_same_event_ids_sent_to_two_replicas_at_once_are_decided_once_with_o
                 audited[record["event_id"]] += 1
     assert audited == Counter({event["id"]: 1 for event in events})
     assert len(journal(redis_server, redis_prefix)) == len(events), "one commit an event id"
+
+
+@pytest.mark.slow
+def test_a_generated_month_over_redis_is_decided_and_remembered_as_in_memory(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    history, month = benign_traffic(560, seed=5, start=START, history_days=30)
+    assert len(month) >= 20_000
+    rules = load_rule_set(RULES)
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    over_redis = Guard(rules, engine="python", store=store, max_future=None)
+    in_memory = Guard(rules, engine="python", store=MemoryStore(), max_future=None)
+    assert over_redis.record(history) == in_memory.record(history)
+    differing = [
+        event["id"]
+        for event in month
+        if over_redis.evaluate(event).to_dict() | IGNORED != in_memory.evaluate(event).to_dict() | IGNORED
+    ]
+    assert differing == []
+    memory = in_memory.store
+    assert isinstance(memory, MemoryStore)
+    with store.transaction() as txn:
+        different = [key for key, kept in memory.accounts.items() if txn.account(key) != kept]
+    assert different == [], "the final histories are the same"
+    over_redis.close()
+
+
+# what differs between two guards' decisions of one event by construction
+IGNORED = {"decision_id": None, "evaluated_at": None}

@@ -9,6 +9,7 @@ left as it was.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from ._errors import (
 from ._event import Admitted, Event, admit, digest
 from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
 from ._pipeline import NO_RULES, Pipeline
+from ._replicas import NOTHING_READ, Published, load_published, with_published
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.history import party
@@ -43,6 +45,7 @@ from ._stores.memory import MemoryStore
 __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 
+_LOG: Final = logging.getLogger("payguard")
 MAX_FUTURE: Final = timedelta(minutes=5)
 MIN_AUDIT_KEY: Final = 16
 
@@ -108,7 +111,11 @@ class Guard:
         # a store shared by processes publishes ``set_list`` to all of them (RedisStore)
         self._publishes = hasattr(self.store, "publish_list")
         # the lists published in the store as last read: (epoch, lists in force, merged, versions)
-        self._published: tuple[int, Any, Mapping[str, frozenset[str]], Mapping[str, int]] = (0, None, {}, {})
+        self._published: Published = NOTHING_READ
+        # the rule-set digest another process's ``reload`` published that this guard last followed, and
+        # while it cannot: what it is behind (digest, path, error), in each of its audit records
+        self._following: str | None = None
+        self._behind: dict[str, str] | None = None
         self.audit: AuditTrail | None = (
             audit
             if isinstance(audit, AuditTrail) or audit is None
@@ -192,6 +199,7 @@ class Guard:
         admitted = self._admit(event, pipeline)
         event_id = admitted.event.id
         fingerprint = digest(admitted.event)  # outside the transaction: it holds the store's lock
+        published: tuple[str, str] | None = None
         try:
             opened = (
                 self.store.transaction()
@@ -209,6 +217,8 @@ class Guard:
                         txn, admitted, pipeline, lists, versions=versions, started=started
                     )
                     txn.put_decision(event_id, decision, fingerprint)
+                    if self._publishes:
+                        published = txn.ruleset_in_force()  # type: ignore[union-attr]
         except AuditError:
             raise
         except Exception as exc:
@@ -218,6 +228,8 @@ class Guard:
             if self.audit is not None:
                 self.audit.write(pipeline.record(decision, admitted, started))
             return decision, True
+        if published is not None and published[0] != pipeline.ref.digest:
+            self._follow(published)  # after the commit: loading rules must not hold the event's leases
         if previous is not None:  # the same id, another event: refused, outside the transaction
             self._refuse(DuplicateEventError(event_id, previous.decision_id), pipeline, admitted.event)
         return decision, True
@@ -254,7 +266,10 @@ class Guard:
                 raise
             decision = pipeline.failed(decision_id, admitted.event, exc)
         if self.audit is not None:
-            self.audit.write(pipeline.record(decision, admitted, started))
+            record = pipeline.record(decision, admitted, started)
+            if self._behind is not None:
+                record["ruleset_in_force"] = self._behind
+            self.audit.write(record)
         if decision.error is None:
             pipeline.features.commit(context, decision.action, decision.decision_id)
         return decision
@@ -268,23 +283,12 @@ class Guard:
     def _with_published(
         self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]], versions: Mapping[str, int]
     ) -> tuple[Mapping[str, frozenset[str]], Mapping[str, int]]:
-        """``lists`` with the lists another process published in the store (``set_list``), as of the
-        epoch this transaction read: read again only when the epoch moved."""
-        epoch = txn.lists_epoch()  # type: ignore[attr-defined]
+        """``lists`` with the lists another process published in the store (``set_list``)."""
+        epoch: int = txn.lists_epoch()  # type: ignore[attr-defined]
         if not epoch:
             return lists, versions
-        seen, base, merged, merged_versions = self._published
-        if seen == epoch and base is lists:
-            return merged, merged_versions
-        published = self.store.published_lists()  # type: ignore[attr-defined]
-        merged = dict(lists)
-        merged_versions = dict(versions)
-        for name, (version, entries) in published.items():
-            if name in lists:  # a list the rule set in force does not declare is not read
-                merged[name] = entries
-                merged_versions[name] = version
-        self._published = (epoch, lists, merged, merged_versions)
-        return merged, merged_versions
+        self._published = found = with_published(self.store, epoch, lists, versions, self._published)
+        return found[2], found[3]
 
     def _new_id(self) -> str:
         return self._prefix + str(next(self._ids)).zfill(12)
@@ -531,8 +535,39 @@ class Guard:
             self._lists_set.add(name)
 
     def reload(self, path: str | Path) -> RulesetRef:
-        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays."""
-        ruleset = load_rule_set(path)
+        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays.
+
+        On a store shared by processes (``RedisStore``) the new rule set's digest and path are published:
+        every other guard loads it after its next decision, or, if it cannot (no such files on its host,
+        other files there), keeps its own and says so in each audit record (``ruleset_in_force``) and the
+        ``payguard`` log."""
+        ref = self._swap(load_rule_set(path))
+        if self._publishes:
+            self.store.publish_ruleset(ref.digest, str(Path(path).resolve()))  # type: ignore[attr-defined]
+            self._following, self._behind = ref.digest, None
+        return ref
+
+    def _follow(self, published: tuple[str, str]) -> None:
+        """Another process reloaded: load the rule set it published, or keep this one and say so."""
+        digest_in_force, path = published
+        with self._swap_lock:
+            if self._following == digest_in_force:
+                return  # followed already, or tried and said so
+            self._following = digest_in_force
+        try:
+            self._swap(load_published(digest_in_force, path))
+            self._behind = None
+        except Exception as exc:  # noqa: BLE001 (any failure: keep deciding with the rules in force)
+            self._behind = {"digest": digest_in_force, "path": path, "error": f"{type(exc).__name__}: {exc}"}
+            _LOG.warning(
+                "payguard: another process reloaded rule set %s from %s; this one keeps deciding with %s: %s",
+                digest_in_force[:12],
+                path,
+                self.ruleset.digest[:12],
+                self._behind["error"],
+            )
+
+    def _swap(self, ruleset: RuleSet) -> RulesetRef:
         pipeline = Pipeline(ruleset, self._engine_choice)
         with self._swap_lock:
             current, versions = self._state[1], self._state[2]

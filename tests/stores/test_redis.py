@@ -264,3 +264,38 @@ def test_histories_and_decisions_expire_after_their_ttls(
     )
     client.close()
     guard.close()
+
+
+# -- reloads across replicas ---------------------------------------------------------------------------
+def test_a_reload_on_one_replica_is_followed_by_the_others_after_their_next_decision(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    first, second = replicas(2)
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
+    ref = first.reload(newer)
+    assert second.ruleset.digest != ref.digest
+    second.evaluate(pay("e1", 0))  # decided with its own rule set, then it loads the one published
+    assert second.ruleset.digest == ref.digest
+    assert second.evaluate(pay("e2", 1, amount="900.00")).action is Action.HOLD
+
+
+def test_a_replica_that_cannot_load_the_reloaded_rule_set_keeps_its_own_and_says_so(
+    replicas: Replicas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    audit: list[dict[str, Any]] = []
+    first, second = replicas(2, audit=audit.append)
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
+    ref = first.reload(newer)
+    own = second.ruleset.digest
+    newer.write_text(rules_text(LIFECYCLE_RULES), encoding="utf-8")  # this host's files differ
+    with caplog.at_level("WARNING", logger="payguard"):
+        second.evaluate(pay("e1", 0))
+    assert second.ruleset.digest == own
+    assert f"another process reloaded rule set {ref.digest[:12]}" in caplog.text
+    decision = second.evaluate(pay("e2", 1, amount="900.00"))
+    assert decision.action is Action.REVIEW, "decided with its own rules"
+    behind = audit[-1]["ruleset_in_force"]
+    assert (behind["digest"], behind["path"]) == (ref.digest, str(newer.resolve()))
+    assert "on this host have digest" in behind["error"]

@@ -231,6 +231,10 @@ class RedisStore(Store):
         data = orjson.dumps(sorted(entries))
         return int(self.call("publish", [self.prefix + "epoch", self.prefix + "lists"], [name, data]))
 
+    def publish_ruleset(self, digest: str, path: str) -> None:
+        """Make the rule set of ``digest`` (loaded from ``path``) the one every process should run."""
+        self.command("SET", self.prefix + "ruleset", f"{digest}\n{path}")
+
     def published_lists(self) -> dict[str, tuple[int, frozenset[str]]]:
         """The lists ``publish_list`` stored, by name: (version, entries)."""
         found: dict[str, tuple[int, frozenset[str]]] = {}
@@ -260,6 +264,7 @@ class _RedisTransaction(StoreTransaction):
         self._put_held: dict[str, dict[str, Any] | None] = {}
         self._listed_version: int | None = None
         self._epoch: int | None = None
+        self._ruleset: bytes | None = None
         self._added: list[tuple[str, str]] = []
 
     # -- leases ---------------------------------------------------------------------------------------
@@ -302,7 +307,7 @@ class _RedisTransaction(StoreTransaction):
         if not keys and event_id is None:
             return
         leases = [f"{p}k:{key}" for key in keys]
-        reads = [f"{p}h:{key}" for key in keys] + [f"{p}Lv", f"{p}epoch"]
+        reads = [f"{p}h:{key}" for key in keys] + [f"{p}Lv", f"{p}epoch", f"{p}ruleset"]
         if event_id is not None:
             leases.append(f"{p}e:{event_id}")
             reads.insert(0, f"{p}d:{event_id}")
@@ -317,8 +322,9 @@ class _RedisTransaction(StoreTransaction):
             self._decisions[event_id] = None if found is None else self._decision_of(found)
         for key, data in zip(keys, values, strict=False):
             self._accounts[key] = self._history(key, data)
-        self._listed_version = int(values[-2] or 0)
-        self._epoch = int(values[-1] or 0)
+        self._listed_version = int(values[-3] or 0)
+        self._epoch = int(values[-2] or 0)
+        self._ruleset = values[-1] or b""
 
     def _lease(self, lease: str, read: str | None = None) -> Any:
         """Lease one more key (if this transaction does not hold it yet) and read ``read``."""
@@ -420,6 +426,15 @@ class _RedisTransaction(StoreTransaction):
         if self._epoch is None:
             self._epoch = int(self._store.command("GET", f"{self._p}epoch") or 0)
         return self._epoch
+
+    def ruleset_in_force(self) -> tuple[str, str] | None:
+        """The digest and path of the rule set the last ``reload`` published, as this transaction began."""
+        if self._ruleset is None:
+            self._ruleset = self._store.command("GET", f"{self._p}ruleset") or b""
+        if not self._ruleset:
+            return None
+        digest, _, path = self._ruleset.decode().partition("\n")
+        return digest, path
 
     # -- the end --------------------------------------------------------------------------------------
     def commit(self) -> None:

@@ -463,6 +463,7 @@ class _RedisTransaction(StoreTransaction):
             return
         reply = store.call("commit", keys, [self._token, str(len(self._leases)), *ops])
         if reply[0] != 1:
+            self.rollback()  # the leases it still holds: others need not wait for them to expire
             lost = self._leases[int(reply[1]) - 1].removeprefix(p)
             raise StoreError(
                 f"Redis store {store.shown_url}: the lease on {self._describe(lost)} expired before the "

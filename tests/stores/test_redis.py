@@ -23,7 +23,6 @@ from payguard import (
     RuleSet,
     StoreError,
     UnknownDecisionError,
-    load_rule_set,
 )
 from payguard._stores.codec import decode, encode
 from payguard._stores.history import INBOUND_WIDTH, MAX_INBOUND, AccountHistory
@@ -35,13 +34,6 @@ from .test_contract import history
 
 PAYEE = "6222000033334444"
 Replicas = Callable[..., list[Guard]]
-
-
-@pytest.fixture(scope="module")
-def lifecycle_rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
-    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
-    path.write_text(rules_text(LIFECYCLE_RULES), encoding="utf-8")
-    return load_rule_set(path)
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from payguard import Action, Guard, RedisStore, RuleSet, load_rule_set
+from payguard import Action, Guard, RedisStore, RuleSet
 
-from ..conftest import rules_text
-from ..test_lifecycle import LIFECYCLE_RULES, pay
+from ..test_lifecycle import pay
 from .redis_server import RedisServer
 from .test_contract import history
 from .test_redis_replicas import REPLICA, write_events
@@ -29,15 +28,13 @@ PAYER, PAYEE = "6222000011112222", "6222000033334444"
 
 
 @pytest.fixture(scope="module")
-def rules_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
-    path.write_text(rules_text(LIFECYCLE_RULES), encoding="utf-8")
-    return path
+def rules_path(lifecycle_rules_path: Path) -> Path:
+    return lifecycle_rules_path
 
 
 @pytest.fixture(scope="module")
-def rules(rules_path: Path) -> RuleSet:
-    return load_rule_set(rules_path)
+def rules(lifecycle_rules: RuleSet) -> RuleSet:
+    return lifecycle_rules
 
 
 def replica_in_the_middle_of_an_event(

@@ -112,10 +112,13 @@ def test_a_hold_made_on_one_replica_is_released_on_the_other_once(replicas: Repl
     first, second = replicas(2)
     held = first.evaluate(pay("e1", 0, amount="50000.00"))
     assert held.action is Action.HOLD
-    resolution = second.release(held.decision_id)
-    assert resolution is None or resolution  # release returns nothing; resolve returns the resolution
+    second.release(held.decision_id)
+    with first.store.transaction() as txn:
+        record = txn.held(held.decision_id)
+    assert record is not None
+    assert record["resolution"]["outcome"] == "legitimate", "the first replica sees the second's resolution"
     again = first.resolve(held.decision_id, "legitimate")
-    assert again.outcome.value == "legitimate"
+    assert again.to_dict() == record["resolution"], "resolving again returns the first resolution"
     with pytest.raises(PayguardError, match="resolved"):
         first.resolve(held.decision_id, "fraud")
     assert len(history(first.store, PAYEE).inbound) // INBOUND_WIDTH == 1, "credited once"

@@ -156,6 +156,17 @@ def bench(
             header(
                 "evaluator processes", "decisions", "decisions/s", "round trips/event", "Redis CPU µs/event"
             )
+            baseline = Guard.from_path(
+                ROOT / "rules", audit=str(tmp / "memory-audit.jsonl"), audit_key=AUDIT_KEY, max_future=None
+            )
+            baseline.record(history)
+            start = time.perf_counter()
+            for event in events:
+                baseline.evaluate(event)
+            rate = len(events) / (time.perf_counter() - start)
+            baseline.close()
+            print(row("none: MemoryStore, in process", len(events), f"{rate:,.0f}", "0", "-"))
+            results["memory_per_s"] = rate
             for count in (1, 2):
                 prefix = f"run{count}:"
                 loader = Guard.from_path(

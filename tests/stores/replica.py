@@ -3,8 +3,9 @@
 ``python replica.py SETTINGS.json`` decides the events of ``events`` (a JSON-lines file) on ``threads``
 threads, each taking every ``threads``-th event, and writes one line a decision to ``out``:
 ``{"event_id", "fresh", "decision"}``, then a last line ``{"lease_waits": N}``. With ``pause_at``, the audit
-write of that event id first creates the file ``paused`` and sleeps ``pause_for`` seconds: the test stops or
-kills the process there, in the middle of the event, while it holds the event's leases.
+write of that event id first creates the file ``paused`` and waits (``pause_for`` seconds at most) for the
+file ``resume``: the test stops or kills the process there, in the middle of the event, while it holds the
+event's leases.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def main(settings_path: str) -> None:
         def audit(record: dict[str, Any]) -> None:
             if record.get("event_id") == pause_at and record["record"] == "decision":
                 Path(settings["paused"]).touch()
-                time.sleep(settings["pause_for"])
+                resume = Path(settings["resume"])
+                deadline = time.monotonic() + settings["pause_for"]
+                while not resume.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
             records.write(json.dumps(record) + "\n")
             records.flush()
 

@@ -41,7 +41,8 @@ def replica_in_the_middle_of_an_event(
     tmp_path: Path, server: RedisServer, prefix: str, rules_path: Path, pause_for: float
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """A replica process deciding the event ``victim``, returned once it holds the event's leases and is
-    in the middle of writing its audit record (it then waits ``pause_for`` seconds)."""
+    in the middle of writing its audit record (it then waits for the file ``resume``, ``pause_for``
+    seconds at most)."""
     settings = {
         "url": server.url,
         "prefix": prefix,
@@ -53,6 +54,7 @@ def replica_in_the_middle_of_an_event(
         "pause_at": "victim",
         "pause_for": pause_for,
         "paused": str(tmp_path / "paused"),
+        "resume": str(tmp_path / "resume"),
     }
     (tmp_path / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
     process = subprocess.Popen([sys.executable, str(REPLICA), str(tmp_path / "settings.json")])
@@ -90,7 +92,7 @@ def test_a_replica_killed_mid_event_leaves_nothing_and_the_others_go_on_after_it
 def test_a_replica_stopped_past_its_lease_has_its_commit_refused_and_answers_an_audited_hold(
     tmp_path: Path, redis_server: RedisServer, redis_prefix: str, rules_path: Path, rules: RuleSet
 ) -> None:
-    process, out = replica_in_the_middle_of_an_event(tmp_path, redis_server, redis_prefix, rules_path, 0.2)
+    process, out = replica_in_the_middle_of_an_event(tmp_path, redis_server, redis_prefix, rules_path, 60)
     process.send_signal(signal.SIGSTOP)
     try:
         store = RedisStore(redis_server.url, prefix=redis_prefix)
@@ -98,6 +100,7 @@ def test_a_replica_stopped_past_its_lease_has_its_commit_refused_and_answers_an_
         assert other.evaluate(pay("meanwhile", 1)).action is Action.REVIEW, "decided once the lease expired"
         assert store.lease_waits > 0
     finally:
+        (tmp_path / "resume").touch()  # the replica goes on from where it was stopped once continued
         process.send_signal(signal.SIGCONT)
     assert process.wait(timeout=60) == 0
     line = json.loads(out.read_text().splitlines()[0])

@@ -31,27 +31,44 @@ __all__ = ["FUNCTIONS", "LIBRARY", "NAMES", "SCRIPTS"]
 LIBRARY: Final = "payguard_1"
 NAMES: Final = ("acquire", "commit", "release", "publish")
 
+# one MGET or DEL for many keys, in slices that Lua's unpack can take (a bulk load names thousands)
+_MANY: Final = """
+local function many(command, keys, first, last, out)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 999, last)
+    local got = redis.call(command, unpack(keys, i, j))
+    if out then for k = 1, j - i + 1 do out[#out + 1] = got[k] end end
+    i = j + 1
+  end
+  return out
+end
+"""
+
 _BODIES: Final = {
-    "acquire": """
+    "acquire": _MANY
+    + """
 local token, lease, n = args[1], tonumber(args[2]), tonumber(args[3])
 if args[4] == '1' then
   local found = redis.call('GET', keys[n + 1])
   if found then return {2, found} end
 end
+local holders = many('MGET', keys, 1, n, {})
 for i = 1, n do
-  local holder = redis.call('GET', keys[i])
+  local holder = holders[i]
   if holder and holder ~= token then return {0, redis.call('PTTL', keys[i]), i} end
 end
 redis.set_repl(redis.REPL_NONE)
 for i = 1, n do redis.call('SET', keys[i], token, 'PX', lease) end
-local out = {1}
-for i = n + 1, #keys do out[#out + 1] = redis.call('GET', keys[i]) end
-return out
+redis.set_repl(redis.REPL_ALL)
+return many('MGET', keys, n + 1, #keys, {1})
 """,
-    "commit": """
+    "commit": _MANY
+    + """
 local token, n = args[1], tonumber(args[2])
+local holders = many('MGET', keys, 1, n, {})
 for i = 1, n do
-  if redis.call('GET', keys[i]) ~= token then return {0, i} end
+  if holders[i] ~= token then return {0, i} end
 end
 local a = 3
 for i = n + 1, #keys do
@@ -69,7 +86,7 @@ for i = n + 1, #keys do
   else return redis.error_reply('payguard commit: unknown operation ' .. tostring(op)) end
 end
 redis.set_repl(redis.REPL_NONE)
-for i = 1, n do redis.call('DEL', keys[i]) end
+many('DEL', keys, 1, n, nil)
 return {1}
 """,
     "release": """

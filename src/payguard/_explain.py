@@ -135,6 +135,9 @@ def _checks(  # noqa: PLR0917 (a private helper of explain)
             if fact.get(CURRENCY_KEY) != node.currency and raw is not None:
                 held = False
                 note = f"the event is in {event.currency}: a test in {node.currency} cannot apply"
+            elif event.currency != node.currency and raw is not None:
+                converted = f"{_major(raw, node.currency)} {node.currency}"
+                note = f"{value} {event.currency} is {converted} at the reference rate"
         text = f"{node.field} {node.op} {shown}"
     elif isinstance(node, InSet):
         held = raw is not None and (raw not in node.values if node.negate else raw in node.values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ._replay import FRAUD_LIST, ReplaySummary
@@ -118,6 +119,14 @@ def render_scenarios(report: Any, *, stories: bool = True) -> str:
     for currency, row in data["money_let_through"].items():
         lines.append(
             f"    {currency} {row['let_through']:>14} of {row['must_stop']:>14}   {row['percent']:>6} %"
+        )
+    combined = data["money_let_through_combined"]
+    if combined is not None and len(data["money_let_through"]) > 1:
+        left_out = f" (no rate: {', '.join(combined['not_converted'])})" if combined["not_converted"] else ""
+        lines.append(
+            f"    all, in {combined['currency']} at the rule set's reference rates{left_out}: "
+            f"{Decimal(combined['let_through']):.2f} of {Decimal(combined['must_stop']):.2f}   "
+            f"{combined['percent']} %"
         )
     failing = [story for story in report.stories if story.failing or story.notes] if stories else []
     if failing:

@@ -285,9 +285,10 @@ class CurrencyCheck:
                     rules.add(rule.id)
         self.rules = len(rules)
         self.mismatched: Counter[str] = Counter()
+        self.converted = frozenset(ruleset.fx)  # compared at the header's reference rates (``fx``)
 
     def add(self, currency: str) -> None:
-        if self.tests and currency not in self.tests:
+        if self.tests and currency not in self.tests and currency not in self.converted:
             self.mismatched[currency] += 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,7 +308,8 @@ class CurrencyCheck:
             f"warning: {events:,} money events are in {', '.join(sorted(self.mismatched))} but the rule "
             f"set's money tests are in {', '.join(sorted(self.tests))}: none of its "
             f"{sum(self.tests.values())} money tests (in {self.rules} rules) could apply to them; give the "
-            "mapping a currency override or replay a rule set written in that currency"
+            "mapping a currency override, give the rule set's header a reference rate (fx), or replay a rule "
+            "set written in that currency"
         )
 
 

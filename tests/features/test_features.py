@@ -233,6 +233,45 @@ def test_loans_and_broken_deposits_that_just_arrived(guard: Guard) -> None:
     assert pay(guard, 2, 30).features["loan_inflow_24h"] == "0.00"
 
 
+def test_a_loan_sent_on_counts_against_the_loan_whoever_receives_it_but_not_when_stopped(
+    guard: Guard,
+) -> None:
+    customer = make_event()["payer"]["account"]
+    loan = make_event(
+        id="loan",
+        type="loan_disbursement",
+        timestamp=at(0),
+        amount="20000",
+        payer={"account": "L-1", "type": "lender"},
+        payee={"account": customer},
+    )
+    guard.evaluate(loan)
+    guard.set_list("fraud_accounts", ["BAD-1"])
+    assert pay(guard, 1, 0.5, amount="15000", payee="BAD-1").action is Action.INTERRUPT  # never left
+    own = pay(guard, 2, 1, amount="6000", payee="OWN-ELSEWHERE")
+    # the stopped 15,000 did not leave; 6,000 to the customer's own account elsewhere did, known payee or not
+    assert own.features["out_to_loans_24h"] == pytest.approx(0.3)
+    # the new-payee share counts attempts: the stopped one is there
+    assert own.features["new_payee_out_to_loans_24h"] == pytest.approx(1.05)
+    assert pay(guard, 3, 2, amount="4000", payee="OWN-ELSEWHERE").features[
+        "out_to_loans_24h"
+    ] == pytest.approx(0.5), "a payee paid before counts too"
+    assert "out_to_loans_24h" not in pay(guard, 4, 30, amount="100").features, "no loan in the last day"
+
+
+def test_cash_asked_for_in_a_day_adds_up_withdrawals_only(guard: Guard) -> None:
+    def cash(n: int, hours: float, amount: str, **extra: Any) -> Any:
+        event = make_event(id=f"c{n}", type="cash_withdrawal", timestamp=at(hours), amount=amount, **extra)
+        return guard.evaluate(event)
+
+    assert cash(1, 0, "15000", payee=None).features["cash_out_24h"] == "15000.00"
+    pay(guard, 1, 1, amount="9000")  # a transfer is not cash
+    # a bank may name the ATM as the payee: still cash
+    assert cash(2, 16, "10000", payee={"account": "ATM-0042"}).features["cash_out_24h"] == "25000.00"
+    assert cash(3, 30, "2000", payee=None).features["cash_out_24h"] == "12000.00", "the first is a day old"
+    assert "cash_out_24h" not in pay(guard, 2, 31).features, "a transfer has no cash total"
+
+
 def test_stops_are_remembered_to_catch_retries_to_another_payee(guard: Guard) -> None:
     guard.set_list("fraud_accounts", ["BAD-1"])
     assert pay(guard, 1, 0, payee="BAD-1").action is Action.INTERRUPT

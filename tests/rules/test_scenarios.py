@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ from click.testing import CliRunner
 
 from payguard import Action, RuleFileError
 from payguard._cli import main
-from payguard.testing import ScenarioSummary, StepResult, load_stories, load_story, run_scenarios
+from payguard.testing import (
+    MoneyLetThrough,
+    ScenarioSummary,
+    StepResult,
+    load_stories,
+    load_story,
+    run_scenarios,
+)
 
 from ..conftest import HEADER
 
@@ -172,6 +180,14 @@ def test_the_summary_counts_stops_misses_money_per_currency_and_ordinary_payment
             "CNY": {"must_stop": "12500", "let_through": "1500", "percent": "12.00"},
             "USD": {"must_stop": "1000", "let_through": "0", "percent": "0.00"},
         },
+        # the rule set has no reference rate for USD: the combined figure is the CNY one, and says so
+        "money_let_through_combined": {
+            "must_stop": "12500",
+            "let_through": "1500",
+            "percent": "12.00",
+            "currency": "CNY",
+            "not_converted": ["USD"],
+        },
         "resolves_ignored": 1,
     }
     assert summary.unmet_targets() == [
@@ -179,6 +195,26 @@ def test_the_summary_counts_stops_misses_money_per_currency_and_ordinary_payment
         "1 of 2 must-pass steps were stopped",
         "12.00 % of the must-stop money in CNY was let through (at most 3.00 %)",
     ]
+
+
+def test_the_combined_money_converts_each_currency_at_the_rule_sets_reference_rates(library: Path) -> None:
+    rules = library / "rules" / "rules.yaml"
+    rules.write_text(
+        RULES.replace("  currency: CNY\n", "  currency: CNY\n  fx: {USD: 7}\n"), encoding="utf-8"
+    )
+    summary = run_scenarios(library / "stories", rules=library / "rules", engine="python").summary
+    # CNY 1,500 of 12,500 let through, and USD 0 of 1,000 (7,000 CNY): 1,500 of 19,500
+    assert summary.combined == MoneyLetThrough(Decimal(19500), Decimal(1500))
+    assert summary.unconverted == ()
+    assert summary.to_dict()["money_let_through_combined"]["percent"] == "7.69"
+
+
+def test_an_ordinary_payment_stopped_is_counted_then_released_as_the_call_back_would(library: Path) -> None:
+    report = run_scenarios(library / "stories", rules=library / "rules", engine="python")
+    mover = next(story for story in report.stories if story.id == "ord-moving").steps[2]
+    assert (mover.expect, mover.action.value, mover.met) == ("pass", "hold", False)
+    assert (mover.resolve, mover.resolved) == ("legitimate", True)
+    assert report.summary.pass_stopped == 1, "the false stop still counts"
 
 
 def test_a_summary_of_no_stories_meets_every_target() -> None:

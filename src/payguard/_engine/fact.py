@@ -22,6 +22,7 @@ from .._common.text import normalize_account
 from .._event import Event
 from .._rules.conditions import Compare, Condition, Exists, InSet, Pred, leaves
 from .._rules.fields import FieldSpec, Kind
+from .._rules.fx import rescale, scales
 from .._rules.model import RuleSet
 
 __all__ = ["CURRENCY_KEY", "Plan"]
@@ -110,6 +111,8 @@ class Plan:
                     self.columns.setdefault(leaf.field, f"f{len(self.columns)}")
                     if isinstance(leaf, Compare) and leaf.currency is not None:
                         self.uses_currency = True
+        # currencies compared at the header's reference rates: code -> (numerator, denominator, target)
+        self.fx: dict[str, tuple[int, int, str]] = scales(ruleset) if self.uses_currency else {}
         # what each rule reads, for the audit evidence of the rules that fired
         self.rule_fields: dict[str, frozenset[str]] = {rule.id: rule.fields for rule in ruleset.rules}
         specs = {name: ruleset.field_spec(name) for name in reads}
@@ -156,6 +159,7 @@ class Plan:
         known = _NO_MINOR if minor is None else minor
         fact = self._build(event, features, lists, known)
         currency = event.currency
+        scale = self.fx.get(currency) if self.fx and currency is not None else None
         # plain dicts (as the guard passes them) read through the compiled dict operations
         values = features if isinstance(features, dict) else dict(features)
         amounts = known if isinstance(known, dict) else dict(known)
@@ -173,11 +177,12 @@ class Plan:
                     fact[key] = value
             elif currency is not None:  # money: kept in minor units by the feature engine, else converted
                 found = amounts.get(name)
-                fact[key] = (
+                units = (
                     checked_minor_units(found, currency)
                     if found is not None
                     else to_minor_units(value if type(value) is Decimal else Decimal(value), currency)
                 )
+                fact[key] = units if scale is None else rescale(units, scale[0], scale[1])
         return fact
 
     def _compile(
@@ -212,12 +217,19 @@ class Plan:
         namespace["Decimal"] = Decimal
         namespace["checked_minor"] = checked_minor_units
         namespace["normalize_text"] = self.ruleset.normalize_text
+        namespace["FX"] = self.fx
+        namespace["rescale"] = rescale
         lines = ["    currency = event.currency"]
+        # the currency the rules see: the event's, or the rule set's for one compared at a reference rate
+        seen = "currency"
+        if self.fx:
+            lines.append("    scale = FX.get(currency) if currency is not None else None")
+            seen = "currency if scale is None else scale[2]"
         if into_fact:
             if self.uses_currency:
-                lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = currency"]
+                lines += ["    if currency is not None:", f"        fact[{CURRENCY_KEY!r}] = {seen}"]
         else:
-            lines.append("    ccy = currency")
+            lines.append(f"    ccy = {seen}")
             # columns assigned only under a condition start out absent
             lines += [f"    v_{c.key} = None" for c in self._columns if c.spec.kind in _CONDITIONAL]
 
@@ -267,6 +279,8 @@ class Plan:
                 converted = f"to_minor_units({var} if type({var}) is Decimal else Decimal({var}), currency)"
                 lines.append(f"    if {var} is not None and currency is not None:")
                 lines.append(f"        {key} = {known} if {name!r} in minor else {converted}")
+                if self.fx:
+                    lines.append(f"        if scale is not None: {key} = rescale({key}, scale[0], scale[1])")
             elif kind is Kind.FLOAT:
                 lines.append(f"    if {var} is not None and isfinite({var}): {key} = float({var})")
             elif kind is Kind.INT:

@@ -29,6 +29,7 @@ _DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_
 _DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
 _LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
 _TRANSFER_IN: Final = EventType.TRANSFER_IN
+_CASH_WITHDRAWAL: Final = EventType.CASH_WITHDRAWAL
 _TRANSFER_OUT: Final = EventType.TRANSFER_OUT
 _VASP: Final = PartyType.VASP
 
@@ -97,7 +98,7 @@ class FeatureEngine:
             history.add_attempt(
                 time,
                 amount,
-                payee or 0,
+                0 if kind is _CASH_WITHDRAWAL else payee or 0,  # cash rows have no payee (``cash_out_24h``)
                 bool(context.is_new_payee()),
                 context.balance_before,
                 personal,

@@ -48,6 +48,7 @@ __all__ = ["FUNCTIONS"]
 _DEVICE_EVENTS: Final = frozenset({EventType.DEVICE_BOUND, EventType.CREDENTIAL_CHANGE})
 _DEPOSIT_REDEMPTION: Final = EventType.DEPOSIT_REDEMPTION
 _LOAN_DISBURSEMENT: Final = EventType.LOAN_DISBURSEMENT
+_CASH_WITHDRAWAL: Final = EventType.CASH_WITHDRAWAL
 _TRANSFER_IN: Final = EventType.TRANSFER_IN
 _TRANSFER_OUT: Final = EventType.TRANSFER_OUT
 _VASP: Final = PartyType.VASP
@@ -187,6 +188,16 @@ def new_payee_out_to_loans_24h(c: Context) -> Any:
 
 
 @feature
+def out_to_loans_24h(c: Context) -> Any:
+    """Executed outflows in 24 h to any payee (this payment included) over the loans received in 24 h: a
+    loan forwarded to the customer's own account at another bank is as gone as one sent to a stranger."""
+    received = c.loans_24h().total(LOAN_AMOUNT)
+    if received <= 0 or not c.outgoing:
+        return None
+    return (sum(c.out_24h().flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED)) + (c.amount or 0)) / received
+
+
+@feature
 def new_payee_out_to_deposits_24h(c: Context) -> Any:
     return _new_payee_out_over(c, c.deposits_24h().total(DEPOSIT_AMOUNT))
 
@@ -222,6 +233,15 @@ def is_first_vasp_payment(c: Context) -> Any:
         return None
     last = c.history.vasp_time
     return last is None or last > c.time or c.time - last > 365 * DAY
+
+
+@feature
+def cash_out_24h(c: Context) -> Any:
+    """Cash asked for in 24 hours (attempts, this withdrawal included): a coached victim splits what the
+    counter questioned into ATM withdrawals."""
+    if c.kind is not _CASH_WITHDRAWAL:
+        return None
+    return c.out_24h().total_where(OUT_AMOUNT, OUT_PAYEE, 0) + (c.amount or 0)
 
 
 # -- money coming in ------------------------------------------------------------------------------------

@@ -261,6 +261,9 @@ _FEATURE_LIST: list[FieldSpec] = [
         Kind.FLOAT,
         "executed outgoing in 24 h (this one included) over the balance at the window's start plus credits",
     ),
+    _feature(
+        "cash_out_24h", Kind.MONEY, "cash asked for in 24 h, this withdrawal included (cash withdrawals only)"
+    ),
     _feature("balance_start_24h", Kind.MONEY, "balance before the payer's first outgoing attempt in 24 h"),
     _feature(
         "payee_amounts_increasing",
@@ -272,6 +275,11 @@ _FEATURE_LIST: list[FieldSpec] = [
         "new_payee_out_to_loans_24h",
         Kind.FLOAT,
         "sent to new payees in 24 h (this payment included) over loans received in 24 h",
+    ),
+    _feature(
+        "out_to_loans_24h",
+        Kind.FLOAT,
+        "executed outgoing to any payee in 24 h (this payment included) over loans received in 24 h",
     ),
     _feature(
         "new_payee_out_to_deposits_24h",

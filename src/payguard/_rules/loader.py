@@ -28,6 +28,7 @@ from .conditions import (
     alternatives,
 )
 from .fields import Kind, attribute_field
+from .fx import read_fx
 from .lint import never_true, positions_of
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
 from .overrides import override_params
@@ -36,7 +37,16 @@ from .parser import TOO_DEEP, ConditionParser, _Loader, suggest
 __all__ = ["load_rule_set"]
 
 _TOP_KEYS = ("ruleset", "params", "keyword_sets", "lists", "attributes", "rules")
-_HEADER_KEYS = ("id", "version", "description", "timezone", "currency", "scoring", "confirmed_fraud_list")
+_HEADER_KEYS = (
+    "id",
+    "version",
+    "description",
+    "timezone",
+    "currency",
+    "fx",
+    "scoring",
+    "confirmed_fraud_list",
+)
 _RULE_KEYS = ("id", "description", "when", "action", "score", "reason", "tags", "mode", "currency")
 # the actions a score threshold may lead to, from the least severe (thresholds increase in this order)
 _SCORED_ACTIONS = (Action.REVIEW, Action.HOLD, Action.INTERRUPT)
@@ -151,6 +161,7 @@ class _RuleSetBuilder(ConditionParser):
             "currency": None,
             "scoring": (),
             "confirmed_fraud_list": _FRAUD_LIST,
+            "fx": {},
         }
         for key in ("id", "version"):
             value = node.get(key)
@@ -187,6 +198,8 @@ class _RuleSetBuilder(ConditionParser):
                 "invalid_value",
                 f"currency must be an ISO 4217 code such as CNY, got {currency!r}",
             )
+        if "fx" in node:
+            header["fx"] = read_fx(self, node, currency)
         if "scoring" in node:
             self.scoring_declared = True
             header["scoring"] = self.read_scoring(node)
@@ -578,6 +591,7 @@ def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) 
         files=tuple(str(f) for f in files),
         scoring=header["scoring"],
         confirmed_fraud_list=header["confirmed_fraud_list"],
+        fx=header["fx"],
         lint=tuple(sorted(builder.lint, key=lambda p: (p.path, p.line, p.column))),
         overrides=dict(params or {}),
     )

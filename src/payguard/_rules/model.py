@@ -6,6 +6,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,8 @@ class RuleSet:
     keep_marks: bool = False
     # the attributes declared ``public: true``: shown in clear in the audit's evidence (others are masked)
     public_attributes: frozenset[str] = frozenset()
+    # reference rates (``fx``): units of ``currency`` per unit of each other currency (``_rules.fx``)
+    fx: Mapping[str, Decimal] = field(default_factory=dict)
 
     @property
     def normalize_text(self) -> Callable[[str], str]:

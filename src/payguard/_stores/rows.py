@@ -101,6 +101,15 @@ class Rows:
         entries, width = self.entries, self.width
         return sum(1 for row in range(self.low, self.high) if entries[row * width + column] == value)
 
+    def total_where(self, column: int, key: int, value: int) -> int:
+        """The sum of ``column`` over the rows that hold ``value`` in ``key``."""
+        entries, width = self.entries, self.width
+        return sum(
+            entries[row * width + column]
+            for row in range(self.low, self.high)
+            if entries[row * width + key] == value
+        )
+
     def flagged_all(self, column: int, flags: tuple[int, ...], unflagged: int = -1) -> list[int]:
         """The values of ``column`` in the rows whose ``flags`` columns are all set (and, if given, whose
         ``unflagged`` column is not), oldest first."""

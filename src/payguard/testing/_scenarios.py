@@ -7,8 +7,11 @@
 Each story runs on a fresh guard: its history recorded as executed, then each step evaluated and judged
 (``pass``: allow or review; ``stop``: hold or interrupt; ``interrupt``: interrupt; ``any``: not judged). A
 step's ``resolve`` is applied with ``Guard.resolve`` right after it when the step was stopped, and
-ignored (and reported in the story's notes) when it was not. Events are run as written: a later step's
-balance is the one the writer gave it (as if the earlier payments went through), whatever was decided.
+ignored (and reported in the story's notes) when it was not. A ``pass`` step that was stopped counts as
+stopped, and is then resolved ``legitimate``, as the bank's call-back would: the story goes on as the
+customer lives it, and its later steps are judged after a released stop, not after one left open.
+Events are run as written: a later step's balance is the one the writer gave it (as if the earlier
+payments went through), whatever was decided.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class StepResult:
     score: int
     amount: Decimal | None
     currency: str | None
-    resolve: str | None = None  # as written in the story
+    resolve: str | None = None  # as written in the story, or ``legitimate`` for a stopped ``pass`` step
     resolved: bool = False  # whether it was applied (the step was stopped)
 
     @property
@@ -160,7 +163,8 @@ class ScenarioSummary:
 
     Must-stop steps are those expecting ``stop`` or ``interrupt``; must-pass steps those expecting
     ``pass``, in any kind of story (a scam story may hold the victim's ordinary payments before the scam).
-    Money is summed per currency and never converted: payguard has no exchange rates.
+    Money is summed per currency; ``combined`` adds the currencies up in the rule set's own at its header's
+    reference rates (``fx``), and ``unconverted`` names those it has no rate for.
     """
 
     stories: int
@@ -176,6 +180,9 @@ class ScenarioSummary:
     pass_interrupted: int
     resolves_ignored: int
     money: Mapping[str, MoneyLetThrough] = field(default_factory=dict)
+    combined: MoneyLetThrough | None = None
+    combined_currency: str | None = None
+    unconverted: tuple[str, ...] = ()
 
     @property
     def missed(self) -> int:
@@ -183,7 +190,14 @@ class ScenarioSummary:
         return self.must_stop - self.stopped
 
     @classmethod
-    def of(cls, stories: Iterable[StoryResult]) -> ScenarioSummary:
+    def of(
+        cls,
+        stories: Iterable[StoryResult],
+        currency: str | None = None,
+        rates: Mapping[str, Decimal] | None = None,
+    ) -> ScenarioSummary:
+        """The summary of ``stories``; with the rule set's ``currency`` and reference ``rates``, also the
+        money of every currency they convert, in that currency."""
         stories = list(stories)
         steps = [step for story in stories for step in story.steps]
         money: dict[str, MoneyLetThrough] = {}
@@ -194,6 +208,15 @@ class ScenarioSummary:
                 money[step.currency] = MoneyLetThrough(
                     before.must_stop + step.amount, before.let_through + missed
                 )
+        combined: MoneyLetThrough | None = None
+        unconverted: tuple[str, ...] = ()
+        if currency is not None:
+            known = {currency: Decimal(1), **(rates or {})}
+            combined = MoneyLetThrough(
+                sum((row.must_stop * known[c] for c, row in money.items() if c in known), Decimal(0)),
+                sum((row.let_through * known[c] for c, row in money.items() if c in known), Decimal(0)),
+            )
+            unconverted = tuple(sorted(c for c in money if c not in known))
         stop = [s for s in steps if s.must_stop]
         must_interrupt = [s for s in steps if s.expect == "interrupt"]
         must_pass = [s for s in steps if s.expect == "pass"]
@@ -211,6 +234,9 @@ class ScenarioSummary:
             pass_interrupted=sum(s.action is Action.INTERRUPT for s in must_pass),
             resolves_ignored=sum(len(story.notes) for story in stories),
             money=dict(sorted(money.items())),
+            combined=combined,
+            combined_currency=currency,
+            unconverted=unconverted,
         )
 
     def unmet_targets(self, max_money_let_through: Decimal = MAX_MONEY_LET_THROUGH) -> list[str]:
@@ -250,6 +276,15 @@ class ScenarioSummary:
                 "interrupted": self.pass_interrupted,
             },
             "money_let_through": {currency: row.to_dict() for currency, row in self.money.items()},
+            "money_let_through_combined": (
+                None
+                if self.combined is None
+                else {
+                    **self.combined.to_dict(),
+                    "currency": self.combined_currency,
+                    "not_converted": list(self.unconverted),
+                }
+            ),
             "resolves_ignored": self.resolves_ignored,
         }
 
@@ -261,10 +296,13 @@ class ScenarioReport:
     ruleset: RulesetRef
     engine: str
     stories: tuple[StoryResult, ...]
+    # the rule set's currency and reference rates, to add the currencies' money up (``summary.combined``)
+    currency: str | None = None
+    rates: Mapping[str, Decimal] = field(default_factory=dict)
 
     @property
     def summary(self) -> ScenarioSummary:
-        return ScenarioSummary.of(self.stories)
+        return ScenarioSummary.of(self.stories, self.currency, self.rates)
 
     @property
     def ok(self) -> bool:
@@ -301,16 +339,19 @@ def run_story(story: Story, ruleset: RuleSet, *, engine: str = "auto") -> StoryR
             except InvalidEventError as exc:
                 raise _refused(story, step.line, f"step {step.number}: {exc}") from None
             resolved = False
-            if step.resolve is not None:
+            outcome = step.resolve
+            if outcome is None and step.expect == "pass" and decision.stopped:
+                outcome = "legitimate"  # an ordinary payment held: the customer confirms it on the call
+            if outcome is not None:
                 if decision.stopped:
-                    guard.resolve(decision.decision_id, step.resolve)
+                    guard.resolve(decision.decision_id, outcome)
                     resolved = True
                 else:
                     notes.append(
                         f"step {step.number} (event {step.event_id!r}): resolve: {step.resolve} ignored, "
                         f"the step was {decision.action.value}"
                     )
-            results.append(_result(story, step, decision, resolved))
+            results.append(_result(story, step, decision, outcome if resolved else step.resolve, resolved))
     finally:
         guard.close()
     return StoryResult(story.id, story.path, story.kind, story.title, tuple(results), tuple(notes))
@@ -320,7 +361,9 @@ def _refused(story: Story, line: int, message: str) -> RuleFileError:
     return RuleFileError([RuleProblem(story.path, line, 1, "invalid_event", f"story {story.id!r} {message}")])
 
 
-def _result(story: Story, step: StoryStep, decision: Decision, resolved: bool) -> StepResult:
+def _result(
+    story: Story, step: StoryStep, decision: Decision, resolve: str | None, resolved: bool
+) -> StepResult:
     return StepResult(
         story=story.id,
         number=step.number,
@@ -333,7 +376,7 @@ def _result(story: Story, step: StoryStep, decision: Decision, resolved: bool) -
         score=decision.score,
         amount=step.amount,
         currency=step.currency,
-        resolve=step.resolve,
+        resolve=resolve,
         resolved=resolved,
     )
 
@@ -356,4 +399,4 @@ def run_scenarios(
     ruleset = rules if isinstance(rules, RuleSet) else load_rule_set(rules)
     results = tuple(run_story(story, ruleset, engine=engine) for story in stories)
     ref = RulesetRef(ruleset.id, ruleset.version, ruleset.digest)
-    return ScenarioReport(ref, resolve_engine(engine), results)
+    return ScenarioReport(ref, resolve_engine(engine), results, ruleset.currency, dict(ruleset.fx))

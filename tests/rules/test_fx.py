@@ -1,0 +1,111 @@
+"""Reference rates (``ruleset.fx``): one rule set in CNY judges a payment in GBP at the rate its header
+declares, on both engines, and says so wherever an analyst looks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from payguard import Guard, RuleFileError, load_rule_set, parse_event
+from payguard._cli import main
+
+from ..conftest import HEADER, make_event
+
+WriteRules = Callable[..., Path]
+FX_HEADER = HEADER + "  fx: {GBP: 9.5, JPY: 0.048}\n"
+RULES = """
+rules:
+  - {id: large, description: large, when: {amount: {gte: 20000}}, action: hold, reason: r}
+  - {id: gbp_small, description: a rule written in GBP, currency: GBP, when: {amount: {gte: 100}},
+     action: review, reason: r}
+"""
+ONLY_CNY = """
+rules:
+  - {id: large, description: large, when: {amount: {gte: 20000}}, action: hold, reason: r}
+"""
+
+
+def pay(event_id: str, amount: str, currency: str) -> dict[str, object]:
+    return make_event(id=event_id, amount=amount, currency=currency)
+
+
+@pytest.mark.parametrize("engine", ["durable", "python"])
+def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rate(
+    write_rules: WriteRules, engine: str
+) -> None:
+    guard = Guard(load_rule_set(write_rules(ONLY_CNY, header=FX_HEADER)), engine=engine)
+    # 2,106 GBP is 20,007 CNY at 9.5; 2,105 GBP is 19,997.50
+    assert guard.evaluate(pay("e1", "2106.00", "GBP")).action == "hold"
+    assert guard.evaluate(pay("e2", "2105.00", "GBP")).action == "allow"
+    # a currency without decimals: 416,700 JPY is 20,001.60 CNY at 0.048
+    assert guard.evaluate(pay("e3", "416700", "JPY")).action == "hold"
+    assert guard.evaluate(pay("e4", "416600", "JPY")).action == "allow"
+    # a currency the table does not name meets no money test, as without a table
+    assert guard.evaluate(pay("e5", "999999.00", "EUR")).action == "allow"
+
+
+@pytest.mark.parametrize("engine", ["durable", "python"])
+def test_a_currency_a_rule_is_written_in_is_compared_as_it_is_never_converted(
+    write_rules: WriteRules, engine: str
+) -> None:
+    guard = Guard(load_rule_set(write_rules(RULES, header=FX_HEADER)), engine=engine)
+    # GBP has its own rule, so the CNY rule never sees GBP payments: 2,500 GBP is not 23,750 CNY here
+    decision = guard.evaluate(pay("e1", "2500.00", "GBP"))
+    assert [hit.rule_id for hit in decision.hits] == ["gbp_small"]
+    assert guard.evaluate(pay("e2", "20000.00", "CNY")).action == "hold"
+
+
+def test_without_a_table_a_foreign_payment_meets_no_money_test(write_rules: WriteRules) -> None:
+    guard = Guard(load_rule_set(write_rules(ONLY_CNY)), engine="python")
+    assert guard.evaluate(pay("e1", "1000000.00", "GBP")).action == "allow"
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ("{GBP: 0}", "ruleset.fx.GBP must be a positive number, got 0"),
+        ("{GBP: lots}", "ruleset.fx.GBP must be a positive number, got 'lots'"),
+        ("{pounds: 9.5}", "'pounds' is not an ISO 4217 code other than the rule set's CNY"),
+        ("{CNY: 1}", "'CNY' is not an ISO 4217 code other than the rule set's CNY"),
+        ("[GBP, 9.5]", "ruleset.fx maps ISO 4217 codes to rates"),
+    ],
+)
+def test_a_bad_rate_table_names_the_entry(write_rules: WriteRules, table: str, says: str) -> None:
+    with pytest.raises(RuleFileError, match=says.replace("(", r"\(").replace(".", r"\.")) as caught:
+        load_rule_set(write_rules(ONLY_CNY, header=HEADER + f"  fx: {table}\n"))
+    assert caught.value.problems[0].line == 6
+
+
+def test_rates_without_a_currency_to_convert_to_are_refused(write_rules: WriteRules) -> None:
+    header = 'ruleset:\n  id: test\n  version: "1"\n  fx: {GBP: 9.5}\n'
+    with pytest.raises(RuleFileError, match=r"ruleset\.fx needs the header's currency"):
+        load_rule_set(write_rules("rules: []\n", header=header))
+
+
+def test_the_rates_are_part_of_the_rule_set_digest(write_rules: WriteRules, tmp_path: Path) -> None:
+    first = load_rule_set(write_rules(ONLY_CNY, name="a.yaml", header=FX_HEADER)).digest
+    other = HEADER + "  fx: {GBP: 9.4, JPY: 0.048}\n"
+    assert load_rule_set(write_rules(ONLY_CNY, name="b.yaml", header=other)).digest != first
+
+
+def test_replay_does_not_warn_of_a_converted_currency_and_explain_shows_the_conversion(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = tmp_path / "e.jsonl"
+    rows = [pay("e1", "2200.00", "GBP"), pay("e2", "50.00", "EUR")]
+    events.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rules = str(write_rules(ONLY_CNY, header=FX_HEADER))
+    replayed = CliRunner().invoke(main, ["replay", str(events), "--rules", rules])
+    assert replayed.exit_code == 0, replayed.stderr
+    assert "money events are in EUR but the rule set's money tests are in CNY" in replayed.stderr
+    assert "GBP" not in replayed.stderr.split("warning:")[1]
+    explained = CliRunner().invoke(
+        main, ["explain", "--rules", rules, "--event-id", "e1", "--why-not", "large", str(events)]
+    )
+    assert explained.exit_code == 0, explained.stderr
+    assert "2200.00 GBP is 20900.00 CNY at the reference rate" in explained.stdout
+    assert parse_event(rows[0]).currency == "GBP", "the event itself keeps its currency"

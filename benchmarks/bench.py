@@ -11,6 +11,8 @@ Sections:
   scoring   the default rule set without and with scores on every rule (scoring.py)
   workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
   serve     payguard serve over loopback: 1 and 8 clients, 1 and 2 workers, the library call (sidecar.py)
+  redis     a RedisStore on a loopback redis-server: record/s, decisions/s of 1 and 2 evaluator processes,
+            round trips and Redis CPU per event (redis_store.py)
   text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
             TR39 confusable folding and ignorable dropping
 
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import integrity  # the seal, idempotency and text sections, beside this file
+import redis_store  # the redis section, beside this file
 import scoring  # the scoring section, beside this file
 import sidecar  # the serve section, beside this file
 import workbench  # the workbench section, beside this file
@@ -534,6 +537,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "idempotency": integrity.bench_idempotency,
     "text": integrity.bench_text,
     "serve": functools.partial(sidecar.bench, traffic, (header, row)),
+    "redis": functools.partial(redis_store.bench, traffic, (header, row, us)),
 }
 
 

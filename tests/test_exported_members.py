@@ -18,6 +18,7 @@ EXPECTED = [
     "InvalidEventError",
     "MemoryStore",
     "PayguardError",
+    "RedisStore",
     "RuleFileError",
     "RuleProblem",
     "RuleSet",

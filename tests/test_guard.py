@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import payguard
-from payguard import Action, Guard, InvalidEventError, PayguardError, RuleFileError
+from payguard import Action, Decision, Guard, InvalidEventError, PayguardError, RuleFileError
 
 from . import strategies
 from .conftest import make_event
@@ -173,6 +173,27 @@ def test_set_list_replaces_a_list_atomically_while_threads_evaluate(write_rules:
     assert set(seen) <= {("payer_listed",), ("payee_listed",)}
     with pytest.raises(PayguardError, match="unknown list 'nope'"):
         guard.set_list("nope", [])
+
+
+def test_a_decision_records_the_version_of_each_list_set_at_run_time_it_read(write_rules: WriteRules) -> None:
+    path = write_rules("""
+        lists:
+          watched: []
+        rules:
+          - {id: payee_listed, description: d, when: {payee.account: {in_list: watched}}, action: hold, reason: r}
+    """)
+    records: list[dict[str, Any]] = []
+    guard = Guard.from_path(path, audit=records.append)
+    before = guard.evaluate(make_event(id="e1"))
+    assert (dict(before.lists), "lists" in records[-1]) == ({}, False), "as loaded: the digest covers it"
+    guard.set_list("watched", ["6222000033334444"])
+    guard.set_list("watched", ["6222000033334444", "6222000055556666"])
+    listed = guard.evaluate(make_event(id="e2"))
+    assert (listed.action, dict(listed.lists)) == (Action.HOLD, {"watched": 2})
+    assert records[-1]["lists"] == {"watched": 2}
+    assert Decision.from_dict(listed.to_dict()) == listed
+    guard.reload(path)
+    assert dict(guard.evaluate(make_event(id="e3")).lists) == {"watched": 2}, "set lists outlive a reload"
 
 
 @pytest.mark.parametrize("entries", ["6217555500001111", b"6217555500001111"])

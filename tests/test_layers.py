@@ -15,7 +15,7 @@ PACKAGE = ROOT / "src" / "payguard"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "_cli", "_render", "testing", "_replay", "_explain", "_report", "_serve"}),
     frozenset({"_guard"}),
-    frozenset({"_pipeline"}),
+    frozenset({"_pipeline", "_replicas"}),
     frozenset({"_engine", "_features"}),
     frozenset({"_rules", "_audit", "_stores"}),
     frozenset({"_lifecycle"}),

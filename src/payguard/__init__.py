@@ -29,6 +29,7 @@ from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.interface import Store
 from ._stores.memory import MemoryStore
+from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
 
 __version__ = PAYGUARD_VERSION
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidEventError",
     "MemoryStore",
     "PayguardError",
+    "RedisStore",
     "RuleFileError",
     "RuleProblem",
     "RuleSet",

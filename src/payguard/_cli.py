@@ -21,7 +21,7 @@ from ._audit.keys import write_signing_pair
 from ._audit.processors import Masker
 from ._audit.rejects import mask_rejected
 from ._audit.verify import verify_file
-from ._errors import AuditError, PayguardError, RuleFileError
+from ._errors import AuditError, PayguardError, RuleFileError, StoreError
 from ._guard import ENGINES, Guard
 from ._io.base import FORMATS, Limits, Record
 from ._render import render_scenarios, render_summary
@@ -29,6 +29,8 @@ from ._replay import FRAUD_LIST, parse_duration, replay, write_json
 from ._rules.loader import load_rule_set
 from ._rules.overrides import parse_setting
 from ._serve.command import serve
+from ._stores.interface import Store
+from ._stores.url import open_store
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -53,6 +55,17 @@ def _load_guard(path: str, settings: tuple[str, ...] = (), **options: Any) -> Gu
         return Guard(load_rule_set(path, params=params), **options)
     except PayguardError as exc:
         _err(str(exc))
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _open_store(url: str | None) -> Store | None:
+    """The store ``--store`` names (None: the guard's own in-memory one), or exit 2."""
+    if url is None:
+        return None
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        _err(f"error: --store: {exc}")
         raise SystemExit(EXIT_USAGE) from None
 
 
@@ -172,6 +185,12 @@ def _progress() -> Any:
     metavar="PARAM=VALUE",
     help="Override a rule-set parameter (repeatable).",
 )
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Where histories and decisions live: memory: (default), sqlite:///FILE, redis://HOST:PORT/DB.",
+)
 def replay_command(
     files: tuple[str, ...],
     rules: str,
@@ -193,6 +212,7 @@ def replay_command(
     engine: str,
     report: str | None,
     settings: tuple[str, ...],
+    store_url: str | None,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -215,6 +235,7 @@ def replay_command(
         audit_signing_key=audit_signing_key,
         audit_checkpoints=audit_checkpoints,
         max_future=None,  # a replay decides in event time: no event is too far ahead of today's clock
+        store=_open_store(store_url),
     )
     old = _load_guard(compare, engine=engine, max_future=None) if compare else None
     if delay is not None and FRAUD_LIST not in guard.rules.lists:

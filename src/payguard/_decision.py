@@ -151,6 +151,10 @@ class Decision:
     # the sum of the enforced hits' scores, and the rules a snooze kept from firing
     score: int = 0
     snoozed: tuple[str, ...] = ()
+    # the versions of the lists it read, beside the rule set's digest (which covers the lists as loaded):
+    # of each list set at run time (``Guard.set_list``), and of the accounts resolutions listed in the store
+    lists: Mapping[str, int] = field(default_factory=dict)
+    listed: int = 0
 
     def __init__(  # noqa: PLR0917 (the signature dataclasses would generate, positional fields included)
         self,
@@ -167,6 +171,8 @@ class Decision:
         error: str | None = None,
         score: int = 0,
         snoozed: tuple[str, ...] = (),
+        lists: Mapping[str, int] | None = None,
+        listed: int = 0,
     ) -> None:
         # As dataclasses' own __init__ does (frozen); mypyc 1.19+ compiles each call to a direct store.
         object.__setattr__(self, "decision_id", decision_id)
@@ -182,6 +188,8 @@ class Decision:
         object.__setattr__(self, "error", error)
         object.__setattr__(self, "score", score)
         object.__setattr__(self, "snoozed", snoozed)
+        object.__setattr__(self, "lists", MappingProxyType(dict(lists or {})))
+        object.__setattr__(self, "listed", listed)
 
     @property
     def stopped(self) -> bool:
@@ -219,6 +227,10 @@ class Decision:
         }
         if self.snoozed:
             data["snoozed"] = list(self.snoozed)
+        if self.lists:
+            data["lists"] = dict(self.lists)
+        if self.listed:
+            data["listed"] = self.listed
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -240,4 +252,6 @@ class Decision:
             error=data.get("error"),
             score=data.get("score", 0),
             snoozed=tuple(data.get("snoozed", ())),
+            lists=data.get("lists"),
+            listed=data.get("listed", 0),
         )

@@ -9,6 +9,7 @@ left as it was.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from ._errors import (
 from ._event import Admitted, Event, admit, digest
 from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
 from ._pipeline import NO_RULES, Pipeline
+from ._replicas import NOTHING_READ, Published, load_published, with_published
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.history import party
@@ -43,6 +45,7 @@ from ._stores.memory import MemoryStore
 __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 
+_LOG: Final = logging.getLogger("payguard")
 MAX_FUTURE: Final = timedelta(minutes=5)
 MIN_AUDIT_KEY: Final = 16
 
@@ -95,12 +98,24 @@ class Guard:
         self._engine_choice = engine
         # The pipeline and the current lists, swapped together as one reference so that no decision sees a
         # rule set with another rule set's lists, or half a list.
-        self._state: tuple[Pipeline, Mapping[str, frozenset[str]]] = (
+        # ... and the versions of the lists set at run time (``set_list``; absent: as in the rule set)
+        self._state: tuple[Pipeline, Mapping[str, frozenset[str]], Mapping[str, int]] = (
             Pipeline(ruleset, engine),
             dict(ruleset.lists),
+            {},
         )
         self._lists_set: set[str] = set()
         self.store: Store = store if store is not None else MemoryStore()
+        # a network store leases and prefetches an event's accounts when told them up front
+        self._open: Any = getattr(self.store, "transaction_for", None)
+        # a store shared by processes publishes ``set_list`` to all of them (RedisStore)
+        self._publishes = hasattr(self.store, "publish_list")
+        # the lists published in the store as last read: (epoch, lists in force, merged, versions)
+        self._published: Published = NOTHING_READ
+        # the rule-set digest another process's ``reload`` published that this guard last followed, and
+        # while it cannot: what it is behind (digest, path, error), in each of its audit records
+        self._following: str | None = None
+        self._behind: dict[str, str] | None = None
         self.audit: AuditTrail | None = (
             audit
             if isinstance(audit, AuditTrail) or audit is None
@@ -180,20 +195,30 @@ class Guard:
         decision that could not be committed, and the ``hold`` after it is the one returned).
         """
         started = time.perf_counter()
-        pipeline, lists = self._state
+        pipeline, lists, versions = self._state
         admitted = self._admit(event, pipeline)
         event_id = admitted.event.id
         fingerprint = digest(admitted.event)  # outside the transaction: it holds the store's lock
+        published: tuple[str, str] | None = None
         try:
-            with self.store.transaction() as txn:
+            opened = (
+                self.store.transaction()
+                if self._open is None
+                else self._open(self._accounts_of(admitted.event), event_id=event_id)
+            )
+            with opened as txn:
                 previous = txn.decision(event_id)
                 if previous is not None:
                     stored = txn.event_digest(event_id)
                     if stored is None or stored == fingerprint:  # None: stored by an earlier payguard
                         return previous, False
                 else:
-                    decision = self._decide_in(txn, admitted, pipeline, lists, started)
+                    decision = self._decide_in(
+                        txn, admitted, pipeline, lists, versions=versions, started=started
+                    )
                     txn.put_decision(event_id, decision, fingerprint)
+                    if self._publishes:
+                        published = txn.ruleset_in_force()  # type: ignore[union-attr]
         except AuditError:
             raise
         except Exception as exc:
@@ -203,6 +228,8 @@ class Guard:
             if self.audit is not None:
                 self.audit.write(pipeline.record(decision, admitted, started))
             return decision, True
+        if published is not None and published[0] != pipeline.ref.digest:
+            self._follow(published)  # after the commit: loading rules must not hold the event's leases
         if previous is not None:  # the same id, another event: refused, outside the transaction
             self._refuse(DuplicateEventError(event_id, previous.decision_id), pipeline, admitted.event)
         return decision, True
@@ -213,24 +240,55 @@ class Guard:
         admitted: Admitted,
         pipeline: Pipeline,
         lists: Mapping[str, frozenset[str]],
+        *,
+        versions: Mapping[str, int],
         started: float,
     ) -> Decision:
         """Features, match, decision, audit record, then the history update, inside one transaction."""
         decision_id = self._new_id()
         try:
+            if self._publishes:
+                lists, versions = self._with_published(txn, lists, versions)
             context, features = pipeline.compute(admitted, txn)
             indices = pipeline.match(context, features, self._with_listed(txn, lists))
             snoozed = pipeline.snoozed(context) if indices else NO_RULES
-            decision = pipeline.decide(decision_id, admitted.event, indices, features, snoozed)
+            decision = pipeline.decide(
+                decision_id,
+                admitted.event,
+                indices,
+                features,
+                snoozed,
+                lists=versions,
+                listed=txn.listed_version(),
+            )
         except Exception as exc:
             if self.on_error == "raise":
                 raise
             decision = pipeline.failed(decision_id, admitted.event, exc)
         if self.audit is not None:
-            self.audit.write(pipeline.record(decision, admitted, started))
+            record = pipeline.record(decision, admitted, started)
+            if self._behind is not None:
+                record["ruleset_in_force"] = self._behind
+            self.audit.write(record)
         if decision.error is None:
             pipeline.features.commit(context, decision.action, decision.decision_id)
         return decision
+
+    @staticmethod
+    def _accounts_of(event: Event) -> tuple[str, ...]:
+        """The store keys of the accounts an event reads and writes: its payer's and its payee's."""
+        payer = party(event.payer.account)[0]
+        return (payer,) if event.payee is None else (payer, party(event.payee.account)[0])
+
+    def _with_published(
+        self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]], versions: Mapping[str, int]
+    ) -> tuple[Mapping[str, frozenset[str]], Mapping[str, int]]:
+        """``lists`` with the lists another process published in the store (``set_list``)."""
+        epoch: int = txn.lists_epoch()  # type: ignore[attr-defined]
+        if not epoch:
+            return lists, versions
+        self._published = found = with_published(self.store, epoch, lists, versions, self._published)
+        return found[2], found[3]
 
     def _new_id(self) -> str:
         return self._prefix + str(next(self._ids)).zfill(12)
@@ -276,12 +334,41 @@ class Guard:
         """
         count = 0
         pipeline = self._state[0]
+        batch: int = getattr(self.store, "record_batch", 1)
+        if batch > 1 and self._open is not None:
+            return self._record_batched(events, pipeline, batch)
         for item in events:
             admitted = pipeline.validate(item)
             with self.store.transaction() as txn:
                 pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
             count += 1
         return count
+
+    def _record_batched(
+        self, events: Iterable[Event | Mapping[str, Any]], pipeline: Pipeline, batch: int
+    ) -> int:
+        """``record`` on a network store: ``batch`` events a transaction, their accounts leased and read in
+        one round trip and written in a second (one transaction per event would cost two each)."""
+        count = 0
+        pending: list[Admitted] = []
+        for item in events:
+            try:
+                pending.append(pipeline.validate(item))
+            except InvalidEventError:
+                self._record_all(pending, pipeline)  # the events before it are kept
+                raise
+            if len(pending) == batch:
+                count += self._record_all(pending, pipeline)
+                pending = []
+        return count + self._record_all(pending, pipeline)
+
+    def _record_all(self, pending: list[Admitted], pipeline: Pipeline) -> int:
+        if pending:
+            keys = [key for admitted in pending for key in self._accounts_of(admitted.event)]
+            with self._open(keys) as txn:
+                for admitted in pending:
+                    pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
+        return len(pending)
 
     # -- the lifecycle of a stopped payment -----------------------------------------------------------
     def resolve(self, decision_id: str, outcome: str, *, note: str | None = None) -> Resolution:
@@ -434,23 +521,62 @@ class Guard:
             )
         fresh = frozenset(normalize_account(e) for e in items if isinstance(e, str) and e.strip())
         with self._swap_lock:
-            pipeline, lists = self._state
+            pipeline, lists, versions = self._state
             if name not in lists:
                 known = ", ".join(sorted(lists)) or "none"
                 raise PayguardError(f"unknown list {name!r}: the rule set declares {known}")
-            self._state = (pipeline, {**lists, name: fresh})
+            # a shared store: published to every process before this returns (StoreError if it cannot be)
+            version = (
+                self.store.publish_list(name, fresh)  # type: ignore[attr-defined]
+                if self._publishes
+                else versions.get(name, 0) + 1
+            )
+            self._state = (pipeline, {**lists, name: fresh}, {**versions, name: version})
             self._lists_set.add(name)
 
     def reload(self, path: str | Path) -> RulesetRef:
-        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays."""
-        ruleset = load_rule_set(path)
+        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays.
+
+        On a store shared by processes (``RedisStore``) the new rule set's digest and path are published:
+        every other guard loads it after its next decision, or, if it cannot (no such files on its host,
+        other files there), keeps its own and says so in each audit record (``ruleset_in_force``) and the
+        ``payguard`` log."""
+        ref = self._swap(load_rule_set(path))
+        if self._publishes:
+            self.store.publish_ruleset(ref.digest, str(Path(path).resolve()))  # type: ignore[attr-defined]
+            self._following, self._behind = ref.digest, None
+        return ref
+
+    def _follow(self, published: tuple[str, str]) -> None:
+        """Another process reloaded: load the rule set it published, or keep this one and say so."""
+        digest_in_force, path = published
+        with self._swap_lock:
+            if self._following == digest_in_force:
+                return  # followed already, or tried and said so
+            self._following = digest_in_force
+        try:
+            self._swap(load_published(digest_in_force, path))
+            self._behind = None
+        except Exception as exc:  # noqa: BLE001 (any failure: keep deciding with the rules in force)
+            self._behind = {"digest": digest_in_force, "path": path, "error": f"{type(exc).__name__}: {exc}"}
+            _LOG.warning(
+                "payguard: another process reloaded rule set %s from %s; this one keeps deciding with %s: %s",
+                digest_in_force[:12],
+                path,
+                self.ruleset.digest[:12],
+                self._behind["error"],
+            )
+
+    def _swap(self, ruleset: RuleSet) -> RulesetRef:
         pipeline = Pipeline(ruleset, self._engine_choice)
         with self._swap_lock:
-            current = self._state[1]
+            current, versions = self._state[1], self._state[2]
             lists = dict(ruleset.lists)
+            kept = {}
             for name in self._lists_set & set(lists):
                 lists[name] = current[name]  # lists set at run time outlive a reload
-            self._state = (pipeline, lists)
+                kept[name] = versions[name]
+            self._state = (pipeline, lists, kept)
         return pipeline.ref
 
     def __enter__(self) -> Guard:

@@ -100,9 +100,13 @@ class Pipeline:
         indices: list[int],
         features: dict[str, Any],
         snoozed: frozenset[str] = frozenset(),
+        *,
+        lists: Mapping[str, int] | None = None,
+        listed: int = 0,
     ) -> Decision:
         """The decision: the most severe of the enforced hits' actions and of the action whose threshold
-        their score reaches; ``allow`` when neither gives one. Snoozed rules do not fire."""
+        their score reaches; ``allow`` when neither gives one. Snoozed rules do not fire. ``lists`` and
+        ``listed``: the versions of the lists the decision read (``Decision.lists``)."""
         hits: list[Hit] = []
         shadow: list[Hit] = []
         suppressed: list[str] = []
@@ -139,6 +143,8 @@ class Pipeline:
             features=features,
             score=score,
             snoozed=tuple(suppressed),
+            lists=lists,
+            listed=listed,
         )
 
     def failed(self, decision_id: str, event: Event, exc: Exception) -> Decision:

@@ -24,6 +24,7 @@ from payguard import (
     InvalidEventError,
     MemoryStore,
     PayguardError,
+    RedisStore,
     RuleSet,
     RulesetRef,
     SQLiteStore,
@@ -55,7 +56,25 @@ def sqlite(request: pytest.FixtureRequest) -> Backend:
     return Backend(lambda: SQLiteStore(path), shared=True)
 
 
-STORES = [pytest.param(memory, id="memory"), pytest.param(sqlite, id="sqlite")]
+def redis(request: pytest.FixtureRequest) -> Backend:
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend(lambda: RedisStore(url, prefix=prefix), shared=True)
+
+
+def redis_scripts(request: pytest.FixtureRequest) -> Backend:
+    """Redis as a server without Functions has it (Redis 6.2, services that forbid FUNCTION): EVALSHA."""
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend(lambda: RedisStore(url, prefix=prefix, functions=False), shared=True)
+
+
+STORES = [
+    pytest.param(memory, id="memory"),
+    pytest.param(sqlite, id="sqlite"),
+    pytest.param(redis, id="redis"),
+    pytest.param(redis_scripts, id="redis-scripts"),
+]
 
 
 @pytest.fixture(params=STORES)

@@ -63,6 +63,10 @@ def decision_record(  # noqa: PLR0917 (the record's parts, as the guard has them
     if event.amount is not None:
         record["amount"] = str(event.amount)
         record["currency"] = event.currency
+    if decision.lists:  # beside the rule set's digest: the versions of the lists set at run time it read
+        record["lists"] = dict(decision.lists)
+    if decision.listed:
+        record["listed"] = decision.listed
     if decision.snoozed:
         record["snoozed"] = list(decision.snoozed)
     if decision.error is not None:

@@ -7,10 +7,11 @@ Every list of entries is one flat ``array('q')`` of int64s, ``width`` columns an
 time order, so that a history of a few payments takes a few hundred bytes. An account's lists start as the
 shared, empty ``EMPTY`` array and get an array of their own with their first entry (``rows.py``).
 
-Bounds, per account: windows keep 24 hours (money received: 7 days), plus an hour of grace for late events,
-measured from a clock no single event can move (``touch``); stops 30 days (at most 50); the amount sample the
-last 100 executed payments of 90 days; the running maximum only the payments that can still be a 365-day
-maximum; and known payees at most ``MAX_PAYEES`` (the least recently paid go first, then count as new).
+Bounds, per account: windows keep 24 hours (money received: 7 days, at most ``MAX_INBOUND`` credits), plus
+an hour of grace for late events, measured from a clock no single event can move (``touch``); stops 30 days
+(at most 50); the amount sample the last 100 executed payments of 90 days; the running maximum only the
+payments that can still be a 365-day maximum; and known payees at most ``MAX_PAYEES`` (the least recently
+paid go first, then count as new).
 
 Beyond ``HORIZON`` (365 days and the hour of grace: the 365-day maximum is the longest window; stops
 reach back 30 days) nothing a feature reads can see an entry, except the known payees and the last device
@@ -55,6 +56,7 @@ __all__ = [
     "GRACE",
     "HORIZON",
     "HOUR",
+    "MAX_INBOUND",
     "MAX_PAYEES",
     "MAX_SNOOZES",
     "AccountHistory",
@@ -131,6 +133,9 @@ HORIZON: Final = 365 * DAY + GRACE
 MAX_PAYEES: Final = 1000
 MAX_SAMPLE: Final = 100
 MAX_STOPS: Final = 50
+# credits kept per account (7 days): a merchant receives thousands a day; the features over them saturate
+# (distinct payers at most MAX_INBOUND + 1, sums over the latest MAX_INBOUND credits)
+MAX_INBOUND: Final = 2000
 PRUNE_EVERY: Final = HOUR
 
 
@@ -322,7 +327,9 @@ class AccountHistory:
         maxima[: position * SAMPLE_WIDTH] = kept
 
     def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
-        self.inbound = insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
+        inbound = self.inbound = insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
+        if len(inbound) > MAX_INBOUND * INBOUND_WIDTH:  # a merchant's: the oldest credit goes
+            del inbound[:INBOUND_WIDTH]
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
         self.loans = insert(self.loans, LOAN_WIDTH, (time, amount, lender))

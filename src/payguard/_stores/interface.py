@@ -28,6 +28,13 @@ A store may hand out its own history objects rather than copies (``MemoryStore``
 costs no copy): a caller changes a history in place only once nothing but the commit can fail, and saves it.
 The guard does: it computes, decides and writes the audit record before it changes any history.
 
+A network store may also offer ``transaction_for(accounts, *, event_id=None)``: a transaction told up front
+which accounts (store keys) and which event id it will touch, so that it can lease and read them all in one
+round trip (``RedisStore``); it still reaches any other key, as ``transaction()`` does. The guard uses it
+where a store has it, and ``publish_list``/``published_lists`` (lists set at run time, shared by every
+process; each transaction's ``lists_epoch()`` says when to read them again) and ``record_batch`` (events a
+transaction in ``Guard.record``) likewise.
+
 These are protocols: a store may subclass them (``SQLiteStore`` does) or just have their methods
 (``MemoryStore``, a compiled class, cannot subclass a Python class; it is also registered as theirs).
 ``tests/stores/test_contract.py`` checks every store against this contract.

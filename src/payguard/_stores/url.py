@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import StoreError
 from .interface import Store
@@ -14,10 +14,14 @@ __all__ = ["open_store"]
 
 def open_store(url: str) -> Store:
     """The store ``url`` names: ``memory:`` (this process only), ``sqlite:///path/to/file.db`` or a plain
-    file path (SQLite)."""
+    file path (SQLite), ``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or
+    ``unix:///path/to/redis.sock`` (a ``RedisStore``, shared by every process that opens it; ``?prefix=``
+    sets its key prefix)."""
     if url in ("memory", "memory:", "memory://"):
         return MemoryStore()
     scheme = urlsplit(url).scheme
+    if scheme in _REDIS_SCHEMES:
+        return _redis_store(url)
     if scheme == "sqlite":
         path = url.removeprefix("sqlite://")
         if not path or path == "/":
@@ -26,6 +30,22 @@ def open_store(url: str) -> Store:
         return SQLiteStore(path[1:] if path.startswith("//") else path)
     if scheme and len(scheme) > 1:  # a one-letter scheme is a Windows drive: a path
         raise StoreError(
-            f"store URL {url!r}: unknown scheme {scheme!r} (memory:, sqlite:///FILE or a file path)"
+            f"store URL {url!r}: unknown scheme {scheme!r} (memory:, sqlite:///FILE, redis://HOST:PORT/DB, "
+            "rediss://, unix:///SOCKET or a file path)"
         )
     return SQLiteStore(url)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_store(url: str) -> Store:
+    from .redis import RedisStore  # redis-py is an extra: imported only for a Redis URL
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    rest = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n != "prefix"])))
+    if prefixes:
+        return RedisStore(rest, prefix=prefixes[-1])
+    return RedisStore(rest)

@@ -1,0 +1,41 @@
+"""The Redis server the store tests share (one a session), and a fresh key prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from payguard import RuleSet, load_rule_set
+
+from ..conftest import rules_text
+from ..test_lifecycle import LIFECYCLE_RULES
+from .redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Keys of their own for each test, on the shared server."""
+    return f"pgtest-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="module")
+def lifecycle_rules_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lifecycle tests' rules (a hold for large payments, an interrupt for listed payees), in a file."""
+    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    path.write_text(rules_text(LIFECYCLE_RULES), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lifecycle_rules(lifecycle_rules_path: Path) -> RuleSet:
+    return load_rule_set(lifecycle_rules_path)

@@ -1,0 +1,296 @@
+"""What only the Redis store has to do: be one truth for many replicas, and fail safe.
+
+Two ``RedisStore`` objects over one server stand for two replica processes (they share nothing but the
+server); ``test_redis_replicas.py`` runs real replica processes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payguard import (
+    Action,
+    Guard,
+    MemoryStore,
+    PayguardError,
+    RedisStore,
+    RuleSet,
+    StoreError,
+    UnknownDecisionError,
+)
+from payguard._stores.codec import decode, encode
+from payguard._stores.history import INBOUND_WIDTH, MAX_INBOUND, AccountHistory
+
+from ..conftest import ROOT, rules_text
+from ..test_lifecycle import LIFECYCLE_RULES, SCAMMER, pay
+from .redis_server import RedisServer
+from .test_contract import history
+
+PAYEE = "6222000033334444"
+Replicas = Callable[..., list[Guard]]
+
+
+@pytest.fixture
+def replicas(redis_server: RedisServer, redis_prefix: str, lifecycle_rules: RuleSet) -> Iterator[Replicas]:
+    """``replicas(n, audit=...)``: n guards, each over its own RedisStore on the one server."""
+    opened: list[Guard] = []
+
+    def make(count: int = 2, **options: Any) -> list[Guard]:
+        store_options = options.pop("store", {})
+        guards = [
+            Guard(
+                lifecycle_rules,
+                engine="python",
+                store=RedisStore(redis_server.url, prefix=redis_prefix, **store_options),
+                max_future=None,
+                **options,
+            )
+            for _ in range(count)
+        ]
+        opened.extend(guards)
+        return guards
+
+    yield make
+    for guard in opened:
+        guard.close()
+
+
+# -- the history codec ----------------------------------------------------------------------------------
+def test_the_binary_codec_round_trips_the_histories_of_the_demo_day() -> None:
+    guard = Guard.from_path(ROOT / "rules", engine="python", max_future=None)
+    lines = (ROOT / "examples" / "transactions.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        guard.evaluate(json.loads(line))
+    store = guard.store
+    assert isinstance(store, MemoryStore)
+    assert len(store.accounts) > 50
+    for account in store.accounts.values():
+        assert decode(encode(account)) == account
+    snoozed = AccountHistory(snoozes=(("large", 0, 1_000, "verified by phone"),), device_time=5)
+    assert decode(encode(snoozed)) == snoozed
+
+
+def test_bytes_that_are_not_a_history_are_a_store_error_naming_the_account(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    client = redis_server.client()
+    client.set(f"{redis_prefix}h:6222000011119999", b"garbage")
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    with pytest.raises(StoreError, match=r"account …9999 cannot be read: not an account history"):
+        history(store, "6222000011119999")
+    store.close()
+    client.close()
+
+
+# -- lists and resolutions across replicas ---------------------------------------------------------------
+def test_a_list_set_on_one_replica_is_in_force_on_the_other_for_the_next_decision(replicas: Replicas) -> None:
+    audit: list[dict[str, Any]] = []
+    first, second = replicas(2, audit=audit.append)
+    assert second.evaluate(pay("e1", 0, payee=SCAMMER)).action is Action.REVIEW
+
+    first.set_list("fraud_accounts", [SCAMMER])
+    stopped = second.evaluate(pay("e2", 1, payee=SCAMMER))
+    assert (stopped.action, stopped.rule_ids[0]) == (Action.INTERRUPT, "listed")
+    version = stopped.lists["fraud_accounts"]
+    assert version >= 1
+    assert audit[-1]["lists"] == {"fraud_accounts": version}, "the audit record names the list's version"
+    assert audit[-1]["ruleset"]["digest"] == first.ruleset.digest
+
+    first.set_list("fraud_accounts", [])
+    again = second.evaluate(pay("e3", 2, payee=SCAMMER))
+    assert again.action is Action.REVIEW
+    assert again.lists["fraud_accounts"] > version
+
+
+def test_a_hold_made_on_one_replica_is_released_on_the_other_once(replicas: Replicas) -> None:
+    first, second = replicas(2)
+    held = first.evaluate(pay("e1", 0, amount="50000.00"))
+    assert held.action is Action.HOLD
+    second.release(held.decision_id)
+    with first.store.transaction() as txn:
+        record = txn.held(held.decision_id)
+    assert record is not None
+    assert record["resolution"]["outcome"] == "legitimate", "the first replica sees the second's resolution"
+    again = first.resolve(held.decision_id, "legitimate")
+    assert again.to_dict() == record["resolution"], "resolving again returns the first resolution"
+    with pytest.raises(PayguardError, match="resolved"):
+        first.resolve(held.decision_id, "fraud")
+    assert len(history(first.store, PAYEE).inbound) // INBOUND_WIDTH == 1, "credited once"
+    with pytest.raises(UnknownDecisionError):
+        second.release("no-such-decision")
+
+
+def test_two_replicas_resolving_one_hold_at_once_resolve_it_once(replicas: Replicas) -> None:
+    from .test_contract import in_threads
+
+    guards = replicas(4)
+    held = guards[0].evaluate(pay("e1", 0, amount="50000.00"))
+    resolutions = in_threads(4, lambda n: guards[n].resolve(held.decision_id, "legitimate"))
+    assert len({r.resolved_at for r in resolutions}) == 1, "one resolution, returned to all four"
+    assert len(history(guards[0].store, PAYEE).inbound) // INBOUND_WIDTH == 1
+
+
+def test_a_payee_resolved_as_fraud_on_one_replica_is_interrupted_on_the_other(replicas: Replicas) -> None:
+    first, second = replicas(2)
+    held = first.evaluate(pay("e1", 0, amount="50000.00", payee=SCAMMER))
+    first.resolve(held.decision_id, "fraud")
+    decision = second.evaluate(pay("e2", 5, payee=SCAMMER))
+    assert decision.action is Action.INTERRUPT
+    assert decision.listed > 0, "the decision names the version of the accounts resolutions listed"
+
+
+# -- failures: an audited hold naming the failure, nothing half-written ---------------------------------
+def test_an_unreachable_redis_gives_audited_holds_until_it_answers(
+    tmp_path: Path, lifecycle_rules: RuleSet
+) -> None:
+    server = RedisServer(tmp_path)
+    url = server.url
+    server.stop()
+    audit: list[dict[str, Any]] = []
+    guard = Guard(
+        lifecycle_rules,
+        engine="python",
+        store=RedisStore(url, timeout=0.5),
+        audit=audit.append,
+        max_future=None,
+    )
+    decision = guard.evaluate(pay("e1", 0))
+    assert decision.action is Action.HOLD
+    assert decision.error is not None
+    assert f"Redis store {url} is unreachable (ConnectionError: " in decision.error
+    assert audit[-1]["action"] == "hold"
+    assert audit[-1]["error"] == decision.error
+
+    server.start()  # same port: the store connects again on its own
+    try:
+        assert guard.evaluate(pay("e0", 0)).action is Action.REVIEW
+        server.stop()
+        down = guard.evaluate(pay("e1", 0))
+        assert "is unreachable (ConnectionError: " in (down.error or ""), "and once it had answered"
+        server.start()
+        decision, fresh = guard.evaluate_fresh(pay("e1", 0))
+        assert (decision.action, fresh) == (Action.REVIEW, True), (
+            "the held event was not stored: decided afresh"
+        )
+    finally:
+        guard.close()
+        server.stop()
+
+
+def test_an_event_stalled_past_its_lease_is_refused_at_commit_and_held(replicas: Replicas) -> None:
+    audit: list[dict[str, Any]] = []
+
+    def stall(record: dict[str, Any]) -> None:
+        audit.append(record)
+        if record.get("event_id") == "slow" and record["record"] == "decision":
+            import time
+
+            time.sleep(0.5)  # past the lease: another replica may take the accounts meanwhile
+
+    (slow,) = replicas(1, audit=stall, store={"lease": 0.2, "wait": 5.0})
+    (other,) = replicas(1)
+    decision = slow.evaluate(pay("slow", 0))
+    assert decision.action is Action.HOLD
+    assert decision.error is not None
+    assert "expired before the commit" in decision.error
+    assert [r["action"] for r in audit] == ["review", "hold"], "the record made, then the hold that stands"
+    with other.store.transaction() as txn:
+        assert txn.decision("slow") is None, "nothing of the refused event was written"
+    assert history(other.store, PAYEE) == AccountHistory()
+    assert other.evaluate(pay("slow", 0)).action is Action.REVIEW
+
+
+def test_an_account_leased_by_a_stuck_replica_gives_a_hold_after_wait(
+    redis_server: RedisServer, redis_prefix: str, lifecycle_rules: RuleSet
+) -> None:
+    client = redis_server.client()
+    client.set(f"{redis_prefix}k:{PAYEE}", "a replica that never finishes", px=60_000)
+    store = RedisStore(redis_server.url, prefix=redis_prefix, wait=0.3)
+    guard = Guard(lifecycle_rules, engine="python", store=store, max_future=None)
+    decision = guard.evaluate(pay("e1", 0))
+    assert decision.action is Action.HOLD
+    assert decision.error is not None
+    assert "account …4444 stayed leased by another event for 0.3 s" in decision.error
+    assert store.lease_waits > 1
+    guard.close()
+    client.close()
+
+
+# -- the bulk path and bounded state ---------------------------------------------------------------------
+def test_recorded_history_over_redis_is_the_history_one_process_records(replicas: Replicas) -> None:
+    (guard,) = replicas(1)
+    local = Guard(guard.rules, engine="python", max_future=None)
+    events = [pay(f"h{n}", n, payee=f"62220000777700{n % 7:02}", amount=f"{n + 1}.00") for n in range(1200)]
+    trips = guard.store.round_trips  # type: ignore[attr-defined]
+    assert guard.record(events) == local.record(events) == 1200
+    assert guard.store.round_trips - trips <= 2, "two round trips a batch of 5,000"  # type: ignore[attr-defined]
+    for account in ["6222000011112222", *(f"62220000777700{n:02}" for n in range(7))]:
+        assert history(guard.store, account) == history(local.store, account)
+
+
+def test_a_merchant_keeps_at_most_max_inbound_credits_the_newest(replicas: Replicas) -> None:
+    merchant = AccountHistory()
+    for n in range(MAX_INBOUND + 300):
+        merchant.add_inbound(1_000 + n, 100 + n, payer=n)
+    assert len(merchant.inbound) // INBOUND_WIDTH == MAX_INBOUND
+    assert merchant.inbound[0] == 1_000 + 300, "the oldest credits went"
+    assert len(merchant.inbound_rows(0, 10**9).distinct(2)) == MAX_INBOUND, "distinct payers saturate"
+
+
+def test_histories_and_decisions_expire_after_their_ttls(
+    redis_server: RedisServer, redis_prefix: str, lifecycle_rules: RuleSet
+) -> None:
+    store = RedisStore(
+        redis_server.url, prefix=redis_prefix, history_ttl=timedelta(hours=1), decision_ttl=timedelta(days=2)
+    )
+    guard = Guard(lifecycle_rules, engine="python", store=store, max_future=None)
+    held = guard.evaluate(pay("e1", 0, amount="50000.00"))
+    client = redis_server.client()
+    assert 3_500_000 < client.pttl(f"{redis_prefix}h:6222000011112222") <= 3_600_000
+    assert 2 * 86_400_000 - 60_000 < client.pttl(f"{redis_prefix}d:e1") <= 2 * 86_400_000
+    assert client.pttl(f"{redis_prefix}s:{held.decision_id}") == -1, (
+        "a stopped payment waits for its resolution"
+    )
+    client.close()
+    guard.close()
+
+
+# -- reloads across replicas ---------------------------------------------------------------------------
+def test_a_reload_on_one_replica_is_followed_by_the_others_after_their_next_decision(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    first, second = replicas(2)
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
+    ref = first.reload(newer)
+    assert second.ruleset.digest != ref.digest
+    second.evaluate(pay("e1", 0))  # decided with its own rule set, then it loads the one published
+    assert second.ruleset.digest == ref.digest
+    assert second.evaluate(pay("e2", 1, amount="900.00")).action is Action.HOLD
+
+
+def test_a_replica_that_cannot_load_the_reloaded_rule_set_keeps_its_own_and_says_so(
+    replicas: Replicas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    audit: list[dict[str, Any]] = []
+    first, second = replicas(2, audit=audit.append)
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
+    ref = first.reload(newer)
+    own = second.ruleset.digest
+    newer.write_text(rules_text(LIFECYCLE_RULES), encoding="utf-8")  # this host's files differ
+    with caplog.at_level("WARNING", logger="payguard"):
+        second.evaluate(pay("e1", 0))
+    assert second.ruleset.digest == own
+    assert f"another process reloaded rule set {ref.digest[:12]}" in caplog.text
+    decision = second.evaluate(pay("e2", 1, amount="900.00"))
+    assert decision.action is Action.REVIEW, "decided with its own rules"
+    behind = audit[-1]["ruleset_in_force"]
+    assert (behind["digest"], behind["path"]) == (ref.digest, str(newer.resolve()))
+    assert "on this host have digest" in behind["error"]

@@ -35,7 +35,7 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = open_store("sqlite://here.db")
+    store = open_store("sqlite:///here.db")
     assert isinstance(store, SQLiteStore)
     assert (tmp_path / "here.db").exists()
     store.close()
@@ -43,7 +43,11 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(
 
 @pytest.mark.parametrize(
     ("url", "says"),
-    [("sqlite://", "names no file"), ("postgres://db/payguard", "unknown scheme 'postgres'")],
+    [
+        ("sqlite://", "names no file"),
+        ("sqlite://here.db", "names no file: write sqlite:///relative.db"),
+        ("postgres://db/payguard", "unknown scheme 'postgres'"),
+    ],
 )
 def test_a_url_payguard_cannot_open_says_what_is_wrong_with_it(url: str, says: str) -> None:
     with pytest.raises(StoreError, match=says):

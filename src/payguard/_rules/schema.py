@@ -135,6 +135,13 @@ def rules_schema() -> dict[str, Any]:
             "description": {"type": "string"},
             "timezone": {"type": "string", "description": "IANA time zone (Asia/Shanghai)"},
             "currency": _CURRENCY,
+            "fx": {
+                "type": "object",
+                "description": "reference rates: units of the rule set's currency per unit of each other",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "patternProperties": {"^[A-Z]{3}$": {"type": "number", "exclusiveMinimum": 0}},
+            },
             "scoring": {
                 "type": "object",
                 "minProperties": 1,

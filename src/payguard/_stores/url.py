@@ -13,21 +13,23 @@ __all__ = ["open_store"]
 
 
 def open_store(url: str) -> Store:
-    """The store ``url`` names: ``memory:`` (this process only), ``sqlite:///path/to/file.db`` or a plain
-    file path (SQLite), ``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or
-    ``unix:///path/to/redis.sock`` (a ``RedisStore``, shared by every process that opens it; ``?prefix=``
-    sets its key prefix)."""
+    """The store ``url`` names: ``memory:`` (this process only), ``sqlite:///relative/file.db``,
+    ``sqlite:////absolute/file.db`` (SQLAlchemy's form) or a plain file path (SQLite),
+    ``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or ``unix:///path/to/redis.sock`` (a
+    ``RedisStore``, shared by every process that opens it; ``?prefix=`` sets its key prefix)."""
     if url in ("memory", "memory:", "memory://"):
         return MemoryStore()
     scheme = urlsplit(url).scheme
     if scheme in _REDIS_SCHEMES:
         return _redis_store(url)
     if scheme == "sqlite":
-        path = url.removeprefix("sqlite://")
-        if not path or path == "/":
-            raise StoreError(f"store URL {url!r} names no file: write sqlite:///path/to/file.db")
-        # sqlite:///abs.db -> /abs.db, sqlite://rel.db -> rel.db (as SQLAlchemy writes them)
-        return SQLiteStore(path[1:] if path.startswith("//") else path)
+        # as SQLAlchemy reads them: sqlite:///rel.db is relative, sqlite:////abs.db absolute
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+        if not path:
+            raise StoreError(
+                f"store URL {url!r} names no file: write sqlite:///relative.db or sqlite:////absolute.db"
+            )
+        return SQLiteStore(path)
     if scheme and len(scheme) > 1:  # a one-letter scheme is a Windows drive: a path
         raise StoreError(
             f"store URL {url!r}: unknown scheme {scheme!r} (memory:, sqlite:///FILE, redis://HOST:PORT/DB, "

@@ -150,7 +150,8 @@ def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_i
     )
     assert total == len(answers)
     header = rules / "00_ruleset.yaml"
-    header.write_text(header.read_text(encoding="utf-8").replace('"2.0.0"', '"2.0.1"'), encoding="utf-8")
+    shipped = load_rule_set(RULES).version
+    header.write_text(header.read_text(encoding="utf-8").replace(f'"{shipped}"', '"9.9.9"'), encoding="utf-8")
     server.process.send_signal(signal.SIGHUP)  # the supervisor reloads every worker
     deadline = time.monotonic() + 20
     reloaded: set[int] = set()
@@ -162,7 +163,7 @@ def test_two_workers_on_one_sqlite_store_decide_as_the_library_and_each_audits_i
     for _ in range(8):
         with httpx.Client(base_url=server.url) as fresh:  # a new connection: either worker may answer
             versions.add(fresh.get("/v1/ruleset").json()["version"])
-    assert versions == {"2.0.1"}
+    assert versions == {"9.9.9"}
     assert server.stop() == 0
     files = [tmp_path / "audit.1.jsonl", tmp_path / "audit.2.jsonl"]
     by_worker = [{r["event_id"] for r in records(path) if r.get("record") == "decision"} for path in files]

@@ -15,6 +15,8 @@ from payguard import Guard, load_rule_set
 
 from .conftest import RULES, client_events, essence, scam_event
 
+SHIPPED = load_rule_set(RULES)  # the shipped rule set the server decides with
+
 pytestmark = pytest.mark.slow
 
 
@@ -164,7 +166,7 @@ def test_health_ready_and_the_openapi_document(server: Any) -> None:
     ready = server.client.get("/ready").json()
     assert ready == {
         "ready": True,
-        "checks": {"rules": "payguard-default@2.0.0", "store": "ok", "audit": "ok"},
+        "checks": {"rules": f"payguard-default@{SHIPPED.version}", "store": "ok", "audit": "ok"},
     }
     document = server.client.get("/openapi.json").json()
     assert document["openapi"].startswith("3.")
@@ -203,7 +205,7 @@ def test_metrics_count_decisions_hits_rejections_and_time(server: Any) -> None:
     after = server.client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
     text = after.text
-    labels = {"action": decision["action"], "ruleset": "payguard-default@2.0.0"}
+    labels = {"action": decision["action"], "ruleset": f"payguard-default@{SHIPPED.version}"}
     assert (
         metric(text, "payguard_decisions_total", **labels)
         == metric(before, "payguard_decisions_total", **labels) + 1
@@ -249,7 +251,7 @@ def test_a_reload_with_a_broken_rule_file_is_a_422_and_the_running_rule_set_stay
     running = start(rules=rules)
     header = rules / "00_ruleset.yaml"
     good = header.read_text(encoding="utf-8")
-    header.write_text(good.replace('version: "2.0.0"', 'version: "2.0.1"'), encoding="utf-8")
+    header.write_text(good.replace(f'version: "{SHIPPED.version}"', 'version: "9.9.9"'), encoding="utf-8")
     (rules / "amounts.yaml").write_text(
         "rules:\n  - id: X1\n    when: {amout: 5}\n    action: hold\n", encoding="utf-8"
     )
@@ -258,21 +260,21 @@ def test_a_reload_with_a_broken_rule_file_is_a_422_and_the_running_rule_set_stay
     problems = broken.json()["errors"]
     assert problems
     assert all(p["loc"].startswith(str(rules)) and p["line"] >= 1 for p in problems)
-    assert running.client.get("/v1/ruleset").json()["version"] == "2.0.0"
+    assert running.client.get("/v1/ruleset").json()["version"] == SHIPPED.version
     shutil.copy(RULES / "amounts.yaml", rules / "amounts.yaml")
     reloaded = running.client.post("/v1/ruleset/reload")
     assert reloaded.status_code == 200
-    assert reloaded.json()["version"] == "2.0.1"
+    assert reloaded.json()["version"] == "9.9.9"
     info = [
         line
         for line in running.client.get("/metrics").text.splitlines()
         if line.startswith("payguard_ruleset_info{")
     ]
     assert len(info) == 1
-    assert 'version="2.0.1"' in info[0]
+    assert 'version="9.9.9"' in info[0]
     assert (
         running.client.post("/v1/decisions", json=client_events(1, 1)[0]).json()["ruleset"]["version"]
-        == "2.0.1"
+        == "9.9.9"
     )
     assert running.stop() == 0
 

@@ -168,6 +168,15 @@ def _progress() -> Any:
     metavar="PARAM=VALUE",
     help="Override a rule-set parameter (repeatable).",
 )
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Replay partitioned by account on Dask (a LocalCluster of this many workers), as serially.",
+)
+@click.option("--dask-scheduler", help="With --partitions: the Dask scheduler to run on (tcp://HOST:PORT).")
+@click.option(
+    "--spark-master", help="With --partitions: run on Spark at this master (local[2], spark://...)."
+)
 def replay_command(
     files: tuple[str, ...],
     rules: str,
@@ -189,6 +198,9 @@ def replay_command(
     engine: str,
     report: str | None,
     settings: tuple[str, ...],
+    partitions: int | None,
+    dask_scheduler: str | None,
+    spark_master: str | None,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -202,6 +214,10 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
+    if partitions is not None or dask_scheduler or spark_master:
+        from ._backtest.cli import refuse
+
+        refuse(partitions, dask_scheduler, spark_master, audit=audit, compare=compare, report=report)
     guard = _load_guard(
         rules,
         settings,
@@ -246,7 +262,12 @@ def replay_command(
                         )
                     rejects_handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
-            summary = replay(
+            run = replay
+            if partitions is not None:
+                from ._backtest.cli import runner
+
+                run = runner(partitions, dask_scheduler, spark_master)
+            summary = run(
                 list(files),
                 guard,
                 fmt=fmt,
@@ -270,6 +291,10 @@ def replay_command(
     finally:
         _close(guard)
     _err(render_summary(summary))
+    if partitions is not None:
+        from ._backtest.cli import describe
+
+        _err(describe(summary))
     if summary.currencies is not None and summary.currencies.mismatched:
         _err(summary.currencies.warning())
     if summary_json:

@@ -179,6 +179,30 @@ class Guard:
         that is not stored (if the failure came at commit, the audit trail also holds the record of the
         decision that could not be committed, and the ``hold`` after it is the one returned).
         """
+        return self._evaluate(event, None)
+
+    def evaluate_subject(
+        self, event: Event | Mapping[str, Any], payee_side: Mapping[str, Any]
+    ) -> tuple[Decision, bool]:
+        """As ``evaluate_fresh``, in subject-only mode: the decision reads only the subject account's
+        history in this guard's store. The payee-side features (those of a transfer to another account
+        that read the payee's history) are taken from ``payee_side``, as ``payee_features`` computed them
+        where the payee's history lives, and the payee's history is not credited here (``record(...,
+        side="payee")`` does it there). A partitioned replay decides each account's events this way."""
+        return self._evaluate(event, payee_side)
+
+    def payee_features(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
+        """The payee-side features the rule set reads for ``event``, a transfer to another account, from
+        the payee's history in this guard's store (read only); ``{}`` when there are none. What a
+        subject-only decision of the same event is given (``evaluate_subject``)."""
+        pipeline = self._state[0]
+        admitted = pipeline.validate(event)
+        with self.store.transaction() as txn:
+            return pipeline.features.payee_features(admitted, txn, pipeline.plan.features)
+
+    def _evaluate(
+        self, event: Event | Mapping[str, Any], payee_side: Mapping[str, Any] | None
+    ) -> tuple[Decision, bool]:
         started = time.perf_counter()
         pipeline, lists = self._state
         admitted = self._admit(event, pipeline)
@@ -192,7 +216,7 @@ class Guard:
                     if stored is None or stored == fingerprint:  # None: stored by an earlier payguard
                         return previous, False
                 else:
-                    decision = self._decide_in(txn, admitted, pipeline, lists, started)
+                    decision = self._decide_in(txn, admitted, pipeline, lists, started, payee_side=payee_side)
                     txn.put_decision(event_id, decision, fingerprint)
         except AuditError:
             raise
@@ -214,11 +238,13 @@ class Guard:
         pipeline: Pipeline,
         lists: Mapping[str, frozenset[str]],
         started: float,
+        *,
+        payee_side: Mapping[str, Any] | None,
     ) -> Decision:
         """Features, match, decision, audit record, then the history update, inside one transaction."""
         decision_id = self._new_id()
         try:
-            context, features = pipeline.compute(admitted, txn)
+            context, features = pipeline.compute(admitted, txn, payee_side)
             indices = pipeline.match(context, features, self._with_listed(txn, lists))
             snoozed = pipeline.snoozed(context) if indices else NO_RULES
             decision = pipeline.decide(decision_id, admitted.event, indices, features, snoozed)
@@ -268,18 +294,32 @@ class Guard:
         raise exc
 
     # -- history, lists, reloads ---------------------------------------------------------------------
-    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> int:
+    def record(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        side: Literal["both", "subject", "payee"] = "both",
+    ) -> int:
         """Feed past events into the store without deciding or auditing them; returns how many.
 
-        Outgoing payments count as executed. Raises ``InvalidEventError`` at the first invalid event (the
-        events before it are kept).
+        Outgoing payments count as executed. ``side`` ``"subject"`` writes only the subject account's
+        history (the payee is not credited: subject-only mode), ``"payee"`` only the payee side of an
+        executed transfer to another account (its payee credited; nothing else). Raises
+        ``InvalidEventError`` at the first invalid event (the events before it are kept).
         """
+        if side not in ("both", "subject", "payee"):
+            raise PayguardError(f"side must be 'both', 'subject' or 'payee', not {side!r}")
         count = 0
         pipeline = self._state[0]
+        features = pipeline.features
+        only_subject: dict[str, Any] | None = {} if side == "subject" else None
         for item in events:
             admitted = pipeline.validate(item)
             with self.store.transaction() as txn:
-                pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
+                if side == "payee":
+                    features.credit(admitted, txn)
+                else:
+                    features.commit(features.context(admitted, txn, only_subject), Action.ALLOW, None)
             count += 1
         return count
 

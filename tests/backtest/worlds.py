@@ -50,7 +50,9 @@ rules:
 """
 
 
-def dense_world(seed: int = 7, accounts: int = 40, shared: int = 3, events: int = 3000) -> list[dict[str, Any]]:
+def dense_world(
+    seed: int = 7, accounts: int = 40, shared: int = 3, events: int = 3000
+) -> list[dict[str, Any]]:
     """``events`` payments over three days among ``accounts`` accounts that pay each other and a few
     ``shared`` payees, with salaries coming in: in replay order (by time)."""
     rng = random.Random(seed)
@@ -89,7 +91,9 @@ def write_jsonl(path: Path, events: list[dict[str, Any]]) -> str:
     return str(path)
 
 
-def serial(files: list[str], rules: Path | str, **options: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def serial(
+    files: list[str], rules: Path | str, **options: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The serial replay's ``--out`` lines and summary."""
     lines: list[dict[str, Any]] = []
     guard = Guard(load_rule_set(rules), max_future=None)

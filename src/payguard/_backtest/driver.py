@@ -108,7 +108,7 @@ def run(
         tuple(the_plan.listed),
         scored,
         dict(guard.lists),
-        warm_up=bool(guard.pipeline.plan.features & PAYEE_SIDE),
+        warm_up=partitions > 1 and bool(guard.pipeline.plan.features & PAYEE_SIDE),
     )
     summary = PartitionedSummary(
         currencies=CurrencyCheck(guard.rules),

@@ -15,7 +15,7 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from .._errors import InvalidEventError
 from .._event import Event, digest, parse_event
@@ -43,7 +43,7 @@ class Row(NamedTuple):
     seq: int  # position in the replay order (history records: negative, in reading order)
     kind: int  # DECIDE, RECORD, CREDIT or HISTORY_CREDIT
     account: str  # the store key of the account whose partition holds the row
-    event: dict[str, Any]  # the record's event, as read
+    event: Event  # the record's event, validated
     peer: int  # the partition of the other account (payee of a DECIDE, payer of a CREDIT), or -1
     epoch: int  # DECIDE: how many feedback entries of ``Setup.listed`` are in force
     possible_duplicate: bool
@@ -159,11 +159,10 @@ def _route(  # noqa: PLR0917 (a row's parts)
     rows: list[list[Row]], seq: int, kinds: tuple[int, int], event: Event, record: Record, epoch: int
 ) -> None:
     """The event's row at its subject's partition, and its credit row at the payee's, if another's."""
-    assert record.event is not None
     partitions = len(rows)
     subject, payee = accounts(event)
     home = partition_of(subject, partitions)
     away = -1 if payee is None else partition_of(payee, partitions)
-    rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
+    rows[home].append(Row(seq, kinds[0], subject, event, away, epoch, record.possible_duplicate))
     if payee is not None:
-        rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))
+        rows[away].append(Row(seq, kinds[1], payee, event, home, epoch, False))

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .._decision import Action, Decision, Hit, RulesetRef
-from .._event import parse_event
+from .._event import Event
 from .._guard import Guard
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
 from .._stores.history import AccountHistory
@@ -33,6 +33,9 @@ __all__ = ["Message", "Partition", "Stats", "finish", "step"]
 # a decision as a partition keeps it (picklable: a Decision's features are a read-only mapping)
 Slim = tuple[str, str, tuple[Hit, ...], tuple[Hit, ...], int, tuple[str, ...], str | None, datetime]
 NO_PAYEE_SIDE: Mapping[str, Any] = {}
+FROM_START = -(1 << 62)  # before every seq
+# a group's histories are copied at most every this many of its rows (and every 4 rows per account)
+CHECKPOINT_ROWS = 256
 
 
 @dataclass
@@ -73,9 +76,15 @@ class Partition:
     told_executed: dict[int, bool] = field(default_factory=dict)  # what the payee's partition was told
     told_payee_side: dict[int, dict[str, Any]] = field(default_factory=dict)  # what the payer's was told
     runs: int = 0
-
     # each account's history after the history records (``--history``): every replay starts from it
     snapshots: dict[str, AccountHistory] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)  # the rows' events, validated once
+    # the accounts of this partition linked by payments between them (replayed together, as serially),
+    # by account; a group is named by its first account
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    group_rows: dict[str, list[int]] = field(default_factory=dict)  # each group's row indices, in order
+    # each group's checkpoints of its last replay: (position among its rows, its histories before that row)
+    checkpoints: dict[str, list[tuple[int, dict[str, AccountHistory]]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
@@ -88,45 +97,69 @@ class Partition:
         assert isinstance(guard.store, MemoryStore)
         rows = rows[len(past) :]  # history records come first (negative seqs)
         partition = cls(index, rows, snapshots=dict(guard.store.accounts))
+        partition.events = [row.event for row in rows]
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
+        partition.groups = _groups(partition)
+        for at, row in enumerate(rows):
+            partition.group_rows.setdefault(partition.groups[row.account][0], []).append(at)
         return partition
 
 
+def _groups(partition: Partition) -> dict[str, tuple[str, ...]]:
+    """Each account's group: the accounts of this partition it is linked to by payments between them."""
+    parent = {account: account for account in partition.accounts}
+
+    def root(account: str) -> str:
+        while parent[account] != account:
+            parent[account] = parent[parent[account]]
+            account = parent[account]
+        return account
+
+    for row in partition.rows:
+        if row.kind == DECIDE and row.peer == partition.index:
+            payee = partition.rows[partition.where[row.seq, CREDIT]].account
+            parent[root(row.account)] = root(payee)
+    members: dict[str, list[str]] = {}
+    for account in partition.accounts:
+        members.setdefault(root(account), []).append(account)
+    return {account: tuple(members[root(account)]) for account in partition.accounts}
+
+
 def step(partition: Partition, setup: Setup, *inbox: Message) -> tuple[Partition, list[Message], Stats]:
-    """One iteration of ``partition``: read the messages sent to it, replay the accounts whose inputs
-    changed, and return it with the messages for every partition (by index) and what it did."""
+    """One iteration of ``partition``: read the messages sent to it, replay the groups whose inputs changed
+    from just before the first change, and return it with the messages for every partition (by index)
+    and what it did."""
     started = time.perf_counter()
     warm_up = setup.warm_up and partition.runs == 0
-    first = partition.runs == (1 if setup.warm_up else 0)
-    dirty: set[str] = set(partition.accounts) if warm_up or first else set()
+    first = warm_up or partition.runs == (1 if setup.warm_up else 0)
+    since: dict[str, int] = dict.fromkeys(partition.group_rows, FROM_START) if first else {}
     for message in inbox:
         for seq, executed in message.executed.items():
             if partition.executed.get(seq, True) != executed:
                 partition.executed[seq] = executed
-                dirty.add(partition.rows[partition.where[seq, CREDIT]].account)
+                _changed(partition, since, partition.rows[partition.where[seq, CREDIT]].account, seq)
         for seq, features in message.payee_side.items():
             if partition.payee_side.get(seq, NO_PAYEE_SIDE) != features:
                 partition.payee_side[seq] = features
-                dirty.add(partition.rows[partition.where[seq, DECIDE]].account)
+                _changed(partition, since, partition.rows[partition.where[seq, DECIDE]].account, seq)
     outbox = [Message() for _ in range(setup.partitions)]
-    stats = Stats(partition.index, accounts=len(dirty), warm_up=warm_up)
-    if dirty:
-        indices = sorted(at for account in dirty for at in partition.accounts[account])
-        stats.rows = len(indices)
-        guard = _guard(setup)
-        store = guard.store
-        assert isinstance(store, MemoryStore)
-        for account in dirty:
-            found = partition.snapshots.get(account)
-            if found is not None:
-                store.accounts[account] = copy.deepcopy(found)
-        _replay_rows(partition, guard, setup, [partition.rows[at] for at in indices], outbox, warm_up)
+    stats = Stats(partition.index, warm_up=warm_up)
+    if since:
+        replay = _Replay(partition, _guard(setup), setup, outbox, warm_up)
+        for key in sorted(since):
+            stats.accounts += len(partition.groups[key])
+            stats.rows += replay.group(key, since[key], fresh=first)
     partition.runs += 1
     stats.changes = sum(len(message) for message in outbox)
     stats.seconds = time.perf_counter() - started
     return partition, outbox, stats
+
+
+def _changed(partition: Partition, since: dict[str, int], account: str, seq: int) -> None:
+    key = partition.groups[account][0]
+    since[key] = min(since.get(key, seq), seq)
 
 
 def _guard(setup: Setup) -> Guard:
@@ -138,17 +171,56 @@ def _guard(setup: Setup) -> Guard:
     return guard
 
 
-def _replay_rows(  # noqa: PLR0917 (a replay's parts)
-    partition: Partition, guard: Guard, setup: Setup, rows: list[Row], outbox: list[Message], warm_up: bool
-) -> None:
-    """Replay ``rows`` (some accounts' rows, in replay order) through a fresh guard in subject-only mode;
+class _Replay:
+    """Replays groups of one partition through one guard (a fresh store per group): payments between two
+    accounts of the partition as serially, those with another partition's accounts in subject-only mode.
     ``warm_up``: record the events instead of deciding them, for a first estimate of the payee-side
-    features (their inputs, the money received, do not depend on the account's own decisions)."""
-    name = setup.list_name
-    base = guard.list_entries(name) if name is not None and name in guard.rules.lists else None
-    epoch = 0
-    for row in rows:
-        kind, seq, event = row.kind, row.seq, row.event
+    features (what they read, the money received, does not depend on the account's own decisions)."""
+
+    def __init__(
+        self, partition: Partition, guard: Guard, setup: Setup, outbox: list[Message], warm_up: bool
+    ) -> None:
+        self.partition, self.guard, self.setup, self.outbox, self.warm_up = (
+            partition,
+            guard,
+            setup,
+            outbox,
+            warm_up,
+        )
+        name = setup.list_name
+        self.base = guard.list_entries(name) if name is not None and name in guard.rules.lists else None
+        self.epoch = 0  # the feedback entries in force in the guard's list
+
+    def group(self, key: str, since: int, *, fresh: bool) -> int:
+        """Replay group ``key`` from its last checkpoint before ``since`` (``fresh``: from its start, and
+        forget the checkpoints of an earlier mode); the number of rows replayed."""
+        partition = self.partition
+        members = partition.groups[key]
+        positions = partition.group_rows[key]
+        kept = [] if fresh else partition.checkpoints.get(key, [])
+        while kept and partition.rows[positions[kept[-1][0]]].seq > since:
+            kept.pop()
+        start, saved = kept[-1] if kept else (0, partition.snapshots)
+        store = MemoryStore(max_decisions=0)
+        for account in members:
+            found = saved.get(account)
+            if found is not None:
+                store.accounts[account] = copy.deepcopy(found)
+        self.guard.store = store
+        every = max(CHECKPOINT_ROWS, 4 * len(members))  # copying the group's histories stays O(1) a row
+        for number in range(start, len(positions)):
+            if number > start and (number - start) % every == 0 and not self.warm_up:
+                kept.append((number, {a: copy.deepcopy(h) for a in members if (h := store.accounts.get(a))}))
+            self.row(positions[number])
+        partition.checkpoints[key] = [] if self.warm_up else kept
+        return len(positions) - start
+
+    def row(self, at: int) -> None:
+        partition, guard, outbox = self.partition, self.guard, self.outbox
+        row, event = partition.rows[at], partition.events[at]
+        kind, seq, here = row.kind, row.seq, partition.index
+        if kind == CREDIT and row.peer == here:
+            return  # its payer's decision, here too, credits it
         if kind == CREDIT:
             features = guard.payee_features(event)
             if partition.told_payee_side.get(seq, NO_PAYEE_SIDE) != features:
@@ -156,20 +228,25 @@ def _replay_rows(  # noqa: PLR0917 (a replay's parts)
                 outbox[row.peer].payee_side[seq] = features
             if partition.executed.get(seq, True):
                 guard.record([event], side="payee")
-        elif warm_up:
-            guard.record([event], side="subject")
+            return
+        if self.warm_up:
+            guard.record([event], side="both" if row.peer == here else "subject")
+            return
+        if self.base is not None and row.epoch != self.epoch:
+            name = self.setup.list_name
+            assert name is not None
+            self.epoch = row.epoch
+            guard.set_list(name, [*self.base, *self.setup.listed[: self.epoch]])
+        if row.peer < 0 or row.peer == here:
+            decision, _fresh = guard.evaluate_fresh(event)
         else:
-            if base is not None and row.epoch != epoch:
-                assert name is not None
-                epoch = row.epoch
-                guard.set_list(name, [*base, *setup.listed[:epoch]])
             decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
-            partition.decisions[seq] = _slim(decision)
-            if row.peer >= 0:
-                executed = not decision.stopped and decision.error is None
-                if partition.told_executed.get(seq, True) != executed:
-                    partition.told_executed[seq] = executed
-                    outbox[row.peer].executed[seq] = executed
+        partition.decisions[seq] = _slim(decision)
+        if row.peer >= 0 and row.peer != here:
+            executed = not decision.stopped and decision.error is None
+            if partition.told_executed.get(seq, True) != executed:
+                partition.told_executed[seq] = executed
+                outbox[row.peer].executed[seq] = executed
 
 
 def _slim(decision: Decision) -> Slim:
@@ -211,10 +288,9 @@ def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[s
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
-    for row in partition.rows:
+    for row, event in zip(partition.rows, partition.events, strict=True):
         if row.kind != DECIDE:
             continue
-        event = parse_event(row.event)
         decision = _decision(partition.decisions[row.seq], event.id, ref, engine, event.timestamp)
         summary.add(event, decision)
         line = decision_row(event, decision, None, None, scored=setup.scored)

@@ -10,6 +10,7 @@ Sections:
   replay    the replay of shared/data/handbook/handbook_2018-04.csv.gz with the default rules, audit on
   scoring   the default rule set without and with scores on every rule (scoring.py)
   workbench what replay --report adds, and explain of one card event against replaying up to it (workbench.py)
+  backtest  the handbook file serially and partitioned on a Dask LocalCluster of 1 and 2 workers (backtest.py)
   text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
             TR39 confusable folding and ignorable dropping
 
@@ -41,6 +42,7 @@ import integrity  # the seal, idempotency and text sections, beside this file
 import scoring  # the scoring section, beside this file
 import workbench  # the workbench section, beside this file
 
+import backtest  # the backtest section, beside this file
 import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
 from payguard._build import COMPILED, compiled_modules
@@ -529,6 +531,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "replay": functools.partial(workbench.bench_replay, ROOT, DATA, (header, row)),
     "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),
     "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
+    "backtest": functools.partial(backtest.bench, ROOT, DATA, (header, row)),
     "idempotency": integrity.bench_idempotency,
     "text": integrity.bench_text,
 }

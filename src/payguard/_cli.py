@@ -173,9 +173,9 @@ def _progress() -> Any:
     type=click.IntRange(min=1),
     help="Replay partitioned by account on Dask (a LocalCluster of this many workers), as serially.",
 )
-@click.option("--dask-scheduler", help="With --partitions: the Dask scheduler to run on (tcp://HOST:PORT).")
 @click.option(
-    "--spark-master", help="With --partitions: run on Spark at this master (local[2], spark://...)."
+    "--dask-scheduler",
+    help="With --partitions: the Dask scheduler to run on (tcp://HOST:PORT; synchronous: in this process).",
 )
 def replay_command(
     files: tuple[str, ...],
@@ -200,7 +200,6 @@ def replay_command(
     settings: tuple[str, ...],
     partitions: int | None,
     dask_scheduler: str | None,
-    spark_master: str | None,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -214,10 +213,10 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
-    if partitions is not None or dask_scheduler or spark_master:
+    if partitions is not None or dask_scheduler:
         from ._backtest.cli import refuse
 
-        refuse(partitions, dask_scheduler, spark_master, audit=audit, compare=compare, report=report)
+        refuse(partitions, dask_scheduler, audit=audit, compare=compare, report=report)
     guard = _load_guard(
         rules,
         settings,
@@ -266,7 +265,7 @@ def replay_command(
             if partitions is not None:
                 from ._backtest.cli import runner
 
-                run = runner(partitions, dask_scheduler, spark_master)
+                run = runner(partitions, dask_scheduler)
             summary = run(
                 list(files),
                 guard,

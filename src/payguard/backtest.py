@@ -13,7 +13,8 @@ before it) that is the serial replay's result. Each iteration moves the first po
 forward, so it ends; ordinary traffic needs one to three iterations.
 
 ``partitioned(files, rules, partitions=N)`` runs on Dask (``client``: a ``distributed.Client``; without
-one, Dask's synchronous scheduler in this process); ``spark(...)`` on a Spark session.
+one, Dask's synchronous scheduler in this process). The step functions (``payguard._backtest.step``) are
+plain Python over one partition's rows, so that another engine (Spark's ``mapInPandas``) can run them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = [
     "UnsupportedOptionError",
     "partition_of",
     "partitioned",
-    "spark",
 ]
 
 # the options of payguard.replay.replay that mean the same here
@@ -98,21 +98,6 @@ def partitioned(
     return _run(files, rules, DaskEngine(client), partitions, replay_options)
 
 
-def spark(
-    files: list[str],
-    rules: str | Path | RuleSet | Guard,
-    *,
-    partitions: int,
-    session: Any = None,
-    **replay_options: Any,
-) -> PartitionedSummary:
-    """As ``partitioned``, on Spark: ``session`` is a ``pyspark.sql.SparkSession`` (``None``: the active
-    one, or a new ``local[partitions]`` one)."""
-    from ._backtest.spark import SparkEngine
-
-    return _run(files, rules, SparkEngine(session), partitions, replay_options)
-
-
 def _run(
     files: list[str],
     rules: str | Path | RuleSet | Guard,
@@ -129,9 +114,13 @@ def _run(
 @contextmanager
 def dask_client(partitions: int, scheduler: str | None) -> Iterator[Any]:
     """A ``distributed.Client`` of the cluster at ``scheduler``, or of a new ``LocalCluster`` of
-    ``partitions`` single-threaded workers (closed on exit)."""
+    ``partitions`` single-threaded workers (closed on exit); ``"synchronous"``: none (Dask's synchronous
+    scheduler, in this process)."""
     from ._backtest.dask import client_of, local_cluster
 
+    if scheduler == "synchronous":
+        yield None
+        return
     if scheduler is not None:
         client = client_of(scheduler)
         try:

@@ -79,7 +79,8 @@ def test_the_demo_partitioned_decides_every_event_as_the_serial_replay(
     assert lines == demo_serial[0]  # in replay order, so also after sorting by event id
     assert decided(summary.to_dict()) == decided(demo_serial[1])
     changes = summary.to_dict()["iteration_changes"]
-    assert summary.to_dict()["iterations"] == len(changes) and changes[-1] == 0  # the last one verified
+    assert summary.to_dict()["iterations"] == len(changes)
+    assert changes[-1] == 0  # the last iteration verified the fixed point
 
 
 @pytest.mark.parametrize("partitions", PARTITIONS)
@@ -112,7 +113,9 @@ def test_the_dense_world_needs_several_iterations_each_changing_something_but_th
 ) -> None:
     _lines, summary = parted(*dense, 4)
     changes = summary.to_dict()["iteration_changes"]
-    assert len(changes) >= 4 and changes[-1] == 0 and all(changes[:-1])
+    assert len(changes) >= 4
+    assert changes[-1] == 0
+    assert all(changes[:-1])
 
 
 def test_a_single_pass_gets_decisions_of_the_dense_world_wrong(

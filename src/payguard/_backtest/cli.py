@@ -18,14 +18,10 @@ __all__ = ["describe", "refuse", "runner"]
 EXIT_USAGE = 2
 
 
-def refuse(
-    partitions: int | None, dask_scheduler: str | None, spark_master: str | None, **options: str | None
-) -> None:
+def refuse(partitions: int | None, dask_scheduler: str | None, **options: str | None) -> None:
     """Exit 2 with a clear message for an option the partitioned replay cannot honour."""
     if partitions is None:
-        raise click.UsageError("--dask-scheduler and --spark-master go with --partitions N")
-    if dask_scheduler and spark_master:
-        raise click.UsageError("--dask-scheduler and --spark-master: choose one engine")
+        raise click.UsageError("--dask-scheduler goes with --partitions N")
     why = {
         "audit": "the audit trail written per partition is not built yet; replay serially for an audit",
         "compare": "the old rule set needs its own partitioned replay; run the two and compare their --out",
@@ -37,9 +33,7 @@ def refuse(
             sys.exit(EXIT_USAGE)
 
 
-def runner(
-    partitions: int, dask_scheduler: str | None, spark_master: str | None
-) -> Callable[..., ReplaySummary]:
+def runner(partitions: int, dask_scheduler: str | None) -> Callable[..., ReplaySummary]:
     """A function with the serial ``replay``'s signature that runs it partitioned on the engine chosen."""
 
     def replay(files: list[str], guard: Guard, **options: Any) -> ReplaySummary:
@@ -47,11 +41,6 @@ def runner(
         options.pop("compare", None)  # refused above: never set here
         options.pop("observe", None)
         options.pop("progress", None)
-        if spark_master:
-            from .spark import SparkEngine, spark_session
-
-            with spark_session(spark_master, partitions) as session:
-                return run(files, guard, SparkEngine(session), partitions, **options)
         from ..backtest import dask_client
         from .dask import DaskEngine
 

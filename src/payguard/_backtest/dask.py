@@ -41,8 +41,8 @@ class DaskEngine:
 
     def _data(self, value: Any, label: str) -> Any:
         """``value`` as an input of tasks: scattered to the cluster, or a graph literal (not traversed)."""
-        if self.client is not None:
-            return self.client.scatter(value, broadcast=label == "setup")
+        if self.client is not None:  # in a list: a list scattered alone is scattered item by item
+            return self.client.scatter([value], broadcast=label == "setup", hash=False)[0]
         return delayed(value, name=f"payguard-{label}-{uuid.uuid4().hex}", traverse=False)
 
     def _persist(self, items: list[Delayed]) -> list[Delayed]:

@@ -1,7 +1,7 @@
 """The driver of a partitioned replay, whatever the engine: plan, iterate to the fixed point, collect.
 
-The engine (``dask.py``, ``spark.py``) only runs the step functions of ``step.py`` over the partitions and
-carries their messages; everything that decides what the result is happens in the step functions and here.
+The engine (``dask.py``) only runs the step functions of ``step.py`` over the partitions and carries
+their messages; everything that decides what the result is happens in the step functions and here.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ MAX_ITERATIONS = 50
 
 
 class Engine(Protocol):
-    """Runs the step functions over the partitions (``dask.py``, ``spark.py``)."""
+    """Runs the step functions over the partitions and carries their messages (``dask.py``)."""
 
     name: str
 
@@ -47,7 +47,10 @@ class PartitionedSummary(ReplaySummary):
     engine: str = ""
     partitions: int = 0
     iterations: list[list[Stats]] = field(default_factory=list)
+    # the driver's plan (read, order, validate, route), loading the partitions, collecting their results
     plan_seconds: float = 0.0
+    load_seconds: float = 0.0
+    finish_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -57,6 +60,8 @@ class PartitionedSummary(ReplaySummary):
             "engine": self.engine,
             "partitions": self.partitions,
             "plan_seconds": round(self.plan_seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
+            "finish_seconds": round(self.finish_seconds, 3),
             "per_iteration": [
                 {
                     "iteration": number,
@@ -118,7 +123,9 @@ def run(
     )
     _take_counts(summary, the_plan.summary)
     summary.plan_seconds = time.perf_counter() - started
+    loading = time.perf_counter()
     engine.load(the_plan.rows, setup)
+    summary.load_seconds = time.perf_counter() - loading
     for _ in range(max_iterations):
         stats = engine.iterate()
         summary.iterations.append(stats)
@@ -129,7 +136,9 @@ def run(
             f"the partitioned replay did not reach its fixed point in {max_iterations} iterations"
         )
     wanted = _wanted(the_plan, partitions)
+    finishing = time.perf_counter()
     parts = engine.finish(wanted)
+    summary.finish_seconds = time.perf_counter() - finishing
     first_ids: dict[int, str] = {}
     lines: list[tuple[int, dict[str, Any]]] = []
     for part in parts:

@@ -15,7 +15,7 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from .._errors import InvalidEventError
 from .._event import Event, digest, parse_event
@@ -43,7 +43,7 @@ class Row(NamedTuple):
     seq: int  # position in the replay order (history records: negative, in reading order)
     kind: int  # DECIDE, RECORD, CREDIT or HISTORY_CREDIT
     account: str  # the store key of the account whose partition holds the row
-    event: Event  # the record's event, validated
+    event: dict[str, Any]  # the record's event as read (valid): plain data pickles fast, an Event slowly
     peer: int  # the partition of the other account (payee of a DECIDE, payer of a CREDIT), or -1
     epoch: int  # DECIDE: how many feedback entries of ``Setup.listed`` are in force
     possible_duplicate: bool
@@ -163,6 +163,7 @@ def _route(  # noqa: PLR0917 (a row's parts)
     subject, payee = accounts(event)
     home = partition_of(subject, partitions)
     away = -1 if payee is None else partition_of(payee, partitions)
-    rows[home].append(Row(seq, kinds[0], subject, event, away, epoch, record.possible_duplicate))
+    assert record.event is not None
+    rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
     if payee is not None:
-        rows[away].append(Row(seq, kinds[1], payee, event, home, epoch, False))
+        rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .._decision import Action, Decision, Hit, RulesetRef
-from .._event import Event
+from .._decision import Action, Decision, Hit
+from .._event import Event, parse_event
 from .._guard import Guard
+from .._pipeline import INTERNAL_ERROR_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
 from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
@@ -30,8 +31,9 @@ from .summary import freeze
 
 __all__ = ["Message", "Partition", "Stats", "finish", "step"]
 
-# a decision as a partition keeps it (picklable: a Decision's features are a read-only mapping)
-Slim = tuple[str, str, tuple[Hit, ...], tuple[Hit, ...], int, tuple[str, ...], str | None, datetime]
+# a decision as a partition keeps it, picklable between workers: the ids of its hits and shadow hits
+# (a Decision's features are a read-only mapping, and compiled frozen classes do not unpickle)
+Slim = tuple[str, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...], str | None, datetime]
 NO_PAYEE_SIDE: Mapping[str, Any] = {}
 FROM_START = -(1 << 62)  # before every seq
 # a group's histories are copied at most every this many of its rows (and every 4 rows per account)
@@ -93,11 +95,11 @@ class Partition:
         guard = _guard(setup)
         past = [row for row in rows if row.kind in (RECORD, HISTORY_CREDIT)]
         for row in past:
-            guard.record([row.event], side="subject" if row.kind == RECORD else "payee")
+            guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
         assert isinstance(guard.store, MemoryStore)
         rows = rows[len(past) :]  # history records come first (negative seqs)
         partition = cls(index, rows, snapshots=dict(guard.store.accounts))
-        partition.events = [row.event for row in rows]
+        partition.events = [guard.validate(row.event) for row in rows]
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
@@ -253,8 +255,8 @@ def _slim(decision: Decision) -> Slim:
     return (
         decision.decision_id,
         decision.action.value,
-        decision.hits,
-        decision.shadow_hits,
+        decision.rule_ids,
+        tuple(hit.rule_id for hit in decision.shadow_hits),
         decision.score,
         decision.snoozed,
         decision.error,
@@ -262,18 +264,21 @@ def _slim(decision: Decision) -> Slim:
     )
 
 
-def _decision(slim: Slim, event_id: str, ref: RulesetRef, engine: str, event_time: datetime) -> Decision:
-    decision_id, action, hits, shadow, score, snoozed, error, evaluated_at = slim
+def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> Decision:
+    decision_id, action, hit_ids, shadow_ids, score, snoozed, error, evaluated_at = slim
+    if error is not None:  # the audited hold of a decision payguard could not make
+        reason = f"payguard could not evaluate this payment ({error}); held for review"
+        hits = {**hits, INTERNAL_ERROR_RULE: Hit(INTERNAL_ERROR_RULE, Action.HOLD, reason)}
     return Decision(
         decision_id=decision_id,
-        event_id=event_id,
+        event_id=event.id,
         action=Action(action),
-        hits=hits,
-        shadow_hits=shadow,
-        ruleset=ref,
-        engine=engine,
+        hits=tuple(hits[rule] for rule in hit_ids),
+        shadow_hits=tuple(hits[rule] for rule in shadow_ids),
+        ruleset=guard.ruleset,
+        engine=guard.engine,
         evaluated_at=evaluated_at,
-        event_time=event_time,
+        event_time=event.timestamp,
         error=error,
         score=score,
         snoozed=snoozed,
@@ -284,14 +289,14 @@ def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[s
     """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
     and the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids)."""
     guard = _guard(setup)
-    ref, engine = guard.ruleset, guard.engine
+    hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
     for row, event in zip(partition.rows, partition.events, strict=True):
         if row.kind != DECIDE:
             continue
-        decision = _decision(partition.decisions[row.seq], event.id, ref, engine, event.timestamp)
+        decision = _decision(partition.decisions[row.seq], event, guard, hits)
         summary.add(event, decision)
         line = decision_row(event, decision, None, None, scored=setup.scored)
         if row.possible_duplicate:

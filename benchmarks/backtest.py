@@ -107,9 +107,9 @@ def _arithmetic(results: dict[str, Any], events: int) -> dict[str, Any]:
     )
     print(
         f"{CLUSTER_EVENTS / 1e6:.0f} M events on {CLUSTER_CORES} cores: the steps {steps / 3600:.2f} h "
-        f"on the cluster, the driver {driver / 3600:.1f} h, about {(driver + steps) / 3600:.1f} h in all (one "
-        f"process: {(driver_us + steps_us) * CLUSTER_EVENTS / 1e6 / 3600:.0f} h); the driver's serial part "
-        "bounds the speed-up until the plan itself is partitioned."
+        f"on the cluster, the driver {driver / 3600:.1f} h, about {(driver + steps) / 3600:.1f} h in all "
+        f"(one process: {(driver_us + steps_us) * CLUSTER_EVENTS / 1e6 / 3600:.0f} h); the driver's serial "
+        "part bounds the speed-up until the plan itself is partitioned."
     )
     return {
         "driver_us_per_event": round(driver_us, 2),

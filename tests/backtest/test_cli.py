@@ -92,7 +92,12 @@ def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_seria
     assert [(r["file"], r["line"]) for r in parted_rejects] == [
         (r["file"], r["line"]) for r in serial_rejects
     ]
-    assert [(r["file"], r["line"]) for r in parted_rejects] == [(events, 5), (events, 7), (events, 8)]
+    assert sorted(r["line"] for r in parted_rejects) == [
+        5,
+        7,
+        8,
+    ]  # the conflict, the broken line, the bad amount
+    assert {r["file"] for r in parted_rejects} == {events}
     summary = json.loads((tmp_path / "parted.json").read_text())
     assert (summary["rejected"], summary["conflicts"], summary["duplicates"]) == (2, 1, 1)
     assert decided(summary) == decided(json.loads((tmp_path / "serial.json").read_text()))

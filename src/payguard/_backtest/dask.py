@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 import operator
+import pickle
 import uuid
 from typing import Any
 
 from .._errors import PayguardError
 from .plan import Row, Setup
-from .step import Partition, Stats, finish, step
+from .step import Message, Partition, Stats, finish, step
 
 __all__ = ["DaskEngine", "client_of", "local_cluster"]
 
@@ -41,8 +42,10 @@ class DaskEngine:
 
     def _data(self, value: Any, label: str) -> Any:
         """``value`` as an input of tasks: scattered to the cluster, or a graph literal (not traversed)."""
-        if self.client is not None:  # in a list: a list scattered alone is scattered item by item
-            return self.client.scatter([value], broadcast=label == "setup", hash=False)[0]
+        if self.client is not None:
+            # pickled whole: distributed serialises a list item by item; in a list, or it scatters each item
+            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            return self.client.scatter([blob], broadcast=label == "setup", hash=False)[0]
         return delayed(value, name=f"payguard-{label}-{uuid.uuid4().hex}", traverse=False)
 
     def _persist(self, items: list[Delayed]) -> list[Delayed]:
@@ -57,7 +60,7 @@ class DaskEngine:
 
     def load(self, rows: list[list[Row]], setup: Setup) -> None:
         self._setup = self._data(setup, "setup")
-        build = delayed(Partition.build, pure=False)
+        build = delayed(_build, pure=False)
         self._states = self._persist(
             [build(index, self._data(part, "rows"), self._setup) for index, part in enumerate(rows)]
         )
@@ -65,7 +68,7 @@ class DaskEngine:
 
     def iterate(self) -> list[Stats]:
         partitions = len(self._states)
-        run = delayed(step, nout=3, pure=False)
+        run = delayed(_step, nout=3, pure=False)
         pick = delayed(operator.getitem, pure=False)
         states: list[Delayed] = []
         outboxes: list[Delayed] = []
@@ -82,8 +85,24 @@ class DaskEngine:
         return self._compute(persisted[2 * partitions :])
 
     def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
-        done = delayed(finish, pure=False)
+        done = delayed(_finish, pure=False)
         return self._compute([done(state, self._setup, wanted[i]) for i, state in enumerate(self._states)])
+
+
+def _unpickled(value: Any) -> Any:
+    return pickle.loads(value) if isinstance(value, bytes) else value  # noqa: S301 (our own scatter)
+
+
+def _build(index: int, rows: Any, setup: Any) -> Partition:
+    return Partition.build(index, _unpickled(rows), _unpickled(setup))
+
+
+def _step(state: Partition, setup: Any, *inbox: Message) -> tuple[Partition, list[Message], Stats]:
+    return step(state, _unpickled(setup), *inbox)
+
+
+def _finish(state: Partition, setup: Any, wanted: frozenset[int]) -> dict[str, Any]:
+    return finish(state, _unpickled(setup), wanted)
 
 
 def local_cluster(workers: int) -> tuple[Any, Any]:

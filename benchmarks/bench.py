@@ -13,6 +13,7 @@ Sections:
   serve     payguard serve over loopback: 1 and 8 clients, 1 and 2 workers, the library call (sidecar.py)
   redis     a RedisStore on a loopback redis-server: record/s, decisions/s of 1 and 2 evaluator processes,
             round trips and Redis CPU per event (redis_store.py)
+  backtest  the handbook file serially and partitioned on a Dask LocalCluster of 1 and 2 workers (backtest.py)
   text      the memo path: normalising a new or a repeated memo for keyword matching, before and after
             TR39 confusable folding and ignorable dropping
 
@@ -46,6 +47,7 @@ import scoring  # the scoring section, beside this file
 import sidecar  # the serve section, beside this file
 import workbench  # the workbench section, beside this file
 
+import backtest  # the backtest section, beside this file
 import payguard
 from payguard import Guard, SQLiteStore, load_rule_set, parse_event
 from payguard._build import COMPILED, compiled_modules
@@ -534,6 +536,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "replay": functools.partial(workbench.bench_replay, ROOT, DATA, (header, row)),
     "scoring": functools.partial(scoring.bench, traffic, settle, ENGINES, (header, row, us)),
     "workbench": functools.partial(workbench.bench, ROOT, DATA, (header, row)),
+    "backtest": functools.partial(backtest.bench, ROOT, DATA, (header, row)),
     "idempotency": integrity.bench_idempotency,
     "text": integrity.bench_text,
     "serve": functools.partial(sidecar.bench, traffic, (header, row)),

@@ -13,7 +13,10 @@ PACKAGE = ROOT / "src" / "payguard"
 
 # the rows of the design's layer table, top first; a part is a folder or a module directly in payguard/
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "_cli", "_render", "testing", "_replay", "_explain", "_report", "_serve"}),
+    frozenset(
+        {"__init__", "_cli", "_render", "testing", "_replay", "_explain", "_report", "_serve"}
+        | {"replay", "backtest", "_backtest"}
+    ),
     frozenset({"_guard"}),
     frozenset({"_pipeline", "_replicas"}),
     frozenset({"_engine", "_features"}),

@@ -186,6 +186,15 @@ def _progress() -> Any:
     metavar="URL",
     help="Where histories and decisions live: memory: (default), sqlite:///FILE, redis://HOST:PORT/DB.",
 )
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Replay partitioned by account on Dask (a LocalCluster of this many workers), as serially.",
+)
+@click.option(
+    "--dask-scheduler",
+    help="With --partitions: the Dask scheduler to run on (tcp://HOST:PORT; synchronous: in this process).",
+)
 def replay_command(
     files: tuple[str, ...],
     rules: str,
@@ -208,6 +217,8 @@ def replay_command(
     report: str | None,
     settings: tuple[str, ...],
     store_url: str | None,
+    partitions: int | None,
+    dask_scheduler: str | None,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -221,6 +232,10 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
+    if partitions is not None or dask_scheduler:
+        from ._backtest.cli import refuse
+
+        refuse(partitions, dask_scheduler, audit=audit, compare=compare, report=report, store=store_url)
     guard = _load_guard(
         rules,
         settings,
@@ -266,7 +281,12 @@ def replay_command(
                         )
                     rejects_handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
-            summary = replay(
+            run = replay
+            if partitions is not None:
+                from ._backtest.cli import runner
+
+                run = runner(partitions, dask_scheduler)
+            summary = run(
                 list(files),
                 guard,
                 fmt=fmt,
@@ -290,6 +310,10 @@ def replay_command(
     finally:
         _close(guard)
     _err(render_summary(summary))
+    if partitions is not None:
+        from ._backtest.cli import describe
+
+        _err(describe(summary))
     if summary.currencies is not None and summary.currencies.mismatched:
         _err(summary.currencies.warning())
     if summary_json:

@@ -35,9 +35,9 @@ from ._errors import (
 from ._event import Admitted, Event, admit, digest
 from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
 from ._pipeline import NO_RULES, Pipeline
-from ._replicas import NOTHING_READ, Published, load_published, with_published
+from ._replicas import NOTHING_READ, Published, accounts_of, load_published, record_batched, with_published
 from ._rules.loader import load_rule_set
-from ._rules.model import RuleSet
+from ._rules.model import RuleSet, list_entries
 from ._stores.history import party
 from ._stores.interface import Store, StoreTransaction
 from ._stores.memory import MemoryStore
@@ -194,6 +194,30 @@ class Guard:
         that is not stored (if the failure came at commit, the audit trail also holds the record of the
         decision that could not be committed, and the ``hold`` after it is the one returned).
         """
+        return self._evaluate(event, None)
+
+    def evaluate_subject(
+        self, event: Event | Mapping[str, Any], payee_side: Mapping[str, Any]
+    ) -> tuple[Decision, bool]:
+        """As ``evaluate_fresh``, in subject-only mode: the decision reads only the subject account's
+        history in this guard's store. The payee-side features (those of a transfer to another account
+        that read the payee's history) are taken from ``payee_side``, as ``payee_features`` computed them
+        where the payee's history lives, and the payee's history is not credited here (``record(...,
+        side="payee")`` does it there). A partitioned replay decides each account's events this way."""
+        return self._evaluate(event, payee_side)
+
+    def payee_features(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
+        """The payee-side features the rule set reads for ``event``, a transfer to another account, from
+        the payee's history in this guard's store (read only); ``{}`` when there are none. What a
+        subject-only decision of the same event is given (``evaluate_subject``)."""
+        pipeline = self._state[0]
+        admitted = pipeline.validate(event)
+        with self.store.transaction() as txn:
+            return pipeline.features.payee_features(admitted, txn, pipeline.plan.features)
+
+    def _evaluate(
+        self, event: Event | Mapping[str, Any], payee_side: Mapping[str, Any] | None
+    ) -> tuple[Decision, bool]:
         started = time.perf_counter()
         pipeline, lists, versions = self._state
         admitted = self._admit(event, pipeline)
@@ -204,7 +228,7 @@ class Guard:
             opened = (
                 self.store.transaction()
                 if self._open is None
-                else self._open(self._accounts_of(admitted.event), event_id=event_id)
+                else self._open(accounts_of(admitted.event), event_id=event_id)
             )
             with opened as txn:
                 previous = txn.decision(event_id)
@@ -214,7 +238,13 @@ class Guard:
                         return previous, False
                 else:
                     decision = self._decide_in(
-                        txn, admitted, pipeline, lists, versions=versions, started=started
+                        txn,
+                        admitted,
+                        pipeline,
+                        lists,
+                        versions=versions,
+                        started=started,
+                        payee_side=payee_side,
                     )
                     txn.put_decision(event_id, decision, fingerprint)
                     if self._publishes:
@@ -243,13 +273,14 @@ class Guard:
         *,
         versions: Mapping[str, int],
         started: float,
+        payee_side: Mapping[str, Any] | None,
     ) -> Decision:
         """Features, match, decision, audit record, then the history update, inside one transaction."""
         decision_id = self._new_id()
         try:
             if self._publishes:
                 lists, versions = self._with_published(txn, lists, versions)
-            context, features = pipeline.compute(admitted, txn)
+            context, features = pipeline.compute(admitted, txn, payee_side)
             indices = pipeline.match(context, features, self._with_listed(txn, lists))
             snoozed = pipeline.snoozed(context) if indices else NO_RULES
             decision = pipeline.decide(
@@ -273,12 +304,6 @@ class Guard:
         if decision.error is None:
             pipeline.features.commit(context, decision.action, decision.decision_id)
         return decision
-
-    @staticmethod
-    def _accounts_of(event: Event) -> tuple[str, ...]:
-        """The store keys of the accounts an event reads and writes: its payer's and its payee's."""
-        payer = party(event.payer.account)[0]
-        return (payer,) if event.payee is None else (payer, party(event.payee.account)[0])
 
     def _with_published(
         self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]], versions: Mapping[str, int]
@@ -326,49 +351,38 @@ class Guard:
         raise exc
 
     # -- history, lists, reloads ---------------------------------------------------------------------
-    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> int:
+    def record(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        side: Literal["both", "subject", "payee"] = "both",
+    ) -> int:
         """Feed past events into the store without deciding or auditing them; returns how many.
 
-        Outgoing payments count as executed. Raises ``InvalidEventError`` at the first invalid event (the
-        events before it are kept).
+        Outgoing payments count as executed. ``side`` ``"subject"`` writes only the subject account's
+        history (the payee is not credited: subject-only mode), ``"payee"`` only the payee side of an
+        executed transfer to another account (its payee credited; nothing else). Raises
+        ``InvalidEventError`` at the first invalid event (the events before it are kept).
         """
+        if side not in ("both", "subject", "payee"):
+            raise PayguardError(f"side must be 'both', 'subject' or 'payee', not {side!r}")
         count = 0
         pipeline = self._state[0]
         batch: int = getattr(self.store, "record_batch", 1)
-        if batch > 1 and self._open is not None:
-            return self._record_batched(events, pipeline, batch)
+        if side == "both" and batch > 1 and self._open is not None:
+            assert self._open is not None
+            return record_batched(self._open, events, pipeline, batch)
+        features = pipeline.features
+        only_subject: dict[str, Any] | None = {} if side == "subject" else None
         for item in events:
             admitted = pipeline.validate(item)
             with self.store.transaction() as txn:
-                pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
+                if side == "payee":
+                    features.credit(admitted, txn)
+                else:
+                    features.commit(features.context(admitted, txn, only_subject), Action.ALLOW, None)
             count += 1
         return count
-
-    def _record_batched(
-        self, events: Iterable[Event | Mapping[str, Any]], pipeline: Pipeline, batch: int
-    ) -> int:
-        """``record`` on a network store: ``batch`` events a transaction, their accounts leased and read in
-        one round trip and written in a second (one transaction per event would cost two each)."""
-        count = 0
-        pending: list[Admitted] = []
-        for item in events:
-            try:
-                pending.append(pipeline.validate(item))
-            except InvalidEventError:
-                self._record_all(pending, pipeline)  # the events before it are kept
-                raise
-            if len(pending) == batch:
-                count += self._record_all(pending, pipeline)
-                pending = []
-        return count + self._record_all(pending, pipeline)
-
-    def _record_all(self, pending: list[Admitted], pipeline: Pipeline) -> int:
-        if pending:
-            keys = [key for admitted in pending for key in self._accounts_of(admitted.event)]
-            with self._open(keys) as txn:
-                for admitted in pending:
-                    pipeline.features.commit(pipeline.features.context(admitted, txn), Action.ALLOW, None)
-        return len(pending)
 
     # -- the lifecycle of a stopped payment -----------------------------------------------------------
     def resolve(self, decision_id: str, outcome: str, *, note: str | None = None) -> Resolution:
@@ -506,20 +520,7 @@ class Guard:
         ``entries`` is a collection of strings: a lone string (whose characters would become the entries)
         or a non-string entry raises ``TypeError``, and the list in force stays as it was.
         """
-        given: object = entries  # as passed: the compiled code would narrow ``entries`` on isinstance
-        if isinstance(given, (str, bytes, bytearray)):
-            raise TypeError(
-                f"set_list({name!r}, ...) takes a collection of account numbers, not one "
-                f"{type(given).__name__} (write [{'value'!r}] for a single entry)"
-            )
-        items: list[object] = list(entries)  # not list[str]: the compiled check would word the error
-        wrong = sorted({type(e).__name__ for e in items if not isinstance(e, str)})
-        if wrong:
-            raise TypeError(
-                f"set_list({name!r}, ...): every entry must be a string (an account number), "
-                f"found {', '.join(wrong)}"
-            )
-        fresh = frozenset(normalize_account(e) for e in items if isinstance(e, str) and e.strip())
+        fresh = list_entries(name, entries)
         with self._swap_lock:
             pipeline, lists, versions = self._state
             if name not in lists:

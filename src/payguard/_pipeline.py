@@ -73,9 +73,12 @@ class Pipeline:
             raise InvalidEventError(errors, admitted.event.id)
         return admitted
 
-    def compute(self, admitted: Admitted, txn: StoreTransaction) -> tuple[Context, dict[str, Any]]:
-        """The event's view of the store and the features the rules read."""
-        context = self.features.context(admitted, txn)
+    def compute(
+        self, admitted: Admitted, txn: StoreTransaction, payee_side: Mapping[str, Any] | None = None
+    ) -> tuple[Context, dict[str, Any]]:
+        """The event's view of the store and the features the rules read (``payee_side``: subject-only,
+        with the payee-side features given)."""
+        context = self.features.context(admitted, txn, payee_side)
         return context, self.features.compute(context, self.plan.features)
 
     def match(

@@ -36,7 +36,7 @@ from ._io.base import Record
 from ._rules.conditions import Compare, leaves
 from ._rules.model import RuleSet
 
-__all__ = ["REORDER_WINDOW", "ReplaySummary", "decision_row", "parse_duration", "replay"]
+__all__ = ["REORDER_WINDOW", "ReplaySummary", "decision_row", "order", "parse_duration", "replay"]
 
 REORDER_WINDOW = 100_000
 FRAUD_LIST = "fraud_accounts"
@@ -89,6 +89,30 @@ def _ordered(
             late["out_of_order"] += 1
         emitted = max(emitted, item[0])
         yield item
+
+
+def order(
+    files: list[str],
+    *,
+    fmt: str | None = None,
+    mapping: str | None = None,
+    limits: Limits | None = None,
+    window: int = REORDER_WINDOW,
+    late: Counter[str] | None = None,
+) -> Iterator[Record]:
+    """The records of ``files`` in the order a replay decides them: the canonical replay order.
+
+    Each file through a reorder buffer of ``window`` records (by event time; an unreadable record keeps
+    its place in its stream), then the files merged by time, ties broken by file then position. The serial
+    and the partitioned replays both number events by their position here. ``late`` counts the records
+    that came out later than the window allowed (``out_of_order``).
+    """
+    late = Counter() if late is None else late
+    streams = [
+        _ordered(read_records(name, fmt, mapping, limits), i, window, late) for i, name in enumerate(files)
+    ]
+    for _key, _index, _seq, record in heapq.merge(*streams):
+        yield record
 
 
 def _money() -> defaultdict[str, Decimal]:
@@ -438,14 +462,10 @@ def replay(
     )
     for name in history or []:
         _record_history(name, (fmt, mapping, limits), (guard, compare), summary, reject)
-    streams = [
-        _ordered(read_records(name, fmt, mapping, limits), i, window, summary.late)
-        for i, name in enumerate(files)
-    ]
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
     scored = bool(guard.rules.scoring) or (compare is not None and bool(compare.rules.scoring))
     started = time.perf_counter()
-    for _key, _index, _seq, record in heapq.merge(*streams):
+    for record in order(files, fmt=fmt, mapping=mapping, limits=limits, window=window, late=summary.late):
         summary.records += 1
         if progress is not None:
             progress(1)

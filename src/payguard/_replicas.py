@@ -1,16 +1,20 @@
-"""What a guard does on a store that many processes share (``RedisStore``): it reads the lists another
-process set (``Guard.set_list``) and loads the rule set another process's ``Guard.reload`` published."""
+"""What a guard does on a store that many processes share (``RedisStore``): it names an event's accounts
+up front, records history in batches, reads the lists another process set (``Guard.set_list``) and loads
+the rule set another process's ``Guard.reload`` published."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._errors import PayguardError
+from ._decision import Action
+from ._errors import InvalidEventError, PayguardError
+from ._event import Admitted, Event
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
+from ._stores.history import party
 
-__all__ = ["NOTHING_READ", "Published", "load_published", "with_published"]
+__all__ = ["NOTHING_READ", "Published", "accounts_of", "load_published", "record_batched", "with_published"]
 
 # what a guard last read of the published lists: (epoch, the lists it merged them into, merged, versions)
 Published = tuple[int, Any, Mapping[str, frozenset[str]], Mapping[str, int]]
@@ -47,3 +51,39 @@ def load_published(digest: str, path: str) -> RuleSet:
             f"the rule files at {path} on this host have digest {ruleset.digest[:12]}, not {digest[:12]}"
         )
     return ruleset
+
+
+def accounts_of(event: Event) -> tuple[str, ...]:
+    """The store keys of the accounts an event reads and writes: its payer's and its payee's."""
+    payer = party(event.payer.account)[0]
+    return (payer,) if event.payee is None else (payer, party(event.payee.account)[0])
+
+
+def record_batched(
+    open_accounts: Callable[..., Any], events: Iterable[Any], pipeline: Any, batch: int
+) -> int:
+    """``Guard.record`` on a network store: ``batch`` events a transaction, their accounts leased and read in
+    one round trip (``open_accounts``, the store's ``transaction_for``) and written in a second (one
+    transaction per event would cost two each). ``pipeline`` validates and commits them."""
+    count = 0
+    pending: list[Admitted] = []
+    for item in events:
+        try:
+            pending.append(pipeline.validate(item))
+        except InvalidEventError:
+            _record_all(open_accounts, pending, pipeline)  # the events before it are kept
+            raise
+        if len(pending) == batch:
+            count += _record_all(open_accounts, pending, pipeline)
+            pending = []
+    return count + _record_all(open_accounts, pending, pipeline)
+
+
+def _record_all(open_accounts: Callable[..., Any], pending: list[Admitted], pipeline: Any) -> int:
+    if pending:
+        keys = [key for admitted in pending for key in accounts_of(admitted.event)]
+        with open_accounts(keys) as txn:
+            features = pipeline.features
+            for admitted in pending:
+                features.commit(features.context(admitted, txn), Action.ALLOW, None)
+    return len(pending)

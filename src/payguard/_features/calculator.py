@@ -8,6 +8,7 @@ longer as a stop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -18,7 +19,7 @@ from .._rules.fields import FEATURES, Kind
 from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
 from .._stores.interface import StoreTransaction
-from .catalogue import FUNCTIONS, Function
+from .catalogue import FUNCTIONS, PAYEE_SIDE, Function
 from .context import OUTGOING, Context, is_personal
 
 __all__ = ["FeatureEngine"]
@@ -57,9 +58,12 @@ class FeatureEngine:
     def names() -> frozenset[str]:
         return frozenset(FUNCTIONS)
 
-    def context(self, admitted: Admitted, txn: StoreTransaction) -> Context:
-        """One event's view of the store, shared by ``compute`` and ``commit``."""
-        return Context(admitted, txn, self.timezone, self.keyword_sets, self.normalize)
+    def context(
+        self, admitted: Admitted, txn: StoreTransaction, payee_side: Mapping[str, Any] | None = None
+    ) -> Context:
+        """One event's view of the store, shared by ``compute`` and ``commit``; ``payee_side``: the
+        subject-only mode (``Context``)."""
+        return Context(admitted, txn, self.timezone, self.keyword_sets, self.normalize, payee_side=payee_side)
 
     def compute(self, context: Context, names: frozenset[str]) -> dict[str, Any]:
         """The values of ``names`` for the context's event; a feature that does not apply is left out.
@@ -75,8 +79,9 @@ class FeatureEngine:
         values = {}
         minor = context.minor
         unit = _MINOR_UNIT[currency_exponent(context.currency or "")]
+        given = context.payee_side if context.payee_side is not None and context.other_payee() else None
         for name, function, money in functions:
-            value = function(context)
+            value = given.get(name) if given is not None and name in PAYEE_SIDE else function(context)
             if value is not None:
                 if money:
                     minor[name] = value
@@ -126,15 +131,37 @@ class FeatureEngine:
         payee = context.payee
         if payee is not None and payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)
-        if context.kind is _TRANSFER_OUT and payee is not None:
+        if context.payee_side is None:  # subject-only: the payee's side is applied where it lives
+            self._credit(context, amount)
+
+    @staticmethod
+    def _credit(context: Context, amount: int) -> None:
+        """The payee side of an executed transfer to another account: the payee's history is credited."""
+        if context.kind is _TRANSFER_OUT and context.other_payee():
             key = context.payee_key()
-            if key != context.subject_key:
-                payee_history = context.payee_history()
-                payee_history.touch(context.time)
-                payee_history.add_inbound(
-                    context.time, amount, context.payer_hash, is_personal(context.payer.type)
-                )
-                context.txn.save(key, payee_history)
+            payee_history = context.payee_history()
+            payee_history.touch(context.time)
+            payee_history.add_inbound(
+                context.time, amount, context.payer_hash, is_personal(context.payer.type)
+            )
+            context.txn.save(key, payee_history)
+
+    def credit(self, admitted: Admitted, txn: StoreTransaction) -> None:
+        """Apply only the payee side of an executed payment (its payer's history lives elsewhere)."""
+        context = self.context(admitted, txn)
+        if context.amount is not None:
+            self._credit(context, context.amount)
+
+    def payee_features(
+        self, admitted: Admitted, txn: StoreTransaction, names: frozenset[str]
+    ) -> dict[str, Any]:
+        """The payee-side features among ``names`` for a transfer to another account, from the payee's
+        history alone (what a subject-only decision is given where the payer's history lives)."""
+        context = self.context(admitted, txn)
+        if not context.other_payee():
+            return {}
+        wanted = frozenset(names & PAYEE_SIDE)
+        return self.compute(context, wanted) if wanted else {}
 
     def execute_stopped(self, admitted: Admitted, txn: StoreTransaction) -> None:
         """A stopped payment was found legitimate: it counts as executed at its own time, not as a stop."""

@@ -41,7 +41,7 @@ from .._stores.history import (
 )
 from .context import Context, is_personal
 
-__all__ = ["FUNCTIONS"]
+__all__ = ["FUNCTIONS", "PAYEE_SIDE"]
 
 # The event kinds as this module's own constants: compiled, a module's Final is a C static, where a
 # name imported from another module is a dictionary lookup on every use.
@@ -119,6 +119,11 @@ def payee_inbound_distinct_payers_24h(c: Context) -> Any:
     payers = c.payee_history().inbound_rows(c.time - DAY, c.time).distinct(INBOUND_PAYER)
     payers.add(c.payer_hash)
     return len(payers)
+
+
+# The features that read the payee's history (and only it, with the event): in a partitioned replay they
+# are computed where the payee's history lives and supplied to the subject-only decision.
+PAYEE_SIDE: Final = frozenset({"payee_inbound_distinct_payers_24h"})
 
 
 # -- velocity and amounts -------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ customer being credited.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from .._common.time import DAY, local_hour
+from .._errors import PayguardError
 from .._event import Admitted, Event, EventType, Party, PartyType
 from .._stores.history import FIRST, OUT_AMOUNT, OUT_BALANCE, AccountHistory, PayeeStats, Rows, party
 from .._stores.interface import StoreTransaction
 
-__all__ = ["INCOMING", "OUTGOING", "Context", "is_personal"]
+__all__ = ["INCOMING", "OUTGOING", "Context", "accounts", "is_personal"]
 
 OUTGOING: Final = frozenset({EventType.TRANSFER_OUT, EventType.CASH_WITHDRAWAL})
 INCOMING: Final = frozenset(
@@ -33,11 +34,28 @@ def is_personal(kind: PartyType | None) -> bool:
     return kind in _PERSONAL
 
 
+def accounts(event: Event) -> tuple[str, str | None]:
+    """The store keys of the histories ``event`` touches: its subject's, and the payee's that an executed
+    transfer to another account credits and the payee-side features read (None: no other account)."""
+    payer_key = party(event.payer.account)[0]
+    payee = event.payee
+    payee_key = party(payee.account)[0] if payee is not None else None
+    if event.type in INCOMING and payee_key is not None:
+        return payee_key, None
+    if event.type is _TRANSFER_OUT and payee_key is not None and payee_key != payer_key:
+        return payer_key, payee_key
+    return payer_key, None
+
+
 class Context:
     """One event's view of the store, with the intermediate results several features share.
 
     Each shared piece (the account's history, the known payee, a 24-hour window) is computed on first use
     and kept for the other features of the same event and for ``commit``.
+
+    ``payee_side`` (not None) is the subject-only mode of a partitioned replay: the payee-side features'
+    values are given (computed where the payee's history lives), and the payee's history is neither read
+    nor credited.
     """
 
     def __init__(
@@ -47,8 +65,11 @@ class Context:
         timezone: str,
         keyword_sets: Mapping[str, tuple[str, ...]],
         normalize: Callable[[str], str],
+        *,
+        payee_side: Mapping[str, Any] | None = None,
     ) -> None:
         self.event: Event = admitted.event
+        self.payee_side = payee_side
         self.txn = txn
         self.timezone = timezone
         self.keyword_sets = keyword_sets
@@ -133,9 +154,19 @@ class Context:
         assert self._payee_key is not None
         return self._payee_key
 
+    def other_payee(self) -> bool:
+        """Whether this outgoing transfer's payee is another account than its subject (whose history the
+        payee-side features read and the credit writes)."""
+        return self._payee_key is not None and self._payee_key != self.subject_key
+
     def payee_history(self) -> AccountHistory:
         """The payee account's history, read once per event (features and the credit both use it)."""
         if self._payee_history is None:
+            if self.payee_side is not None and self.other_payee():
+                raise PayguardError(
+                    "a feature read the payee's history in subject-only mode: declare it in "
+                    "_features.catalogue.PAYEE_SIDE so that its value is supplied"
+                )
             self._payee_history = self.txn.account(self.payee_key())
         return self._payee_history
 

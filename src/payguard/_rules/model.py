@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .._common.text import text_normalizer
+from .._common.text import normalize_account, text_normalizer
 from .._decision import Action
 from .._errors import FieldError, PayguardError, RuleProblem
 from .._event import Event
@@ -21,7 +21,7 @@ from .conditions import (
 )
 from .fields import EVENT_FIELDS, FEATURES, FieldSpec, Kind
 
-__all__ = ["Rule", "RuleSet", "is_test_file", "rule_files"]
+__all__ = ["Rule", "RuleSet", "is_test_file", "list_entries", "rule_files"]
 
 MAX_RULES = 4000
 MAX_LIST_VALUES = 100_000
@@ -154,3 +154,24 @@ def rule_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not is_test_file(p))
     return [path]
+
+
+def list_entries(name: str, entries: Iterable[object]) -> frozenset[str]:
+    """The entries of a named list as matching reads them (normalised account numbers, blanks dropped).
+
+    ``entries`` is a collection of strings: a lone string (whose characters would become the entries) or a
+    non-string entry raises ``TypeError``, before anything changes.
+    """
+    if isinstance(entries, str | bytes | bytearray):
+        raise TypeError(
+            f"set_list({name!r}, ...) takes a collection of account numbers, not one "
+            f"{type(entries).__name__} (write [{'value'!r}] for a single entry)"
+        )
+    items = list(entries)
+    wrong = sorted({type(e).__name__ for e in items if not isinstance(e, str)})
+    if wrong:
+        raise TypeError(
+            f"set_list({name!r}, ...): every entry must be a string (an account number), "
+            f"found {', '.join(wrong)}"
+        )
+    return frozenset(normalize_account(e) for e in items if isinstance(e, str) and e.strip())

@@ -1,0 +1,189 @@
+"""The driver of a partitioned replay, whatever the engine: plan, iterate to the fixed point, collect.
+
+The engine (``dask.py``) only runs the step functions of ``step.py`` over the partitions and carries
+their messages; everything that decides what the result is happens in the step functions and here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import DuplicateEventError, PayguardError
+from .._features.catalogue import PAYEE_SIDE
+from .._guard import Guard
+from .._io import Limits
+from .._io.base import Record
+from .._replay import FRAUD_LIST, REORDER_WINDOW, CurrencyCheck, ReplaySummary, Reporter
+from .plan import DECIDE, Plan, Row, Setup, plan
+from .step import Stats
+from .summary import absorb
+
+__all__ = ["MAX_ITERATIONS", "Engine", "PartitionedSummary", "run"]
+
+# a safety net far above what real traffic needs (two to five): each iteration fixes at least one position
+MAX_ITERATIONS = 50
+
+
+class Engine(Protocol):
+    """Runs the step functions over the partitions and carries their messages (``dask.py``)."""
+
+    name: str
+
+    def load(self, rows: list[list[Row]], setup: Setup) -> None: ...
+
+    def iterate(self) -> list[Stats]: ...
+
+    def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class PartitionedSummary(ReplaySummary):
+    """A replay summary, with how the partitioned replay got there: its iterations and what changed in
+    each (the last changes nothing: it verified the fixed point)."""
+
+    engine: str = ""
+    partitions: int = 0
+    iterations: list[list[Stats]] = field(default_factory=list)
+    # the driver's plan (read, order, validate, route), loading the partitions, collecting their results
+    plan_seconds: float = 0.0
+    load_seconds: float = 0.0
+    finish_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["iterations"] = len(self.iterations)
+        data["iteration_changes"] = [sum(s.changes for s in stats) for stats in self.iterations]
+        data["partitioned"] = {
+            "engine": self.engine,
+            "partitions": self.partitions,
+            "plan_seconds": round(self.plan_seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
+            "finish_seconds": round(self.finish_seconds, 3),
+            "per_iteration": [
+                {
+                    "iteration": number,
+                    "kind": "estimate" if any(s.warm_up for s in stats) else "decide",
+                    "changes": sum(s.changes for s in stats),
+                    "accounts_replayed": sum(s.accounts for s in stats),
+                    "rows_replayed": sum(s.rows for s in stats),
+                    "seconds": round(sum(s.seconds for s in stats), 3),
+                    "slowest_partition_seconds": round(max((s.seconds for s in stats), default=0.0), 3),
+                }
+                for number, stats in enumerate(self.iterations, 1)
+            ],
+        }
+        return data
+
+
+def run(
+    files: list[str],
+    guard: Guard,
+    engine: Engine,
+    partitions: int,
+    *,
+    fmt: str | None = None,
+    mapping: str | None = None,
+    limits: Limits | None = None,
+    history: list[str] | None = None,
+    feedback_delay: int | None = None,
+    write: Callable[[dict[str, Any]], None] | None = None,
+    reject: Reporter | None = None,
+    mask: Callable[[str], str] | None = None,
+    window: int = REORDER_WINDOW,
+    max_iterations: int = MAX_ITERATIONS,
+) -> PartitionedSummary:
+    """Replay ``files`` with ``guard``'s rule set on ``engine``, as ``payguard.replay.replay`` would.
+
+    ``guard`` validates the records (and its lists, as set, are the lists in force); the partitions decide
+    with guards of their own. ``write`` receives the ``--out`` lines in replay order.
+    """
+    if partitions < 1:
+        raise PayguardError(f"partitions must be at least 1, not {partitions}")
+    started = time.perf_counter()
+    the_plan = plan(files, guard, partitions, history or [], (fmt, mapping, limits), feedback_delay, window)
+    scored = bool(guard.rules.scoring)
+    setup = Setup(
+        guard.rules,
+        guard.engine,
+        partitions,
+        FRAUD_LIST,
+        tuple(the_plan.listed),
+        scored,
+        dict(guard.lists),
+        warm_up=partitions > 1 and bool(guard.pipeline.plan.features & PAYEE_SIDE),
+    )
+    summary = PartitionedSummary(
+        currencies=CurrencyCheck(guard.rules),
+        settings=dict(guard.rules.overrides),
+        engine=engine.name,
+        partitions=partitions,
+    )
+    _take_counts(summary, the_plan.summary)
+    summary.plan_seconds = time.perf_counter() - started
+    loading = time.perf_counter()
+    engine.load(the_plan.rows, setup)
+    summary.load_seconds = time.perf_counter() - loading
+    for _ in range(max_iterations):
+        stats = engine.iterate()
+        summary.iterations.append(stats)
+        if not any(s.changes or s.warm_up for s in stats):
+            break
+    else:
+        raise PayguardError(
+            f"the partitioned replay did not reach its fixed point in {max_iterations} iterations"
+        )
+    wanted = _wanted(the_plan, partitions)
+    finishing = time.perf_counter()
+    parts = engine.finish(wanted)
+    summary.finish_seconds = time.perf_counter() - finishing
+    first_ids: dict[int, str] = {}
+    lines: list[tuple[int, dict[str, Any]]] = []
+    for part in parts:
+        absorb(summary, part["summary"])
+        first_ids.update(part["ids"])
+        lines += part["lines"]
+    _report(the_plan, first_ids, reject)
+    if write is not None:
+        lines.sort(key=lambda item: item[0])
+        for _seq, line in lines:
+            if mask is not None:
+                line["account"] = mask(line["account"])
+            write(line)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _take_counts(summary: ReplaySummary, counted: ReplaySummary) -> None:
+    """What the plan counted before any decision: records, history, rejections, duplicates, feedback."""
+    for name in ("records", "history", "rejected", "duplicates", "conflicts", "possible_duplicates"):
+        setattr(summary, name, getattr(counted, name))
+    summary.listed_by_feedback = counted.listed_by_feedback
+    summary.late.update(counted.late)
+
+
+def _wanted(the_plan: Plan, partitions: int) -> list[frozenset[int]]:
+    """For each partition, the seqs whose decision ids a conflict's message names."""
+    firsts = {first for _seq, _record, first in the_plan.conflicts}
+    wanted: list[set[int]] = [set() for _ in range(partitions)]
+    for index, rows in enumerate(the_plan.rows):
+        for row in rows:
+            if row.kind == DECIDE and row.seq in firsts:
+                wanted[index].add(row.seq)
+    return [frozenset(seqs) for seqs in wanted]
+
+
+def _report(the_plan: Plan, first_ids: dict[int, str], reject: Reporter | None) -> None:
+    """Report rejections and conflicts in replay order, as the serial replay reports them."""
+    if reject is None:
+        return
+    problems: list[tuple[int, Record, str]] = list(the_plan.rejected)
+    for seq, record, first in the_plan.conflicts:
+        assert record.event is not None
+        event_id = str(record.event.get("id"))
+        problems.append((seq, record, str(DuplicateEventError(event_id, first_ids.get(first, "?")))))
+    problems.sort(key=lambda item: item[0])
+    for _seq, record, reason in problems:
+        reject(record, reason)

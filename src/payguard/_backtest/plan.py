@@ -1,0 +1,169 @@
+"""The static half of a partitioned replay: every event numbered in the canonical replay order, validated
+once, deduplicated as the serial replay deduplicates, and routed to the partitions of the accounts whose
+histories it touches.
+
+An event decided at its subject's partition (a ``DECIDE`` row) that pays another account also has a
+``CREDIT`` row at the payee's partition: there the payee's history is replayed, the payee-side features
+computed for the payer's partition, and the credit applied when the payer's partition decided the payment
+executed. History records (``--history``) are ``RECORD`` and ``HISTORY_CREDIT`` rows, always executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from .._errors import InvalidEventError
+from .._event import Event, digest, parse_event
+from .._features.context import accounts
+from .._guard import Guard
+from .._io import Limits, read_records
+from .._io.base import Record
+from .._replay import REORDER_WINDOW, ReplaySummary, order
+from .._rules.model import RuleSet
+
+__all__ = ["CREDIT", "DECIDE", "HISTORY_CREDIT", "RECORD", "Plan", "Row", "Setup", "partition_of", "plan"]
+
+DECIDE: Final = 0
+RECORD: Final = 1
+CREDIT: Final = 2
+HISTORY_CREDIT: Final = 3
+# the decisions a MemoryStore remembers for idempotency (its default ``max_decisions``): an id repeated
+# after more fresh decisions than this is decided again, serially and here alike
+REMEMBERED: Final = 100_000
+
+
+class Row(NamedTuple):
+    """One event as one account's partition sees it."""
+
+    seq: int  # position in the replay order (history records: negative, in reading order)
+    kind: int  # DECIDE, RECORD, CREDIT or HISTORY_CREDIT
+    account: str  # the store key of the account whose partition holds the row
+    event: dict[str, Any]  # the record's event as read (valid): plain data pickles fast, an Event slowly
+    peer: int  # the partition of the other account (payee of a DECIDE, payer of a CREDIT), or -1
+    epoch: int  # DECIDE: how many feedback entries of ``Setup.listed`` are in force
+    possible_duplicate: bool
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every partition's step needs besides its rows: the rule set and the feedback lists."""
+
+    ruleset: RuleSet
+    engine: str
+    partitions: int
+    list_name: str | None  # the list feedback fills (None: no feedback)
+    listed: tuple[str, ...] = ()  # the accounts feedback listed, in the order the serial replay listed them
+    scored: bool = False
+    lists: dict[str, frozenset[str]] = field(default_factory=dict)  # the lists in force at the start
+    # whether the rule set reads payee-side features: then a first pass estimates them before deciding
+    warm_up: bool = False
+
+
+@dataclass
+class Plan:
+    """The rows of each partition, and what the serial replay counts before deciding anything."""
+
+    rows: list[list[Row]]
+    summary: ReplaySummary
+    listed: list[str] = field(default_factory=list)
+    # (seq, record, reason) of the rejected records, and (seq, record, first seq) of the conflicts: reported
+    # in replay order once the first decisions' ids are known
+    rejected: list[tuple[int, Record, str]] = field(default_factory=list)
+    conflicts: list[tuple[int, Record, int]] = field(default_factory=list)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of an account (by its store key): stable across processes and runs."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % partitions
+
+
+def plan(  # noqa: PLR0917 (the replay's options)
+    files: list[str],
+    guard: Guard,
+    partitions: int,
+    history: list[str],
+    reading: tuple[str | None, str | None, Limits | None],
+    feedback_delay: int | None,
+    window: int = REORDER_WINDOW,
+    progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """Number, validate, deduplicate and route the records of ``history`` then ``files`` (``reading``: the
+    format, mapping and limits). ``guard`` only validates (as the serial replay's guard does)."""
+    rows: list[list[Row]] = [[] for _ in range(partitions)]
+    result = Plan(rows, ReplaySummary(settings=dict(guard.rules.overrides)))
+    summary = result.summary
+    seq = -1_000_000_000_000  # history first, in reading order
+    for name in history:
+        for record in read_records(name, *reading):
+            seq += 1
+            if record.event is None:
+                result.rejected.append((seq, record, record.error or "unreadable record"))
+                continue
+            try:
+                event = parse_event(record.event)
+                guard.pipeline.validate(event)  # as Guard.record validates it
+            except InvalidEventError as exc:
+                result.rejected.append((seq, record, str(exc)))
+                continue
+            summary.history += 1
+            _route(rows, seq, (RECORD, HISTORY_CREDIT), event, record, 0)
+    remembered: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
+    pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
+    for seq, record in enumerate(
+        order(files, fmt=reading[0], mapping=reading[1], limits=reading[2], window=window, late=summary.late)
+    ):
+        summary.records += 1
+        if progress is not None:
+            progress(1)
+        if record.event is None:
+            result.rejected.append((seq, record, record.error or "unreadable record"))
+            continue
+        try:
+            event = guard.validate(record.event)
+        except InvalidEventError as exc:
+            result.rejected.append((seq, record, str(exc)))
+            continue
+        if feedback_delay is not None:
+            now = event.timestamp.timestamp()
+            while pending and pending[0][0] <= now:
+                result.listed.append(heapq.heappop(pending)[1])
+                summary.listed_by_feedback += 1
+        fingerprint = digest(event)
+        first = remembered.get(event.id)
+        if first is not None:
+            if first[0] != fingerprint:
+                result.conflicts.append((seq, record, first[1]))
+                continue
+            summary.possible_duplicates += record.possible_duplicate
+            summary.duplicates += 1
+            continue
+        summary.possible_duplicates += record.possible_duplicate
+        remembered[event.id] = (fingerprint, seq)
+        if len(remembered) > REMEMBERED:
+            remembered.popitem(last=False)
+        _route(rows, seq, (DECIDE, CREDIT), event, record, len(result.listed))
+        label = event.label
+        if feedback_delay is not None and label is not None and label.is_fraud and event.payee:
+            heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
+    summary.rejected = len(result.rejected)
+    summary.conflicts = len(result.conflicts)
+    return result
+
+
+def _route(  # noqa: PLR0917 (a row's parts)
+    rows: list[list[Row]], seq: int, kinds: tuple[int, int], event: Event, record: Record, epoch: int
+) -> None:
+    """The event's row at its subject's partition, and its credit row at the payee's, if another's."""
+    partitions = len(rows)
+    subject, payee = accounts(event)
+    home = partition_of(subject, partitions)
+    away = -1 if payee is None else partition_of(payee, partitions)
+    assert record.event is not None
+    rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
+    if payee is not None:
+        rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))

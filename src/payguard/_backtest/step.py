@@ -1,0 +1,307 @@
+"""The step functions of a partitioned replay, the same on every engine: plain Python over one
+partition's rows.
+
+A partition holds the rows of some accounts (``plan``). Each iteration replays, in replay order, the
+accounts whose inputs changed since the last one (all of them the first time) through a fresh ``Guard``
+in subject-only mode: its own events decided, the credits from other partitions applied where their payer
+decided them executed, and the payee-side features of the payments it receives computed for the payer's
+partition. What changed goes out as messages to the partitions concerned; accounts are independent given
+their inputs, so an account whose inputs did not change keeps its outputs. The iteration stops when no
+message changes anything (the fixed point, equal to the serial replay: see ``payguard.backtest``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .._decision import Action, Decision, Hit
+from .._event import Event, parse_event
+from .._guard import Guard
+from .._pipeline import INTERNAL_ERROR_RULE
+from .._replay import CurrencyCheck, ReplaySummary, decision_row
+from .._stores.history import AccountHistory
+from .._stores.memory import MemoryStore
+from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
+from .summary import freeze
+
+__all__ = ["Message", "Partition", "Stats", "finish", "step"]
+
+# a decision as a partition keeps it, picklable between workers: the ids of its hits and shadow hits
+# (a Decision's features are a read-only mapping, and compiled frozen classes do not unpickle)
+Slim = tuple[str, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...], str | None, datetime]
+NO_PAYEE_SIDE: Mapping[str, Any] = {}
+FROM_START = -(1 << 62)  # before every seq
+# a group's histories are copied at most every this many of its rows (and every 4 rows per account)
+CHECKPOINT_ROWS = 256
+
+
+@dataclass
+class Message:
+    """What one partition tells another: payments decided executed or not (by seq, for the credit rows
+    there), and payee-side features (by seq, for the decisions there)."""
+
+    executed: dict[int, bool] = field(default_factory=dict)
+    payee_side: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.executed) + len(self.payee_side)
+
+
+@dataclass
+class Stats:
+    """One partition's iteration: accounts and rows replayed, messages sent, seconds."""
+
+    partition: int
+    warm_up: bool = False  # the first estimate of the payee-side features, before any decision
+    accounts: int = 0
+    rows: int = 0
+    changes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Partition:
+    """One partition's rows, the inputs it was last run with and its outputs (kept between iterations)."""
+
+    index: int
+    rows: list[Row]
+    accounts: dict[str, list[int]] = field(default_factory=dict)  # row indices of each account, in order
+    where: dict[tuple[int, int], int] = field(default_factory=dict)  # (seq, kind) -> row index
+    executed: dict[int, bool] = field(default_factory=dict)  # CREDIT seq -> its payment went through
+    payee_side: dict[int, dict[str, Any]] = field(default_factory=dict)  # DECIDE seq -> payee features
+    decisions: dict[int, Slim] = field(default_factory=dict)  # DECIDE seq -> its decision
+    told_executed: dict[int, bool] = field(default_factory=dict)  # what the payee's partition was told
+    told_payee_side: dict[int, dict[str, Any]] = field(default_factory=dict)  # what the payer's was told
+    runs: int = 0
+    # each account's history after the history records (``--history``): every replay starts from it
+    snapshots: dict[str, AccountHistory] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)  # the rows' events, validated once
+    # the accounts of this partition linked by payments between them (replayed together, as serially),
+    # by account; a group is named by its first account
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    group_rows: dict[str, list[int]] = field(default_factory=dict)  # each group's row indices, in order
+    # each group's checkpoints of its last replay: (position among its rows, its histories before that row)
+    checkpoints: dict[str, list[tuple[int, dict[str, AccountHistory]]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
+        """The partition of ``rows``, its history records replayed once (they are always executed)."""
+        rows = sorted(rows, key=lambda row: row.seq)
+        guard = _guard(setup)
+        past = [row for row in rows if row.kind in (RECORD, HISTORY_CREDIT)]
+        for row in past:
+            guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
+        assert isinstance(guard.store, MemoryStore)
+        rows = rows[len(past) :]  # history records come first (negative seqs)
+        partition = cls(index, rows, snapshots=dict(guard.store.accounts))
+        partition.events = [guard.validate(row.event) for row in rows]
+        for at, row in enumerate(rows):
+            partition.accounts.setdefault(row.account, []).append(at)
+            partition.where[row.seq, row.kind] = at
+        partition.groups = _groups(partition)
+        for at, row in enumerate(rows):
+            partition.group_rows.setdefault(partition.groups[row.account][0], []).append(at)
+        return partition
+
+
+def _groups(partition: Partition) -> dict[str, tuple[str, ...]]:
+    """Each account's group: the accounts of this partition it is linked to by payments between them."""
+    parent = {account: account for account in partition.accounts}
+
+    def root(account: str) -> str:
+        while parent[account] != account:
+            parent[account] = parent[parent[account]]
+            account = parent[account]
+        return account
+
+    for row in partition.rows:
+        if row.kind == DECIDE and row.peer == partition.index:
+            payee = partition.rows[partition.where[row.seq, CREDIT]].account
+            parent[root(row.account)] = root(payee)
+    members: dict[str, list[str]] = {}
+    for account in partition.accounts:
+        members.setdefault(root(account), []).append(account)
+    return {account: tuple(members[root(account)]) for account in partition.accounts}
+
+
+def step(partition: Partition, setup: Setup, *inbox: Message) -> tuple[Partition, list[Message], Stats]:
+    """One iteration of ``partition``: read the messages sent to it, replay the groups whose inputs changed
+    from just before the first change, and return it with the messages for every partition (by index)
+    and what it did."""
+    started = time.perf_counter()
+    warm_up = setup.warm_up and partition.runs == 0
+    first = warm_up or partition.runs == (1 if setup.warm_up else 0)
+    since: dict[str, int] = dict.fromkeys(partition.group_rows, FROM_START) if first else {}
+    for message in inbox:
+        for seq, executed in message.executed.items():
+            if partition.executed.get(seq, True) != executed:
+                partition.executed[seq] = executed
+                _changed(partition, since, partition.rows[partition.where[seq, CREDIT]].account, seq)
+        for seq, features in message.payee_side.items():
+            if partition.payee_side.get(seq, NO_PAYEE_SIDE) != features:
+                partition.payee_side[seq] = features
+                _changed(partition, since, partition.rows[partition.where[seq, DECIDE]].account, seq)
+    outbox = [Message() for _ in range(setup.partitions)]
+    stats = Stats(partition.index, warm_up=warm_up)
+    if since:
+        replay = _Replay(partition, _guard(setup), setup, outbox, warm_up)
+        for key in sorted(since):
+            stats.accounts += len(partition.groups[key])
+            stats.rows += replay.group(key, since[key], fresh=first)
+    partition.runs += 1
+    stats.changes = sum(len(message) for message in outbox)
+    stats.seconds = time.perf_counter() - started
+    return partition, outbox, stats
+
+
+def _changed(partition: Partition, since: dict[str, int], account: str, seq: int) -> None:
+    key = partition.groups[account][0]
+    since[key] = min(since.get(key, seq), seq)
+
+
+def _guard(setup: Setup) -> Guard:
+    # max_decisions 0: every DECIDE row is fresh by construction (the plan deduplicated them)
+    guard = Guard(setup.ruleset, engine=setup.engine, store=MemoryStore(max_decisions=0), max_future=None)
+    for name, entries in setup.lists.items():
+        if entries != guard.list_entries(name):
+            guard.set_list(name, entries)
+    return guard
+
+
+class _Replay:
+    """Replays groups of one partition through one guard (a fresh store per group): payments between two
+    accounts of the partition as serially, those with another partition's accounts in subject-only mode.
+    ``warm_up``: record the events instead of deciding them, for a first estimate of the payee-side
+    features (what they read, the money received, does not depend on the account's own decisions)."""
+
+    def __init__(
+        self, partition: Partition, guard: Guard, setup: Setup, outbox: list[Message], warm_up: bool
+    ) -> None:
+        self.partition, self.guard, self.setup, self.outbox, self.warm_up = (
+            partition,
+            guard,
+            setup,
+            outbox,
+            warm_up,
+        )
+        name = setup.list_name
+        self.base = guard.list_entries(name) if name is not None and name in guard.rules.lists else None
+        self.epoch = 0  # the feedback entries in force in the guard's list
+
+    def group(self, key: str, since: int, *, fresh: bool) -> int:
+        """Replay group ``key`` from its last checkpoint before ``since`` (``fresh``: from its start, and
+        forget the checkpoints of an earlier mode); the number of rows replayed."""
+        partition = self.partition
+        members = partition.groups[key]
+        positions = partition.group_rows[key]
+        kept = [] if fresh else partition.checkpoints.get(key, [])
+        while kept and partition.rows[positions[kept[-1][0]]].seq > since:
+            kept.pop()
+        start, saved = kept[-1] if kept else (0, partition.snapshots)
+        store = MemoryStore(max_decisions=0)
+        for account in members:
+            found = saved.get(account)
+            if found is not None:
+                store.accounts[account] = copy.deepcopy(found)
+        self.guard.store = store
+        every = max(CHECKPOINT_ROWS, 4 * len(members))  # copying the group's histories stays O(1) a row
+        for number in range(start, len(positions)):
+            if number > start and (number - start) % every == 0 and not self.warm_up:
+                kept.append((number, {a: copy.deepcopy(h) for a in members if (h := store.accounts.get(a))}))
+            self.row(positions[number])
+        partition.checkpoints[key] = [] if self.warm_up else kept
+        return len(positions) - start
+
+    def row(self, at: int) -> None:
+        partition, guard, outbox = self.partition, self.guard, self.outbox
+        row, event = partition.rows[at], partition.events[at]
+        kind, seq, here = row.kind, row.seq, partition.index
+        if kind == CREDIT and row.peer == here:
+            return  # its payer's decision, here too, credits it
+        if kind == CREDIT:
+            features = guard.payee_features(event)
+            if partition.told_payee_side.get(seq, NO_PAYEE_SIDE) != features:
+                partition.told_payee_side[seq] = features
+                outbox[row.peer].payee_side[seq] = features
+            if partition.executed.get(seq, True):
+                guard.record([event], side="payee")
+            return
+        if self.warm_up:
+            guard.record([event], side="both" if row.peer == here else "subject")
+            return
+        if self.base is not None and row.epoch != self.epoch:
+            name = self.setup.list_name
+            assert name is not None
+            self.epoch = row.epoch
+            guard.set_list(name, [*self.base, *self.setup.listed[: self.epoch]])
+        if row.peer < 0 or row.peer == here:
+            decision, _fresh = guard.evaluate_fresh(event)
+        else:
+            decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
+        partition.decisions[seq] = _slim(decision)
+        if row.peer >= 0 and row.peer != here:
+            executed = not decision.stopped and decision.error is None
+            if partition.told_executed.get(seq, True) != executed:
+                partition.told_executed[seq] = executed
+                outbox[row.peer].executed[seq] = executed
+
+
+def _slim(decision: Decision) -> Slim:
+    return (
+        decision.decision_id,
+        decision.action.value,
+        decision.rule_ids,
+        tuple(hit.rule_id for hit in decision.shadow_hits),
+        decision.score,
+        decision.snoozed,
+        decision.error,
+        decision.evaluated_at,
+    )
+
+
+def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> Decision:
+    decision_id, action, hit_ids, shadow_ids, score, snoozed, error, evaluated_at = slim
+    if error is not None:  # the audited hold of a decision payguard could not make
+        reason = f"payguard could not evaluate this payment ({error}); held for review"
+        hits = {**hits, INTERNAL_ERROR_RULE: Hit(INTERNAL_ERROR_RULE, Action.HOLD, reason)}
+    return Decision(
+        decision_id=decision_id,
+        event_id=event.id,
+        action=Action(action),
+        hits=tuple(hits[rule] for rule in hit_ids),
+        shadow_hits=tuple(hits[rule] for rule in shadow_ids),
+        ruleset=guard.ruleset,
+        engine=guard.engine,
+        evaluated_at=evaluated_at,
+        event_time=event.timestamp,
+        error=error,
+        score=score,
+        snoozed=snoozed,
+    )
+
+
+def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[str, Any]:
+    """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
+    and the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids)."""
+    guard = _guard(setup)
+    hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
+    summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
+    lines: list[tuple[int, dict[str, Any]]] = []
+    ids: dict[int, str] = {}
+    for row, event in zip(partition.rows, partition.events, strict=True):
+        if row.kind != DECIDE:
+            continue
+        decision = _decision(partition.decisions[row.seq], event, guard, hits)
+        summary.add(event, decision)
+        line = decision_row(event, decision, None, None, scored=setup.scored)
+        if row.possible_duplicate:
+            line["possible_duplicate"] = True
+        lines.append((row.seq, line))
+        if row.seq in wanted:
+            ids[row.seq] = decision.decision_id
+    return {"lines": lines, "summary": freeze(summary), "ids": ids}

@@ -1,0 +1,136 @@
+"""Backtests that outgrow one process: the serial replay, partitioned by account on a cluster engine, with
+exactly the serial result.
+
+Why it is exact: an account's history changes only with its own events and with the credits of payments
+to it, and an event reads only its subject's history and (for a transfer to another account) the payee's
+payee-side features. So each account can be replayed alone in replay order, given two inputs from other
+accounts: which payments to it went through (their payers' decisions), and the payee-side features of its
+own payments (computed where each payee's history lives). Starting from "every payment went through",
+the partitions replay their accounts and send each other what changed; an account whose inputs did not
+change is not replayed again. At the fixed point (no partition sends a change) every input agrees with
+the output that produces it, and by induction on the replay order (each event depends only on events
+before it) that is the serial replay's result. Each iteration moves the first possibly wrong position
+forward, so it ends; ordinary traffic needs one to three iterations.
+
+``partitioned(files, rules, partitions=N)`` runs on Dask (``client``: a ``distributed.Client``; without
+one, Dask's synchronous scheduler in this process). The step functions (``payguard._backtest.step``) are
+plain Python over one partition's rows, so that another engine (Spark's ``mapInPandas``) can run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ._backtest.driver import MAX_ITERATIONS, Engine, PartitionedSummary, run
+from ._backtest.plan import partition_of
+from ._errors import PayguardError
+from ._guard import Guard
+from ._rules.loader import load_rule_set
+from ._rules.model import RuleSet
+
+__all__ = [
+    "MAX_ITERATIONS",
+    "PartitionedSummary",
+    "UnsupportedOptionError",
+    "partition_of",
+    "partitioned",
+]
+
+# the options of payguard.replay.replay that mean the same here
+_OPTIONS = frozenset(
+    {"fmt", "mapping", "limits", "history", "feedback_delay", "write", "reject", "mask", "window"}
+)
+# those the partitioned replay does not do yet, with why: refused rather than silently different
+_REFUSED = {
+    "compare": "the old rule set's replay would need its own fixed point: run two partitioned replays",
+    "observe": "decisions are made on the workers: read the --out lines instead",
+    "until": "a partitioned replay decides every event",
+    "progress": "progress is per iteration: see the summary's iterations",
+}
+
+
+class UnsupportedOptionError(PayguardError, ValueError):
+    """A replay option the partitioned replay does not support (it refuses rather than differ)."""
+
+
+def _guard(rules: str | Path | RuleSet | Guard, engine: str) -> Guard:
+    if isinstance(rules, Guard):
+        return rules
+    ruleset = rules if isinstance(rules, RuleSet) else load_rule_set(rules)
+    return Guard(ruleset, engine=engine, max_future=None)
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """``UnsupportedOptionError`` for an option the partitioned replay refuses or does not know."""
+    for name in options:
+        if name in _REFUSED:
+            raise UnsupportedOptionError(
+                f"{name} is not supported by the partitioned replay: {_REFUSED[name]}"
+            )
+        if name not in _OPTIONS and name not in ("engine", "max_iterations"):
+            raise UnsupportedOptionError(
+                f"unknown replay option {name!r} (the partitioned replay takes {', '.join(sorted(_OPTIONS))})"
+            )
+
+
+def partitioned(
+    files: list[str],
+    rules: str | Path | RuleSet | Guard,
+    *,
+    partitions: int,
+    client: Any = None,
+    **replay_options: Any,
+) -> PartitionedSummary:
+    """Replay ``files`` with ``rules`` (a rule file or directory, a ``RuleSet`` or a ``Guard``, whose lists
+    in force are used) in ``partitions`` partitions on Dask, with the serial replay's result.
+
+    ``client``: a ``distributed.Client`` (``None``: Dask's synchronous scheduler, in this process).
+    ``replay_options`` are those of ``payguard.replay.replay`` (``fmt``, ``mapping``, ``limits``,
+    ``history``, ``feedback_delay``, ``write``, ``reject``, ``mask``, ``window``), plus ``engine`` (the
+    matching engine) and ``max_iterations``; others raise ``UnsupportedOptionError``. ``write`` receives the
+    ``--out`` lines in replay order. The summary adds the iterations and what changed in each.
+    """
+    from ._backtest.dask import DaskEngine
+
+    return _run(files, rules, DaskEngine(client), partitions, replay_options)
+
+
+def _run(
+    files: list[str],
+    rules: str | Path | RuleSet | Guard,
+    engine: Engine,
+    partitions: int,
+    options: dict[str, Any],
+) -> PartitionedSummary:
+    check_options(options)
+    matcher = options.pop("engine", "auto")
+    guard = _guard(rules, matcher)
+    return run(list(files), guard, engine, partitions, **options)
+
+
+@contextmanager
+def dask_client(partitions: int, scheduler: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` of the cluster at ``scheduler``, or of a new ``LocalCluster`` of
+    ``partitions`` single-threaded workers (closed on exit); ``"synchronous"``: none (Dask's synchronous
+    scheduler, in this process)."""
+    from ._backtest.dask import client_of, local_cluster
+
+    if scheduler == "synchronous":
+        yield None
+        return
+    if scheduler is not None:
+        client = client_of(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster, client = local_cluster(partitions)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

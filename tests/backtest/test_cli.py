@@ -1,0 +1,124 @@
+"""``payguard replay --partitions N``: the same ``--out``, summary, rejects and exit code as the serial
+command; on a real two-worker ``LocalCluster``; options it cannot honour are refused, not ignored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from payguard._cli import main
+
+from ..conftest import make_event
+from .worlds import DEMO, SHIPPED_RULES, decided, write_jsonl
+
+KEY = "partitioned-replay-test-key-0123"
+
+
+def replay(*args: str) -> Any:
+    return CliRunner().invoke(main, ["replay", *args, "--audit-key", KEY], catch_exceptions=False)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def by_event_id(text_lines: list[str]) -> list[str]:
+    return sorted(text_lines, key=lambda line: json.loads(line)["event_id"])
+
+
+def test_the_demo_on_a_two_worker_local_cluster_writes_the_serial_out_and_summary(tmp_path: Path) -> None:
+    common = [*DEMO[0], "--rules", str(SHIPPED_RULES)]  # the demo day without its history: starting cold
+    serial = replay(*common, "--out", str(tmp_path / "s.jsonl"), "--summary-json", str(tmp_path / "s.json"))
+    assert serial.exit_code == 0, serial.stderr
+    parted = replay(
+        *common,
+        "--partitions",
+        "2",
+        "--out",
+        str(tmp_path / "p.jsonl"),
+        "--summary-json",
+        str(tmp_path / "p.json"),
+    )
+    assert parted.exit_code == 0, parted.stderr
+    assert by_event_id(lines(tmp_path / "p.jsonl")) == by_event_id(lines(tmp_path / "s.jsonl"))
+    summary = json.loads((tmp_path / "p.json").read_text())
+    assert decided(summary) == decided(json.loads((tmp_path / "s.json").read_text()))
+    assert summary["partitioned"]["engine"] == "dask"
+    assert summary["partitioned"]["partitions"] == 2
+    assert summary["iterations"] == len(summary["iteration_changes"]) >= 2
+    assert summary["iteration_changes"][-1] == 0
+    assert "partitioned on dask: 2 partitions" in parted.stderr
+
+
+def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_serially(tmp_path: Path) -> None:
+    good = [make_event(id=f"b{n}", timestamp=f"2026-03-02T1{n}:00:00+08:00") for n in range(4)]
+    conflict = make_event(id="b1", timestamp="2026-03-02T19:00:00+08:00", amount="999.00")
+    duplicate = make_event(id="b2", timestamp="2026-03-02T12:00:00+08:00")
+    events = write_jsonl(tmp_path / "e.jsonl", [*good, conflict, duplicate])
+    with Path(events).open("a", encoding="utf-8") as handle:
+        handle.write("{broken\n")
+        handle.write(json.dumps({**good[0], "id": "b9", "amount": "-3"}) + "\n")
+    rules = str(SHIPPED_RULES)
+    outputs = {}
+    # Dask's synchronous scheduler, in this process: the same step functions, without starting a cluster
+    for name, extra in (("serial", []), ("parted", ["--partitions", "3", "--dask-scheduler", "synchronous"])):
+        result = CliRunner().invoke(
+            main,
+            [
+                "replay",
+                events,
+                "--rules",
+                rules,
+                "--audit-key",
+                KEY,
+                "--rejects",
+                str(tmp_path / f"{name}-rejects.jsonl"),
+                "--summary-json",
+                str(tmp_path / f"{name}.json"),
+                "--out",
+                str(tmp_path / f"{name}.jsonl"),
+                *extra,
+            ],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 3, result.stderr
+        outputs[name] = result
+    serial_rejects = [json.loads(line) for line in lines(tmp_path / "serial-rejects.jsonl")]
+    parted_rejects = [json.loads(line) for line in lines(tmp_path / "parted-rejects.jsonl")]
+    assert [(r["file"], r["line"]) for r in parted_rejects] == [
+        (r["file"], r["line"]) for r in serial_rejects
+    ]
+    assert sorted(r["line"] for r in parted_rejects) == [
+        5,
+        7,
+        8,
+    ]  # the conflict, the broken line, the bad amount
+    assert {r["file"] for r in parted_rejects} == {events}
+    summary = json.loads((tmp_path / "parted.json").read_text())
+    assert (summary["rejected"], summary["conflicts"], summary["duplicates"]) == (2, 1, 1)
+    assert decided(summary) == decided(json.loads((tmp_path / "serial.json").read_text()))
+    assert lines(tmp_path / "parted.jsonl") == lines(tmp_path / "serial.jsonl")
+    assert f"{events}:7: rejected:" in outputs["parted"].stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--audit", "a.jsonl"), ("--compare", "rules"), ("--report", "r.html")]
+)
+def test_options_the_partitioned_replay_cannot_honour_are_refused_with_exit_2(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    result = replay(
+        *DEMO[0], "--rules", str(SHIPPED_RULES), "--partitions", "2", option, str(tmp_path / value)
+    )
+    assert result.exit_code == 2
+    assert f"{option} is not supported with --partitions" in result.stderr
+
+
+def test_an_engine_option_without_partitions_is_a_usage_error() -> None:
+    result = replay(*DEMO[0], "--rules", str(SHIPPED_RULES), "--dask-scheduler", "tcp://127.0.0.1:1")
+    assert result.exit_code == 2
+    assert "goes with --partitions N" in result.stderr

@@ -14,6 +14,7 @@ from payguard import Guard, RuleFileError, load_rule_set, parse_event
 from payguard._cli import main
 
 from ..conftest import HEADER, make_event
+from ..engine.test_engines import ENGINES
 
 WriteRules = Callable[..., Path]
 FX_HEADER = HEADER + "  fx: {GBP: 9.5, JPY: 0.048}\n"
@@ -33,7 +34,7 @@ def pay(event_id: str, amount: str, currency: str) -> dict[str, object]:
     return make_event(id=event_id, amount=amount, currency=currency)
 
 
-@pytest.mark.parametrize("engine", ["durable", "python"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rate(
     write_rules: WriteRules, engine: str
 ) -> None:
@@ -48,7 +49,7 @@ def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rat
     assert guard.evaluate(pay("e5", "999999.00", "EUR")).action == "allow"
 
 
-@pytest.mark.parametrize("engine", ["durable", "python"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_currency_a_rule_is_written_in_is_compared_as_it_is_never_converted(
     write_rules: WriteRules, engine: str
 ) -> None:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import click
 
-from ._audit.command import audit
+from ._audit.command import audit, audit_key_options
 from ._audit.processors import Masker
 from ._audit.rejects import mask_rejected
 from ._common.exits import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_USAGE
@@ -129,14 +129,7 @@ def _progress() -> Any:
 @click.option("--rules", "rules", required=True, type=click.Path(), help="Rule file or directory.")
 @click.option("--out", "out", help="Write one JSON line per decision here ('-' for stdout).")
 @click.option("--audit", "audit", help="Write the audit trail (JSON Lines) here.")
-@click.option(
-    "--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key the audit's masking and chain keys derive from."
-)
-@click.option(
-    "--audit-signing-key",
-    type=click.Path(),
-    help="Ed25519 private key (payguard audit keygen) that signs the audit's checkpoints.",
-)
+@audit_key_options
 @click.option("--audit-checkpoints", type=click.Path(), help="Also append each signed checkpoint here.")
 @click.option("--summary-json", "summary_json", help="Write the summary as JSON here.")
 @click.option(

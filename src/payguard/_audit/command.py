@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -12,7 +13,19 @@ from .._errors import AuditError
 from .keys import write_signing_pair
 from .verify import verify_file
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_key_options"]
+
+
+def audit_key_options(command: Any) -> Any:
+    """``--audit-key`` and ``--audit-signing-key``, as every command that writes an audit trail takes them."""
+    command = click.option(
+        "--audit-signing-key",
+        type=click.Path(),
+        help="Ed25519 private key (payguard audit keygen) that signs the audit's checkpoints.",
+    )(command)
+    return click.option(
+        "--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key the audit's masking and chain keys derive from."
+    )(command)
 
 
 def _err(message: str) -> None:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .._audit.command import audit_key_options
 from .._errors import PayguardError
 from .options import LOG_LEVELS, ServeOptions
 
@@ -21,14 +22,7 @@ __all__ = ["serve"]
     help="Where histories live: memory:, sqlite:///FILE or a path (shared by --workers).",
 )
 @click.option("--audit", help="Write the audit trail (JSON Lines) here; with --workers N, one file each.")
-@click.option(
-    "--audit-key", envvar="PAYGUARD_AUDIT_KEY", help="Key the audit's masking and chain keys derive from."
-)
-@click.option(
-    "--audit-signing-key",
-    type=click.Path(),
-    help="Ed25519 private key (payguard audit keygen) that signs the audit's checkpoints.",
-)
+@audit_key_options
 @click.option(
     "--audit-checkpoints",
     type=click.Path(),

@@ -36,7 +36,6 @@ from .._stores.history import (
     OUT_NEW_PAYEE,
     OUT_PAYEE,
     OUT_PERSONAL,
-    OUT_STOPPED,
     STOP_PAYEE,
 )
 from .context import Context, is_personal
@@ -172,9 +171,10 @@ def drain_ratio_24h(c: Context) -> Any:
     start = c.balance_start_24h()
     if start is None or start <= 0 or not c.outgoing:
         return None
-    window = c.out_24h()
-    sent = sum(window.flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED)) + (c.amount or 0)
-    since = window.first_known_time(OUT_BALANCE)  # the balance ``start`` was read then: later credits add
+    sent = c.executed_out_24h()
+    since = c.out_24h().first_known_time(
+        OUT_BALANCE
+    )  # the balance ``start`` was read then: later credits add
     received = 0 if since is None else c.history.inbound_rows(since, c.time).total(INBOUND_AMOUNT)
     return sent / (start + received)
 
@@ -199,7 +199,7 @@ def out_to_loans_24h(c: Context) -> Any:
     received = c.loans_24h().total(LOAN_AMOUNT)
     if received <= 0 or not c.outgoing:
         return None
-    return (sum(c.out_24h().flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED)) + (c.amount or 0)) / received
+    return c.executed_out_24h() / received
 
 
 @feature

@@ -14,7 +14,16 @@ from typing import Any, Final
 from .._common.time import DAY, local_hour
 from .._errors import PayguardError
 from .._event import Admitted, Event, EventType, Party, PartyType
-from .._stores.history import FIRST, OUT_AMOUNT, OUT_BALANCE, AccountHistory, PayeeStats, Rows, party
+from .._stores.history import (
+    FIRST,
+    OUT_AMOUNT,
+    OUT_BALANCE,
+    OUT_STOPPED,
+    AccountHistory,
+    PayeeStats,
+    Rows,
+    party,
+)
 from .._stores.interface import StoreTransaction
 
 __all__ = ["INCOMING", "OUTGOING", "Context", "accounts", "is_personal"]
@@ -108,6 +117,7 @@ class Context:
         self._hour = -1  # not computed yet
         self._balance_start: int | None = None
         self._balance_start_done = False
+        self._executed_out = -1  # executed_out_24h, once read (-1: not yet)
         # the amount and money features in integer minor units (decisions show them as text); the fact
         # reads them from here
         amount = self.amount
@@ -198,6 +208,14 @@ class Context:
     def out_sum_24h(self) -> int:
         """Outgoing attempts in 24 hours, this one included, in minor units."""
         return self.out_24h().total(OUT_AMOUNT) + (self.amount or 0 if self.outgoing else 0)
+
+    def executed_out_24h(self) -> int:
+        """Outgoing payments executed in 24 hours, this one included (a stopped attempt is not money that
+        left), in minor units; read by the drain and loan features both, so summed once."""
+        if self._executed_out < 0:
+            sent = sum(self.out_24h().flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED))
+            self._executed_out = sent + (self.amount or 0 if self.outgoing else 0)
+        return self._executed_out
 
     def balance_start_24h(self) -> int | None:
         """The balance before the first outgoing attempt in 24 hours (this one if it is the first)."""

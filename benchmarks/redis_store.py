@@ -65,7 +65,10 @@ class Server:
 
 
 def worker(settings_path: str) -> None:
-    """One evaluator process: decide ``events`` (JSON lines), then write elapsed time and round trips."""
+    """One evaluator process: decide ``events`` (JSON lines), then write elapsed and CPU time, round trips
+    and lease waits."""
+    from bench import settle
+
     from payguard import Guard, RedisStore
 
     settings = json.loads(Path(settings_path).read_text(encoding="utf-8"))
@@ -74,16 +77,22 @@ def worker(settings_path: str) -> None:
     guard = Guard.from_path(
         ROOT / "rules", store=store, audit=settings["audit"], audit_key=AUDIT_KEY, max_future=None
     )
+    settle()  # the parsed events are the benchmark's, not the evaluator's (bench.settle)
     key = settings["prefix"] + "barrier"
     store.client.incr(key)
     while int(store.client.get(key) or 0) < settings["barrier"]:
         time.sleep(0.001)
     trips = store.round_trips
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for event in events:
         guard.evaluate(event)
-    elapsed = time.perf_counter() - start
-    result = {"elapsed": elapsed, "round_trips": store.round_trips - trips, "lease_waits": store.lease_waits}
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    result = {
+        "elapsed": elapsed,
+        "cpu": cpu,
+        "round_trips": store.round_trips - trips,
+        "lease_waits": store.lease_waits,
+    }
     guard.close()
     Path(settings["out"]).write_text(json.dumps(result), encoding="utf-8")
 
@@ -127,6 +136,8 @@ def bench(
     if shutil.which("redis-server") is None:
         print("\n### Redis: skipped (redis-server is not installed: apt-get install redis-server)\n")
         return {"skipped": "redis-server is not installed"}
+    from bench import settle
+
     from payguard import Guard, MemoryStore, RedisStore
 
     history, events = traffic(3000 if quick else 20000)
@@ -154,18 +165,36 @@ def bench(
             # the world the evaluators decide: the events' history loaded once per run, under its prefix
             print("\n### Redis: decisions with the default rules and a file audit trail (keyed chain)\n")
             header(
-                "evaluator processes", "decisions", "decisions/s", "round trips/event", "Redis CPU µs/event"
+                "evaluator processes",
+                "decisions",
+                "decisions/s",
+                "round trips/event",
+                "lease waits/event",
+                "evaluator CPU µs/event",
+                "Redis CPU µs/event",
             )
             baseline = Guard.from_path(
                 ROOT / "rules", audit=str(tmp / "memory-audit.jsonl"), audit_key=AUDIT_KEY, max_future=None
             )
             baseline.record(history)
-            start = time.perf_counter()
+            settle()
+            start, cpu = time.perf_counter(), time.process_time()
             for event in events:
                 baseline.evaluate(event)
             rate = len(events) / (time.perf_counter() - start)
+            cpu = time.process_time() - cpu
             baseline.close()
-            print(row("none: MemoryStore, in process", len(events), f"{rate:,.0f}", "0", "-"))
+            print(
+                row(
+                    "none: MemoryStore, in process",
+                    len(events),
+                    f"{rate:,.0f}",
+                    "0",
+                    "0",
+                    us(cpu / len(events)),
+                    "-",
+                )
+            )
             results["memory_per_s"] = rate
             for count in (1, 2):
                 prefix = f"run{count}:"
@@ -177,13 +206,26 @@ def bench(
                 shares = [events[n::count] for n in range(count)]
                 wall, decided, cpu, runs = _evaluators(server, tmp, prefix, shares)
                 trips = sum(run["round_trips"] for run in runs) / decided
+                waits = sum(run["lease_waits"] for run in runs) / decided
+                client = sum(run["cpu"] for run in runs) / decided
                 rate = decided / wall
-                print(row(count, decided, f"{rate:,.0f}", f"{trips:.2f}", us(cpu / decided)))
+                print(
+                    row(
+                        count,
+                        decided,
+                        f"{rate:,.0f}",
+                        f"{trips:.2f}",
+                        f"{waits:.3f}",
+                        us(client),
+                        us(cpu / decided),
+                    )
+                )
                 results[f"evaluators_{count}"] = {
                     "decisions": decided,
                     "per_s": rate,
                     "round_trips_per_event": trips,
                     "redis_cpu_us_per_event": cpu / decided * 1e6,
+                    "evaluator_cpu_us_per_event": client * 1e6,
                     "lease_waits": sum(run["lease_waits"] for run in runs),
                 }
             speedup = results["evaluators_2"]["per_s"] / results["evaluators_1"]["per_s"]

@@ -22,7 +22,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import timedelta
 from types import ModuleType
@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 INSTALL_HINT = "pip install 'payguard[redis]'"
+
+_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+
+    _pack = _hiredis_pack
+except ImportError:  # pragma: no cover (the extra installs it)
+    _pack = None
 
 # backing off a busy lease: from half a millisecond, doubling, to 20 ms between tries
 _FIRST_BACKOFF = 0.0005
@@ -133,6 +141,7 @@ class RedisStore(Store):
             )
         except ValueError as exc:
             raise StoreError(f"Redis store URL {self.shown_url!r}: {exc}") from exc
+        self._local = threading.local()  # each thread's own connection for the functions (``call``)
         self._tokens = itertools.count(1)
         self._token_prefix = os.urandom(8).hex() + ":"
         self._stats_lock = threading.Lock()
@@ -170,16 +179,44 @@ class RedisStore(Store):
             self._load(self._wanted)
         try:
             if not self.functions:
-                return self._scripts[name](keys=keys, args=args)
+                script = self._scripts[name]
+                try:
+                    return self._send("EVALSHA", script.sha, len(keys), *keys, *args)
+                except self._redis.exceptions.NoScriptError:
+                    return script(keys=keys, args=args)  # loads it, a server restarted without it
             try:
-                return self._execute("FCALL", f"{LIBRARY}_{name}", len(keys), *keys, *args)
+                return self._send("FCALL", f"{LIBRARY}_{name}", len(keys), *keys, *args)
             except self._redis.ResponseError as exc:
                 if "Function not found" not in str(exc):
                     raise
                 self._load(True)  # a server restarted without persistence forgot them
-                return self._execute("FCALL", f"{LIBRARY}_{name}", len(keys), *keys, *args)
+                return self._send("FCALL", f"{LIBRARY}_{name}", len(keys), *keys, *args)
         except self._redis.RedisError as exc:
             raise self._error(exc) from exc
+
+    def _send(self, *args: Any) -> Any:
+        """One command on this thread's own connection, kept between calls: the client's per-command
+        bookkeeping (pool checkout, retry wrapper, observability) cost half a round trip on loopback."""
+        local = self._local
+        connection = getattr(local, "connection", None)
+        if connection is None or local.pid != os.getpid():  # a forked child opens its own
+            pool = self.client.connection_pool
+            try:  # checked out for good: the pool still closes it in ``close``
+                connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 names the command
+                connection = pool.get_connection("FCALL")
+            local.connection, local.pid = connection, os.getpid()
+        try:
+            if _pack is None:
+                connection.send_command(*args)
+            else:  # hiredis packs the arguments as they are (all str or bytes here)
+                connection.send_packed_command([_pack(args)], check_health=False)
+            return connection.read_response()
+        except self._redis.ResponseError:
+            raise  # an error reply: the connection is in step
+        except BaseException:
+            connection.disconnect()  # a reply may be half read: the next call reconnects
+            raise
 
     def command(self, *args: Any) -> Any:
         """One plain Redis command; ``StoreError`` when Redis fails."""

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from payguard import Action, Guard, SQLiteStore, StoreError
 from payguard._rules.fields import FEATURES
+from payguard._stores.codec import decode, encode
 from payguard._stores.history import FORMAT, AccountHistory
 
 WriteRules = Callable[..., Path]
@@ -126,11 +128,12 @@ def write_rows(path: Path, rows: dict[str, str]) -> None:
     db.close()
 
 
-def stored_rows(path: Path) -> dict[str, dict[str, Any]]:
+def stored_rows(path: Path) -> dict[str, bytes | str]:
+    """The accounts rows of the SQLite store at ``path``: a history in binary form, or JSON text."""
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT key, history FROM accounts").fetchall()
     db.close()
-    return {key: json.loads(text) for key, text in rows}
+    return dict(rows)
 
 
 def test_a_history_in_format_2_has_no_snoozes_and_reads_back_as_it_was() -> None:
@@ -191,7 +194,9 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     assert probe_current.features["payee_payment_count"] == 2
     previous.close()
     current.close()
-    assert stored_rows(tmp_path / "previous.db")[PAYER]["format"] == FORMAT, "written back in today's format"
+    written = stored_rows(tmp_path / "previous.db")[PAYER]
+    assert isinstance(written, bytes), "written back in today's binary form, not the JSON text it was"
+    assert decode(written).seen == datetime.fromisoformat(PROBE["timestamp"]).timestamp(), "the probe's time"
 
 
 @pytest.mark.parametrize(
@@ -239,6 +244,31 @@ def test_a_history_this_payguard_cannot_read_is_refused_naming_the_account_never
     message = str(raised.value)
     assert f"the history of account …{PAYER[-4:]} (accounts row 1) cannot be read" in message
     assert says in message
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        pytest.param(lambda blob: blob[:-20], "cut short", id="truncated"),
+        pytest.param(lambda blob: b"PGH\x07" + blob[4:], "in binary format 7", id="a newer binary format"),
+        pytest.param(lambda blob: b"XYZ" + blob[3:], "not an account history", id="not a history"),
+    ],
+)
+def test_a_binary_history_this_payguard_cannot_read_is_refused_naming_the_account(
+    tmp_path: Path, damage: Callable[[bytes], bytes], says: str
+) -> None:
+    # the form this store writes since it stopped writing JSON text
+    blob = encode(AccountHistory.from_json(json.loads(FORMAT_1_ROWS[PAYER])))
+    SQLiteStore(tmp_path / "damaged.db").close()
+    with sqlite3.connect(tmp_path / "damaged.db") as db:
+        db.execute("INSERT INTO accounts (key, history) VALUES (?, ?)", (PAYER, damage(blob)))
+    db.close()
+    store = SQLiteStore(tmp_path / "damaged.db")
+    with pytest.raises(StoreError) as raised, store.transaction() as txn:
+        txn.account(PAYER)
+    assert f"the history of account …{PAYER[-4:]} (accounts row 1) cannot be read" in str(raised.value)
+    assert says in str(raised.value)
     store.close()
 
 

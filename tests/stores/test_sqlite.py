@@ -1,12 +1,17 @@
-"""What only the SQLite store has to do: read the files an earlier payguard wrote."""
+"""What only the SQLite store has to do: read the files an earlier payguard wrote, and wait its turn for
+the file's write lock when another process holds it."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
-from payguard import Guard, SQLiteStore, load_rule_set
+import pytest
+
+from payguard import Guard, SQLiteStore, StoreError, load_rule_set
 
 from ..conftest import rules_text
 from .test_contract import RULES, a_decision, payment
@@ -35,3 +40,48 @@ def test_a_decision_an_earlier_payguard_stored_without_a_digest_still_answers_it
         assert txn.decision("e2") == fresh
         assert txn.event_digest("e2") is not None, "decisions made now keep their digest in that file"
     guard.close()
+
+
+def hold_the_write_lock(path: Path, seconds: float) -> threading.Thread:
+    """Another connection (as another process would) takes the file's write lock for ``seconds``."""
+    taken = threading.Event()
+
+    def hold() -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+        db.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    taken.wait()
+    return thread
+
+
+def test_a_transaction_waits_for_another_connections_and_goes_on_when_it_commits(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "shared.db", timeout=5)
+    holder = hold_the_write_lock(tmp_path / "shared.db", 0.3)
+    started = time.monotonic()
+    with store.transaction() as txn:
+        waited = time.monotonic() - started
+        txn.put_held("d1", {"payee": "x"})
+    holder.join()
+    assert waited >= 0.25, "it began only once the other connection let go"
+    with store.transaction() as txn:
+        assert txn.held("d1") == {"payee": "x"}
+    store.close()
+
+
+def test_a_transaction_that_waits_past_the_timeout_fails_with_a_store_error_naming_the_wait(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "shared.db", timeout=0.2)
+    holder = hold_the_write_lock(tmp_path / "shared.db", 1.0)
+    with pytest.raises(StoreError, match=r"another connection held it for 0.2 s"), store.transaction():
+        pass
+    holder.join()
+    with store.transaction() as txn:  # the lock is free again, and the store usable
+        assert txn.held("d1") is None
+    store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from operator import attrgetter
 from typing import Final
 
 import orjson
@@ -27,15 +28,22 @@ _LISTS: Final = ("out", "payees", "sample", "maxima", "inbound", "loans", "depos
 _HEADER: Final = struct.Struct("<3sB8I8q")
 _NONE: Final = -(1 << 63)  # an optional time that is not set
 _SWAP: Final = sys.byteorder != "little"
+_lists_of: Final = attrgetter(*_LISTS)
+
+
+def _little(entries: array[int]) -> array[int]:  # pragma: no cover (payguard runs on little-endian machines)
+    swapped = array("q", entries)
+    swapped.byteswap()
+    return swapped
 
 
 def encode(history: AccountHistory) -> bytes:
     """The bytes of ``history``."""
-    lists = [getattr(history, name) for name in _LISTS]
+    lists: tuple[array[int], ...] = _lists_of(history)
     header = _HEADER.pack(
         _MAGIC,
         CODEC_FORMAT,
-        *(len(entries) for entries in lists),
+        *map(len, lists),
         _NONE if history.device_time is None else history.device_time,
         _NONE if history.vasp_time is None else history.vasp_time,
         history.seen,
@@ -45,15 +53,10 @@ def encode(history: AccountHistory) -> bytes:
         history.dormant,
         0,  # reserved
     )
-    parts = [header]
-    for entries in lists:
-        if _SWAP:  # pragma: no cover (payguard runs on little-endian machines)
-            swapped = array("q", entries)
-            swapped.byteswap()
-            entries = swapped  # noqa: PLW2901
-        parts.append(entries.tobytes())
-    parts.append(orjson.dumps([list(snooze) for snooze in history.snoozes]))
-    return b"".join(parts)
+    if _SWAP:  # pragma: no cover
+        lists = tuple(map(_little, lists))
+    snoozes = orjson.dumps([list(snooze) for snooze in history.snoozes]) if history.snoozes else b"[]"
+    return b"".join((header, *map(array.tobytes, lists), snoozes))
 
 
 def decode(data: bytes) -> AccountHistory:
@@ -63,27 +66,26 @@ def decode(data: bytes) -> AccountHistory:
     _magic, version, *fields = _HEADER.unpack_from(data)
     if version != CODEC_FORMAT:
         raise StoreError(f"an account history in binary format {version}: this payguard reads format 1")
-    lengths, scalars = fields[:8], fields[8:]
-    at = _HEADER.size
+    at, view = _HEADER.size, memoryview(data)
     lists: dict[str, array[int]] = {}
-    for name, length in zip(_LISTS, lengths, strict=True):
+    for name, length in zip(_LISTS, fields[:8], strict=True):
+        if not length:
+            lists[name] = EMPTY
+            continue
         end = at + 8 * length
         if end > len(data):
             raise StoreError("an account history in binary form is cut short")
-        if length:
-            entries = array("q")
-            entries.frombytes(data[at:end])
-            if _SWAP:  # pragma: no cover
-                entries.byteswap()
-            lists[name] = entries
-        else:
-            lists[name] = EMPTY
+        entries = array("q")
+        entries.frombytes(view[at:end])
+        lists[name] = _little(entries) if _SWAP else entries
         at = end
+    tail = data[at:]
     try:
-        snoozes = tuple((str(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in orjson.loads(data[at:]))
+        rows = () if tail == b"[]" else orjson.loads(tail)
+        snoozes = tuple((str(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows)
     except (orjson.JSONDecodeError, TypeError, IndexError, ValueError) as exc:
         raise StoreError(f"an account history in binary form has damaged snoozes: {exc}") from exc
-    device, vasp, seen, clock, pruned, woke, dormant, _ = scalars
+    device, vasp, seen, clock, pruned, woke, dormant, _ = fields[8:]
     return AccountHistory(
         **lists,
         device_time=None if device == _NONE else device,

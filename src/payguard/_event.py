@@ -187,6 +187,9 @@ class Event(_Model):
     memo: Annotated[str, Field(max_length=MAX_MEMO)] | None = None
     purpose: ShortText | None = None
     cop_result: CopResult | None = None
+    # deposit_redemption only: True when the deposit reached its term (a maturity), False or absent when it
+    # was broken early, which is what the deposit features count (absent keeps payguard 2.1's reading)
+    at_maturity: bool | None = None
     session: Session | None = None
     intel: Intel | None = None
     attributes: Annotated[
@@ -221,6 +224,8 @@ class Event(_Model):
                 errors.append(("payee", f"required for {kind.value} events"))
         elif amount is not None:
             errors.append(("amount", f"{kind.value} events carry no amount"))
+        if self.at_maturity is not None and kind is not EventType.DEPOSIT_REDEMPTION:
+            errors.append(("at_maturity", "only for deposit_redemption events"))
         if errors:
             raise _CrossFieldError(errors)
         return self

@@ -119,8 +119,8 @@ class FeatureEngine:
             history.add_inbound(time, amount, context.payer_hash, is_personal(context.payer.type))
         elif kind is _LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, context.payer_hash)
-        elif kind is _DEPOSIT_REDEMPTION and amount is not None:
-            history.add_deposit(time, amount)
+        elif kind is _DEPOSIT_REDEMPTION and amount is not None and not event.at_maturity:
+            history.add_deposit(time, amount)  # the deposit rows are deposits broken early
         txn.save(context.subject_key, history)
 
     def _execute(self, context: Context, history: AccountHistory) -> None:

@@ -159,6 +159,38 @@ def new_personal_payee_count_24h(c: Context) -> Any:
     return len(payees)
 
 
+def _new_strangers(c: Context) -> set[int]:
+    """The new persons paid in 24 hours (this payee included) who sent this account no money in 7 days:
+    returning money to whoever just sent it (a mother's contribution, a wrong transfer) is not a stranger."""
+    payees = set(c.out_24h().flagged_all(OUT_PAYEE, (OUT_NEW_PAYEE, OUT_PERSONAL)))
+    payee = c.payee
+    if c.is_new_payee() and payee is not None and is_personal(payee.type):
+        payees.add(c.payee_hash or 0)
+    if payees:
+        payees -= c.history.inbound_rows(c.time - 7 * DAY, c.time).distinct(INBOUND_PAYER)
+    return payees
+
+
+@feature
+def new_stranger_count_24h(c: Context) -> Any:
+    return len(_new_strangers(c))
+
+
+@feature
+def stranger_share_24h(c: Context) -> Any:
+    """The new strangers (``new_stranger_count_24h``) over every person paid in 24 hours, known or new,
+    this payee included: a family's festival round pays the known relatives too, a scam's victim pays one
+    new account after another."""
+    if c.kind is not _TRANSFER_OUT:
+        return None
+    persons = set(c.out_24h().flagged(OUT_PAYEE, OUT_PERSONAL))
+    persons.discard(0)  # cash withdrawals have no payee
+    payee = c.payee
+    if payee is not None and is_personal(payee.type) and c.payee_hash is not None:
+        persons.add(c.payee_hash)
+    return len(_new_strangers(c)) / len(persons) if persons else None
+
+
 @feature
 def balance_start_24h(c: Context) -> Any:
     return c.balance_start_24h()
@@ -298,7 +330,10 @@ def distinct_lenders_24h(c: Context) -> Any:
 
 @feature
 def deposit_redeemed_24h(c: Context) -> Any:
-    return _with_this_event(c, c.deposits_24h().total(DEPOSIT_AMOUNT), _DEPOSIT_REDEMPTION)
+    """Deposits broken early in 24 hours: a redemption at the deposit's term (``at_maturity``) is savings
+    reaching their date, not savings liquidated."""
+    total = c.deposits_24h().total(DEPOSIT_AMOUNT)
+    return total if c.event.at_maturity else _with_this_event(c, total, _DEPOSIT_REDEMPTION)
 
 
 # -- the account and its sessions -----------------------------------------------------------------------

@@ -52,6 +52,7 @@ CANONICAL_FIELDS: frozenset[str] = frozenset(
         "memo",
         "purpose",
         "cop_result",
+        "at_maturity",
         *(f"{role}.{name}" for role in ("payer", "payee") for name in _PARTY),
         *(
             f"session.{name}"

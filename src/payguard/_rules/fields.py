@@ -165,6 +165,12 @@ _EVENT_FIELD_LIST: list[FieldSpec] = [
         getter=_attr("cop_result"),
     ),
     FieldSpec(
+        "at_maturity",
+        Kind.BOOL,
+        "a deposit redemption at the deposit's term (absent or false: broken early)",
+        getter=_attr("at_maturity"),
+    ),
+    FieldSpec(
         "session.device_id", Kind.STRING, "device of the session", getter=_attr("session", "device_id")
     ),
     FieldSpec("session.ip", Kind.STRING, "IP address of the session", getter=_attr("session", "ip")),
@@ -255,6 +261,16 @@ _FEATURE_LIST: list[FieldSpec] = [
         "new_personal_payee_count_24h",
         Kind.INT,
         "distinct new payees that are persons (or of unknown type) in 24 h, this one included",
+    ),
+    _feature(
+        "new_stranger_count_24h",
+        Kind.INT,
+        "new persons paid in 24 h (this one included) who sent the payer no money in 7 days",
+    ),
+    _feature(
+        "stranger_share_24h",
+        Kind.FLOAT,
+        "new_stranger_count_24h over the distinct persons paid in 24 h, known or new, this one included",
     ),
     _feature(
         "drain_ratio_24h",

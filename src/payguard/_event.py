@@ -188,7 +188,7 @@ class Event(_Model):
     purpose: ShortText | None = None
     cop_result: CopResult | None = None
     # deposit_redemption only: True when the deposit reached its term (a maturity), False or absent when it
-    # was broken early, which is what the deposit features count (absent keeps payguard 2.1's reading)
+    # was broken early, which is what the deposit features count (absent: broken early, as before the field)
     at_maturity: bool | None = None
     session: Session | None = None
     intel: Intel | None = None

@@ -18,8 +18,10 @@ from typing import IO, Any
 import click
 
 from ._audit.command import audit, audit_key_options
+from ._audit.keys import AuditKeys
 from ._audit.processors import Masker
 from ._audit.rejects import mask_rejected
+from ._backtest.cli import partition_options
 from ._common.exits import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from ._errors import PayguardError, RuleFileError, StoreError
 from ._guard import ENGINES, Guard
@@ -179,15 +181,7 @@ def _progress() -> Any:
     metavar="URL",
     help="Where histories and decisions live: memory: (default), sqlite:///FILE, redis://HOST:PORT/DB.",
 )
-@click.option(
-    "--partitions",
-    type=click.IntRange(min=1),
-    help="Replay partitioned by account on Dask (a LocalCluster of this many workers), as serially.",
-)
-@click.option(
-    "--dask-scheduler",
-    help="With --partitions: the Dask scheduler to run on (tcp://HOST:PORT; synchronous: in this process).",
-)
+@partition_options
 def replay_command(
     files: tuple[str, ...],
     rules: str,
@@ -212,6 +206,7 @@ def replay_command(
     store_url: str | None,
     partitions: int | None,
     dask_scheduler: str | None,
+    spark_master: str | None,
 ) -> None:
     """Evaluate every event of FILES in event-time order and summarise what the rules would have done.
 
@@ -225,10 +220,13 @@ def replay_command(
             delay = parse_duration(feedback_delay)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--feedback-delay") from None
-    if partitions is not None or dask_scheduler:
+    parted = {"audit": audit, "audit_key": audit_key, "audit_signing_key": audit_signing_key}
+    if partitions is not None or dask_scheduler or spark_master:
         from ._backtest.cli import refuse
 
-        refuse(partitions, dask_scheduler, audit=audit, compare=compare, report=report, store=store_url)
+        refused = {"audit_checkpoints": audit_checkpoints, "compare": compare, "report": report}
+        refuse(partitions, dask_scheduler, spark_master, **refused, store=store_url)
+        audit = audit_signing_key = None  # each partition writes its own audit file (the runner's options)
     guard = _load_guard(
         rules,
         settings,
@@ -260,6 +258,8 @@ def replay_command(
                 out_handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
             masker = guard.audit.masker if guard.audit is not None else Masker(audit_key)
+            if parted["audit"] is not None:  # the partitions' trails mask as a guard's would
+                masker = Masker(AuditKeys.derive(audit_key).mask)
 
             def reject(record: Record, reason: str) -> None:
                 _err(f"{record.where}: rejected: {reason}")
@@ -278,7 +278,7 @@ def replay_command(
             if partitions is not None:
                 from ._backtest.cli import runner
 
-                run = runner(partitions, dask_scheduler)
+                run = runner(partitions, dask_scheduler, spark_master, **parted)
             summary = run(
                 list(files),
                 guard,

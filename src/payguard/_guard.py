@@ -171,6 +171,11 @@ class Guard:
         """The named lists in force, by name (normalised entries)."""
         return self._state[1]
 
+    @property
+    def list_versions(self) -> Mapping[str, int]:
+        """The versions of the lists set at run time (``set_list``), by name, as decisions record them."""
+        return self._state[2]
+
     def list_entries(self, name: str) -> frozenset[str]:
         """The current (normalised) entries of the named list ``name``."""
         return self._state[1][name]

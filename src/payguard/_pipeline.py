@@ -169,7 +169,20 @@ class Pipeline:
 
     def record(self, decision: Decision, admitted: Admitted, started: float) -> dict[str, Any]:
         """The audit record of ``decision``, with the evidence the rules that fired read."""
-        event = admitted.event
+        evidence = self.evidence(decision, admitted.event)
+        latency = round((time.perf_counter() - started) * 1e6, 1)
+        return decision_record(
+            decision,
+            admitted.event,
+            admitted.offset,
+            self.ref_json,
+            evidence,
+            latency,
+            public=self.ruleset.public_attributes,
+        )
+
+    def evidence(self, decision: Decision, event: Event) -> dict[str, Any]:
+        """The values of the fields and features that the rules which fired (shadow rules too) read."""
         reads = self.plan.rule_fields
         names: set[str] = set()
         for hit in (*decision.hits, *decision.shadow_hits):
@@ -177,13 +190,4 @@ class Pipeline:
         evidence: dict[str, Any] = {}
         for name in sorted(names):
             evidence[name] = self.plan.field_value(self.ruleset.field_spec(name), event, decision.features)
-        latency = round((time.perf_counter() - started) * 1e6, 1)
-        return decision_record(
-            decision,
-            event,
-            admitted.offset,
-            self.ref_json,
-            evidence,
-            latency,
-            public=self.ruleset.public_attributes,
-        )
+        return evidence

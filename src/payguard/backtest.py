@@ -13,8 +13,9 @@ before it) that is the serial replay's result. Each iteration moves the first po
 forward, so it ends; ordinary traffic needs one to three iterations.
 
 ``partitioned(files, rules, partitions=N)`` runs on Dask (``client``: a ``distributed.Client``; without
-one, Dask's synchronous scheduler in this process). The step functions (``payguard._backtest.step``) are
-plain Python over one partition's rows, so that another engine (Spark's ``mapInPandas``) can run them.
+one, Dask's synchronous scheduler in this process); ``spark(files, rules, partitions=N)`` on Spark. The
+step functions (``payguard._backtest.step``) are plain Python over one partition's rows, which both
+engines run: Dask as tasks over partitions it keeps on its workers, Spark in ``mapInPandas``.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ __all__ = [
     "UnsupportedOptionError",
     "partition_of",
     "partitioned",
+    "spark",
 ]
 
 # the options of payguard.replay.replay that mean the same here
 _OPTIONS = frozenset(
     {"fmt", "mapping", "limits", "history", "feedback_delay", "write", "reject", "mask", "window"}
 )
+# the audit trail, written per partition with a manifest (a serial replay's guard takes these itself)
+_AUDIT = frozenset({"audit", "audit_key", "audit_signing_key", "audit_checkpoint_every"})
 # those the partitioned replay does not do yet, with why: refused rather than silently different
 _REFUSED = {
     "compare": "the old rule set's replay would need its own fixed point: run two partitioned replays",
@@ -58,6 +62,10 @@ class UnsupportedOptionError(PayguardError, ValueError):
 
 def _guard(rules: str | Path | RuleSet | Guard, engine: str) -> Guard:
     if isinstance(rules, Guard):
+        if rules.audit is not None:
+            raise UnsupportedOptionError(
+                "the guard's audit trail is one file: give the partitioned replay audit=PATH instead"
+            )
         return rules
     ruleset = rules if isinstance(rules, RuleSet) else load_rule_set(rules)
     return Guard(ruleset, engine=engine, max_future=None)
@@ -70,7 +78,7 @@ def check_options(options: dict[str, Any]) -> None:
             raise UnsupportedOptionError(
                 f"{name} is not supported by the partitioned replay: {_REFUSED[name]}"
             )
-        if name not in _OPTIONS and name not in ("engine", "max_iterations"):
+        if name not in _OPTIONS | _AUDIT and name not in ("engine", "max_iterations"):
             raise UnsupportedOptionError(
                 f"unknown replay option {name!r} (the partitioned replay takes {', '.join(sorted(_OPTIONS))})"
             )
@@ -92,10 +100,52 @@ def partitioned(
     ``history``, ``feedback_delay``, ``write``, ``reject``, ``mask``, ``window``), plus ``engine`` (the
     matching engine) and ``max_iterations``; others raise ``UnsupportedOptionError``. ``write`` receives the
     ``--out`` lines in replay order. The summary adds the iterations and what changed in each.
+
+    ``audit`` (a path) writes the audit trail per partition, beside it: ``NAME.part-000.SUFFIX``...,
+    ``NAME.refused.SUFFIX`` and the manifest ``NAME.manifest.json`` (``summary.audit_manifest``), keyed
+    with ``audit_key`` and signed with ``audit_signing_key`` (a key file) as a guard's trail is;
+    ``payguard audit verify`` checks the manifest and every file it names.
     """
     from ._backtest.dask import DaskEngine
 
     return _run(files, rules, DaskEngine(client), partitions, replay_options)
+
+
+def spark(
+    files: list[str],
+    rules: str | Path | RuleSet | Guard,
+    *,
+    partitions: int,
+    master: str | None = None,
+    session: Any = None,
+    **replay_options: Any,
+) -> PartitionedSummary:
+    """As ``partitioned``, on Spark: ``session`` (a ``SparkSession``), or a new one at ``master`` (default
+    ``local[PARTITIONS]``: this machine), stopped on return. The extra ``payguard[spark]``; the workers
+    import payguard, so it must be installed where they run (for a new session: this Python)."""
+    from ._backtest.spark import SparkEngine
+
+    if session is not None:
+        return _run(files, rules, SparkEngine(session), partitions, replay_options)
+    with spark_session(master or f"local[{partitions}]", partitions) as made:
+        return _run(files, rules, SparkEngine(made), partitions, replay_options)
+
+
+@contextmanager
+def spark_session(master: str, partitions: int = 0) -> Iterator[Any]:
+    """A ``SparkSession`` at ``master`` (``local[2]``, ``spark://HOST:PORT``), stopped on exit; this
+    process's active session instead, if it has one (a notebook's), which is left running."""
+    from ._backtest.spark import active_session, session_of
+
+    active = active_session()
+    if active is not None:
+        yield active
+        return
+    session = session_of(master, partitions or 200)
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 def _run(

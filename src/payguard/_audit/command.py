@@ -11,7 +11,8 @@ import click
 from .._common.exits import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from .._errors import AuditError
 from .keys import write_signing_pair
-from .verify import verify_file
+from .manifest import is_manifest, verify_manifest
+from .verify import VerifyReport, verify_file
 
 __all__ = ["audit", "audit_key_options"]
 
@@ -64,9 +65,14 @@ def keygen(out: str) -> None:
 @click.option("--checkpoints", type=click.Path(), help="The witness's checkpoints file.")
 def verify(file: str, keys: tuple[str, ...], public_key: str | None, checkpoints: str | None) -> None:
     """Check an audit FILE: record hashes (with --key), the chain, checkpoints and their signatures (with
-    --public-key), and the witness's checkpoints (--checkpoints). Exit 0 intact, 1 tampered or cut, 3
-    unreadable."""
+    --public-key), and the witness's checkpoints (--checkpoints). FILE may be the manifest of a
+    partitioned replay's audit: then every file it names is checked, and that each ends where it says.
+    Exit 0 intact, 1 tampered or cut, 3 unreadable."""
     given = list(keys) or ([os.environ["PAYGUARD_AUDIT_KEY"]] if os.environ.get("PAYGUARD_AUDIT_KEY") else [])
+    if is_manifest(file):
+        if checkpoints is not None:
+            raise click.BadParameter("a manifest's parts have no witness file", param_hint="--checkpoints")
+        _verify_manifest(file, given, public_key)
     try:
         report = verify_file(file, key=given, public_key=public_key, checkpoints=checkpoints)
     except AuditError as exc:
@@ -74,6 +80,11 @@ def verify(file: str, keys: tuple[str, ...], public_key: str | None, checkpoints
     except OSError as exc:
         _err(f"{exc.filename or file}: cannot read: {exc.strerror or exc}")
         sys.exit(EXIT_INVALID)
+    sys.exit(_show(file, report))
+
+
+def _show(file: str, report: VerifyReport) -> int:
+    """Print what verifying ``file`` found; its exit code."""
     for note in report.notes:
         _err(f"{file}: note: {note}")
     if report.ok:
@@ -84,7 +95,25 @@ def verify(file: str, keys: tuple[str, ...], public_key: str | None, checkpoints
             click.echo(
                 f"{file}: form and chain intact, {report.records:,} records{sealed}; hashes not checked"
             )
-        sys.exit(EXIT_OK)
+        return EXIT_OK
     where = file if report.first_bad_line is None else f"{file}:{report.first_bad_line}"
     _err(f"{where}: {report.reason} ({report.records:,} records verified before it)")
-    sys.exit(EXIT_FINDINGS)
+    return EXIT_FINDINGS
+
+
+def _verify_manifest(file: str, keys: list[str], public_key: str | None) -> None:
+    """Verify every part a manifest names (a partitioned replay's audit) and exit."""
+    try:
+        found = verify_manifest(file, key=keys, public_key=public_key)
+    except AuditError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    except OSError as exc:
+        _err(f"{exc.filename or file}: cannot read: {exc.strerror or exc}")
+        sys.exit(EXIT_INVALID)
+    worst = max((_show(name, report) for name, report in found.parts), default=EXIT_OK)
+    for problem in found.problems:
+        _err(problem)
+    if found.ok:
+        click.echo(f"{file}: every part intact, {len(found.parts)} files, {found.records:,} records")
+        sys.exit(EXIT_OK)
+    sys.exit(max(worst, EXIT_FINDINGS))

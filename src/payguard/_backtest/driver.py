@@ -9,14 +9,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from .._errors import DuplicateEventError, PayguardError
+from .._audit.manifest import Part
+from .._audit.record import rejected_record
+from .._errors import DuplicateEventError, InvalidEventError, PayguardError
+from .._event import Event
 from .._features.catalogue import PAYEE_SIDE
 from .._guard import Guard
 from .._io import Limits
 from .._io.base import Record
 from .._replay import FRAUD_LIST, REORDER_WINDOW, CurrencyCheck, ReplaySummary, Reporter
+from .audit import AuditPlan, check_new, finish_manifest, refusal_ids, refused_path, write_part
 from .plan import DECIDE, Plan, Row, Setup, plan
 from .step import Stats
 from .summary import absorb
@@ -51,6 +56,7 @@ class PartitionedSummary(ReplaySummary):
     plan_seconds: float = 0.0
     load_seconds: float = 0.0
     finish_seconds: float = 0.0
+    audit_manifest: str | None = None  # with an audit: its manifest, which names every file
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -62,6 +68,7 @@ class PartitionedSummary(ReplaySummary):
             "plan_seconds": round(self.plan_seconds, 3),
             "load_seconds": round(self.load_seconds, 3),
             "finish_seconds": round(self.finish_seconds, 3),
+            **({"audit_manifest": self.audit_manifest} if self.audit_manifest else {}),
             "per_iteration": [
                 {
                     "iteration": number,
@@ -94,16 +101,34 @@ def run(
     mask: Callable[[str], str] | None = None,
     window: int = REORDER_WINDOW,
     max_iterations: int = MAX_ITERATIONS,
+    audit: str | Path | None = None,
+    audit_key: str | bytes | None = None,
+    audit_signing_key: str | Path | None = None,
+    audit_checkpoint_every: int = 1000,
 ) -> PartitionedSummary:
     """Replay ``files`` with ``guard``'s rule set on ``engine``, as ``payguard.replay.replay`` would.
 
     ``guard`` validates the records (and its lists, as set, are the lists in force); the partitions decide
-    with guards of their own. ``write`` receives the ``--out`` lines in replay order.
+    with guards of their own. ``write`` receives the ``--out`` lines in replay order. ``audit`` (a path):
+    each partition writes its audit file beside it, keyed with ``audit_key`` and signed with
+    ``audit_signing_key`` as a guard's would be, and a manifest names them all (``audit.py``).
     """
     if partitions < 1:
         raise PayguardError(f"partitions must be at least 1, not {partitions}")
     started = time.perf_counter()
+    if audit is not None:
+        check_new(str(Path(audit).absolute()), partitions, audit_key)
     the_plan = plan(files, guard, partitions, history or [], (fmt, mapping, limits), feedback_delay, window)
+    auditing = None
+    if audit is not None:
+        auditing = AuditPlan(
+            str(Path(audit).absolute()),
+            audit_key,
+            None if audit_signing_key is None else str(Path(audit_signing_key).absolute()),
+            audit_checkpoint_every,
+            dict(guard.list_versions),
+            the_plan.batches if FRAUD_LIST in guard.rules.lists else {},
+        )
     scored = bool(guard.rules.scoring)
     setup = Setup(
         guard.rules,
@@ -114,6 +139,7 @@ def run(
         scored,
         dict(guard.lists),
         warm_up=partitions > 1 and bool(guard.pipeline.plan.features & PAYEE_SIDE),
+        audit=auditing,
     )
     summary = PartitionedSummary(
         currencies=CurrencyCheck(guard.rules),
@@ -146,6 +172,10 @@ def run(
         first_ids.update(part["ids"])
         lines += part["lines"]
     _report(the_plan, first_ids, reject)
+    if auditing is not None:
+        written = [part["audit"] for part in sorted(parts, key=lambda part: part["audit"].partition)]
+        written.append(_refused(the_plan, first_ids, guard, auditing))
+        summary.audit_manifest = str(finish_manifest(auditing, written, summary.evaluated))
     if write is not None:
         lines.sort(key=lambda item: item[0])
         for _seq, line in lines:
@@ -173,6 +203,24 @@ def _wanted(the_plan: Plan, partitions: int) -> list[frozenset[int]]:
             if row.kind == DECIDE and row.seq in firsts:
                 wanted[index].add(row.seq)
     return [frozenset(seqs) for seqs in wanted]
+
+
+def _refused(the_plan: Plan, first_ids: dict[int, str], guard: Guard, auditing: AuditPlan) -> Part:
+    """Write the audit file of the records refused before partitioning, in replay order, as the serial
+    replay's guard audits them: invalid events, and event ids decided before for another event."""
+    pipeline = guard.pipeline
+    refused: list[tuple[int, InvalidEventError, Event | None]] = [(s, e, None) for s, e in the_plan.invalid]
+    for seq, record, first in the_plan.conflicts:
+        assert record.event is not None
+        event = guard.validate(record.event)
+        refused.append((seq, DuplicateEventError(event.id, first_ids.get(first, "?")), event))
+    refused.sort(key=lambda item: item[0])
+    ids = refusal_ids()
+    records = (
+        rejected_record(next(ids), error, pipeline.ref_json, pipeline.engine, event=event)
+        for _seq, error, event in refused
+    )
+    return write_part(auditing, refused_path(auditing.path), records, kind="refused", partition=None)
 
 
 def _report(the_plan: Plan, first_ids: dict[int, str], reject: Reporter | None) -> None:

@@ -25,6 +25,7 @@ from .._io import Limits, read_records
 from .._io.base import Record
 from .._replay import REORDER_WINDOW, ReplaySummary, order
 from .._rules.model import RuleSet
+from .audit import AuditPlan
 
 __all__ = ["CREDIT", "DECIDE", "HISTORY_CREDIT", "RECORD", "Plan", "Row", "Setup", "partition_of", "plan"]
 
@@ -62,6 +63,7 @@ class Setup:
     lists: dict[str, frozenset[str]] = field(default_factory=dict)  # the lists in force at the start
     # whether the rule set reads payee-side features: then a first pass estimates them before deciding
     warm_up: bool = False
+    audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Plan:
     # in replay order once the first decisions' ids are known
     rejected: list[tuple[int, Record, str]] = field(default_factory=list)
     conflicts: list[tuple[int, Record, int]] = field(default_factory=list)
+    invalid: list[tuple[int, InvalidEventError]] = field(default_factory=list)  # audited as rejected
+    # for each count of feedback entries listed, how many times feedback had set the list by then
+    batches: dict[int, int] = field(default_factory=dict)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -127,12 +132,16 @@ def plan(  # noqa: PLR0917 (the replay's options)
             event = guard.validate(record.event)
         except InvalidEventError as exc:
             result.rejected.append((seq, record, str(exc)))
+            result.invalid.append((seq, exc))
             continue
         if feedback_delay is not None:
             now = event.timestamp.timestamp()
+            before = len(result.listed)
             while pending and pending[0][0] <= now:
                 result.listed.append(heapq.heappop(pending)[1])
                 summary.listed_by_feedback += 1
+            if len(result.listed) > before:  # the serial replay sets the list once for them all
+                result.batches[len(result.listed)] = len(result.batches) + 1
         fingerprint = digest(event)
         first = remembered.get(event.id)
         if first is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .._audit.record import decision_record
 from .._decision import Action, Decision, Hit
 from .._event import Event, parse_event
 from .._guard import Guard
@@ -26,6 +27,7 @@ from .._pipeline import INTERNAL_ERROR_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
 from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
+from .audit import part_path, write_part
 from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
 from .summary import freeze
 
@@ -77,6 +79,8 @@ class Partition:
     decisions: dict[int, Slim] = field(default_factory=dict)  # DECIDE seq -> its decision
     told_executed: dict[int, bool] = field(default_factory=dict)  # what the payee's partition was told
     told_payee_side: dict[int, dict[str, Any]] = field(default_factory=dict)  # what the payer's was told
+    # with an audit: DECIDE seq -> the evidence its decision's record shows, and the decision's latency (µs)
+    evidence: dict[int, tuple[dict[str, Any], float]] = field(default_factory=dict)
     runs: int = 0
     # each account's history after the history records (``--history``): every replay starts from it
     snapshots: dict[str, AccountHistory] = field(default_factory=dict)
@@ -129,14 +133,17 @@ def _groups(partition: Partition) -> dict[str, tuple[str, ...]]:
     return {account: tuple(members[root(account)]) for account in partition.accounts}
 
 
-def step(partition: Partition, setup: Setup, *inbox: Message) -> tuple[Partition, list[Message], Stats]:
+def step(
+    partition: Partition, setup: Setup, *inbox: Message, everything: bool = False
+) -> tuple[Partition, list[Message], Stats]:
     """One iteration of ``partition``: read the messages sent to it, replay the groups whose inputs changed
-    from just before the first change, and return it with the messages for every partition (by index)
-    and what it did."""
+    from just before the first change (``everything``: all of them, for an engine that keeps no
+    partition between iterations), and return it with the messages for every partition (by index) and
+    what it did."""
     started = time.perf_counter()
     warm_up = setup.warm_up and partition.runs == 0
     first = warm_up or partition.runs == (1 if setup.warm_up else 0)
-    since: dict[str, int] = dict.fromkeys(partition.group_rows, FROM_START) if first else {}
+    since: dict[str, int] = dict.fromkeys(partition.group_rows, FROM_START) if first or everything else {}
     for message in inbox:
         for seq, executed in message.executed.items():
             if partition.executed.get(seq, True) != executed:
@@ -239,11 +246,15 @@ class _Replay:
             assert name is not None
             self.epoch = row.epoch
             guard.set_list(name, [*self.base, *self.setup.listed[: self.epoch]])
+        started = time.perf_counter()
         if row.peer < 0 or row.peer == here:
             decision, _fresh = guard.evaluate_fresh(event)
         else:
             decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
         partition.decisions[seq] = _slim(decision)
+        if self.setup.audit is not None:  # what the record shows needs the features, which are not kept
+            latency = round((time.perf_counter() - started) * 1e6, 1)
+            partition.evidence[seq] = (guard.pipeline.evidence(decision, event), latency)
         if row.peer >= 0 and row.peer != here:
             executed = not decision.stopped and decision.error is None
             if partition.told_executed.get(seq, True) != executed:
@@ -287,12 +298,14 @@ def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> D
 
 def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[str, Any]:
     """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
-    and the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids)."""
+    the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids), and with an
+    audit its audit file, written here (``audit``: that file's manifest entry)."""
     guard = _guard(setup)
     hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
+    decisions: list[tuple[Row, Event, Decision]] = []
     for row, event in zip(partition.rows, partition.events, strict=True):
         if row.kind != DECIDE:
             continue
@@ -304,4 +317,30 @@ def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[s
         lines.append((row.seq, line))
         if row.seq in wanted:
             ids[row.seq] = decision.decision_id
-    return {"lines": lines, "summary": freeze(summary), "ids": ids}
+        if setup.audit is not None:
+            decisions.append((row, event, decision))
+    audit = None
+    if setup.audit is not None:
+        target = part_path(setup.audit.path, partition.index)
+        records = (_record(partition, setup, guard, *item) for item in decisions)
+        audit = write_part(setup.audit, target, records, kind="decisions", partition=partition.index)
+    return {"lines": lines, "summary": freeze(summary), "ids": ids, "audit": audit}
+
+
+def _record(  # noqa: PLR0917 (a decision's parts)
+    partition: Partition, setup: Setup, guard: Guard, row: Row, event: Event, decision: Decision
+) -> dict[str, Any]:
+    """The audit record of a final decision, as the serial replay's guard would have written it."""
+    assert setup.audit is not None
+    pipeline = guard.pipeline
+    evidence, latency = partition.evidence[row.seq]
+    offset = pipeline.validate(event).offset
+    record = decision_record(
+        decision, event, offset, pipeline.ref_json, evidence, latency, public=setup.ruleset.public_attributes
+    )
+    versions = setup.audit.versions_at(setup.list_name, row.epoch)
+    if versions:  # the serial guard's versions: each time feedback set the list, not this partition's count
+        record["lists"] = versions
+    else:
+        record.pop("lists", None)
+    return record

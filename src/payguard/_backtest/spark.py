@@ -1,0 +1,222 @@
+"""The partitioned replay on Spark: the only module of payguard that imports pyspark.
+
+The rows are laid out once, ``repartitionByRange(N, "part").sortWithinPartitions("part", "seq")``, cached
+(not ``groupBy().applyInPandas``, which holds a whole group in memory as one pandas frame: a merchant
+payee is such a group). Spark keeps no Python object between jobs, so each iteration is one
+``mapInPandas`` job over every row: ``run`` rebuilds each partition from its rows (``Partition.build``),
+gives it what the other partitions told it so far and what it told them, replays all its accounts with
+the same step function as on Dask (``step(..., everything=True)``) and returns what changed. The driver
+keeps the messages (per payment between two partitions: whether it executed, and the payee-side
+features) and broadcasts them with the next job; the last job also finishes the partitions (``finish``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import os
+import pickle
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from .._errors import PayguardError
+from .plan import CREDIT, DECIDE, Row, Setup
+from .step import Partition, Stats, finish, step
+
+__all__ = ["SparkEngine", "active_session", "session_of"]
+
+try:
+    pandas: Any = importlib.import_module("pandas")
+    importlib.import_module("pyarrow")
+    importlib.import_module("pyspark.sql")
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise PayguardError(
+        "the partitioned replay on Spark needs the extra payguard[spark] (pip install 'payguard[spark]')"
+    ) from exc
+
+ROWS = "part int, seq long, row binary"
+OUT = "part int, blob binary"
+# a Python worker's partitions as built (history replayed, events validated), by replay and index: Spark
+# reuses its Python workers between jobs, and a partition's rows do not change between iterations
+_BUILT: dict[tuple[str, int], Partition] = {}
+
+
+class SparkEngine:
+    """Runs the step functions as Spark jobs (``mapInPandas``) on ``session``'s cluster."""
+
+    name = "spark"
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._rows: Any = None
+        self._setup = b""
+        self._partitions = 0
+        self._runs = 0
+        self._token = uuid.uuid4().hex  # names this replay's partitions in the workers' caches
+        # the messages so far, by payment seq: whether it executed (its payer's partition says), and its
+        # payee-side features (its payee's partition says); absent: executed, no features
+        self._executed: dict[int, bool] = {}
+        self._payee_side: dict[int, dict[str, Any]] = {}
+
+    def load(self, rows: list[list[Row]], setup: Setup) -> None:
+        self._partitions = len(rows)
+        self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
+        frame = pandas.DataFrame(
+            {
+                "part": [index for index, part in enumerate(rows) for _row in part],
+                "seq": [row.seq for part in rows for row in part],
+                "row": [pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL) for part in rows for row in part],
+            }
+        )
+        rows_frame = self.session.createDataFrame(frame, ROWS)
+        # by range of the index: Spark's hash of the small integers 0..N-1 puts several in one partition
+        laid_out = rows_frame.repartitionByRange(self._partitions, "part").sortWithinPartitions("part", "seq")
+        self._rows = laid_out.cache()
+        self._rows.count()  # laid out now, once: every iteration reads the cached partitions
+        self._runs = 0
+
+    def _job(self, wanted: list[frozenset[int]] | None) -> dict[int, Any]:
+        """One pass over every row with the messages so far; each partition's result, by index."""
+        context = self.session.sparkContext
+        messages = context.broadcast(pickle.dumps((self._executed, self._payee_side)))
+        setup = context.broadcast(self._setup)
+        wanted_blob = None if wanted is None else pickle.dumps(wanted)
+        run = functools.partial(_run, self._token, setup, messages, self._runs, wanted_blob)
+        try:
+            done = self._rows.mapInPandas(run, OUT).collect()
+        finally:
+            messages.unpersist()
+            setup.unpersist()
+        self._runs += 1
+        return {int(found["part"]): pickle.loads(found["blob"]) for found in done}  # noqa: S301 (our own)
+
+    def iterate(self) -> list[Stats]:
+        results = self._job(None)
+        stats: list[Stats] = []
+        for index in range(self._partitions):
+            if index not in results:  # a partition without rows: nothing to replay
+                stats.append(Stats(index))
+                continue
+            executed, payee_side, stat = results[index]
+            self._executed.update(executed)
+            self._payee_side.update(payee_side)
+            stats.append(stat)
+        return stats
+
+    def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
+        results = self._job(wanted)
+        setup = pickle.loads(self._setup)  # noqa: S301 (our own)
+        parts = []
+        for index in range(self._partitions):
+            if index not in results:
+                parts.append(finish(Partition.build(index, [], setup), setup, wanted[index]))
+                continue
+            stat, part = results[index]
+            if stat.changes:
+                raise PayguardError(f"partition {index} changed in the finishing pass: not a fixed point")
+            parts.append(part)
+        return parts
+
+
+def _run(  # noqa: PLR0917 (what the job gives every task)
+    token: str, setup: Any, messages: Any, runs: int, wanted_blob: bytes | None, batches: Iterator[Any]
+) -> Iterator[Any]:
+    """``mapInPandas``: the rows of some partitions, sorted by partition then seq."""
+    the_setup = pickle.loads(setup.value)  # noqa: S301 (our own)
+    told = pickle.loads(messages.value)  # noqa: S301 (our own)
+    wanted = None if wanted_blob is None else pickle.loads(wanted_blob)  # noqa: S301 (our own)
+    current: int | None = None
+    rows: list[Row] = []
+    for batch in batches:
+        for part, blob in zip(batch["part"], batch["row"], strict=True):
+            if current is not None and part != current:
+                yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, wanted)
+                rows = []
+            current = int(part)
+            rows.append(pickle.loads(blob))  # noqa: S301 (our own)
+    if current is not None:
+        yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, wanted)
+
+
+def _built(token: str, index: int, rows: list[Row], setup: Setup) -> Partition:
+    """Partition ``index`` as built, with none of a replay's inputs or outputs: from this worker's cache
+    when it built it in an earlier job of the same replay."""
+    found = _BUILT.get((token, index))
+    if found is None:
+        for key in [key for key in _BUILT if key[0] != token]:  # another replay's: not needed again
+            del _BUILT[key]
+        found = _BUILT[token, index] = Partition.build(index, rows, setup)
+    # the rows, events, groups and history snapshots are only read; what a replay writes starts empty
+    return dataclasses.replace(
+        found,
+        executed={},
+        payee_side={},
+        decisions={},
+        told_executed={},
+        told_payee_side={},
+        evidence={},
+        checkpoints={},
+    )
+
+
+def _one(
+    partition: Partition,
+    setup: Setup,
+    told: tuple[dict[int, bool], dict[int, dict[str, Any]]],
+    runs: int,
+    wanted: list[frozenset[int]] | None,
+) -> Any:
+    """Replay ``partition`` with what it was told and what it told so far; its result."""
+    index = partition.index
+    partition.runs = runs
+    executed, payee_side = told
+    for row in partition.rows:
+        if row.kind == DECIDE and row.peer not in (-1, index):  # this partition's payer decided it
+            if row.seq in executed:
+                partition.told_executed[row.seq] = executed[row.seq]
+            if row.seq in payee_side:
+                partition.payee_side[row.seq] = payee_side[row.seq]
+        elif row.kind == CREDIT and row.peer != index:  # this partition's payee was credited
+            if row.seq in executed:
+                partition.executed[row.seq] = executed[row.seq]
+            if row.seq in payee_side:
+                partition.told_payee_side[row.seq] = payee_side[row.seq]
+    partition, outbox, stats = step(partition, setup, everything=True)
+    if wanted is None:
+        executed_now: dict[int, bool] = {}
+        payee_side_now: dict[int, dict[str, Any]] = {}
+        for message in outbox:
+            executed_now.update(message.executed)
+            payee_side_now.update(message.payee_side)
+        result: Any = (executed_now, payee_side_now, stats)
+    else:
+        result = (stats, finish(partition, setup, wanted[index]))
+    return pandas.DataFrame(
+        {"part": [index], "blob": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]}
+    )
+
+
+def session_of(master: str, partitions: int) -> Any:
+    """A new ``SparkSession`` at ``master`` for a partitioned replay (its workers run this Python)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers import this payguard
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    sql = importlib.import_module("pyspark.sql")
+    session = (
+        sql.SparkSession.builder.master(master)
+        .appName("payguard-backtest")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def active_session() -> Any:
+    """This process's active ``SparkSession``, or None."""
+    return importlib.import_module("pyspark.sql").SparkSession.getActiveSession()

@@ -10,7 +10,7 @@ machine it takes a good part of one, so the figures are a floor for a server wit
 
 Runs: the library alone (memory and SQLite stores, one thread); one worker with the in-memory store,
 inline (the shipped mode) and with each call in Starlette's thread pool; one and two workers on one
-SQLite file; 1 and 8 concurrent clients each. `python benchmarks/sidecar.py client ...` is the client.
+SQLite file, and on a loopback redis-server where one is installed; 1 and 8 concurrent clients each. `python benchmarks/sidecar.py client ...` is the client.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +29,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import redis_store  # the loopback redis-server, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -174,12 +177,26 @@ def bench(
             ("serve, 1 worker, SQLite", 1, "sqlite", False),
             ("serve, 2 workers, SQLite", 2, "sqlite", False),
         ]
-        for name, workers, store, offload in runs:
-            for clients in (1, 8):
-                url = f"sqlite:///{tmp}/{workers}-{clients}-{offload}.db" if store == "sqlite" else store
-                results[f"{name}, {clients} client{'s' if clients > 1 else ''}"] = _served(
-                    bodies, clients, workers, url, offload
-                )
+        # the shared store whose workers do not take turns on one lock: a loopback redis-server (AOF everysec)
+        redis = redis_store.Server(tmp) if shutil.which("redis-server") else None
+        if redis is not None:
+            runs += [
+                ("serve, 1 worker, Redis", 1, "redis", False),
+                ("serve, 2 workers, Redis", 2, "redis", False),
+            ]
+        try:
+            for name, workers, store, offload in runs:
+                for clients in (1, 8):
+                    url = {
+                        "sqlite": f"sqlite:///{tmp}/{workers}-{clients}-{offload}.db",
+                        "redis": f"{redis.url if redis else ''}?prefix=w{workers}c{clients}:",
+                    }.get(store, store)
+                    results[f"{name}, {clients} client{'s' if clients > 1 else ''}"] = _served(
+                        bodies, clients, workers, url, offload
+                    )
+        finally:
+            if redis is not None:
+                redis.stop()
     print(f"\n### payguard serve over loopback: {len(events):,} events of the default rule set per run\n")
     header("run", "decisions/s", "p50 ms", "p99 ms", "non-200")
     for name, figures in results.items():

@@ -85,3 +85,29 @@ def test_a_transaction_that_waits_past_the_timeout_fails_with_a_store_error_nami
     with store.transaction() as txn:  # the lock is free again, and the store usable
         assert txn.held("d1") is None
     store.close()
+
+
+def test_a_thread_of_its_own_copies_the_log_into_the_file_and_stops_when_the_store_closes(
+    tmp_path: Path,
+) -> None:
+    # SQLite's automatic checkpoint runs inside the commit that fills the log: an event's stall
+    def checkpointers() -> int:  # other tests' stores may still run theirs
+        return sum(thread.name == "payguard-sqlite-checkpoint" for thread in threading.enumerate())
+
+    running = checkpointers()
+    path = tmp_path / "checkpointed.db"
+    store = SQLiteStore(path, checkpoint_interval=0.05)
+    empty = path.stat().st_size
+    for number in range(200):
+        with store.transaction() as txn:
+            txn.put_held(f"d{number}", {"payee": "x" * 200})
+    time.sleep(0.3)
+    assert path.stat().st_size > empty + 200 * 200, "the held records reached the file while it is open"
+    assert checkpointers() == running + 1
+    store.close()
+    assert checkpointers() == running
+
+
+def test_a_checkpoint_interval_of_zero_is_refused() -> None:
+    with pytest.raises(StoreError, match="checkpoint_interval must be more than 0 seconds, not 0"):
+        SQLiteStore(":memory:", checkpoint_interval=0)

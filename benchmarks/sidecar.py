@@ -10,7 +10,8 @@ machine it takes a good part of one, so the figures are a floor for a server wit
 
 Runs: the library alone (memory and SQLite stores, one thread); one worker with the in-memory store,
 inline (the shipped mode) and with each call in Starlette's thread pool; one and two workers on one
-SQLite file, and on a loopback redis-server where one is installed; 1 and 8 concurrent clients each. `python benchmarks/sidecar.py client ...` is the client.
+SQLite file, and on a loopback redis-server where one is installed; 1 and 8 concurrent clients each.
+`python benchmarks/sidecar.py client ...` is the client.
 """
 
 from __future__ import annotations

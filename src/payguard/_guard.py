@@ -47,6 +47,7 @@ __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 _LOG: Final = logging.getLogger("payguard")
 MAX_FUTURE: Final = timedelta(minutes=5)
+# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
 MIN_AUDIT_KEY: Final = 16
 
 

@@ -15,9 +15,7 @@ from ._audit.record import decision_record
 from ._decision import Action, Decision, Hit, RulesetRef, json_value, most_severe
 from ._engine import Matcher, make_matcher
 from ._engine.fact import Plan
-from ._errors import (
-    InvalidEventError,
-)
+from ._errors import InvalidEventError
 from ._event import Admitted, Event, admit
 from ._features.calculator import FeatureEngine
 from ._features.context import INCOMING, Context
@@ -30,7 +28,6 @@ __all__ = ["INTERNAL_ERROR_RULE", "NO_RULES", "Pipeline"]
 INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 NO_RULES: Final[frozenset[str]] = frozenset()  # no rule snoozed
-# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
 
 
 class Pipeline:

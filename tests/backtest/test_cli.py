@@ -3,7 +3,9 @@ command; on a real two-worker ``LocalCluster``; options it cannot honour are ref
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,19 @@ def lines(path: Path) -> list[str]:
 
 def by_event_id(text_lines: list[str]) -> list[str]:
     return sorted(text_lines, key=lambda line: json.loads(line)["event_id"])
+
+
+def test_a_local_cluster_starts_while_another_program_holds_the_dask_dashboard_port(tmp_path: Path) -> None:
+    # another analyst's cluster, or a notebook's, on Dask's default port 8787: the replay does not need it
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # already held by someone else: the same situation
+            other.bind(("0.0.0.0", 8787))
+            other.listen()
+        out = tmp_path / "out.jsonl"
+        result = replay(*DEMO[0], "--rules", str(SHIPPED_RULES), "--partitions", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(lines(out)) == 459
 
 
 def test_the_demo_on_a_two_worker_local_cluster_writes_the_serial_out_and_summary(tmp_path: Path) -> None:

@@ -108,8 +108,10 @@ def _finish(state: Partition, setup: Any, wanted: frozenset[int]) -> dict[str, A
 def local_cluster(workers: int) -> tuple[Any, Any]:
     """A ``distributed.LocalCluster`` of ``workers`` single-threaded worker processes, and its client."""
     distributed = _distributed()
+    # the scheduler's HTTP server (metrics, dashboard) on a free loopback port: with no address it takes
+    # 8787 on every interface, and fails while another cluster holds it
     cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     )
     return cluster, distributed.Client(cluster)
 

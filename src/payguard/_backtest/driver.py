@@ -22,6 +22,7 @@ from .._io import Limits
 from .._io.base import Record
 from .._replay import FRAUD_LIST, REORDER_WINDOW, CurrencyCheck, ReplaySummary, Reporter
 from .audit import AuditPlan, check_new, finish_manifest, refusal_ids, refused_path, write_part
+from .memory import no_cycle_collection
 from .plan import DECIDE, Plan, Row, Setup, plan
 from .step import Stats
 from .summary import absorb
@@ -85,6 +86,7 @@ class PartitionedSummary(ReplaySummary):
         return data
 
 
+@no_cycle_collection()
 def run(
     files: list[str],
     guard: Guard,

@@ -102,7 +102,13 @@ class Partition:
         assert isinstance(guard.store, MemoryStore)
         rows = rows[len(past) :]  # history records come first (negative seqs)
         partition = cls(index, rows, snapshots=dict(guard.store.accounts))
-        partition.events = [guard.validate(row.event) for row in rows]
+        # a payment between two accounts of the partition: both rows hold one record (one pickle)
+        validated: dict[int, Event] = {}
+        for row in rows:
+            found = validated.get(id(row.event))
+            if found is None:
+                found = validated[id(row.event)] = guard.validate(row.event)
+            partition.events.append(found)
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
@@ -145,6 +151,8 @@ def step(
         if warm_up:  # a warm-up records every event whatever it is told: the next iteration replays all
             break
         fresh = False
+    for message in outbox:
+        replay.net(message)
     partition.runs += 1
     stats.changes = sum(len(message) for message in outbox)
     stats.seconds = time.perf_counter() - started
@@ -197,6 +205,15 @@ class _Replay:
         name = setup.list_name
         self.base = guard.list_entries(name) if name is not None and name in guard.rules.lists else None
         self.epoch = 0  # the feedback entries in force in the guard's list
+        # what the other partitions had been told before this step, for what it changed since
+        self.told_executed: dict[int, bool] = {}
+        self.told_features: dict[int, Mapping[str, Any]] = {}
+
+    def net(self, message: Message) -> None:
+        """Drop from ``message`` what ends as it was before this step (a change undone by a later round:
+        an engine that replays from scratch each time would otherwise send it every time)."""
+        message.executed = {s: v for s, v in message.executed.items() if self.told_executed[s] != v}
+        message.payee_side = {s: v for s, v in message.payee_side.items() if self.told_features[s] != v}
 
     def account(self, account: str, since: int, *, fresh: bool) -> int:
         """Replay ``account`` from its last checkpoint before ``since`` (``fresh``: from its start, and
@@ -229,6 +246,7 @@ class _Replay:
         if kind == CREDIT:
             features = guard.payee_features(event)
             if partition.told_payee_side.get(seq, NO_PAYEE_SIDE) != features:
+                self.told_features.setdefault(seq, partition.told_payee_side.get(seq, NO_PAYEE_SIDE))
                 partition.told_payee_side[seq] = features
                 outbox[row.peer].payee_side[seq] = features
             if partition.executed.get(seq, True):
@@ -254,6 +272,7 @@ class _Replay:
         if row.peer >= 0 and not own:
             executed = not decision.stopped and decision.error is None
             if partition.told_executed.get(seq, True) != executed:
+                self.told_executed.setdefault(seq, partition.told_executed.get(seq, True))
                 partition.told_executed[seq] = executed
                 outbox[row.peer].executed[seq] = executed
 

@@ -64,6 +64,8 @@ class DaskEngine:
         self._states = self._persist(
             [build(index, self._data(part, "rows"), self._setup) for index, part in enumerate(rows)]
         )
+        if self.client is not None:  # built now: loading's time is the partitions', not the first step's
+            _distributed().wait(self._states)
         self._outboxes = []
 
     def iterate(self) -> list[Stats]:

@@ -53,6 +53,7 @@ class PartitionedSummary(ReplaySummary):
     engine: str = ""
     partitions: int = 0
     iterations: list[list[Stats]] = field(default_factory=list)
+    iteration_seconds: list[float] = field(default_factory=list)  # each iteration as the driver waited
     # the driver's plan (read, order, validate, route), loading the partitions, collecting their results
     plan_seconds: float = 0.0
     load_seconds: float = 0.0
@@ -78,9 +79,12 @@ class PartitionedSummary(ReplaySummary):
                     "accounts_replayed": sum(s.accounts for s in stats),
                     "rows_replayed": sum(s.rows for s in stats),
                     "seconds": round(sum(s.seconds for s in stats), 3),
+                    "wall_seconds": round(wall, 3),
                     "slowest_partition_seconds": round(max((s.seconds for s in stats), default=0.0), 3),
                 }
-                for number, stats in enumerate(self.iterations, 1)
+                for number, (stats, wall) in enumerate(
+                    zip(self.iterations, self.iteration_seconds, strict=True), 1
+                )
             ],
         }
         return data
@@ -155,7 +159,9 @@ def run(
     engine.load(the_plan.rows, setup)
     summary.load_seconds = time.perf_counter() - loading
     for _ in range(max_iterations):
+        iterating = time.perf_counter()
         stats = engine.iterate()
+        summary.iteration_seconds.append(time.perf_counter() - iterating)
         summary.iterations.append(stats)
         if not any(s.changes or s.warm_up for s in stats):
             break

@@ -145,6 +145,7 @@ def run(
         scored,
         dict(guard.lists),
         warm_up=partitions > 1 and bool(guard.pipeline.plan.features & PAYEE_SIDE),
+        payee_side=bool(guard.pipeline.plan.features & PAYEE_SIDE),
         audit=auditing,
     )
     summary = PartitionedSummary(

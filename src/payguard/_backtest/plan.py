@@ -63,6 +63,7 @@ class Setup:
     lists: dict[str, frozenset[str]] = field(default_factory=dict)  # the lists in force at the start
     # whether the rule set reads payee-side features: then a first pass estimates them before deciding
     warm_up: bool = False
+    payee_side: bool = True  # whether the rule set reads payee-side features at all (else none are sent)
     audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
 
 

@@ -244,7 +244,8 @@ class _Replay:
         if kind == CREDIT and own:
             return  # its payer's decision, in the same history, credits it
         if kind == CREDIT:
-            features = guard.payee_features(event)
+            # a rule set that reads no payee-side feature is given none (``payee_features`` says ``{}``)
+            features = guard.payee_features(event) if self.setup.payee_side else {}
             if partition.told_payee_side.get(seq, NO_PAYEE_SIDE) != features:
                 self.told_features.setdefault(seq, partition.told_payee_side.get(seq, NO_PAYEE_SIDE))
                 partition.told_payee_side[seq] = features

@@ -120,8 +120,9 @@ def _finish(state: Partition, setup: Any, wanted: frozenset[int]) -> dict[str, A
 def local_cluster(workers: int) -> tuple[Any, Any]:
     """A ``distributed.LocalCluster`` of ``workers`` single-threaded worker processes, and its client."""
     distributed = _distributed()
+    # any free port: None means distributed's default, 8787, and then a second cluster on the machine fails
     cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     return cluster, distributed.Client(cluster)
 

@@ -138,3 +138,24 @@ def test_an_engine_option_without_partitions_is_a_usage_error() -> None:
     result = replay(*DEMO[0], "--rules", str(SHIPPED_RULES), "--dask-scheduler", "tcp://127.0.0.1:1")
     assert result.exit_code == 2
     assert "goes with --partitions N" in result.stderr
+
+
+def test_each_partition_stays_on_its_worker_between_iterations(tmp_path: Path) -> None:
+    from payguard import Guard, load_rule_set
+    from payguard._backtest.dask import DaskEngine, local_cluster
+    from payguard._backtest.driver import run
+
+    # a partition moved between workers is pickled whole: the handbook file took minutes an iteration
+    cluster, client = local_cluster(2)
+    try:
+        engine = DaskEngine(client)
+        guard = Guard(load_rule_set(SHIPPED_RULES), max_future=None)
+        summary = run(DEMO[0], guard, engine, 4)
+        assert summary.to_dict()["iteration_changes"][-1] == 0
+        assert sorted(set(engine._workers)) == sorted(client.scheduler_info()["workers"])
+        held = client.who_has(engine._states)
+        for index, state in enumerate(engine._states):
+            assert list(held[state.key]) == [engine._workers[index]]
+    finally:
+        client.close()
+        cluster.close()

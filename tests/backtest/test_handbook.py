@@ -40,3 +40,7 @@ def test_the_handbook_card_payments_in_two_partitions_are_the_serial_replay(head
     assert decided(summary.to_dict()) == decided(expected_summary)
     assert summary.listed_by_feedback > 0
     assert any(line["action"] != "allow" for line in lines)
+    runs = summary.to_dict()["partitioned"]["per_iteration"]
+    # the verifying iteration replays only the accounts whose credits a stop in the other partition changed
+    assert len(runs) >= 2
+    assert runs[-1]["rows_replayed"] < runs[0]["rows_replayed"] / 10

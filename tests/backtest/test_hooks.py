@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from payguard import Guard, PayguardError, load_rule_set
+from payguard._backtest.memory import copied
 from payguard._event import parse_event
 from payguard._features.catalogue import PAYEE_SIDE
 from payguard._features.context import accounts
-from payguard._stores.history import party
+from payguard._stores.history import AccountHistory, party
 
 from ..conftest import make_event
 
@@ -117,3 +118,16 @@ def test_the_accounts_an_event_touches_are_its_subject_and_a_credited_payee() ->
     to_self = parse_event(payment(1, MULE))
     assert accounts(to_self) == (party(MULE)[0], None)
     assert {"payee_inbound_distinct_payers_24h"} == PAYEE_SIDE
+
+
+def test_a_copied_history_shares_no_array_with_its_original() -> None:
+    history = AccountHistory()
+    history.add_executed(1_000, 500, 42)
+    history.add_inbound(1_000, 300, 7)
+    copy = copied(history)
+    assert copy == history
+    copy.add_executed(2_000, 700, 43)
+    copy.add_inbound(2_000, 100, 8)
+    assert copy != history
+    assert all(getattr(copy, name) is not getattr(history, name) for name in ("out", "sample", "inbound"))
+    assert copied(history) == history  # the original did not change with its copy

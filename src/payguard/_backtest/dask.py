@@ -2,7 +2,9 @@
 
 Each partition is one persisted object on a worker (its rows, inputs and outputs); an iteration is one
 task per partition (``step``), whose small per-partition messages are the next iteration's inputs, so
-only what changed moves between workers. Without a ``distributed.Client`` the graph runs on Dask's
+only what changed moves between workers. Every task of a partition is pinned to its worker: a partition
+moved between workers is pickled whole (its validated events pickle slowly), which made one iteration
+of the handbook file take minutes. Without a ``distributed.Client`` the graph runs on Dask's
 synchronous scheduler (in this process: for tests and notebooks without a cluster).
 """
 
@@ -39,50 +41,60 @@ class DaskEngine:
         self._states: list[Delayed] = []
         self._outboxes: list[Delayed] = []
         self._setup: Any = None
+        self._workers: list[str] = []  # each partition's worker (with a client)
 
-    def _data(self, value: Any, label: str) -> Any:
-        """``value`` as an input of tasks: scattered to the cluster, or a graph literal (not traversed)."""
+    def _data(self, value: Any, label: str, index: int | None = None) -> Any:
+        """``value`` as an input of tasks: scattered to the cluster (to partition ``index``'s worker), or a
+        graph literal (not traversed)."""
         if self.client is not None:
             # pickled whole: distributed serialises a list item by item; in a list, or it scatters each item
             blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            return self.client.scatter([blob], broadcast=label == "setup", hash=False)[0]
+            where = None if index is None else [self._workers[index]]
+            return self.client.scatter([blob], workers=where, broadcast=index is None, hash=False)[0]
         return delayed(value, name=f"payguard-{label}-{uuid.uuid4().hex}", traverse=False)
 
-    def _persist(self, items: list[Delayed]) -> list[Delayed]:
+    def _persist(self, items: list[list[Delayed]]) -> list[list[Delayed]]:
+        """Each partition's ``items`` persisted on its worker."""
         if self.client is not None:
-            return list(self.client.persist(items))
-        return list(dask.persist(*items, scheduler="synchronous"))
+            return [
+                list(self.client.persist(group, workers=[self._workers[i]], allow_other_workers=False))
+                for i, group in enumerate(items)
+            ]
+        done = iter(dask.persist(*[item for group in items for item in group], scheduler="synchronous"))
+        return [[next(done) for _item in group] for group in items]
 
     def _compute(self, items: list[Delayed]) -> list[Any]:
+        """Each partition's item computed on its worker, and brought here."""
         if self.client is not None:
-            return list(self.client.gather(self.client.compute(items)))
+            futures = [self.client.compute(item, workers=[self._workers[i]]) for i, item in enumerate(items)]
+            return list(self.client.gather(futures))
         return list(dask.compute(*items, scheduler="synchronous"))
 
     def load(self, rows: list[list[Row]], setup: Setup) -> None:
+        if self.client is not None:  # round robin over the workers, in a stable order
+            workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+            self._workers = [workers[index % len(workers)] for index in range(len(rows))]
         self._setup = self._data(setup, "setup")
         build = delayed(_build, pure=False)
-        self._states = self._persist(
-            [build(index, self._data(part, "rows"), self._setup) for index, part in enumerate(rows)]
+        built = self._persist(
+            [[build(index, self._data(part, "rows", index), self._setup)] for index, part in enumerate(rows)]
         )
+        self._states = [group[0] for group in built]
+        if self.client is not None:  # built now: loading's time is the partitions', not the first step's
+            _distributed().wait(self._states)
         self._outboxes = []
 
     def iterate(self) -> list[Stats]:
-        partitions = len(self._states)
         run = delayed(_step, nout=3, pure=False)
         pick = delayed(operator.getitem, pure=False)
-        states: list[Delayed] = []
-        outboxes: list[Delayed] = []
-        stats: list[Delayed] = []
+        steps: list[list[Delayed]] = []
         for index, state in enumerate(self._states):
             inbox = [pick(outbox, index) for outbox in self._outboxes]
-            new_state, outbox, stat = run(state, self._setup, *inbox)
-            states.append(new_state)
-            outboxes.append(outbox)
-            stats.append(stat)
-        persisted = self._persist([*states, *outboxes, *stats])
-        self._states = persisted[:partitions]
-        self._outboxes = persisted[partitions : 2 * partitions]
-        return self._compute(persisted[2 * partitions :])
+            steps.append(list(run(state, self._setup, *inbox)))
+        persisted = self._persist(steps)
+        self._states = [group[0] for group in persisted]
+        self._outboxes = [group[1] for group in persisted]
+        return self._compute([group[2] for group in persisted])
 
     def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
         done = delayed(_finish, pure=False)

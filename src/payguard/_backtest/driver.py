@@ -22,6 +22,7 @@ from .._io import Limits
 from .._io.base import Record
 from .._replay import FRAUD_LIST, REORDER_WINDOW, CurrencyCheck, ReplaySummary, Reporter
 from .audit import AuditPlan, check_new, finish_manifest, refusal_ids, refused_path, write_part
+from .memory import no_cycle_collection
 from .plan import DECIDE, Plan, Row, Setup, plan
 from .step import Stats
 from .summary import absorb
@@ -52,6 +53,7 @@ class PartitionedSummary(ReplaySummary):
     engine: str = ""
     partitions: int = 0
     iterations: list[list[Stats]] = field(default_factory=list)
+    iteration_seconds: list[float] = field(default_factory=list)  # each iteration as the driver waited
     # the driver's plan (read, order, validate, route), loading the partitions, collecting their results
     plan_seconds: float = 0.0
     load_seconds: float = 0.0
@@ -77,14 +79,18 @@ class PartitionedSummary(ReplaySummary):
                     "accounts_replayed": sum(s.accounts for s in stats),
                     "rows_replayed": sum(s.rows for s in stats),
                     "seconds": round(sum(s.seconds for s in stats), 3),
+                    "wall_seconds": round(wall, 3),
                     "slowest_partition_seconds": round(max((s.seconds for s in stats), default=0.0), 3),
                 }
-                for number, stats in enumerate(self.iterations, 1)
+                for number, (stats, wall) in enumerate(
+                    zip(self.iterations, self.iteration_seconds, strict=True), 1
+                )
             ],
         }
         return data
 
 
+@no_cycle_collection()
 def run(
     files: list[str],
     guard: Guard,
@@ -139,6 +145,7 @@ def run(
         scored,
         dict(guard.lists),
         warm_up=partitions > 1 and bool(guard.pipeline.plan.features & PAYEE_SIDE),
+        payee_side=bool(guard.pipeline.plan.features & PAYEE_SIDE),
         audit=auditing,
     )
     summary = PartitionedSummary(
@@ -153,7 +160,9 @@ def run(
     engine.load(the_plan.rows, setup)
     summary.load_seconds = time.perf_counter() - loading
     for _ in range(max_iterations):
+        iterating = time.perf_counter()
         stats = engine.iterate()
+        summary.iteration_seconds.append(time.perf_counter() - iterating)
         summary.iterations.append(stats)
         if not any(s.changes or s.warm_up for s in stats):
             break

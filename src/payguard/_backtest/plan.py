@@ -63,6 +63,7 @@ class Setup:
     lists: dict[str, frozenset[str]] = field(default_factory=dict)  # the lists in force at the start
     # whether the rule set reads payee-side features: then a first pass estimates them before deciding
     warm_up: bool = False
+    payee_side: bool = True  # whether the rule set reads payee-side features at all (else none are sent)
     audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
 
 
@@ -102,6 +103,7 @@ def plan(  # noqa: PLR0917 (the replay's options)
     rows: list[list[Row]] = [[] for _ in range(partitions)]
     result = Plan(rows, ReplaySummary(settings=dict(guard.rules.overrides)))
     summary = result.summary
+    homes: dict[str, int] = {}  # each account's partition, hashed once
     seq = -1_000_000_000_000  # history first, in reading order
     for name in history:
         for record in read_records(name, *reading):
@@ -116,8 +118,9 @@ def plan(  # noqa: PLR0917 (the replay's options)
                 result.rejected.append((seq, record, str(exc)))
                 continue
             summary.history += 1
-            _route(rows, seq, (RECORD, HISTORY_CREDIT), event, record, 0)
-    remembered: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
+            _route(rows, seq, (RECORD, HISTORY_CREDIT), event, record, 0, homes)
+    # each remembered id's first record (valid) and seq: its digest is computed only when the id repeats
+    remembered: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
     for seq, record in enumerate(
         order(files, fmt=reading[0], mapping=reading[1], limits=reading[2], window=window, late=summary.late)
@@ -142,20 +145,19 @@ def plan(  # noqa: PLR0917 (the replay's options)
                 summary.listed_by_feedback += 1
             if len(result.listed) > before:  # the serial replay sets the list once for them all
                 result.batches[len(result.listed)] = len(result.batches) + 1
-        fingerprint = digest(event)
         first = remembered.get(event.id)
         if first is not None:
-            if first[0] != fingerprint:
+            if digest(guard.validate(first[0])) != digest(event):
                 result.conflicts.append((seq, record, first[1]))
                 continue
             summary.possible_duplicates += record.possible_duplicate
             summary.duplicates += 1
             continue
         summary.possible_duplicates += record.possible_duplicate
-        remembered[event.id] = (fingerprint, seq)
+        remembered[event.id] = (record.event, seq)
         if len(remembered) > REMEMBERED:
             remembered.popitem(last=False)
-        _route(rows, seq, (DECIDE, CREDIT), event, record, len(result.listed))
+        _route(rows, seq, (DECIDE, CREDIT), event, record, len(result.listed), homes)
         label = event.label
         if feedback_delay is not None and label is not None and label.is_fraud and event.payee:
             heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
@@ -165,13 +167,23 @@ def plan(  # noqa: PLR0917 (the replay's options)
 
 
 def _route(  # noqa: PLR0917 (a row's parts)
-    rows: list[list[Row]], seq: int, kinds: tuple[int, int], event: Event, record: Record, epoch: int
+    rows: list[list[Row]],
+    seq: int,
+    kinds: tuple[int, int],
+    event: Event,
+    record: Record,
+    epoch: int,
+    homes: dict[str, int],
 ) -> None:
     """The event's row at its subject's partition, and its credit row at the payee's, if another's."""
-    partitions = len(rows)
     subject, payee = accounts(event)
-    home = partition_of(subject, partitions)
-    away = -1 if payee is None else partition_of(payee, partitions)
+    home = homes.get(subject)
+    if home is None:
+        home = homes[subject] = partition_of(subject, len(rows))
+    away = -1
+    if payee is not None:
+        found = homes.get(payee)
+        away = homes[payee] = partition_of(payee, len(rows)) if found is None else found
     assert record.event is not None
     rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
     if payee is not None:

@@ -149,7 +149,7 @@ def _built(token: str, index: int, rows: list[Row], setup: Setup) -> Partition:
         for key in [key for key in _BUILT if key[0] != token]:  # another replay's: not needed again
             del _BUILT[key]
         found = _BUILT[token, index] = Partition.build(index, rows, setup)
-    # the rows, events, groups and history snapshots are only read; what a replay writes starts empty
+    # the rows, events and history snapshots are only read; what a replay writes starts empty
     return dataclasses.replace(
         found,
         executed={},

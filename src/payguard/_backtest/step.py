@@ -12,7 +12,6 @@ message changes anything (the fixed point, equal to the serial replay: see ``pay
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .._replay import CurrencyCheck, ReplaySummary, decision_row
 from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
 from .audit import part_path, write_part
+from .memory import copied, no_cycle_collection
 from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
 from .summary import freeze
 
@@ -38,7 +38,7 @@ __all__ = ["Message", "Partition", "Stats", "finish", "step"]
 Slim = tuple[str, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...], str | None, datetime]
 NO_PAYEE_SIDE: Mapping[str, Any] = {}
 FROM_START = -(1 << 62)  # before every seq
-# a group's histories are copied at most every this many of its rows (and every 4 rows per account)
+# an account's history is copied every this many of its rows, so replaying from a change stays short
 CHECKPOINT_ROWS = 256
 
 
@@ -85,14 +85,13 @@ class Partition:
     # each account's history after the history records (``--history``): every replay starts from it
     snapshots: dict[str, AccountHistory] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)  # the rows' events, validated once
-    # the accounts of this partition linked by payments between them (replayed together, as serially),
-    # by account; a group is named by its first account
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    group_rows: dict[str, list[int]] = field(default_factory=dict)  # each group's row indices, in order
-    # each group's checkpoints of its last replay: (position among its rows, its histories before that row)
-    checkpoints: dict[str, list[tuple[int, dict[str, AccountHistory]]]] = field(default_factory=dict)
+    # DECIDE seqs of payments to the payer's own account: decided as serially, both sides in one history
+    own: frozenset[int] = frozenset()
+    # each account's checkpoints of its last replay: (position among its rows, its history before that row)
+    checkpoints: dict[str, list[tuple[int, AccountHistory]]] = field(default_factory=dict)
 
     @classmethod
+    @no_cycle_collection()
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
         """The partition of ``rows``, its history records replayed once (they are always executed)."""
         rows = sorted(rows, key=lambda row: row.seq)
@@ -103,72 +102,78 @@ class Partition:
         assert isinstance(guard.store, MemoryStore)
         rows = rows[len(past) :]  # history records come first (negative seqs)
         partition = cls(index, rows, snapshots=dict(guard.store.accounts))
-        partition.events = [guard.validate(row.event) for row in rows]
+        # a payment between two accounts of the partition: both rows hold one record (one pickle)
+        validated: dict[int, Event] = {}
+        for row in rows:
+            found = validated.get(id(row.event))
+            if found is None:
+                found = validated[id(row.event)] = guard.validate(row.event)
+            partition.events.append(found)
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
-        partition.groups = _groups(partition)
-        for at, row in enumerate(rows):
-            partition.group_rows.setdefault(partition.groups[row.account][0], []).append(at)
+        partition.own = frozenset(
+            row.seq
+            for row in rows
+            if row.kind == DECIDE
+            and row.peer == index
+            and rows[partition.where[row.seq, CREDIT]].account == row.account
+        )
         return partition
 
 
-def _groups(partition: Partition) -> dict[str, tuple[str, ...]]:
-    """Each account's group: the accounts of this partition it is linked to by payments between them."""
-    parent = {account: account for account in partition.accounts}
-
-    def root(account: str) -> str:
-        while parent[account] != account:
-            parent[account] = parent[parent[account]]
-            account = parent[account]
-        return account
-
-    for row in partition.rows:
-        if row.kind == DECIDE and row.peer == partition.index:
-            payee = partition.rows[partition.where[row.seq, CREDIT]].account
-            parent[root(row.account)] = root(payee)
-    members: dict[str, list[str]] = {}
-    for account in partition.accounts:
-        members.setdefault(root(account), []).append(account)
-    return {account: tuple(members[root(account)]) for account in partition.accounts}
-
-
+@no_cycle_collection()
 def step(
     partition: Partition, setup: Setup, *inbox: Message, everything: bool = False
 ) -> tuple[Partition, list[Message], Stats]:
-    """One iteration of ``partition``: read the messages sent to it, replay the groups whose inputs changed
-    from just before the first change (``everything``: all of them, for an engine that keeps no
-    partition between iterations), and return it with the messages for every partition (by index) and
-    what it did."""
+    """One iteration of ``partition``: read the messages sent to it, replay the accounts whose inputs
+    changed from just before the first change (``everything``: all of them, for an engine that keeps no
+    partition between iterations), and return it with the messages for every other partition (by index)
+    and what it did. Messages between its own accounts are taken at once, replaying the accounts they
+    change, until none changes anything: the partition ends at its own fixed point."""
     started = time.perf_counter()
     warm_up = setup.warm_up and partition.runs == 0
     first = warm_up or partition.runs == (1 if setup.warm_up else 0)
-    since: dict[str, int] = dict.fromkeys(partition.group_rows, FROM_START) if first or everything else {}
+    since: dict[str, int] = dict.fromkeys(partition.accounts, FROM_START) if first or everything else {}
     for message in inbox:
-        for seq, executed in message.executed.items():
-            if partition.executed.get(seq, True) != executed:
-                partition.executed[seq] = executed
-                _changed(partition, since, partition.rows[partition.where[seq, CREDIT]].account, seq)
-        for seq, features in message.payee_side.items():
-            if partition.payee_side.get(seq, NO_PAYEE_SIDE) != features:
-                partition.payee_side[seq] = features
-                _changed(partition, since, partition.rows[partition.where[seq, DECIDE]].account, seq)
+        _take(partition, message, since)
     outbox = [Message() for _ in range(setup.partitions)]
     stats = Stats(partition.index, warm_up=warm_up)
-    if since:
-        replay = _Replay(partition, _guard(setup), setup, outbox, warm_up)
-        for key in sorted(since):
-            stats.accounts += len(partition.groups[key])
-            stats.rows += replay.group(key, since[key], fresh=first)
+    replay = _Replay(partition, _guard(setup), setup, outbox, warm_up)
+    fresh = first
+    while since:
+        for account in sorted(since):
+            stats.accounts += 1
+            stats.rows += replay.account(account, since[account], fresh=fresh)
+        own, outbox[partition.index] = outbox[partition.index], Message()
+        since = {}
+        _take(partition, own, since)
+        if warm_up:  # a warm-up records every event whatever it is told: the next iteration replays all
+            break
+        fresh = False
+    for message in outbox:
+        replay.net(message)
     partition.runs += 1
     stats.changes = sum(len(message) for message in outbox)
     stats.seconds = time.perf_counter() - started
     return partition, outbox, stats
 
 
-def _changed(partition: Partition, since: dict[str, int], account: str, seq: int) -> None:
-    key = partition.groups[account][0]
-    since[key] = min(since.get(key, seq), seq)
+def _take(partition: Partition, message: Message, since: dict[str, int]) -> None:
+    """Apply ``message`` to ``partition``: in ``since``, each account whose inputs it changed, from the
+    first seq changed."""
+    for seq, executed in message.executed.items():
+        if partition.executed.get(seq, True) != executed:
+            partition.executed[seq] = executed
+            _changed(since, partition.rows[partition.where[seq, CREDIT]].account, seq)
+    for seq, features in message.payee_side.items():
+        if partition.payee_side.get(seq, NO_PAYEE_SIDE) != features:
+            partition.payee_side[seq] = features
+            _changed(since, partition.rows[partition.where[seq, DECIDE]].account, seq)
+
+
+def _changed(since: dict[str, int], account: str, seq: int) -> None:
+    since[account] = min(since.get(account, seq), seq)
 
 
 def _guard(setup: Setup) -> Guard:
@@ -181,10 +186,11 @@ def _guard(setup: Setup) -> Guard:
 
 
 class _Replay:
-    """Replays groups of one partition through one guard (a fresh store per group): payments between two
-    accounts of the partition as serially, those with another partition's accounts in subject-only mode.
-    ``warm_up``: record the events instead of deciding them, for a first estimate of the payee-side
-    features (what they read, the money received, does not depend on the account's own decisions)."""
+    """Replays accounts of one partition through one guard (a fresh store per account) in subject-only
+    mode: an account's own events decided, the payments to it credited where their payers' decisions let
+    them through (payments to the payer's own account: decided as serially). ``warm_up``: record the
+    events instead of deciding them, for a first estimate of the payee-side features (what they read, the
+    money received, does not depend on the account's own decisions)."""
 
     def __init__(
         self, partition: Partition, guard: Guard, setup: Setup, outbox: list[Message], warm_up: bool
@@ -199,47 +205,56 @@ class _Replay:
         name = setup.list_name
         self.base = guard.list_entries(name) if name is not None and name in guard.rules.lists else None
         self.epoch = 0  # the feedback entries in force in the guard's list
+        # what the other partitions had been told before this step, for what it changed since
+        self.told_executed: dict[int, bool] = {}
+        self.told_features: dict[int, Mapping[str, Any]] = {}
 
-    def group(self, key: str, since: int, *, fresh: bool) -> int:
-        """Replay group ``key`` from its last checkpoint before ``since`` (``fresh``: from its start, and
+    def net(self, message: Message) -> None:
+        """Drop from ``message`` what ends as it was before this step (a change undone by a later round:
+        an engine that replays from scratch each time would otherwise send it every time)."""
+        message.executed = {s: v for s, v in message.executed.items() if self.told_executed[s] != v}
+        message.payee_side = {s: v for s, v in message.payee_side.items() if self.told_features[s] != v}
+
+    def account(self, account: str, since: int, *, fresh: bool) -> int:
+        """Replay ``account`` from its last checkpoint before ``since`` (``fresh``: from its start, and
         forget the checkpoints of an earlier mode); the number of rows replayed."""
         partition = self.partition
-        members = partition.groups[key]
-        positions = partition.group_rows[key]
-        kept = [] if fresh else partition.checkpoints.get(key, [])
+        positions = partition.accounts[account]
+        kept = [] if fresh else partition.checkpoints.get(account, [])
         while kept and partition.rows[positions[kept[-1][0]]].seq > since:
             kept.pop()
-        start, saved = kept[-1] if kept else (0, partition.snapshots)
+        start, saved = kept[-1] if kept else (0, partition.snapshots.get(account))
         store = MemoryStore(max_decisions=0)
-        for account in members:
-            found = saved.get(account)
-            if found is not None:
-                store.accounts[account] = copy.deepcopy(found)
+        if saved is not None:
+            store.accounts[account] = copied(saved)
         self.guard.store = store
-        every = max(CHECKPOINT_ROWS, 4 * len(members))  # copying the group's histories stays O(1) a row
         for number in range(start, len(positions)):
-            if number > start and (number - start) % every == 0 and not self.warm_up:
-                kept.append((number, {a: copy.deepcopy(h) for a in members if (h := store.accounts.get(a))}))
+            due = number > start and (number - start) % CHECKPOINT_ROWS == 0 and not self.warm_up
+            if due and (history := store.accounts.get(account)) is not None:
+                kept.append((number, copied(history)))
             self.row(positions[number])
-        partition.checkpoints[key] = [] if self.warm_up else kept
+        partition.checkpoints[account] = [] if self.warm_up else kept
         return len(positions) - start
 
     def row(self, at: int) -> None:
         partition, guard, outbox = self.partition, self.guard, self.outbox
         row, event = partition.rows[at], partition.events[at]
-        kind, seq, here = row.kind, row.seq, partition.index
-        if kind == CREDIT and row.peer == here:
-            return  # its payer's decision, here too, credits it
+        kind, seq = row.kind, row.seq
+        own = row.peer == partition.index and seq in partition.own
+        if kind == CREDIT and own:
+            return  # its payer's decision, in the same history, credits it
         if kind == CREDIT:
-            features = guard.payee_features(event)
+            # a rule set that reads no payee-side feature is given none (``payee_features`` says ``{}``)
+            features = guard.payee_features(event) if self.setup.payee_side else {}
             if partition.told_payee_side.get(seq, NO_PAYEE_SIDE) != features:
+                self.told_features.setdefault(seq, partition.told_payee_side.get(seq, NO_PAYEE_SIDE))
                 partition.told_payee_side[seq] = features
                 outbox[row.peer].payee_side[seq] = features
             if partition.executed.get(seq, True):
                 guard.record([event], side="payee")
             return
         if self.warm_up:
-            guard.record([event], side="both" if row.peer == here else "subject")
+            guard.record([event], side="both" if own else "subject")
             return
         if self.base is not None and row.epoch != self.epoch:
             name = self.setup.list_name
@@ -247,7 +262,7 @@ class _Replay:
             self.epoch = row.epoch
             guard.set_list(name, [*self.base, *self.setup.listed[: self.epoch]])
         started = time.perf_counter()
-        if row.peer < 0 or row.peer == here:
+        if row.peer < 0 or own:
             decision, _fresh = guard.evaluate_fresh(event)
         else:
             decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
@@ -255,9 +270,10 @@ class _Replay:
         if self.setup.audit is not None:  # what the record shows needs the features, which are not kept
             latency = round((time.perf_counter() - started) * 1e6, 1)
             partition.evidence[seq] = (guard.pipeline.evidence(decision, event), latency)
-        if row.peer >= 0 and row.peer != here:
+        if row.peer >= 0 and not own:
             executed = not decision.stopped and decision.error is None
             if partition.told_executed.get(seq, True) != executed:
+                self.told_executed.setdefault(seq, partition.told_executed.get(seq, True))
                 partition.told_executed[seq] = executed
                 outbox[row.peer].executed[seq] = executed
 
@@ -296,6 +312,7 @@ def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> D
     )
 
 
+@no_cycle_collection()
 def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[str, Any]:
     """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
     the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids), and with an

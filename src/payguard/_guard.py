@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn
 
+from ._audit.keys import audit_key_bytes
 from ._audit.record import rejected_record, resolution_record, snooze_record
 from ._audit.trail import AuditTrail
 from ._common.text import normalize_account
@@ -47,8 +48,6 @@ __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 _LOG: Final = logging.getLogger("payguard")
 MAX_FUTURE: Final = timedelta(minutes=5)
-# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
-MIN_AUDIT_KEY: Final = 16
 
 
 class Guard:
@@ -81,12 +80,7 @@ class Guard:
         max_future: timedelta | None = MAX_FUTURE,
     ) -> None:
         resolve_engine(engine)
-        key = audit_key.encode() if isinstance(audit_key, str) else audit_key
-        if key is not None and len(key) < MIN_AUDIT_KEY:
-            raise PayguardError(
-                f"audit_key must be at least {MIN_AUDIT_KEY} bytes: with a short key, anyone who sees a "
-                "masked record can guess the account numbers behind it (leave it out for a random key)"
-            )
+        audit_key_bytes(audit_key)  # refuses a key too short to keep the masking secret
         if on_error not in ("hold", "raise"):
             raise PayguardError(f"on_error must be 'hold' or 'raise', not {on_error!r}")
         if audit is None and (audit_signing_key is not None or audit_checkpoints is not None):

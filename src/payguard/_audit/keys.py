@@ -44,6 +44,21 @@ PrivateKeySource: TypeAlias = str | Path | Ed25519PrivateKey
 PublicKeySource: TypeAlias = str | Path | Ed25519PublicKey
 
 
+# the shortest audit key accepted: the masking HMAC must not be guessable from the records it keys
+MIN_AUDIT_KEY: Final = 16
+
+
+def audit_key_bytes(key: str | bytes | None) -> bytes | None:
+    """``key`` as bytes; ``AuditError`` if it is shorter than ``MIN_AUDIT_KEY`` (None: a random key)."""
+    secret = key.encode() if isinstance(key, str) else key
+    if secret is not None and len(secret) < MIN_AUDIT_KEY:
+        raise AuditError(
+            f"audit_key must be at least {MIN_AUDIT_KEY} bytes: with a short key, anyone who sees a masked "
+            "record can guess the account numbers behind it (leave it out for a random key)"
+        )
+    return secret
+
+
 def _derive(secret: bytes, label: bytes, length: int = 32) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label).derive(secret)
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._audit.keys import AuditKeys, load_signing_key
+from .._audit.keys import AuditKeys, audit_key_bytes, load_signing_key
 from .._audit.manifest import Part, write_manifest
 from .._audit.processors import GENESIS
 from .._audit.trail import AuditTrail
 from .._errors import AuditError
-from .._guard import MIN_AUDIT_KEY
 
 __all__ = [
     "AuditPlan",
@@ -82,12 +81,7 @@ def manifest_path(path: str) -> Path:
 def check_new(path: str, partitions: int, key: str | bytes | None = None) -> None:
     """``AuditError`` if a file of this audit exists (a partitioned replay writes a new trail, it neither
     appends to nor replaces an old one), or if ``key`` is shorter than a guard accepts."""
-    secret = key.encode() if isinstance(key, str) else key
-    if secret is not None and len(secret) < MIN_AUDIT_KEY:
-        raise AuditError(
-            f"audit_key must be at least {MIN_AUDIT_KEY} bytes: with a short key, anyone who sees a masked "
-            "record can guess the account numbers behind it (leave it out for a random key)"
-        )
+    audit_key_bytes(key)
     for name in (manifest_path(path), refused_path(path), *(part_path(path, i) for i in range(partitions))):
         if name.exists():
             raise AuditError(

@@ -152,28 +152,12 @@ def new_payee_count_24h(c: Context) -> Any:
 @feature
 def new_personal_payee_count_24h(c: Context) -> Any:
     """As ``new_payee_count_24h``, counting only payees that are persons (or of unknown type)."""
-    payees = set(c.out_24h().flagged_all(OUT_PAYEE, (OUT_NEW_PAYEE, OUT_PERSONAL)))
-    payee = c.payee
-    if c.is_new_payee() and payee is not None and is_personal(payee.type):
-        payees.add(c.payee_hash or 0)
-    return len(payees)
-
-
-def _new_strangers(c: Context) -> set[int]:
-    """The new persons paid in 24 hours (this payee included) who sent this account no money in 7 days:
-    returning money to whoever just sent it (a mother's contribution, a wrong transfer) is not a stranger."""
-    payees = set(c.out_24h().flagged_all(OUT_PAYEE, (OUT_NEW_PAYEE, OUT_PERSONAL)))
-    payee = c.payee
-    if c.is_new_payee() and payee is not None and is_personal(payee.type):
-        payees.add(c.payee_hash or 0)
-    if payees:
-        payees -= c.history.inbound_rows(c.time - 7 * DAY, c.time).distinct(INBOUND_PAYER)
-    return payees
+    return len(c.new_personal_payees_24h())
 
 
 @feature
 def new_stranger_count_24h(c: Context) -> Any:
-    return len(_new_strangers(c))
+    return len(c.new_strangers_24h())
 
 
 @feature
@@ -188,7 +172,7 @@ def stranger_share_24h(c: Context) -> Any:
     payee = c.payee
     if payee is not None and is_personal(payee.type) and c.payee_hash is not None:
         persons.add(c.payee_hash)
-    return len(_new_strangers(c)) / len(persons) if persons else None
+    return len(c.new_strangers_24h()) / len(persons) if persons else None
 
 
 @feature
@@ -204,9 +188,8 @@ def drain_ratio_24h(c: Context) -> Any:
     if start is None or start <= 0 or not c.outgoing:
         return None
     sent = c.executed_out_24h()
-    since = c.out_24h().first_known_time(
-        OUT_BALANCE
-    )  # the balance ``start`` was read then: later credits add
+    # the balance ``start`` was read then: later credits add
+    since = c.out_24h().first_known_time(OUT_BALANCE)
     received = 0 if since is None else c.history.inbound_rows(since, c.time).total(INBOUND_AMOUNT)
     return sent / (start + received)
 

@@ -16,8 +16,12 @@ from .._errors import PayguardError
 from .._event import Admitted, Event, EventType, Party, PartyType
 from .._stores.history import (
     FIRST,
+    INBOUND_PAYER,
     OUT_AMOUNT,
     OUT_BALANCE,
+    OUT_NEW_PAYEE,
+    OUT_PAYEE,
+    OUT_PERSONAL,
     OUT_STOPPED,
     AccountHistory,
     PayeeStats,
@@ -118,6 +122,8 @@ class Context:
         self._balance_start: int | None = None
         self._balance_start_done = False
         self._executed_out = -1  # executed_out_24h, once read (-1: not yet)
+        self._new_persons: set[int] | None = None  # new_personal_payees_24h, once read
+        self._strangers: set[int] | None = None  # new_strangers_24h, once read
         # the amount and money features in integer minor units (decisions show them as text); the fact
         # reads them from here
         amount = self.amount
@@ -216,6 +222,28 @@ class Context:
             sent = sum(self.out_24h().flagged_all(OUT_AMOUNT, (), unflagged=OUT_STOPPED))
             self._executed_out = sent + (self.amount or 0 if self.outgoing else 0)
         return self._executed_out
+
+    def new_personal_payees_24h(self) -> set[int]:
+        """The new payees that are persons (or of unknown type) paid in 24 hours, this one included."""
+        if self._new_persons is None:
+            payees = set(self.out_24h().flagged_all(OUT_PAYEE, (OUT_NEW_PAYEE, OUT_PERSONAL)))
+            payee = self.payee
+            if self.is_new_payee() and payee is not None and is_personal(payee.type):
+                payees.add(self.payee_hash or 0)
+            self._new_persons = payees
+        return self._new_persons
+
+    def new_strangers_24h(self) -> set[int]:
+        """Those of ``new_personal_payees_24h`` who sent this account no money in 7 days: returning money
+        to whoever just sent it (a mother's contribution, a wrong transfer) is not paying a stranger; read by
+        the stranger count and share both, so found once."""
+        if self._strangers is None:
+            strangers = self.new_personal_payees_24h()
+            if strangers:
+                payers = self.history.inbound_rows(self.time - 7 * DAY, self.time).distinct(INBOUND_PAYER)
+                strangers = strangers - payers
+            self._strangers = strangers
+        return self._strangers
 
     def balance_start_24h(self) -> int | None:
         """The balance before the first outgoing attempt in 24 hours (this one if it is the first)."""

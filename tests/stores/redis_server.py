@@ -40,11 +40,14 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process; ``appendfsync`` set turns the append-only file on with that policy."""
 
-    def __init__(self, directory: Path, *, appendfsync: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, appendfsync: str | None = None, options: tuple[str, ...] = ()
+    ) -> None:
         self.binary = require_binary()
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync
+        self.options = options  # more server options, as on its command line
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -57,6 +60,7 @@ class RedisServer:
         options += ["--save", "", "--daemonize", "no", "--protected-mode", "no", "--logfile", "redis.log"]
         if self.appendfsync is not None:
             options += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        options += self.options
         self.process = subprocess.Popen([self.binary, *options], cwd=self.directory)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 20

@@ -281,7 +281,8 @@ class Guard:
             if self._publishes:
                 lists, versions = self._with_published(txn, lists, versions)
             context, features = pipeline.compute(admitted, txn, payee_side)
-            indices = pipeline.match(context, features, self._with_listed(txn, lists))
+            listed = txn.listed_version()  # read once: the decision records the version its match read
+            indices = pipeline.match(context, features, self._with_listed(txn, lists, listed))
             snoozed = pipeline.snoozed(context) if indices else NO_RULES
             decision = pipeline.decide(
                 decision_id,
@@ -290,7 +291,7 @@ class Guard:
                 features,
                 snoozed,
                 lists=versions,
-                listed=txn.listed_version(),
+                listed=listed,
             )
         except Exception as exc:
             if self.on_error == "raise":
@@ -497,10 +498,10 @@ class Guard:
         return party(payer)[0], 0 if payee is None else party(payee)[1]
 
     def _with_listed(
-        self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]]
+        self, txn: StoreTransaction, lists: Mapping[str, frozenset[str]], version: int
     ) -> Mapping[str, frozenset[str]]:
-        """``lists`` with the accounts resolutions listed in the store, read again only when they changed."""
-        version = txn.listed_version()
+        """``lists`` with the accounts resolutions listed in the store (``version``: their version in
+        ``txn``), read again only when they changed."""
         if not version:
             return lists
         base, seen, merged = self._listed

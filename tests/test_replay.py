@@ -287,3 +287,19 @@ def test_replay_shows_scores_in_the_out_lines_the_summary_and_the_comparison(
     summary = json.loads(summary_path.read_text())
     assert summary["scores"]["decisions_by_score"] == {"0": 1, "30": 1, "60": 1}
     assert (summary["compare"]["score_changed"], summary["compare"]["score_delta_total"]) == (2, 40)
+
+
+def test_out_lines_mask_accounts_as_the_audit_trail_does_with_or_without_audit(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "e.jsonl", [event(1, 1, "10"), event(2, 2, "2000")])
+    key = ["--audit-key", "bank-secret-of-32-bytes-for-test"]
+    common = ["replay", str(events), "--rules", str(write_rules(RULES)), *key]
+    alone = run([*common, "--out", str(tmp_path / "alone.jsonl")])
+    audited = run([*common, "--out", str(tmp_path / "audited.jsonl"), "--audit", str(tmp_path / "a.jsonl")])
+    assert (alone.exit_code, audited.exit_code) == (0, 0)
+    lines = (tmp_path / "alone.jsonl").read_text().splitlines()
+    assert lines == (tmp_path / "audited.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    payers = {r["event_id"]: r["payer"] for r in records if r.get("record") == "decision"}
+    assert {json.loads(line)["event_id"]: json.loads(line)["account"] for line in lines} == payers

@@ -248,7 +248,8 @@ def replay_command(
         from ._report import Collector
 
         collector = Collector()
-    masker = Masker(audit_key)
+    # masks as a guard's audit trail does (or the partitions' trails), so rows join with audit records
+    masker = guard.audit.masker if guard.audit is not None else Masker(AuditKeys.derive(audit_key).mask)
     try:
         with _output(out) as out_handle, _output(rejects) as rejects_handle, _progress() as bar:
             task = bar.add_task("replay") if bar is not None else None
@@ -256,10 +257,6 @@ def replay_command(
             def write(line: dict[str, Any]) -> None:
                 assert out_handle is not None
                 out_handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-
-            masker = guard.audit.masker if guard.audit is not None else Masker(audit_key)
-            if parted["audit"] is not None:  # the partitions' trails mask as a guard's would
-                masker = Masker(AuditKeys.derive(audit_key).mask)
 
             def reject(record: Record, reason: str) -> None:
                 _err(f"{record.where}: rejected: {reason}")

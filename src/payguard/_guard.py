@@ -31,12 +31,19 @@ from ._errors import (
     FieldError,
     InvalidEventError,
     PayguardError,
-    UnknownDecisionError,
 )
 from ._event import Admitted, Event, admit, digest
-from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, outcome_of
+from ._lifecycle import Outcome, Resolution, check_note, check_snooze_terms, not_stopped, outcome_of
 from ._pipeline import NO_RULES, Pipeline
-from ._replicas import NOTHING_READ, Published, accounts_of, load_published, record_batched, with_published
+from ._replicas import (
+    NOTHING_READ,
+    Published,
+    accounts_of,
+    in_force,
+    load_published,
+    record_batched,
+    with_published,
+)
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet, list_entries
 from ._stores.history import party
@@ -163,17 +170,22 @@ class Guard:
 
     @property
     def lists(self) -> Mapping[str, frozenset[str]]:
-        """The named lists in force, by name (normalised entries)."""
-        return self._state[1]
+        """The named lists in force, by name (normalised entries); on a shared store, with the lists any
+        process set (read from the store: ``StoreError`` when it cannot be)."""
+        return self._lists_in_force()[0]
 
     @property
     def list_versions(self) -> Mapping[str, int]:
         """The versions of the lists set at run time (``set_list``), by name, as decisions record them."""
-        return self._state[2]
+        return self._lists_in_force()[1]
 
     def list_entries(self, name: str) -> frozenset[str]:
         """The current (normalised) entries of the named list ``name``."""
-        return self._state[1][name]
+        return self._lists_in_force()[0][name]
+
+    def _lists_in_force(self) -> tuple[Mapping[str, frozenset[str]], Mapping[str, int]]:
+        _pipeline, lists, versions = self._state
+        return in_force(self.store, lists, versions) if self._publishes else (lists, versions)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, event: Event | Mapping[str, Any]) -> Decision:
@@ -402,7 +414,7 @@ class Guard:
         with self.store.transaction() as txn:
             stopped = txn.held(decision_id)
             if stopped is None:
-                raise self._not_stopped(txn, decision_id)
+                raise not_stopped(decision_id, txn.decision_by_id(decision_id))
             if stopped.get("resolution") is not None:
                 return Resolution.from_dict(stopped["resolution"]).again(chosen)
             admitted = admit(stopped["event"])
@@ -426,21 +438,6 @@ class Guard:
                 txn.add_listed(listed, normalize_account(event.payee.account))
             txn.put_held(decision_id, {**stopped, "resolution": resolution.to_dict()})
         return resolution
-
-    @staticmethod
-    def _not_stopped(txn: StoreTransaction, decision_id: str) -> PayguardError:
-        decision = txn.decision_by_id(decision_id)
-        if decision is None:
-            return UnknownDecisionError(f"no stopped payment with decision id {decision_id!r}")
-        if decision.error is not None:
-            return PayguardError(
-                f"decision {decision_id!r} is a hold because payguard could not evaluate the payment "
-                f"({decision.error}); nothing was recorded to resolve: send the event again once fixed"
-            )
-        return PayguardError(
-            f"decision {decision_id!r} was {decision.action.value}, and only hold and interrupt decisions "
-            "are resolved (the payment already went ahead)"
-        )
 
     def release(self, decision_id: str) -> None:
         """Release a stopped payment: ``resolve(decision_id, "legitimate")``."""
@@ -537,17 +534,19 @@ class Guard:
             self._lists_set.add(name)
 
     def reload(self, path: str | Path) -> RulesetRef:
-        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays.
+        """Swap in the rule set at ``path`` atomically. On any error the running rule set stays (on a
+        shared store, also when its publication fails: ``StoreError``).
 
         On a store shared by processes (``RedisStore``) the new rule set's digest and path are published:
         every other guard loads it after its next decision, or, if it cannot (no such files on its host,
         other files there), keeps its own and says so in each audit record (``ruleset_in_force``) and the
         ``payguard`` log."""
-        ref = self._swap(load_rule_set(path))
-        if self._publishes:
-            self.store.publish_ruleset(ref.digest, str(Path(path).resolve()))  # type: ignore[attr-defined]
-            self._following, self._behind = ref.digest, None
-        return ref
+        pipeline = Pipeline(load_rule_set(path), self._engine_choice)
+        if self._publishes:  # published first: a store that fails leaves every process on the rules in force
+            digest = pipeline.ref.digest
+            self.store.publish_ruleset(digest, str(Path(path).resolve()))  # type: ignore[attr-defined]
+            self._following, self._behind = digest, None
+        return self._swap(pipeline)
 
     def _follow(self, published: tuple[str, str]) -> None:
         """Another process reloaded: load the rule set it published, or keep this one and say so."""
@@ -557,7 +556,7 @@ class Guard:
                 return  # followed already, or tried and said so
             self._following = digest_in_force
         try:
-            self._swap(load_published(digest_in_force, path))
+            self._swap(Pipeline(load_published(digest_in_force, path), self._engine_choice))
             self._behind = None
         except Exception as exc:  # noqa: BLE001 (any failure: keep deciding with the rules in force)
             self._behind = {"digest": digest_in_force, "path": path, "error": f"{type(exc).__name__}: {exc}"}
@@ -569,8 +568,8 @@ class Guard:
                 self._behind["error"],
             )
 
-    def _swap(self, ruleset: RuleSet) -> RulesetRef:
-        pipeline = Pipeline(ruleset, self._engine_choice)
+    def _swap(self, pipeline: Pipeline) -> RulesetRef:
+        ruleset = pipeline.ruleset
         with self._swap_lock:
             current, versions = self._state[1], self._state[2]
             lists = dict(ruleset.lists)

@@ -21,10 +21,10 @@ from enum import StrEnum
 from typing import Any
 
 from ._common.time import isoformat
-from ._decision import Action
-from ._errors import PayguardError
+from ._decision import Action, Decision
+from ._errors import PayguardError, UnknownDecisionError
 
-__all__ = ["Outcome", "Resolution", "check_note", "check_snooze_terms", "outcome_of"]
+__all__ = ["Outcome", "Resolution", "check_note", "check_snooze_terms", "not_stopped", "outcome_of"]
 
 MAX_NOTE = 2048
 
@@ -104,3 +104,18 @@ def check_snooze_terms(until: datetime, reason: str) -> None:
         raise PayguardError(f"until must be a datetime with a time zone, not {until!r}")
     if not isinstance(reason, str) or not reason.strip():
         raise PayguardError("a snooze needs a reason: say who cleared the rule for this customer and why")
+
+
+def not_stopped(decision_id: str, decision: Decision | None) -> PayguardError:
+    """Why ``decision_id`` (stored as ``decision``, or None) has no stopped payment to resolve."""
+    if decision is None:
+        return UnknownDecisionError(f"no stopped payment with decision id {decision_id!r}")
+    if decision.error is not None:
+        return PayguardError(
+            f"decision {decision_id!r} is a hold because payguard could not evaluate the payment "
+            f"({decision.error}); nothing was recorded to resolve: send the event again once fixed"
+        )
+    return PayguardError(
+        f"decision {decision_id!r} was {decision.action.value}, and only hold and interrupt decisions "
+        "are resolved (the payment already went ahead)"
+    )

@@ -14,7 +14,15 @@ from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.history import party
 
-__all__ = ["NOTHING_READ", "Published", "accounts_of", "load_published", "record_batched", "with_published"]
+__all__ = [
+    "NOTHING_READ",
+    "Published",
+    "accounts_of",
+    "in_force",
+    "load_published",
+    "record_batched",
+    "with_published",
+]
 
 # what a guard last read of the published lists: (epoch, the lists it merged them into, merged, versions)
 Published = tuple[int, Any, Mapping[str, frozenset[str]], Mapping[str, int]]
@@ -30,16 +38,23 @@ def with_published(
 ) -> Published:
     """``lists`` (and their ``versions``) with the lists published in ``store`` as of ``epoch``; read from
     the store again only when the epoch moved (``last``: what the previous call returned)."""
-    seen, base, merged, merged_versions = last
+    seen, base, _merged, _versions = last
     if seen == epoch and base is lists:
         return last
+    return (epoch, lists, *in_force(store, lists, versions))
+
+
+def in_force(
+    store: Any, lists: Mapping[str, frozenset[str]], versions: Mapping[str, int]
+) -> tuple[dict[str, frozenset[str]], dict[str, int]]:
+    """``lists`` (and their ``versions``) with the lists published in ``store`` now (one read of it)."""
     merged = dict(lists)
     merged_versions = dict(versions)
     for name, (version, entries) in store.published_lists().items():
         if name in lists:  # a list the rule set in force does not declare is not read
             merged[name] = entries
             merged_versions[name] = version
-    return (epoch, lists, merged, merged_versions)
+    return merged, merged_versions
 
 
 def load_published(digest: str, path: str) -> RuleSet:

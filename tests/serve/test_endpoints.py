@@ -139,8 +139,9 @@ def test_a_list_set_over_http_interrupts_the_next_payment_to_a_listed_payee(serv
     decision = server.client.post("/v1/decisions", json=listed).json()
     assert decision["action"] == "interrupt"
     assert "PG01_fraud_payee" in [hit["rule_id"] for hit in decision["hits"]]
-    info = server.client.get("/v1/ruleset").json()
-    assert info["lists"]["fraud_accounts"] == {"entries": 1, "version": put.json()["version"]}
+    info, set_to = server.client.get("/v1/ruleset").json(), put.json()
+    assert info["lists"]["fraud_accounts"] == {"entries": 1, **{k: set_to[k] for k in ("version", "digest")}}
+    assert decision["lists"] == {"fraud_accounts": set_to["version"]}  # the version the decision read
     assert server.client.put("/v1/lists/fraud_accounts", json={"entries": []}).status_code == 200
 
 
@@ -270,8 +271,8 @@ def test_a_reload_with_a_broken_rule_file_is_a_422_and_the_running_rule_set_stay
         for line in running.client.get("/metrics").text.splitlines()
         if line.startswith("payguard_ruleset_info{")
     ]
-    assert len(info) == 1
-    assert 'version="9.9.9"' in info[0]
+    shown = {line.split('version="')[1].split('"')[0]: float(line.split()[-1]) for line in info}
+    assert shown == {"9.9.9": 1.0, SHIPPED.version: 0.0}  # the replaced one stays, at 0
     assert (
         running.client.post("/v1/decisions", json=client_events(1, 1)[0]).json()["ruleset"]["version"]
         == "9.9.9"

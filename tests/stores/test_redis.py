@@ -29,7 +29,7 @@ from payguard._stores.history import INBOUND_WIDTH, MAX_INBOUND, AccountHistory
 
 from ..conftest import ROOT, rules_text
 from ..test_lifecycle import LIFECYCLE_RULES, SCAMMER, pay
-from .redis_server import RedisServer
+from .redis_server import RedisServer, free_port
 from .test_contract import history
 
 PAYEE = "6222000033334444"
@@ -106,6 +106,14 @@ def test_a_list_set_on_one_replica_is_in_force_on_the_other_for_the_next_decisio
     again = second.evaluate(pay("e3", 2, payee=SCAMMER))
     assert again.action is Action.REVIEW
     assert again.lists["fraud_accounts"] > version
+
+
+def test_every_replica_shows_the_list_one_of_them_set_before_deciding_anything(replicas: Replicas) -> None:
+    first, second = replicas(2)
+    first.set_list("fraud_accounts", [SCAMMER])
+    assert second.lists["fraud_accounts"] == first.lists["fraud_accounts"] == frozenset([SCAMMER])
+    assert second.list_versions == first.list_versions
+    assert second.list_entries("fraud_accounts") == frozenset([SCAMMER])
 
 
 def test_a_hold_made_on_one_replica_is_released_on_the_other_once(replicas: Replicas) -> None:
@@ -273,6 +281,19 @@ def test_a_reload_on_one_replica_is_followed_by_the_others_after_their_next_deci
     second.evaluate(pay("e1", 0))  # decided with its own rule set, then it loads the one published
     assert second.ruleset.digest == ref.digest
     assert second.evaluate(pay("e2", 1, amount="900.00")).action is Action.HOLD
+
+
+def test_a_reload_that_cannot_be_published_leaves_the_running_rule_set_in_force(
+    lifecycle_rules: RuleSet, tmp_path: Path
+) -> None:
+    unreachable = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix="gone:")
+    guard = Guard(lifecycle_rules, engine="python", store=unreachable, max_future=None)
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
+    with pytest.raises(StoreError, match="unreachable"):
+        guard.reload(newer)
+    assert guard.ruleset.digest == lifecycle_rules.digest, "not swapped in where no other replica has it"
+    guard.close()
 
 
 def test_a_replica_that_cannot_load_the_reloaded_rule_set_keeps_its_own_and_says_so(

@@ -19,7 +19,7 @@ __all__ = ["serve"]
     "--store",
     default="memory:",
     show_default=True,
-    help="Where histories live: memory:, sqlite:///FILE or a path (shared by --workers).",
+    help="Where histories live: memory:, sqlite:///FILE or a path, redis://HOST:PORT/DB (shared by workers).",
 )
 @click.option("--audit", help="Write the audit trail (JSON Lines) here; with --workers N, one file each.")
 @audit_key_options

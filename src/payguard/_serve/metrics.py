@@ -117,10 +117,7 @@ class Metrics:
         """Show ``ref`` as the rule set in force (and no longer the one before it)."""
         shown = (ref.id, ref.version, ref.digest)
         if self._shown is not None and self._shown != shown:
-            if self._multiproc:  # multiprocess mode cannot remove a series: the old one shows 0
-                self.ruleset.labels(*self._shown).set(0)
-            else:
-                self.ruleset.remove(*self._shown)
+            self.ruleset.labels(*self._shown).set(0)  # kept, at 0: a dashboard sees when it was replaced
         self.ruleset.labels(*shown).set(1)
         self._shown = shown
 

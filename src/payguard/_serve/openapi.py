@@ -120,7 +120,11 @@ def openapi_document() -> dict[str, Any]:
         "Resolution": _RESOLUTION,
     }
     not_json = _errors("the body is not JSON")
-    several = _errors("the server runs several workers: change the files and send SIGHUP instead")
+    several = _errors(
+        "the server runs several workers on a store that does not publish to them all (SQLite): change "
+        "the files and send SIGHUP instead"
+    )
+    store_down = _errors("the store could not be reached: nothing changed; send the request again")
     paths: dict[str, Any] = {
         "/v1/decisions": {
             "post": {
@@ -153,6 +157,7 @@ def openapi_document() -> dict[str, Any]:
                     "404": _errors("no stopped payment has this decision id"),
                     "409": _errors("resolved otherwise before, or the decision was not a stop"),
                     "422": _errors("outcome or note invalid"),
+                    "503": store_down,
                 },
             }
         },
@@ -175,18 +180,25 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": {"description": "replaced: name, entries (count), version"},
+                    "200": {
+                        "description": "replaced: name, entries (count), version (as decisions record it, "
+                        "in Decision.lists), digest (of the entries)"
+                    },
                     "400": not_json,
                     "404": _errors("the rule set declares no such list"),
                     "409": several,
                     "422": _errors("entries is not a list of strings"),
+                    "503": store_down,
                 },
             }
         },
         "/v1/ruleset": {
             "get": {
                 "summary": "The rule set in force",
-                "responses": {"200": {"description": "id, version, digest, lists"}},
+                "responses": {
+                    "200": {"description": "id, version, digest, lists (entries, version, digest of each)"},
+                    "503": store_down,
+                },
             }
         },
         "/v1/ruleset/reload": {
@@ -196,6 +208,7 @@ def openapi_document() -> dict[str, Any]:
                     "200": {"description": "the rule set now in force"},
                     "409": several,
                     "422": _errors("the rule files' problems, each at path:line:column"),
+                    "503": store_down,
                 },
             }
         },

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any, Final
 
 import uvicorn
+from prometheus_client import disable_created_metrics
 
 from .._errors import PayguardError
 from .._rules.loader import load_rule_set
@@ -67,6 +68,8 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
 def run(options: ServeOptions, *, offload: bool = False) -> int:
     """Serve until SIGTERM; the exit code. ``PayguardError`` for options that cannot run (exit 2)."""
     check_options(options)
+    # this process is the server: no ``_created`` series (in multiprocess mode each shows as a gauge family)
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     if options.workers > 1:
         return _supervise(options)
     return run_worker(options, None, offload=offload)

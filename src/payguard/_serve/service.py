@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 
+from .._audit.keys import AuditKeys
 from .._audit.processors import Masker
 from .._errors import (
     AuditError,
@@ -73,9 +74,14 @@ def _json_body(body: bytes) -> tuple[Any, Reply | None]:
         return None, _refusal(400, [_problem("body", f"not JSON: {exc}", "not_json")], reason="not_json")
 
 
-def list_version(entries: frozenset[str]) -> str:
-    """A short digest of a list's entries: the same entries give the same version in every worker."""
+def list_digest(entries: frozenset[str]) -> str:
+    """A short digest of a list's entries: the same entries give the same digest in every worker."""
     return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
+
+
+def _list_info(entries: frozenset[str], version: int) -> dict[str, Any]:
+    # ``version`` is the one decisions record (``Decision.lists``): 0 for a list as the rule files give it
+    return {"entries": len(entries), "version": version, "digest": list_digest(entries)}
 
 
 class Service:
@@ -87,7 +93,11 @@ class Service:
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.in_force(guard.ruleset)
         # masks the payer in the log as the audit masks it (joinable with the audit, never readable)
-        self.masker = guard.audit.masker if guard.audit is not None else Masker(options.audit_key)
+        self.masker = (
+            guard.audit.masker
+            if guard.audit is not None
+            else Masker(AuditKeys.derive(options.audit_key).mask)
+        )
         self.audit_path = None if options.audit is None else worker_audit_path(options.audit, options.worker)
         self._audit_broken: str | None = None  # the last audit failure, until a record is written again
         self._audit_failed_at = 0.0
@@ -184,9 +194,7 @@ class Service:
         except AuditError as exc:
             return self._audit_failed(exc, log)
         except StoreError as exc:
-            self.metrics.store_failures.inc()
-            problem = _problem("", "the store could not be reached: send the resolution again", "store")
-            return Reply(503, {"errors": [problem]}, log, str(exc))
+            return self._store_failed("the resolution was not recorded", log, exc)
         except PayguardError as exc:  # resolved otherwise before, or not a stop: the message says which
             return _refusal(409, [_problem("decision_id", exc.message, "conflict")], **log)
         log["outcome"] = resolution.outcome.value
@@ -194,8 +202,8 @@ class Service:
 
     # -- lists and rule sets --------------------------------------------------------------------------
     def _one_worker_only(self, what: str) -> Reply | None:
-        if self.options.workers == 1:
-            return None
+        if self.options.workers == 1 or hasattr(self.guard.store, "publish_list"):
+            return None  # one worker, or a store that publishes lists and reloads to every process
         message = (
             f"this server runs {self.options.workers} workers and {what} here would reach only one of "
             f"them: change the rule or list files and send SIGHUP to the server (pid {os.getppid()}), "
@@ -212,8 +220,9 @@ class Service:
         if refused is not None:
             return refused
         log: dict[str, Any] = {"list": name}
-        if name not in self.guard.lists:
-            known = ", ".join(sorted(self.guard.lists)) or "none"
+        declared = self.guard.rules.lists
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
             message = f"unknown list {name!r}: the rule set declares {known}"
             return _refusal(404, [_problem("name", message, "unknown_list")], **log)
         entries = data.get("entries") if isinstance(data, Mapping) else None
@@ -222,19 +231,29 @@ class Service:
             return _refusal(422, [_problem("entries", message, "not_a_list")], **log)
         try:
             self.guard.set_list(name, entries)
+            lists, versions = self.guard.lists, self.guard.list_versions
         except TypeError as exc:
             return _refusal(422, [_problem("entries", str(exc), "not_a_string")], **log)
-        current = self.guard.list_entries(name)
-        log["entries"] = len(current)
-        return Reply(200, {"name": name, "entries": len(current), "version": list_version(current)}, log)
+        except StoreError as exc:
+            return self._store_failed("the list was not set", log, exc)
+        log["entries"] = len(lists[name])
+        return Reply(200, {"name": name, **_list_info(lists[name], versions.get(name, 0))}, log)
+
+    def _store_failed(self, what: str, log: dict[str, Any], exc: StoreError) -> Reply:
+        self.metrics.store_failures.inc()
+        problem = _problem("", f"the store could not be reached: {what}; send the request again", "store")
+        return Reply(503, {"errors": [problem]}, log, str(exc))
 
     def ruleset_info(self) -> Reply:
         """``GET /v1/ruleset``: what is deciding now."""
         guard = self.guard
         rules = guard.rules
+        try:  # on a shared store, the lists any process set: read from it
+            in_force, versions = guard.lists, guard.list_versions
+        except StoreError as exc:
+            return self._store_failed("the lists in force are not known", {}, exc)
         lists = {
-            name: {"entries": len(entries), "version": list_version(entries)}
-            for name, entries in sorted(guard.lists.items())
+            name: _list_info(entries, versions.get(name, 0)) for name, entries in sorted(in_force.items())
         }
         body = {
             **guard.ruleset.to_dict(),
@@ -263,6 +282,8 @@ class Service:
                 for p in exc.problems
             ]
             return _refusal(422, problems, kept=before.version)
+        except StoreError as exc:  # the new rule set could not be published: none of them took it
+            return self._store_failed("the rule set was not reloaded", {"kept": before.version}, exc)
         except PayguardError as exc:
             return _refusal(422, [_problem("rules", exc.message, "rules")], kept=before.version)
         self.metrics.in_force(ref)

@@ -159,3 +159,17 @@ def test_each_partition_stays_on_its_worker_between_iterations(tmp_path: Path) -
     finally:
         client.close()
         cluster.close()
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    import dask
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        result = replay(
+            *DEMO[0], "--rules", str(SHIPPED_RULES), "--partitions", "2", "--dask-scheduler", address
+        )
+    assert result.exit_code == 2, result.stderr
+    assert f"cannot reach the Dask scheduler at {address!r}" in result.stderr

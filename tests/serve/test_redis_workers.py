@@ -37,7 +37,9 @@ def test_two_workers_over_redis_share_lists_and_reloads_and_refuse_them_whole_wh
         for payment in payments:
             payment["payee"] = {**payments[0]["payee"]}  # every customer pays the one account listed below
             payment["memo"] = "rent"
-        put = server.client.put("/v1/lists/fraud_accounts", json={"entries": [payments[0]["payee"]["account"]]})
+        put = server.client.put(
+            "/v1/lists/fraud_accounts", json={"entries": [payments[0]["payee"]["account"]]}
+        )
         assert put.status_code == 200, put.text
         listed = put.json()
         assert listed["version"] >= 1

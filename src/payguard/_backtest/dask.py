@@ -20,7 +20,7 @@ from .._errors import PayguardError
 from .plan import Row, Setup
 from .step import Message, Partition, Stats, finish, step
 
-__all__ = ["DaskEngine", "SchedulerUnreachable", "client_of", "local_cluster"]
+__all__ = ["DaskEngine", "SchedulerUnreachableError", "client_of", "local_cluster"]
 
 try:
     from dask.delayed import Delayed, delayed
@@ -128,18 +128,18 @@ def local_cluster(workers: int) -> tuple[Any, Any]:
     return cluster, distributed.Client(cluster)
 
 
-class SchedulerUnreachable(PayguardError, ValueError):
-    """The Dask scheduler given cannot be reached: a usage error (exit 2), as a store that cannot be opened."""
+class SchedulerUnreachableError(PayguardError, ValueError):
+    """The Dask scheduler given does not answer: a usage error (exit 2), as a store that cannot be opened."""
 
 
 def client_of(address: str) -> Any:
-    """A ``distributed.Client`` of the scheduler at ``address``; ``SchedulerUnreachable`` if none answers
+    """A ``distributed.Client`` of the scheduler at ``address``; ``SchedulerUnreachableError`` if none answers
     (within Dask's ``distributed.comm.timeouts.connect``)."""
     distributed = _distributed()
     try:
         return distributed.Client(address)
     except (OSError, ValueError) as exc:  # refused, timed out, or not an address
-        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
+        raise SchedulerUnreachableError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
 
 
 def _distributed() -> Any:

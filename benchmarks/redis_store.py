@@ -18,7 +18,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,9 +85,23 @@ def worker(settings_path: str) -> None:
     while int(store.client.get(key) or 0) < settings["barrier"]:
         time.sleep(0.001)
     trips = store.round_trips
-    start, cpu = time.perf_counter(), time.process_time()
+    # threads of one process take whole payers (as a consumer of a topic keyed by account would), so that
+    # one account's payments stay in order; while one thread waits on Redis another computes
+    threads = settings.get("threads", 1)
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(threads)]
     for event in events:
-        guard.evaluate(event)
+        lanes[zlib.crc32(event["payer"]["account"].encode()) % threads].append(event)
+
+    def decide(lane: list[dict[str, Any]]) -> None:
+        for event in lane:
+            guard.evaluate(event)
+
+    running = [threading.Thread(target=decide, args=(lane,)) for lane in lanes]
+    start, cpu = time.perf_counter(), time.process_time()
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     result = {
         "elapsed": elapsed,
@@ -98,9 +114,10 @@ def worker(settings_path: str) -> None:
 
 
 def _evaluators(
-    server: Server, tmp: Path, prefix: str, shares: list[list[dict[str, Any]]]
+    server: Server, tmp: Path, prefix: str, shares: list[list[dict[str, Any]]], threads: int = 1
 ) -> tuple[float, int, float, list[dict[str, Any]]]:
-    """Run one evaluator process per share at once: (wall seconds, events, server CPU s, results)."""
+    """Run one evaluator process per share at once, each with ``threads`` threads: (wall seconds, events,
+    server CPU s, results)."""
     processes, outs = [], []
     for index, share in enumerate(shares):
         events = tmp / f"{prefix}events-{index}.jsonl"
@@ -112,6 +129,7 @@ def _evaluators(
             "audit": str(tmp / f"{prefix}audit-{index}.jsonl"),
             "out": str(tmp / f"{prefix}out-{index}.json"),
             "barrier": len(shares),
+            "threads": threads,
         }
         path = tmp / f"{prefix}settings-{index}.json"
         path.write_text(json.dumps(settings), encoding="utf-8")
@@ -196,22 +214,22 @@ def bench(
                 )
             )
             results["memory_per_s"] = rate
-            for count in (1, 2):
-                prefix = f"run{count}:"
+            for count, threads in ((1, 1), (2, 1), (1, 2)):
+                prefix = f"run{count}x{threads}:"
                 loader = Guard.from_path(
                     ROOT / "rules", store=RedisStore(server.url, prefix=prefix), max_future=None
                 )
                 loader.record(history)
                 loader.close()
                 shares = [events[n::count] for n in range(count)]
-                wall, decided, cpu, runs = _evaluators(server, tmp, prefix, shares)
+                wall, decided, cpu, runs = _evaluators(server, tmp, prefix, shares, threads)
                 trips = sum(run["round_trips"] for run in runs) / decided
                 waits = sum(run["lease_waits"] for run in runs) / decided
                 client = sum(run["cpu"] for run in runs) / decided
                 rate = decided / wall
                 print(
                     row(
-                        count,
+                        f"{count}" if threads == 1 else f"{count} ({threads} threads)",
                         decided,
                         f"{rate:,.0f}",
                         f"{trips:.2f}",
@@ -220,7 +238,7 @@ def bench(
                         us(cpu / decided),
                     )
                 )
-                results[f"evaluators_{count}"] = {
+                results[f"evaluators_{count}" if threads == 1 else f"evaluators_{count}x{threads}"] = {
                     "decisions": decided,
                     "per_s": rate,
                     "round_trips_per_event": trips,
@@ -231,6 +249,9 @@ def bench(
             speedup = results["evaluators_2"]["per_s"] / results["evaluators_1"]["per_s"]
             print(f"\nTwo evaluator processes: {speedup:.2f}x one (2 cores shared with redis-server).")
             results["speedup_2_over_1"] = speedup
+            threaded = results["evaluators_1x2"]["per_s"] / results["evaluators_1"]["per_s"]
+            print(f"One evaluator process with two threads: {threaded:.2f}x one thread.")
+            results["speedup_2_threads_over_1"] = threaded
         finally:
             server.stop()
     return results

@@ -204,6 +204,29 @@ def test_mule_signals_for_the_account_being_evaluated(guard: Guard) -> None:
     assert into_mule.features["payee_inbound_distinct_payers_24h"] == 6
 
 
+def test_a_rebate_is_a_stranger_s_credit_just_after_a_payment_to_a_new_person(guard: Guard) -> None:
+    customer = make_event()["payer"]["account"]
+
+    def credit(n: int, hours: float, amount: str, payer: str) -> None:
+        guard.evaluate(
+            make_event(
+                id=f"in{n}",
+                type="transfer_in",
+                timestamp=at(hours),
+                amount=amount,
+                payer={"account": payer, "type": "personal"},
+                payee={"account": customer},
+            )
+        )
+
+    credit(0, 0, "20000", "MOTHER")  # before any payment: a parent's money, no rebate
+    pay(guard, 1, 1, amount="100", payee="ORDER-1")
+    credit(1, 1.1, "106", "REBATE-1")  # minutes after, a little more than the order
+    credit(2, 1.2, "500", "BUYER-1")  # five times the order: a sale, not a rebate
+    assert pay(guard, 2, 1.5, amount="500", payee="ORDER-2").features["rebates_24h"] == 1
+    assert pay(guard, 3, 30, amount="500", payee="ORDER-3").features["rebates_24h"] == 0
+
+
 def test_loans_and_broken_deposits_that_just_arrived(guard: Guard) -> None:
     customer = make_event()["payer"]["account"]
     for n, lender in enumerate(["L-1", "L-2"]):

@@ -275,6 +275,32 @@ def unseen_inbound_7d(c: Context) -> Any:
     return sum(1 for payer in payers if not history.knows(payer))
 
 
+@feature
+def rebates_24h(c: Context) -> Any:
+    """Credits in 24 hours from persons the customer never paid, each within an hour after a payment to a
+    new person and worth that payment to one and a half times it: a brushing task's "commission", sent
+    back from another stranger's account (a parent's or a buyer's money follows no such payment)."""
+    if not c.outgoing:
+        return None
+    out, inbound, history = c.out_24h(), c.inbound_24h(), c.history
+    persons = (OUT_NEW_PAYEE, OUT_PERSONAL)
+    paid = list(zip(out.flagged_all(0, persons), out.flagged_all(OUT_AMOUNT, persons), strict=True))
+    if not paid:
+        return 0
+    credits = zip(
+        inbound.flagged(0, INBOUND_PERSONAL),
+        inbound.flagged(INBOUND_AMOUNT, INBOUND_PERSONAL),
+        inbound.flagged(INBOUND_PAYER, INBOUND_PERSONAL),
+        strict=True,
+    )
+    return sum(
+        1
+        for time, amount, payer in credits
+        if not history.knows(payer)
+        and any(0 <= time - when <= HOUR and sent <= amount and 2 * amount <= 3 * sent for when, sent in paid)
+    )
+
+
 def _with_this_event(c: Context, total: int, kind: EventType) -> int:
     """A 24-hour total of money received, with this event's amount when the event is of ``kind``."""
     if c.kind is kind and c.amount:

@@ -303,6 +303,12 @@ _FEATURE_LIST: list[FieldSpec] = [
         "sent to new payees in 24 h (this payment included) over deposits broken in 24 h",
     ),
     _feature("unseen_inbound_7d", Kind.INT, "credits in 7 days from people the customer never paid"),
+    _feature(
+        "rebates_24h",
+        Kind.INT,
+        "credits in 24 h from persons never paid, each within an hour after a payment to a new person and"
+        " worth 1 to 1.5 times it",
+    ),
     _feature("is_first_vasp_payment", Kind.BOOL, "a payment to a VASP (crypto platform), none in 365 days"),
     _feature(
         "amount_to_p95_90d", Kind.FLOAT, "amount over the 95th percentile of the payer's 90-day outgoing"

@@ -16,6 +16,7 @@ import importlib
 import operator
 import pickle
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .._errors import PayguardError
@@ -48,6 +49,10 @@ class DaskEngine:
         # each partition as it is being built: on its worker (a future), or here without a client
         self._loading: list[Any] = []
         self._rules: Any = None
+        # sends the batches from a thread of its own: a scatter waits for the busy worker's reply, and the
+        # plan would wait with it
+        self._sender: ThreadPoolExecutor | None = None
+        self._sent: list[Future[None]] = []
 
     def _data(self, value: Any, label: str, index: int | None = None) -> Any:
         """``value`` as an input of tasks: scattered to the cluster (to partition ``index``'s worker), or a
@@ -82,16 +87,25 @@ class DaskEngine:
             self._workers = [workers[index % len(workers)] for index in range(partitions)]
             self._rules = self._data((ruleset, engine), "rules")
             self._loading = [None] * partitions
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payguard-feed")
+            self._sent = []
         else:
             self._loading = [Loading(index, ruleset, engine) for index in range(partitions)]
         self._states, self._outboxes = [], []
 
     def feed(self, rows: list[list[Row]]) -> None:
-        client = self.client
-        for index, part in enumerate(rows):
-            if client is None:
+        if self._sender is None:
+            for index, part in enumerate(rows):
                 self._loading[index].add(part)
-            elif part:  # queued on the partition's worker: the plan does not wait for it
+            return
+        self._sent.append(self._sender.submit(self._send, rows))
+
+    def _send(self, rows: list[list[Row]]) -> None:
+        """Queue each partition's batch on its worker (in the sending thread: one at a time, in order)."""
+        client = self.client
+        assert client is not None
+        for index, part in enumerate(rows):
+            if part:
                 self._loading[index] = client.submit(
                     _add,
                     self._loading[index],
@@ -112,6 +126,11 @@ class DaskEngine:
                 for loading in self._loading
             ]
         else:
+            assert self._sender is not None
+            for sent in self._sent:
+                sent.result()  # raises what sending raised
+            self._sender.shutdown()
+            self._sender, self._sent = None, []
             self._states = [
                 client.submit(
                     _seal,

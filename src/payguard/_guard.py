@@ -55,6 +55,7 @@ __all__ = ["ENGINES", "Guard", "Pipeline"]
 
 _LOG: Final = logging.getLogger("payguard")
 MAX_FUTURE: Final = timedelta(minutes=5)
+NO_DIGEST: Final = b""  # the digest given to a store that keeps no decision (it is never compared)
 
 
 class Guard:
@@ -234,7 +235,11 @@ class Guard:
         pipeline, lists, versions = self._state
         admitted = self._admit(event, pipeline)
         event_id = admitted.event.id
-        fingerprint = digest(admitted.event)  # outside the transaction: it holds the store's lock
+        # outside the transaction (it holds the store's lock); none for a store that keeps no decision to
+        # compare it with (a partitioned replay's, whose plan deduplicated the events)
+        store = self.store
+        keeps = not isinstance(store, MemoryStore) or store.max_decisions > 0
+        fingerprint = digest(admitted.event) if keeps else NO_DIGEST
         published: tuple[str, str] | None = None
         try:
             opened = (

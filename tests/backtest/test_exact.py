@@ -139,10 +139,11 @@ def test_a_single_pass_gets_decisions_of_the_dense_world_wrong(
 def _single_pass(files: list[str], rules: Path, engine: DaskEngine) -> dict[str, str]:
     """The actions after the estimate and one deciding pass, as if that were the answer."""
     guard = Guard(load_rule_set(rules), max_future=None)
-    the_plan = plan(files, guard, 4, [], (None, None, None), None)
+    engine.begin(guard.rules, guard.engine, 4)
+    plan(files, guard, 4, [], (None, None, None), None, engine.feed)
     warm_up = bool(guard.pipeline.plan.features & PAYEE_SIDE)
     setup = Setup(guard.rules, guard.engine, 4, FRAUD_LIST, warm_up=warm_up)
-    engine.load(the_plan.rows, setup)
+    engine.load(setup)
     engine.iterate()
     engine.iterate()
     parts = engine.finish([frozenset()] * 4)

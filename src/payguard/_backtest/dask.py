@@ -1,6 +1,8 @@
 """The partitioned replay on Dask: the only module of payguard that imports dask.
 
-Each partition is one persisted object on a worker (its rows, inputs and outputs); an iteration is one
+Each partition is built on its worker from the batches of rows the plan sends while it reads on (the
+events validated there, in parallel with the plan), then is one persisted object on that worker (its
+rows, inputs and outputs); an iteration is one
 task per partition (``step``), whose small per-partition messages are the next iteration's inputs, so
 only what changed moves between workers. Every task of a partition is pinned to its worker: a partition
 moved between workers is pickled whole (its validated events pickle slowly), which made one iteration
@@ -14,11 +16,13 @@ import importlib
 import operator
 import pickle
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .._errors import PayguardError
+from .._rules.model import RuleSet
 from .plan import Row, Setup
-from .step import Message, Partition, Stats, finish, step
+from .step import Loading, Message, Partition, Stats, finish, step
 
 __all__ = ["DaskEngine", "SchedulerUnreachableError", "client_of", "local_cluster"]
 
@@ -42,6 +46,13 @@ class DaskEngine:
         self._outboxes: list[Delayed] = []
         self._setup: Any = None
         self._workers: list[str] = []  # each partition's worker (with a client)
+        # each partition as it is being built: on its worker (a future), or here without a client
+        self._loading: list[Any] = []
+        self._rules: Any = None
+        # sends the batches from a thread of its own: a scatter waits for the busy worker's reply, and the
+        # plan would wait with it
+        self._sender: ThreadPoolExecutor | None = None
+        self._sent: list[Future[None]] = []
 
     def _data(self, value: Any, label: str, index: int | None = None) -> Any:
         """``value`` as an input of tasks: scattered to the cluster (to partition ``index``'s worker), or a
@@ -70,19 +81,71 @@ class DaskEngine:
             return list(self.client.gather(futures))
         return list(dask.compute(*items, scheduler="synchronous"))
 
-    def load(self, rows: list[list[Row]], setup: Setup) -> None:
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None:
         if self.client is not None:  # round robin over the workers, in a stable order
             workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-            self._workers = [workers[index % len(workers)] for index in range(len(rows))]
+            self._workers = [workers[index % len(workers)] for index in range(partitions)]
+            self._rules = self._data((ruleset, engine), "rules")
+            self._loading = [None] * partitions
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payguard-feed")
+            self._sent = []
+        else:
+            self._loading = [Loading(index, ruleset, engine) for index in range(partitions)]
+        self._states, self._outboxes = [], []
+
+    def feed(self, rows: list[list[Row]]) -> None:
+        if self._sender is None:
+            for index, part in enumerate(rows):
+                self._loading[index].add(part)
+            return
+        self._sent.append(self._sender.submit(self._send, rows))
+
+    def _send(self, rows: list[list[Row]]) -> None:
+        """Queue each partition's batch on its worker (in the sending thread: one at a time, in order)."""
+        client = self.client
+        assert client is not None
+        for index, part in enumerate(rows):
+            if part:
+                self._loading[index] = client.submit(
+                    _add,
+                    self._loading[index],
+                    index,
+                    self._rules,
+                    self._data(part, "rows", index),
+                    workers=[self._workers[index]],
+                    allow_other_workers=False,
+                    pure=False,
+                )
+
+    def load(self, setup: Setup) -> None:
         self._setup = self._data(setup, "setup")
-        build = delayed(_build, pure=False)
-        built = self._persist(
-            [[build(index, self._data(part, "rows", index), self._setup)] for index, part in enumerate(rows)]
-        )
-        self._states = [group[0] for group in built]
-        if self.client is not None:  # built now: loading's time is the partitions', not the first step's
+        client = self.client
+        if client is None:
+            self._states = [
+                delayed(loading.seal(), name=f"payguard-partition-{uuid.uuid4().hex}", traverse=False)
+                for loading in self._loading
+            ]
+        else:
+            assert self._sender is not None
+            for sent in self._sent:
+                sent.result()  # raises what sending raised
+            self._sender.shutdown()
+            self._sender, self._sent = None, []
+            self._states = [
+                client.submit(
+                    _seal,
+                    loading,
+                    index,
+                    self._rules,
+                    workers=[self._workers[index]],
+                    allow_other_workers=False,
+                    pure=False,
+                )
+                for index, loading in enumerate(self._loading)
+            ]
+            # built now: loading's time is the partitions', not the first step's
             _distributed().wait(self._states)
-        self._outboxes = []
+        self._loading = []
 
     def iterate(self) -> list[Stats]:
         run = delayed(_step, nout=3, pure=False)
@@ -105,8 +168,14 @@ def _unpickled(value: Any) -> Any:
     return pickle.loads(value) if isinstance(value, bytes) else value  # noqa: S301 (our own scatter)
 
 
-def _build(index: int, rows: Any, setup: Any) -> Partition:
-    return Partition.build(index, _unpickled(rows), _unpickled(setup))
+def _add(loading: Loading | None, index: int, rules: Any, rows: Any) -> Loading:
+    if loading is None:
+        loading = Loading(index, *_unpickled(rules))
+    return loading.add(_unpickled(rows))
+
+
+def _seal(loading: Loading | None, index: int, rules: Any) -> Partition:
+    return (Loading(index, *_unpickled(rules)) if loading is None else loading).seal()
 
 
 def _step(state: Partition, setup: Any, *inbox: Message) -> tuple[Partition, list[Message], Stats]:

@@ -21,9 +21,10 @@ from .._guard import Guard
 from .._io import Limits
 from .._io.base import Record
 from .._replay import FRAUD_LIST, REORDER_WINDOW, CurrencyCheck, ReplaySummary, Reporter
+from .._rules.model import RuleSet
 from .audit import AuditPlan, check_new, finish_manifest, refusal_ids, refused_path, write_part
 from .memory import no_cycle_collection
-from .plan import DECIDE, Plan, Row, Setup, plan
+from .plan import Plan, Row, Setup, plan
 from .step import Stats
 from .summary import absorb
 
@@ -38,7 +39,11 @@ class Engine(Protocol):
 
     name: str
 
-    def load(self, rows: list[list[Row]], setup: Setup) -> None: ...
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None: ...
+
+    def feed(self, rows: list[list[Row]]) -> None: ...
+
+    def load(self, setup: Setup) -> None: ...
 
     def iterate(self) -> list[Stats]: ...
 
@@ -54,7 +59,8 @@ class PartitionedSummary(ReplaySummary):
     partitions: int = 0
     iterations: list[list[Stats]] = field(default_factory=list)
     iteration_seconds: list[float] = field(default_factory=list)  # each iteration as the driver waited
-    # the driver's plan (read, order, validate, route), loading the partitions, collecting their results
+    # the driver's plan (read, order, validate, route; the partitions take their rows meanwhile), waiting
+    # for the partitions to be built, collecting their results
     plan_seconds: float = 0.0
     load_seconds: float = 0.0
     finish_seconds: float = 0.0
@@ -124,7 +130,9 @@ def run(
     started = time.perf_counter()
     if audit is not None:
         check_new(str(Path(audit).absolute()), partitions, audit_key)
-    the_plan = plan(files, guard, partitions, history or [], (fmt, mapping, limits), feedback_delay, window)
+    engine.begin(guard.rules, guard.engine, partitions)
+    reading = (fmt, mapping, limits)
+    the_plan = plan(files, guard, partitions, history or [], reading, feedback_delay, engine.feed, window)
     auditing = None
     if audit is not None:
         auditing = AuditPlan(
@@ -157,7 +165,7 @@ def run(
     _take_counts(summary, the_plan.summary)
     summary.plan_seconds = time.perf_counter() - started
     loading = time.perf_counter()
-    engine.load(the_plan.rows, setup)
+    engine.load(setup)
     summary.load_seconds = time.perf_counter() - loading
     for _ in range(max_iterations):
         iterating = time.perf_counter()
@@ -170,7 +178,7 @@ def run(
         raise PayguardError(
             f"the partitioned replay did not reach its fixed point in {max_iterations} iterations"
         )
-    wanted = _wanted(the_plan, partitions)
+    wanted = [frozenset(seqs) for seqs in the_plan.wanted]
     finishing = time.perf_counter()
     parts = engine.finish(wanted)
     summary.finish_seconds = time.perf_counter() - finishing
@@ -201,17 +209,6 @@ def _take_counts(summary: ReplaySummary, counted: ReplaySummary) -> None:
         setattr(summary, name, getattr(counted, name))
     summary.listed_by_feedback = counted.listed_by_feedback
     summary.late.update(counted.late)
-
-
-def _wanted(the_plan: Plan, partitions: int) -> list[frozenset[int]]:
-    """For each partition, the seqs whose decision ids a conflict's message names."""
-    firsts = {first for _seq, _record, first in the_plan.conflicts}
-    wanted: list[set[int]] = [set() for _ in range(partitions)]
-    for index, rows in enumerate(the_plan.rows):
-        for row in rows:
-            if row.kind == DECIDE and row.seq in firsts:
-                wanted[index].add(row.seq)
-    return [frozenset(seqs) for seqs in wanted]
 
 
 def _refused(the_plan: Plan, first_ids: dict[int, str], guard: Guard, auditing: AuditPlan) -> Part:

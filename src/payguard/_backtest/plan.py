@@ -1,6 +1,7 @@
 """The static half of a partitioned replay: every event numbered in the canonical replay order, validated
 once, deduplicated as the serial replay deduplicates, and routed to the partitions of the accounts whose
-histories it touches.
+histories it touches. The rows go to the engine in batches as they are routed (``feed``), so that the
+partitions validate and index theirs on their workers while the plan reads on.
 
 An event decided at its subject's partition (a ``DECIDE`` row) that pays another account also has a
 ``CREDIT`` row at the payee's partition: there the payee's history is replayed, the payee-side features
@@ -27,7 +28,19 @@ from .._replay import REORDER_WINDOW, ReplaySummary, order
 from .._rules.model import RuleSet
 from .audit import AuditPlan
 
-__all__ = ["CREDIT", "DECIDE", "HISTORY_CREDIT", "RECORD", "Plan", "Row", "Setup", "partition_of", "plan"]
+__all__ = [
+    "CREDIT",
+    "DECIDE",
+    "FEED_ROWS",
+    "HISTORY_CREDIT",
+    "RECORD",
+    "Feed",
+    "Plan",
+    "Row",
+    "Setup",
+    "partition_of",
+    "plan",
+]
 
 DECIDE: Final = 0
 RECORD: Final = 1
@@ -36,6 +49,8 @@ HISTORY_CREDIT: Final = 3
 # the decisions a MemoryStore remembers for idempotency (its default ``max_decisions``): an id repeated
 # after more fresh decisions than this is decided again, serially and here alike
 REMEMBERED: Final = 100_000
+# rows routed before a batch goes to the partitions: large enough that a batch's fixed cost is small
+FEED_ROWS: Final = 20_000
 
 
 class Row(NamedTuple):
@@ -67,12 +82,17 @@ class Setup:
     audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
 
 
+# receives, for each partition (by index), its next rows in replay order
+Feed = Callable[[list[list[Row]]], None]
+
+
 @dataclass
 class Plan:
-    """The rows of each partition, and what the serial replay counts before deciding anything."""
+    """What the serial replay counts before deciding anything (the rows went to the partitions)."""
 
-    rows: list[list[Row]]
     summary: ReplaySummary
+    # for each partition, the seqs of its decisions whose ids a conflict's message names
+    wanted: list[set[int]] = field(default_factory=list)
     listed: list[str] = field(default_factory=list)
     # (seq, record, reason) of the rejected records, and (seq, record, first seq) of the conflicts: reported
     # in replay order once the first decisions' ids are known
@@ -95,15 +115,15 @@ def plan(  # noqa: PLR0917 (the replay's options)
     history: list[str],
     reading: tuple[str | None, str | None, Limits | None],
     feedback_delay: int | None,
+    feed: Feed,
     window: int = REORDER_WINDOW,
     progress: Callable[[int], None] | None = None,
 ) -> Plan:
     """Number, validate, deduplicate and route the records of ``history`` then ``files`` (``reading``: the
-    format, mapping and limits). ``guard`` only validates (as the serial replay's guard does)."""
-    rows: list[list[Row]] = [[] for _ in range(partitions)]
-    result = Plan(rows, ReplaySummary(settings=dict(guard.rules.overrides)))
+    format, mapping and limits) to ``feed``. ``guard`` only validates (as the serial replay's guard does)."""
+    result = Plan(ReplaySummary(settings=dict(guard.rules.overrides)), [set() for _ in range(partitions)])
     summary = result.summary
-    homes: dict[str, int] = {}  # each account's partition, hashed once
+    rows = _Router(partitions, feed)
     seq = -1_000_000_000_000  # history first, in reading order
     for name in history:
         for record in read_records(name, *reading):
@@ -118,9 +138,10 @@ def plan(  # noqa: PLR0917 (the replay's options)
                 result.rejected.append((seq, record, str(exc)))
                 continue
             summary.history += 1
-            _route(rows, seq, (RECORD, HISTORY_CREDIT), event, record, 0, homes)
-    # each remembered id's first record (valid) and seq: its digest is computed only when the id repeats
-    remembered: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
+            rows.route(seq, (RECORD, HISTORY_CREDIT), event, record, 0)
+    # each remembered id's first record (valid), seq and partition: its digest is computed only when the
+    # id repeats
+    remembered: OrderedDict[str, tuple[dict[str, Any], int, int]] = OrderedDict()
     pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
     for seq, record in enumerate(
         order(files, fmt=reading[0], mapping=reading[1], limits=reading[2], window=window, late=summary.late)
@@ -149,42 +170,59 @@ def plan(  # noqa: PLR0917 (the replay's options)
         if first is not None:
             if digest(guard.validate(first[0])) != digest(event):
                 result.conflicts.append((seq, record, first[1]))
+                result.wanted[first[2]].add(first[1])
                 continue
             summary.possible_duplicates += record.possible_duplicate
             summary.duplicates += 1
             continue
         summary.possible_duplicates += record.possible_duplicate
-        remembered[event.id] = (record.event, seq)
+        home = rows.route(seq, (DECIDE, CREDIT), event, record, len(result.listed))
+        remembered[event.id] = (record.event, seq, home)
         if len(remembered) > REMEMBERED:
             remembered.popitem(last=False)
-        _route(rows, seq, (DECIDE, CREDIT), event, record, len(result.listed), homes)
         label = event.label
         if feedback_delay is not None and label is not None and label.is_fraud and event.payee:
             heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
+    rows.flush()
     summary.rejected = len(result.rejected)
     summary.conflicts = len(result.conflicts)
     return result
 
 
-def _route(  # noqa: PLR0917 (a row's parts)
-    rows: list[list[Row]],
-    seq: int,
-    kinds: tuple[int, int],
-    event: Event,
-    record: Record,
-    epoch: int,
-    homes: dict[str, int],
-) -> None:
-    """The event's row at its subject's partition, and its credit row at the payee's, if another's."""
-    subject, payee = accounts(event)
-    home = homes.get(subject)
-    if home is None:
-        home = homes[subject] = partition_of(subject, len(rows))
-    away = -1
-    if payee is not None:
-        found = homes.get(payee)
-        away = homes[payee] = partition_of(payee, len(rows)) if found is None else found
-    assert record.event is not None
-    rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
-    if payee is not None:
-        rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))
+class _Router:
+    """Routes rows to the partitions and feeds them on in batches."""
+
+    def __init__(self, partitions: int, feed: Feed) -> None:
+        self.partitions, self.feed = partitions, feed
+        self.rows: list[list[Row]] = [[] for _ in range(partitions)]
+        self.count = 0
+        self.homes: dict[str, int] = {}  # each account's partition, hashed once
+
+    def home(self, key: str) -> int:
+        found = self.homes.get(key)
+        if found is None:
+            found = self.homes[key] = partition_of(key, self.partitions)
+        return found
+
+    def route(self, seq: int, kinds: tuple[int, int], event: Event, record: Record, epoch: int) -> int:
+        """The event's row at its subject's partition (returned), and its credit row at the payee's, if
+        another's."""
+        subject, payee = accounts(event)
+        home = self.home(subject)
+        away = -1 if payee is None else self.home(payee)
+        assert record.event is not None
+        rows = self.rows
+        rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
+        self.count += 1
+        if payee is not None:
+            rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))
+            self.count += 1
+        if self.count >= FEED_ROWS:
+            self.flush()
+        return home
+
+    def flush(self) -> None:
+        """Feed the rows routed since the last batch (every partition is fed at least once)."""
+        self.feed(self.rows)
+        self.rows = [[] for _ in range(self.partitions)]
+        self.count = 0

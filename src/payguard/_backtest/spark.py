@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._errors import PayguardError
+from .._rules.model import RuleSet
 from .plan import CREDIT, DECIDE, Row, Setup
 from .step import Partition, Stats, finish, step
 
@@ -54,6 +55,7 @@ class SparkEngine:
         self._rows: Any = None
         self._setup = b""
         self._partitions = 0
+        self._fed: list[list[Row]] = []  # each partition's rows as the plan routed them
         self._runs = 0
         self._token = uuid.uuid4().hex  # names this replay's partitions in the workers' caches
         # the messages so far, by payment seq: whether it executed (its payer's partition says), and its
@@ -61,7 +63,16 @@ class SparkEngine:
         self._executed: dict[int, bool] = {}
         self._payee_side: dict[int, dict[str, Any]] = {}
 
-    def load(self, rows: list[list[Row]], setup: Setup) -> None:
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None:
+        del ruleset, engine  # a job rebuilds the partitions from their rows with the setup's
+        self._fed = [[] for _ in range(partitions)]
+
+    def feed(self, rows: list[list[Row]]) -> None:
+        for index, part in enumerate(rows):  # laid out at once by the DataFrame: kept here until then
+            self._fed[index] += part
+
+    def load(self, setup: Setup) -> None:
+        rows, self._fed = self._fed, []
         self._partitions = len(rows)
         self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
         frame = pandas.DataFrame(

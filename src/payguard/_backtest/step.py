@@ -24,6 +24,7 @@ from .._event import Event, parse_event
 from .._guard import Guard
 from .._pipeline import INTERNAL_ERROR_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
+from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
 from .audit import part_path, write_part
@@ -31,7 +32,7 @@ from .memory import copied, no_cycle_collection
 from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
 from .summary import freeze
 
-__all__ = ["Message", "Partition", "Stats", "finish", "step"]
+__all__ = ["Loading", "Message", "Partition", "Stats", "finish", "step"]
 
 # a decision as a partition keeps it, picklable between workers: the ids of its hits and shadow hits
 # (a Decision's features are a read-only mapping, and compiled frozen classes do not unpickle)
@@ -91,24 +92,46 @@ class Partition:
     checkpoints: dict[str, list[tuple[int, AccountHistory]]] = field(default_factory=dict)
 
     @classmethod
-    @no_cycle_collection()
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
-        """The partition of ``rows``, its history records replayed once (they are always executed)."""
-        rows = sorted(rows, key=lambda row: row.seq)
-        guard = _guard(setup)
-        past = [row for row in rows if row.kind in (RECORD, HISTORY_CREDIT)]
-        for row in past:
-            guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
-        assert isinstance(guard.store, MemoryStore)
-        rows = rows[len(past) :]  # history records come first (negative seqs)
-        partition = cls(index, rows, snapshots=dict(guard.store.accounts))
+        """The partition of ``rows`` (in any order), its history records replayed once (they are always
+        executed)."""
+        return Loading(index, setup.ruleset, setup.engine).add(sorted(rows, key=lambda row: row.seq)).seal()
+
+
+class Loading:
+    """A partition being built from its rows, batch after batch in replay order (history records first),
+    as the plan routes them: each event validated as it arrives, history records replayed at once."""
+
+    def __init__(self, index: int, ruleset: RuleSet, engine: str) -> None:
+        self.index = index
+        self.guard = _guard_of(ruleset, engine, {})
+        self.rows: list[Row] = []
+        self.events: list[Event] = []
+
+    @no_cycle_collection()
+    def add(self, rows: list[Row]) -> Loading:
+        """Take the next ``rows`` of the partition."""
+        guard = self.guard
         # a payment between two accounts of the partition: both rows hold one record (one pickle)
         validated: dict[int, Event] = {}
         for row in rows:
+            if row.kind in (RECORD, HISTORY_CREDIT):
+                assert not self.rows, "history records come before the replayed records"
+                guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
+                continue
             found = validated.get(id(row.event))
             if found is None:
                 found = validated[id(row.event)] = guard.validate(row.event)
-            partition.events.append(found)
+            self.rows.append(row)
+            self.events.append(found)
+        return self
+
+    @no_cycle_collection()
+    def seal(self) -> Partition:
+        """The partition of the rows taken, indexed."""
+        rows, index = self.rows, self.index
+        assert isinstance(self.guard.store, MemoryStore)
+        partition = Partition(index, rows, snapshots=dict(self.guard.store.accounts), events=self.events)
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
@@ -177,9 +200,13 @@ def _changed(since: dict[str, int], account: str, seq: int) -> None:
 
 
 def _guard(setup: Setup) -> Guard:
+    return _guard_of(setup.ruleset, setup.engine, setup.lists)
+
+
+def _guard_of(ruleset: RuleSet, engine: str, lists: Mapping[str, frozenset[str]]) -> Guard:
     # max_decisions 0: every DECIDE row is fresh by construction (the plan deduplicated them)
-    guard = Guard(setup.ruleset, engine=setup.engine, store=MemoryStore(max_decisions=0), max_future=None)
-    for name, entries in setup.lists.items():
+    guard = Guard(ruleset, engine=engine, store=MemoryStore(max_decisions=0), max_future=None)
+    for name, entries in lists.items():
         if entries != guard.list_entries(name):
             guard.set_list(name, entries)
     return guard

@@ -113,6 +113,9 @@ class Guard:
         self._open: Any = getattr(self.store, "transaction_for", None)
         # a store shared by processes publishes ``set_list`` to all of them (RedisStore)
         self._publishes = hasattr(self.store, "publish_list")
+        # a store that keeps no decision (a partitioned replay's, whose plan deduplicated the events) is
+        # given no event digest: nothing would ever compare it
+        self._digests = not isinstance(self.store, MemoryStore) or self.store.max_decisions > 0
         # the lists published in the store as last read: (epoch, lists in force, merged, versions)
         self._published: Published = NOTHING_READ
         # the rule-set digest another process's ``reload`` published that this guard last followed, and
@@ -235,11 +238,8 @@ class Guard:
         pipeline, lists, versions = self._state
         admitted = self._admit(event, pipeline)
         event_id = admitted.event.id
-        # outside the transaction (it holds the store's lock); none for a store that keeps no decision to
-        # compare it with (a partitioned replay's, whose plan deduplicated the events)
-        store = self.store
-        keeps = not isinstance(store, MemoryStore) or store.max_decisions > 0
-        fingerprint = digest(admitted.event) if keeps else NO_DIGEST
+        # outside the transaction (it holds the store's lock); none where no decision is kept to compare
+        fingerprint = digest(admitted.event) if self._digests else NO_DIGEST
         published: tuple[str, str] | None = None
         try:
             opened = (

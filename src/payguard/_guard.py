@@ -115,7 +115,7 @@ class Guard:
         self._publishes = hasattr(self.store, "publish_list")
         # a store that keeps no decision (a partitioned replay's, whose plan deduplicated the events) is
         # given no event digest: nothing would ever compare it
-        self._digests = not isinstance(self.store, MemoryStore) or self.store.max_decisions > 0
+        self._digests: bool = getattr(self.store, "keeps_decisions", True)
         # the lists published in the store as last read: (epoch, lists in force, merged, versions)
         self._published: Published = NOTHING_READ
         # the rule-set digest another process's ``reload`` published that this guard last followed, and
@@ -176,18 +176,19 @@ class Guard:
     def lists(self) -> Mapping[str, frozenset[str]]:
         """The named lists in force, by name (normalised entries); on a shared store, with the lists any
         process set (read from the store: ``StoreError`` when it cannot be)."""
-        return self._lists_in_force()[0]
+        return self.lists_in_force()[0]
 
     @property
     def list_versions(self) -> Mapping[str, int]:
         """The versions of the lists set at run time (``set_list``), by name, as decisions record them."""
-        return self._lists_in_force()[1]
+        return self.lists_in_force()[1]
 
     def list_entries(self, name: str) -> frozenset[str]:
         """The current (normalised) entries of the named list ``name``."""
-        return self._lists_in_force()[0][name]
+        return self.lists_in_force()[0][name]
 
-    def _lists_in_force(self) -> tuple[Mapping[str, frozenset[str]], Mapping[str, int]]:
+    def lists_in_force(self) -> tuple[Mapping[str, frozenset[str]], Mapping[str, int]]:
+        """``lists`` and ``list_versions`` read together (on a shared store, one read of it)."""
         _pipeline, lists, versions = self._state
         return in_force(self.store, lists, versions) if self._publishes else (lists, versions)
 

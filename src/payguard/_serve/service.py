@@ -231,7 +231,7 @@ class Service:
             return _refusal(422, [_problem("entries", message, "not_a_list")], **log)
         try:
             self.guard.set_list(name, entries)
-            lists, versions = self.guard.lists, self.guard.list_versions
+            lists, versions = self.guard.lists_in_force()
         except TypeError as exc:
             return _refusal(422, [_problem("entries", str(exc), "not_a_string")], **log)
         except StoreError as exc:
@@ -249,7 +249,7 @@ class Service:
         guard = self.guard
         rules = guard.rules
         try:  # on a shared store, the lists any process set: read from it
-            in_force, versions = guard.lists, guard.list_versions
+            in_force, versions = guard.lists_in_force()
         except StoreError as exc:
             return self._store_failed("the lists in force are not known", {}, exc)
         lists = {

@@ -113,5 +113,10 @@ class Store(Protocol):
         """A new transaction, as a context manager: leaving the block commits it, or rolls it back if the
         block raised."""
 
+    @property
+    def keeps_decisions(self) -> bool:
+        """Whether the store remembers decisions (and their events' digests) to find repeated event ids."""
+        return True
+
     def close(self) -> None:
         """Release resources. The default does nothing."""

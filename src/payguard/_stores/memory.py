@@ -159,6 +159,10 @@ class MemoryStore:
         self.max_decisions = max_decisions
         self._lock = threading.RLock()
 
+    @property
+    def keeps_decisions(self) -> bool:
+        return self.max_decisions > 0
+
     def transaction(self) -> _MemoryTransaction:
         return _MemoryTransaction(self)
 

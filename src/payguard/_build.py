@@ -32,8 +32,10 @@ COMPILED = (
     "_features.context",
     "_guard",
     "_pipeline",
+    "_stores.codec",
     "_stores.history",
     "_stores.memory",
+    "_stores.redis",
     "_stores.rows",
 )
 _PACKAGE = Path(__file__).resolve().parent

@@ -67,17 +67,17 @@ def decode(data: bytes) -> AccountHistory:
     if version != CODEC_FORMAT:
         raise StoreError(f"an account history in binary format {version}: this payguard reads format 1")
     at, view = _HEADER.size, memoryview(data)
-    lists: dict[str, array[int]] = {}
-    for name, length in zip(_LISTS, fields[:8], strict=True):
+    lists: list[array[int]] = []
+    for length in fields[:8]:
         if not length:
-            lists[name] = EMPTY
+            lists.append(EMPTY)
             continue
         end = at + 8 * length
         if end > len(data):
             raise StoreError("an account history in binary form is cut short")
         entries = array("q")
         entries.frombytes(view[at:end])
-        lists[name] = _little(entries) if _SWAP else entries
+        lists.append(_little(entries) if _SWAP else entries)
         at = end
     tail = data[at:]
     try:
@@ -86,14 +86,23 @@ def decode(data: bytes) -> AccountHistory:
     except (orjson.JSONDecodeError, TypeError, IndexError, ValueError) as exc:
         raise StoreError(f"an account history in binary form has damaged snoozes: {exc}") from exc
     device, vasp, seen, clock, pruned, woke, dormant, _ = fields[8:]
+    # positional, in the order of _LISTS and the fields: a compiled call, where keywords cost a dict a call
+    out, payees, sample, maxima, inbound, loans, deposits, stops = lists
     return AccountHistory(
-        **lists,
-        device_time=None if device == _NONE else device,
-        vasp_time=None if vasp == _NONE else vasp,
-        seen=seen,
-        clock=clock,
-        pruned=pruned,
-        woke=woke,
-        dormant=dormant,
-        snoozes=snoozes,
+        out,
+        payees,
+        sample,
+        maxima,
+        inbound,
+        loans,
+        deposits,
+        stops,
+        None if device == _NONE else device,
+        None if vasp == _NONE else vasp,
+        seen,
+        clock,
+        pruned,
+        woke,
+        dormant,
+        snoozes,
     )

@@ -236,7 +236,9 @@ def test_a_payee_name_paid_at_another_account_is_what_invoice_redirection_looks_
     first = to(1, 0, "SUPPLIER-OLD", "Brennan Timber Supplies Ltd")
     assert first.features["payee_name_paid_elsewhere"] is False  # nobody was paid under the name before
     # the same supplier at the account it was always paid at
-    assert to(2, 1, "SUPPLIER-OLD", "Brennan Timber Supplies Ltd").features["payee_name_paid_elsewhere"] is False
+    assert (
+        to(2, 1, "SUPPLIER-OLD", "Brennan Timber Supplies Ltd").features["payee_name_paid_elsewhere"] is False
+    )
     # new bank details under the known name: case, spaces and the legal form do not tell them apart
     redirected = to(3, 2, "LT60-NEW", "BRENNAN TIMBER SUPPLIES LIMITED")
     assert redirected.features["payee_name_paid_elsewhere"] is True

@@ -227,6 +227,32 @@ def test_a_rebate_is_a_stranger_s_credit_just_after_a_payment_to_a_new_person(gu
     assert pay(guard, 3, 30, amount="500", payee="ORDER-3").features["rebates_24h"] == 0
 
 
+def test_a_payee_name_paid_at_another_account_is_what_invoice_redirection_looks_like(guard: Guard) -> None:
+    def to(n: int, hours: float, account: str, name: str | None, amount: str = "100") -> Any:
+        event = make_event(id=f"n{n}", timestamp=at(hours), amount=amount)
+        event["payee"] = {"account": account, "type": "business"} | ({"name": name} if name else {})
+        return guard.evaluate(event)
+
+    first = to(1, 0, "SUPPLIER-OLD", "Brennan Timber Supplies Ltd")
+    assert first.features["payee_name_paid_elsewhere"] is False  # nobody was paid under the name before
+    # the same supplier at the account it was always paid at
+    assert (
+        to(2, 1, "SUPPLIER-OLD", "Brennan Timber Supplies Ltd").features["payee_name_paid_elsewhere"] is False
+    )
+    # new bank details under the known name: case, spaces and the legal form do not tell them apart
+    redirected = to(3, 2, "LT60-NEW", "BRENNAN TIMBER SUPPLIES LIMITED")
+    assert redirected.features["payee_name_paid_elsewhere"] is True
+    assert to(4, 3, "OTHER-CO", "Munster Fixings Ltd").features["payee_name_paid_elsewhere"] is False
+    assert "payee_name_paid_elsewhere" not in to(5, 4, "NO-NAME", None).features
+    assert "payee_name_paid_elsewhere" not in to(6, 5, "SHORT", "A Ltd").features  # too short to tell
+    # a stopped payment teaches no name: only an executed one does
+    held = to(7, 6, "HELD-CO", "Shannon Steel Ltd", amount="50000")
+    assert held.action is Action.HOLD
+    assert to(8, 7, "HELD-CO-2", "Shannon Steel Ltd").features["payee_name_paid_elsewhere"] is False
+    guard.resolve(held.decision_id, "legitimate")
+    assert to(9, 8, "HELD-CO-3", "Shannon Steel").features["payee_name_paid_elsewhere"] is True
+
+
 def test_loans_and_broken_deposits_that_just_arrived(guard: Guard) -> None:
     customer = make_event()["payer"]["account"]
     for n, lender in enumerate(["L-1", "L-2"]):

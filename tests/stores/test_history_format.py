@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import struct
+from array import array
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -155,12 +157,43 @@ def test_a_history_in_format_3_has_no_clock_and_prunes_from_its_latest_time_as_i
         widened = [[*out, 1, 0] for out in row["out"]]  # format 3 as first written had five columns
         assert history.to_json() == {
             **row,
-            "format": 4,
+            "format": FORMAT,
             "clock": row["seen"],
             "out": widened,
             "woke": 0,
             "dormant": 0,
+            "names": [],
         }
+
+
+def test_a_history_in_format_4_remembers_no_payee_names_and_otherwise_reads_back_as_it_was() -> None:
+    # format 5 adds "names": the names payees were paid under (invoice redirection, PG36)
+    for text in FORMAT_1_ROWS.values():
+        history = AccountHistory.from_json({**json.loads(text), "format": 3, "snoozes": []})
+        row = {k: v for k, v in history.to_json().items() if k != "names"}
+        again = AccountHistory.from_json({**row, "format": 4})
+        assert again == history
+        assert again.names == array("q")
+        assert again.to_json() == {**row, "format": FORMAT, "names": []}
+
+
+def test_payee_names_survive_both_stored_forms_and_an_old_binary_form_reads_without_them() -> None:
+    history = AccountHistory.from_json(json.loads(FORMAT_1_ROWS[PAYER]))
+    history.add_name(11, 21)
+    history.add_name(12, 22)
+    history.add_name(11, 21)  # paid again under the same name: moved last, not repeated
+    assert list(history.names) == [12, 22, 11, 21]
+    assert history.name_paid_elsewhere(11, 23)
+    assert not history.name_paid_elsewhere(11, 21)
+    assert decode(encode(history)) == history
+    assert AccountHistory.from_json(json.loads(json.dumps(history.to_json()))) == history
+    # binary format 1 had eight lists and no names: its header is one length shorter
+    plain = dataclasses.replace(history, names=array("q"))
+    blob = encode(plain)
+    lengths = struct.unpack_from("<9I", blob, 4)
+    assert lengths[8] == 0
+    old = b"PGH\x01" + struct.pack("<8I", *lengths[:8]) + blob[4 + 36 :]
+    assert decode(old) == plain
 
 
 def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_features(
@@ -210,7 +243,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     [
         pytest.param(
             lambda row: {**row, "format": 99},
-            "in format 99: this payguard reads formats 1, 2, 3, 4",
+            "in format 99: this payguard reads formats 1, 2, 3, 4, 5",
             id="a newer format",
         ),
         pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),

@@ -128,6 +128,10 @@ class FeatureEngine:
         amount = context.amount
         assert amount is not None
         history.add_executed(context.time, amount, context.payee_hash, context.known_payee_row)
+        if context.kind is _TRANSFER_OUT and context.payee_hash is not None:
+            name = context.payee_name_hash()
+            if name is not None:
+                history.add_name(name, context.payee_hash)
         payee = context.payee
         if payee is not None and payee.type is _VASP:
             history.vasp_time = max(history.vasp_time or 0, context.time)

@@ -104,6 +104,18 @@ def amount_to_first_payee_amount(c: Context) -> Any:
 
 
 @feature
+def payee_name_paid_elsewhere(c: Context) -> Any:
+    """Whether the customer paid another account under this payee's name (normalised, legal form dropped):
+    a supplier's invoice paid to new bank details, as invoice redirection has it."""
+    if c.kind is not _TRANSFER_OUT or c.payee_hash is None:
+        return None
+    name = c.payee_name_hash()
+    if name is None:
+        return None
+    return c.history.name_paid_elsewhere(name, c.payee_hash)
+
+
+@feature
 def payee_account_age_days(c: Context) -> Any:
     payee = c.payee
     if payee is None or payee.account_opened is None:

@@ -37,6 +37,39 @@ INCOMING: Final = frozenset(
     {EventType.TRANSFER_IN, EventType.LOAN_DISBURSEMENT, EventType.DEPOSIT_REDEMPTION}
 )
 _PERSONAL: Final = frozenset({None, PartyType.PERSONAL, PartyType.UNKNOWN})
+# Legal forms dropped from the end of a payee's normalised name, so that "Brennan Timber Supplies Ltd" and
+# "Brennan Timber Supplies Limited" are one name (longest first; at most two are dropped: "Pty Ltd")
+_LEGAL_FORMS: Final = (
+    "股份有限公司",
+    "有限责任公司",
+    "corporation",
+    "有限公司",
+    "limited",
+    "company",
+    "gmbh",
+    "corp",
+    "公司",
+    "ltd",
+    "plc",
+    "llc",
+    "llp",
+    "inc",
+    "pty",
+)
+_MIN_NAME: Final = 3  # shorter names (after the legal forms) are too common to tell payees apart
+# the legal forms as each rule set's normalisation writes them (its confusable skeleton turns "m" into
+# "rn"), longest first, by normaliser
+_NORMALISED_FORMS: Final[dict[Callable[[str], str], tuple[str, ...]]] = {}
+
+
+def _legal_forms(normalize: Callable[[str], str]) -> tuple[str, ...]:
+    forms = _NORMALISED_FORMS.get(normalize)
+    if forms is None:
+        forms = tuple(sorted({normalize(form) for form in _LEGAL_FORMS}, key=len, reverse=True))
+        _NORMALISED_FORMS[normalize] = forms
+    return forms
+
+
 # Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_OUT``
 # would go through the enum class's attribute hook on every event.
 _TRANSFER_OUT: Final = EventType.TRANSFER_OUT
@@ -124,6 +157,8 @@ class Context:
         self._executed_out = -1  # executed_out_24h, once read (-1: not yet)
         self._new_persons: set[int] | None = None  # new_personal_payees_24h, once read
         self._strangers: set[int] | None = None  # new_strangers_24h, once read
+        self._name: int | None = None  # payee_name_hash, once computed
+        self._name_done = False
         # the amount and money features in integer minor units (decisions show them as text); the fact
         # reads them from here
         amount = self.amount
@@ -204,6 +239,23 @@ class Context:
                 self._new = self.known_payee() is None
             self._new_done = True
         return self._new
+
+    def payee_name_hash(self) -> int | None:
+        """The hash of the payee's name as the customer typed it, normalised as the rule set's texts are and
+        without its legal form (None: no name, or one too short to tell payees apart)."""
+        if not self._name_done:
+            payee, found = self.payee, None
+            if payee is not None and payee.name:
+                key, forms = self.normalize(payee.name), _legal_forms(self.normalize)
+                for _ in range(2):
+                    form = next((form for form in forms if form and key.endswith(form)), None)
+                    if form is None:
+                        break
+                    key = key[: len(key) - len(form)]
+                if len(key) >= _MIN_NAME:
+                    found = party(key)[1]
+            self._name, self._name_done = found, True
+        return self._name
 
     # -- shared by several features ----------------------------------------------------------------------
     def local_hour(self) -> int:

@@ -324,6 +324,11 @@ _FEATURE_LIST: list[FieldSpec] = [
         "passthrough_ratio_24h", Kind.FLOAT, "payer's outgoing sum in 24 h over its incoming sum in 24 h"
     ),
     _feature("account_age_days", Kind.INT, "days since payer.account_opened"),
+    _feature(
+        "payee_name_paid_elsewhere",
+        Kind.BOOL,
+        "another account was paid under this payee's name (normalised, legal form such as Ltd dropped)",
+    ),
     _feature("payee_account_age_days", Kind.INT, "days since payee.account_opened, when the bank knows it"),
     _feature(
         "payee_inbound_distinct_payers_24h", Kind.INT, "distinct payers who sent money to the payee in 24 h"

@@ -2,8 +2,9 @@
 
 A history is a few flat ``array('q')`` lists and a few integers, so its bytes are those arrays copied out
 and back (a few microseconds; JSON costs five times more, and a network store pays it twice an event).
-Layout, little-endian: the magic ``b"PGH"``, a format byte, the lengths of the eight lists (uint32 each,
-in int64 words), eight int64 scalars, the lists' words, then the snoozes as JSON (usually ``[]``).
+Layout, little-endian: the magic ``b"PGH"``, a format byte, the lengths of the nine lists (uint32 each,
+in int64 words), eight int64 scalars, the lists' words, then the snoozes as JSON (usually ``[]``). Format 1
+had eight lists (no ``names``) and is still read.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from .rows import EMPTY
 __all__ = ["decode", "encode"]
 
 _MAGIC: Final = b"PGH"
-CODEC_FORMAT: Final = 1
-_LISTS: Final = ("out", "payees", "sample", "maxima", "inbound", "loans", "deposits", "stops")
-_HEADER: Final = struct.Struct("<3sB8I8q")
+CODEC_FORMAT: Final = 2
+_LISTS: Final = ("out", "payees", "sample", "maxima", "inbound", "loans", "deposits", "stops", "names")
+_HEADER: Final = struct.Struct("<3sB9I8q")
+_HEADER_1: Final = struct.Struct("<3sB8I8q")  # format 1: no ``names``
 _NONE: Final = -(1 << 63)  # an optional time that is not set
 _SWAP: Final = sys.byteorder != "little"
 _lists_of: Final = attrgetter(*_LISTS)
@@ -61,14 +63,19 @@ def encode(history: AccountHistory) -> bytes:
 
 def decode(data: bytes) -> AccountHistory:
     """The history ``encode`` wrote; ``StoreError`` if ``data`` is not one."""
-    if len(data) < _HEADER.size or data[:3] != _MAGIC:
+    if len(data) < _HEADER_1.size or data[:3] != _MAGIC:
         raise StoreError("not an account history in payguard's binary form")
-    _magic, version, *fields = _HEADER.unpack_from(data)
-    if version != CODEC_FORMAT:
-        raise StoreError(f"an account history in binary format {version}: this payguard reads format 1")
-    at, view = _HEADER.size, memoryview(data)
+    version = data[3]
+    if version not in (1, CODEC_FORMAT):
+        raise StoreError(f"an account history in binary format {version}: this payguard reads formats 1, 2")
+    header = _HEADER if version == CODEC_FORMAT else _HEADER_1
+    if len(data) < header.size:
+        raise StoreError("an account history in binary form is cut short")
+    _magic, _version, *fields = header.unpack_from(data)
+    count = len(_LISTS) if version == CODEC_FORMAT else len(_LISTS) - 1
+    at, view = header.size, memoryview(data)
     lists: list[array[int]] = []
-    for length in fields[:8]:
+    for length in fields[:count]:
         if not length:
             lists.append(EMPTY)
             continue
@@ -79,15 +86,17 @@ def decode(data: bytes) -> AccountHistory:
         entries.frombytes(view[at:end])
         lists.append(_little(entries) if _SWAP else entries)
         at = end
+    if count < len(_LISTS):  # format 1: no names remembered
+        lists.append(EMPTY)
     tail = data[at:]
     try:
         rows = () if tail == b"[]" else orjson.loads(tail)
         snoozes = tuple((str(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows)
     except (orjson.JSONDecodeError, TypeError, IndexError, ValueError) as exc:
         raise StoreError(f"an account history in binary form has damaged snoozes: {exc}") from exc
-    device, vasp, seen, clock, pruned, woke, dormant, _ = fields[8:]
+    device, vasp, seen, clock, pruned, woke, dormant, _ = fields[count:]
     # positional, in the order of _LISTS and the fields: a compiled call, where keywords cost a dict a call
-    out, payees, sample, maxima, inbound, loans, deposits, stops = lists
+    out, payees, sample, maxima, inbound, loans, deposits, stops, names = lists
     return AccountHistory(
         out,
         payees,
@@ -97,6 +106,7 @@ def decode(data: bytes) -> AccountHistory:
         loans,
         deposits,
         stops,
+        names,
         None if device == _NONE else device,
         None if vasp == _NONE else vasp,
         seen,

@@ -10,13 +10,14 @@ shared, empty ``EMPTY`` array and get an array of their own with their first ent
 Bounds, per account: windows keep 24 hours (money received: 7 days, at most ``MAX_INBOUND`` credits), plus
 an hour of grace for late events, measured from a clock no single event can move (``touch``); stops 30 days
 (at most 50); the amount sample the last 100 executed payments of 90 days; the running maximum only the
-payments that can still be a 365-day maximum; and known payees at most ``MAX_PAYEES`` (the least recently
-paid go first, then count as new).
+payments that can still be a 365-day maximum; known payees at most ``MAX_PAYEES`` (the least recently
+paid go first, then count as new), and as many (name, payee) pairs.
 
 Beyond ``HORIZON`` (365 days and the hour of grace: the 365-day maximum is the longest window; stops
-reach back 30 days) nothing a feature reads can see an entry, except the known payees and the last device
-binding, which are kept for as long as the account is active. An account with no event for ``HORIZON``
-and no snooze still running can therefore be forgotten whole (``MemoryStore`` does): its payees with it.
+reach back 30 days) nothing a feature reads can see an entry, except the known payees, their names and the
+last device binding, which are kept for as long as the account is active. An account with no event for
+``HORIZON`` and no snooze still running can therefore be forgotten whole (``MemoryStore`` does): its payees
+with it.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ LAST_AMOUNT: Final = 4
 INCREASING: Final = 5
 
 # The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
-# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``).
-FORMAT: Final = 4
-_READABLE: Final = (1, 2, 3, 4)
+# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``; 5 ``names``).
+FORMAT: Final = 5
+_READABLE: Final = (1, 2, 3, 4, 5)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown),
@@ -109,6 +110,8 @@ DEPOSIT_AMOUNT: Final = 1
 # hold or interrupt decisions: time, payee hash
 STOP_WIDTH: Final = 2
 STOP_PAYEE: Final = 1
+# the names payees were paid under: name hash, payee hash (least recently paid first, at most MAX_PAYEES)
+NAME_WIDTH: Final = 2
 # executed outgoing amounts (the sample, and the running maximum): time, amount
 SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
@@ -206,6 +209,7 @@ class AccountHistory:
     loans: array[int] = field(default_factory=empty)
     deposits: array[int] = field(default_factory=empty)
     stops: array[int] = field(default_factory=empty)
+    names: array[int] = field(default_factory=empty)
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
@@ -325,6 +329,22 @@ class AccountHistory:
         kept = array("q", [v for r in keep for v in maxima[r * SAMPLE_WIDTH : (r + 1) * SAMPLE_WIDTH]])
         kept.extend((time, amount))
         maxima[: position * SAMPLE_WIDTH] = kept
+
+    def add_name(self, name: int, payee: int) -> None:
+        """``payee`` was paid under the name whose hash is ``name`` (the latest such pair goes last)."""
+        names = self.names
+        for at in range(0, len(names), NAME_WIDTH):
+            if names[at] == name and names[at + 1] == payee:
+                del names[at : at + NAME_WIDTH]
+                break
+        names = self.names = append(names, (name, payee))
+        if len(names) > MAX_PAYEES * NAME_WIDTH:
+            del names[:NAME_WIDTH]
+
+    def name_paid_elsewhere(self, name: int, payee: int) -> bool:
+        """Whether a payee other than ``payee`` was paid under the name whose hash is ``name``."""
+        names = self.names
+        return any(names[at] == name and names[at + 1] != payee for at in range(0, len(names), NAME_WIDTH))
 
     def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
         inbound = self.inbound = insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
@@ -482,6 +502,7 @@ class AccountHistory:
             "loans": rows_of(self.loans, LOAN_WIDTH),
             "deposits": rows_of(self.deposits, DEPOSIT_WIDTH),
             "stops": rows_of(self.stops, STOP_WIDTH),
+            "names": rows_of(self.names, NAME_WIDTH),
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
@@ -524,6 +545,7 @@ class AccountHistory:
             loans=flat(data["loans"], LOAN_WIDTH),
             deposits=flat(data["deposits"], DEPOSIT_WIDTH),
             stops=flat(data["stops"], STOP_WIDTH),
+            names=flat(data.get("names", []), NAME_WIDTH),  # before format 5: none remembered
             device_time=_integer(data["device_time"], "device_time", optional=True),
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),

@@ -1,7 +1,9 @@
 """The scenario library in rules/scenarios: every story loads, and the shipped rules' summary on it.
 
-The shipped rules are run on every story and the summary is written to out/scenarios-summary.json and
-printed. Until the rule set is rebuilt for issue 17 the test checks only that the summary's numbers agree
+The shipped rules are run on every story of the library (scam/ and ordinary/) and the summary is written
+to out/scenarios-summary.json and printed. The holdout stories (holdout/) are loaded and checked here but
+never run: whoever writes rules runs this test, and must not see how the rules do on stories kept apart
+from them (rules/README.md gives those figures, measured once per version). Until the rule set is rebuilt for issue 17 the test checks only that the summary's numbers agree
 with each other and with the stories' results; ENFORCE_TARGETS switches on the targets of issue 17 §3.
 """
 
@@ -20,6 +22,7 @@ from payguard.testing import ScenarioReport, Story, load_stories, run_scenarios
 from ..conftest import ROOT
 
 LIBRARY = ROOT / "rules" / "scenarios"
+HOLDOUT = LIBRARY / "holdout"
 SUMMARY = ROOT / "out" / "scenarios-summary.json"
 
 # issue 17 §3: the rule-set work sets this to True, and from then on the shipped rules must stop every
@@ -35,7 +38,9 @@ def stories() -> tuple[Story, ...]:
 
 @pytest.fixture(scope="module")
 def report(stories: tuple[Story, ...]) -> ScenarioReport:
-    return run_scenarios(stories, rules=ROOT / "rules")
+    library = [story for story in stories if HOLDOUT not in Path(story.path).parents]
+    assert len(library) < len(stories), "the holdout is loaded with the library, then set apart"
+    return run_scenarios(library, rules=ROOT / "rules")
 
 
 def test_every_story_file_loads_and_every_event_in_it_is_a_valid_event(stories: tuple[Story, ...]) -> None:

@@ -20,7 +20,7 @@ from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
 from .._stores.interface import StoreTransaction
 from .catalogue import FUNCTIONS, PAYEE_SIDE, Function
-from .context import OUTGOING, Context, is_personal
+from .context import OUTGOING, Context, is_personal, legal_forms
 
 __all__ = ["FeatureEngine"]
 
@@ -52,6 +52,7 @@ class FeatureEngine:
         self.timezone = ruleset.timezone
         self.keyword_sets = ruleset.keyword_sets
         self.normalize = ruleset.normalize_text
+        self.forms = legal_forms(self.normalize)
         self._plans: dict[frozenset[str], _Functions] = {}
 
     @staticmethod
@@ -63,7 +64,15 @@ class FeatureEngine:
     ) -> Context:
         """One event's view of the store, shared by ``compute`` and ``commit``; ``payee_side``: the
         subject-only mode (``Context``)."""
-        return Context(admitted, txn, self.timezone, self.keyword_sets, self.normalize, payee_side=payee_side)
+        return Context(
+            admitted,
+            txn,
+            self.timezone,
+            self.keyword_sets,
+            self.normalize,
+            forms=self.forms,
+            payee_side=payee_side,
+        )
 
     def compute(self, context: Context, names: frozenset[str]) -> dict[str, Any]:
         """The values of ``names`` for the context's event; a feature that does not apply is left out.

@@ -57,17 +57,12 @@ _LEGAL_FORMS: Final = (
     "pty",
 )
 _MIN_NAME: Final = 3  # shorter names (after the legal forms) are too common to tell payees apart
-# the legal forms as each rule set's normalisation writes them (its confusable skeleton turns "m" into
-# "rn"), longest first, by normaliser
-_NORMALISED_FORMS: Final[dict[Callable[[str], str], tuple[str, ...]]] = {}
 
 
-def _legal_forms(normalize: Callable[[str], str]) -> tuple[str, ...]:
-    forms = _NORMALISED_FORMS.get(normalize)
-    if forms is None:
-        forms = tuple(sorted({normalize(form) for form in _LEGAL_FORMS}, key=len, reverse=True))
-        _NORMALISED_FORMS[normalize] = forms
-    return forms
+def legal_forms(normalize: Callable[[str], str]) -> tuple[str, ...]:
+    """The legal forms as a rule set's normalisation writes them (its confusable skeleton turns "m" into
+    "rn"), longest first: computed once per rule set by its feature engine."""
+    return tuple(sorted({normalize(form) for form in _LEGAL_FORMS}, key=len, reverse=True))
 
 
 # Enum members as module constants: compiled code reads these directly, where ``EventType.TRANSFER_OUT``
@@ -112,6 +107,7 @@ class Context:
         keyword_sets: Mapping[str, tuple[str, ...]],
         normalize: Callable[[str], str],
         *,
+        forms: tuple[str, ...] = (),
         payee_side: Mapping[str, Any] | None = None,
     ) -> None:
         self.event: Event = admitted.event
@@ -120,6 +116,7 @@ class Context:
         self.timezone = timezone
         self.keyword_sets = keyword_sets
         self.normalize = normalize  # the rule set's text normalisation (``RuleSet.normalize_text``)
+        self.forms = forms  # the legal forms under that normalisation (``legal_forms``)
         # computed once, at validation
         self.time: int = admitted.time
         self.amount: int | None = admitted.amount
@@ -246,7 +243,7 @@ class Context:
         if not self._name_done:
             payee, found = self.payee, None
             if payee is not None and payee.name:
-                key, forms = self.normalize(payee.name), _legal_forms(self.normalize)
+                key, forms = self.normalize(payee.name), self.forms
                 for _ in range(2):
                     form = next((form for form in forms if form and key.endswith(form)), None)
                     if form is None:

@@ -159,9 +159,22 @@ class DaskEngine:
         self._outboxes = [group[1] for group in persisted]
         return self._compute([group[2] for group in persisted])
 
-    def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
+    def twin(self) -> DaskEngine:
+        """Another engine on the same cluster, whose partitions sit on the same workers as these (the old
+        rule set's replay of ``--compare``)."""
+        return DaskEngine(self.client)
+
+    def finish(self, wanted: list[frozenset[int]], old: Any = None) -> list[dict[str, Any]]:
         done = delayed(_finish, pure=False)
-        return self._compute([done(state, self._setup, wanted[i]) for i, state in enumerate(self._states)])
+        if old is None:
+            tasks = [done(state, self._setup, wanted[i]) for i, state in enumerate(self._states)]
+        else:  # partition i of both replays is on one worker: nothing moves
+            assert isinstance(old, DaskEngine)
+            tasks = [
+                done(state, self._setup, wanted[i], old._states[i], old._setup)
+                for i, state in enumerate(self._states)
+            ]
+        return self._compute(tasks)
 
 
 def _unpickled(value: Any) -> Any:
@@ -182,8 +195,11 @@ def _step(state: Partition, setup: Any, *inbox: Message) -> tuple[Partition, lis
     return step(state, _unpickled(setup), *inbox)
 
 
-def _finish(state: Partition, setup: Any, wanted: frozenset[int]) -> dict[str, Any]:
-    return finish(state, _unpickled(setup), wanted)
+def _finish(
+    state: Partition, setup: Any, wanted: frozenset[int], old: Partition | None = None, old_setup: Any = None
+) -> dict[str, Any]:
+    decided = None if old is None else (_unpickled(old_setup), old.decisions, old.features)
+    return finish(state, _unpickled(setup), wanted, decided)
 
 
 def local_cluster(workers: int) -> tuple[Any, Any]:

@@ -80,6 +80,10 @@ class Setup:
     warm_up: bool = False
     payee_side: bool = True  # whether the rule set reads payee-side features at all (else none are sent)
     audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
+    report: bool = False  # whether the partitions count what the HTML report shows (``--report``)
+    # whether each decision's features are kept (``--report`` with ``--compare``: a change is a knock-on
+    # effect when the two rule sets' decisions saw different features)
+    keep_features: bool = False
 
 
 # receives, for each partition (by index), its next rows in replay order

@@ -29,14 +29,17 @@ from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
 from .audit import part_path, write_part
 from .memory import copied, no_cycle_collection
+from .parts import PartCollector, PartComparison
 from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
 from .summary import freeze
 
-__all__ = ["Loading", "Message", "Partition", "Stats", "finish", "step"]
+__all__ = ["Decided", "Loading", "Message", "Partition", "Stats", "finish", "step"]
 
 # a decision as a partition keeps it, picklable between workers: the ids of its hits and shadow hits
 # (a Decision's features are a read-only mapping, and compiled frozen classes do not unpickle)
 Slim = tuple[str, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...], str | None, datetime]
+# the old rule set's decisions of a partition's rows (``--compare``): its setup, decisions and features
+Decided = tuple[Setup, dict[int, Slim], dict[int, dict[str, Any]]]
 NO_PAYEE_SIDE: Mapping[str, Any] = {}
 FROM_START = -(1 << 62)  # before every seq
 # an account's history is copied every this many of its rows, so replaying from a change stays short
@@ -90,6 +93,7 @@ class Partition:
     own: frozenset[int] = frozenset()
     # each account's checkpoints of its last replay: (position among its rows, its history before that row)
     checkpoints: dict[str, list[tuple[int, AccountHistory]]] = field(default_factory=dict)
+    features: dict[int, dict[str, Any]] = field(default_factory=dict)  # DECIDE seq -> (``keep_features``)
 
     @classmethod
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
@@ -294,6 +298,8 @@ class _Replay:
         else:
             decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
         partition.decisions[seq] = _slim(decision)
+        if self.setup.keep_features:
+            partition.features[seq] = dict(decision.features)
         if self.setup.audit is not None:  # what the record shows needs the features, which are not kept
             latency = round((time.perf_counter() - started) * 1e6, 1)
             partition.evidence[seq] = (guard.pipeline.evidence(decision, event), latency)
@@ -318,7 +324,9 @@ def _slim(decision: Decision) -> Slim:
     )
 
 
-def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> Decision:
+def _decision(
+    slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit], features: Mapping[str, Any] | None = None
+) -> Decision:
     decision_id, action, hit_ids, shadow_ids, score, snoozed, error, evaluated_at = slim
     if error is not None:  # the audited hold of a decision payguard could not make
         reason = f"payguard could not evaluate this payment ({error}); held for review"
@@ -336,31 +344,47 @@ def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> D
         error=error,
         score=score,
         snoozed=snoozed,
+        features=features,
     )
 
 
 @no_cycle_collection()
-def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[str, Any]:
+def finish(
+    partition: Partition, setup: Setup, wanted: frozenset[int], old: Decided | None = None
+) -> dict[str, Any]:
     """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
     the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids), and with an
-    audit its audit file, written here (``audit``: that file's manifest entry)."""
+    audit its audit file, written here (``audit``: that file's manifest entry). ``old``: the old rule set's
+    decisions of the same rows (``--compare``), for the rows' old columns and the comparison; with
+    ``setup.report``, what the report counts (``report``)."""
     guard = _guard(setup)
     hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
+    comparison = PartComparison() if old is not None else None
+    collector = PartCollector() if setup.report else None
+    old_guard = None if old is None else _guard(old[0])
+    old_hits = {} if old_guard is None else {hit.rule_id: hit for _shadow, hit in old_guard.pipeline.hits}
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
     decisions: list[tuple[Row, Event, Decision]] = []
     for row, event in zip(partition.rows, partition.events, strict=True):
         if row.kind != DECIDE:
             continue
-        decision = _decision(partition.decisions[row.seq], event, guard, hits)
+        seq = row.seq
+        decision = _decision(partition.decisions[seq], event, guard, hits, partition.features.get(seq))
         summary.add(event, decision)
-        line = decision_row(event, decision, None, None, scored=setup.scored)
+        before = None
+        if old is not None and old_guard is not None and comparison is not None:
+            before = _decision(old[1][seq], event, old_guard, old_hits, old[2].get(seq))
+            comparison.add_at(seq, event, before, decision)
+        if collector is not None:
+            collector.observe_at(seq, event, decision, before)
+        line = decision_row(event, decision, before, None, scored=setup.scored)
         if row.possible_duplicate:
             line["possible_duplicate"] = True
-        lines.append((row.seq, line))
-        if row.seq in wanted:
-            ids[row.seq] = decision.decision_id
+        lines.append((seq, line))
+        if seq in wanted:
+            ids[seq] = decision.decision_id
         if setup.audit is not None:
             decisions.append((row, event, decision))
     audit = None
@@ -368,7 +392,14 @@ def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[s
         target = part_path(setup.audit.path, partition.index)
         records = (_record(partition, setup, guard, *item) for item in decisions)
         audit = write_part(setup.audit, target, records, kind="decisions", partition=partition.index)
-    return {"lines": lines, "summary": freeze(summary), "ids": ids, "audit": audit}
+    return {
+        "lines": lines,
+        "summary": freeze(summary),
+        "ids": ids,
+        "audit": audit,
+        "compare": None if comparison is None else comparison.freeze(),
+        "report": None if collector is None else collector.freeze(),
+    }
 
 
 def _record(  # noqa: PLR0917 (a decision's parts)

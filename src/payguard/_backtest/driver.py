@@ -26,7 +26,7 @@ from .._rules.model import RuleSet
 from .audit import AuditPlan, check_new, finish_manifest, refusal_ids, refused_path, write_part
 from .memory import no_cycle_collection
 from .parts import absorb_collector, absorb_comparison
-from .plan import Plan, Row, Setup, plan
+from .plan import Answer, Checked, Plan, Row, Setup, classify, plan, resolve
 from .step import Stats
 from .summary import absorb
 
@@ -41,11 +41,13 @@ class Engine(Protocol):
 
     name: str
 
-    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None: ...
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int, feedback: bool = False) -> None: ...
 
     def feed(self, rows: list[list[Row]]) -> None: ...
 
-    def load(self, setup: Setup) -> None: ...
+    def checked(self) -> list[Checked]: ...
+
+    def load(self, setup: Setup) -> list[dict[int, Answer]]: ...
 
     def iterate(self) -> list[Stats]: ...
 
@@ -63,8 +65,8 @@ class PartitionedSummary(ReplaySummary):
     partitions: int = 0
     iterations: list[list[Stats]] = field(default_factory=list)
     iteration_seconds: list[float] = field(default_factory=list)  # each iteration as the driver waited
-    # the driver's plan (read, order, validate, route; the partitions take their rows meanwhile), waiting
-    # for the partitions to be built, collecting their results
+    # the driver's plan (read, order, route; the partitions validate their rows meanwhile) until the driver
+    # knows what they found, sealing the partitions, collecting their results
     plan_seconds: float = 0.0
     load_seconds: float = 0.0
     finish_seconds: float = 0.0
@@ -135,13 +137,13 @@ def run(
 ) -> PartitionedSummary:
     """Replay ``files`` with ``guard``'s rule set on ``engine``, as ``payguard.replay.replay`` would.
 
-    ``guard`` validates the records (and its lists, as set, are the lists in force); the partitions decide
-    with guards of their own. ``write`` receives the ``--out`` lines in replay order. ``compare``: the old
-    rule set's guard (its lists in force), replayed partitioned beside the new one on a twin of ``engine``
-    (``--compare``). ``collector`` is filled with what the report shows, as ``observe=collector.observe``
-    fills it serially (``--report``). ``audit`` (a path): each partition writes its audit file beside it,
-    keyed with ``audit_key`` and signed with ``audit_signing_key`` as a guard's would be, and a manifest
-    names them all (``audit.py``).
+    ``guard``'s rule set and lists, as set, are those in force; the partitions validate the records and
+    decide with guards of their own. ``write`` receives the ``--out`` lines in replay order. ``compare``:
+    the old rule set's guard (its lists in force), replayed partitioned beside the new one on a twin of
+    ``engine`` (``--compare``). ``collector`` is filled with what the report shows, as
+    ``observe=collector.observe`` fills it serially (``--report``). ``audit`` (a path): each partition
+    writes its audit file beside it, keyed with ``audit_key`` and signed with ``audit_signing_key`` as a
+    guard's would be, and a manifest names them all (``audit.py``).
     """
     if partitions < 1:
         raise PayguardError(f"partitions must be at least 1, not {partitions}")
@@ -152,14 +154,19 @@ def run(
     if compare is not None:
         lanes.append((engine.twin(), compare))
     for lane, lane_guard in lanes:
-        lane.begin(lane_guard.rules, lane_guard.engine, partitions)
+        lane.begin(lane_guard.rules, lane_guard.engine, partitions, feedback_delay is not None)
 
     def feed(rows: list[list[Row]]) -> None:
         for lane, _guard in lanes:
             lane.feed(rows)
 
     reading = (fmt, mapping, limits)
-    the_plan = plan(files, guard, partitions, history or [], reading, feedback_delay, feed, window)
+    overrides = guard.rules.overrides
+    the_plan = plan(files, partitions, history or [], reading, feed, window, settings=overrides)
+    checked = [lane.checked() for lane, _guard in lanes]
+    resolve(the_plan, checked[0], feedback_delay)
+    if compare is not None:
+        _valid_for_both(the_plan, checked)
     auditing = None
     if audit is not None:
         auditing = AuditPlan(
@@ -185,6 +192,9 @@ def run(
             audit=auditing if number == 0 else None,
             report=collector is not None and number == 0,
             keep_features=collector is not None and compare is not None,
+            dropped=frozenset(seq for seq, _first in the_plan.repeats),
+            asked=frozenset(seq for pair in the_plan.repeats for seq in pair),
+            epochs=tuple(the_plan.epochs),
         )
         for number, (_lane, lane_guard) in enumerate(lanes)
     ]
@@ -195,11 +205,11 @@ def run(
         engine=engine.name,
         partitions=partitions,
     )
-    _take_counts(summary, the_plan.summary)
     summary.plan_seconds = time.perf_counter() - started
     loading = time.perf_counter()
-    for (lane, _guard), setup in zip(lanes, setups, strict=True):
-        lane.load(setup)
+    answers = [lane.load(setup) for (lane, _guard), setup in zip(lanes, setups, strict=True)]
+    classify(the_plan, {seq: answer for part in answers[0] for seq, answer in part.items()})
+    _take_counts(summary, the_plan.summary)
     summary.load_seconds = time.perf_counter() - loading
     records = [(summary.iterations, summary.iteration_seconds)]
     records.append((summary.compare_iterations, summary.compare_iteration_seconds))
@@ -218,7 +228,7 @@ def run(
         raise PayguardError(
             f"the partitioned replay did not reach its fixed point in {max_iterations} iterations"
         )
-    wanted = [frozenset(seqs) for seqs in the_plan.wanted]
+    wanted = [frozenset(the_plan.wanted)] * partitions
     finishing = time.perf_counter()
     parts = engine.finish(wanted, lanes[1][0] if len(lanes) > 1 else None)
     summary.finish_seconds = time.perf_counter() - finishing
@@ -253,6 +263,21 @@ def _take_counts(summary: ReplaySummary, counted: ReplaySummary) -> None:
         setattr(summary, name, getattr(counted, name))
     summary.listed_by_feedback = counted.listed_by_feedback
     summary.late.update(counted.late)
+
+
+def _valid_for_both(the_plan: Plan, checked: list[list[Checked]]) -> None:
+    """Raise, as the serial replay's old guard would, the first event the new rule set decides that the
+    old one (``--compare``) rejects (another rule set may declare other attributes)."""
+    new = {seq for part in checked[0] for seq, *_rest in part.invalid}
+    dropped = {seq for seq, _first in the_plan.repeats}
+    old = [
+        (seq, error)
+        for part in checked[1]
+        for seq, error, *_rest in part.invalid
+        if seq >= 0 and seq not in new and seq not in dropped
+    ]
+    if old:
+        raise min(old, key=lambda item: item[0])[1]
 
 
 def _refused(the_plan: Plan, first_ids: dict[int, str], guard: Guard, auditing: AuditPlan) -> Part:

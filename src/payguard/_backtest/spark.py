@@ -24,8 +24,8 @@ from typing import Any
 
 from .._errors import PayguardError
 from .._rules.model import RuleSet
-from .plan import CREDIT, DECIDE, Row, Setup
-from .step import Decided, Partition, Stats, finish, step
+from .plan import CREDIT, DECIDE, Answer, Checked, Row, Setup
+from .step import Decided, Loading, Partition, Stats, finish, step
 
 __all__ = ["SparkEngine", "active_session", "session_of"]
 
@@ -54,6 +54,7 @@ class SparkEngine:
         self.session = session
         self._rows: Any = None
         self._setup = b""
+        self._rules = b""
         self._partitions = 0
         self._fed: list[list[Row]] = []  # each partition's rows as the plan routed them
         self._runs = 0
@@ -63,18 +64,18 @@ class SparkEngine:
         self._executed: dict[int, bool] = {}
         self._payee_side: dict[int, dict[str, Any]] = {}
 
-    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None:
-        del ruleset, engine  # a job rebuilds the partitions from their rows with the setup's
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int, feedback: bool = False) -> None:
+        # the first job validates the rows with these; later jobs rebuild the partitions with the setup's
+        self._rules = pickle.dumps((ruleset, engine, feedback), protocol=pickle.HIGHEST_PROTOCOL)
         self._fed = [[] for _ in range(partitions)]
 
     def feed(self, rows: list[list[Row]]) -> None:
         for index, part in enumerate(rows):  # laid out at once by the DataFrame: kept here until then
             self._fed[index] += part
 
-    def load(self, setup: Setup) -> None:
+    def checked(self) -> list[Checked]:
         rows, self._fed = self._fed, []
         self._partitions = len(rows)
-        self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
         frame = pandas.DataFrame(
             {
                 "part": [index for index, part in enumerate(rows) for _row in part],
@@ -86,8 +87,14 @@ class SparkEngine:
         # by range of the index: Spark's hash of the small integers 0..N-1 puts several in one partition
         laid_out = rows_frame.repartitionByRange(self._partitions, "part").sortWithinPartitions("part", "seq")
         self._rows = laid_out.cache()
-        self._rows.count()  # laid out now, once: every iteration reads the cached partitions
+        found = self._job(("checked", self._rules))  # laid out now, once: every job reads the cached rows
+        return [found.get(index, Checked()) for index in range(self._partitions)]
+
+    def load(self, setup: Setup) -> list[dict[int, Answer]]:
+        self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
+        found = self._job(("answers", None))
         self._runs = 0
+        return [found.get(index, {}) for index in range(self._partitions)]
 
     def twin(self) -> SparkEngine:
         """Another engine on the same session (the old rule set's replay of ``--compare``)."""
@@ -162,20 +169,36 @@ def _run(  # noqa: PLR0917 (what the job gives every task)
     token: str, setup: Any, messages: Any, runs: int, work: Any, batches: Iterator[Any]
 ) -> Iterator[Any]:
     """``mapInPandas``: the rows of some partitions, sorted by partition then seq."""
-    the_setup = pickle.loads(setup.value)  # noqa: S301 (our own)
-    told = pickle.loads(messages.value)  # noqa: S301 (our own)
     task = pickle.loads(work.value)  # noqa: S301 (our own)
+    for index, rows in _partitions(batches):
+        if task[0] == "checked":  # the first job: the rows validated, before any setup
+            loading = Loading(index, *pickle.loads(task[1]))  # noqa: S301 (our own)
+            yield _frame(index, loading.add(rows).checked)
+            continue
+        the_setup = pickle.loads(setup.value)  # noqa: S301 (our own)
+        told = pickle.loads(messages.value)  # noqa: S301 (our own)
+        yield _one(_built(token, index, rows, the_setup), the_setup, told, runs, task)
+
+
+def _partitions(batches: Iterator[Any]) -> Iterator[tuple[int, list[Row]]]:
+    """Each partition's rows, from batches of rows sorted by partition then seq."""
     current: int | None = None
     rows: list[Row] = []
     for batch in batches:
         for part, blob in zip(batch["part"], batch["row"], strict=True):
             if current is not None and part != current:
-                yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, task)
+                yield current, rows
                 rows = []
             current = int(part)
             rows.append(pickle.loads(blob))  # noqa: S301 (our own)
     if current is not None:
-        yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, task)
+        yield current, rows
+
+
+def _frame(index: int, result: Any) -> Any:
+    return pandas.DataFrame(
+        {"part": [index], "blob": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]}
+    )
 
 
 def _built(token: str, index: int, rows: list[Row], setup: Setup) -> Partition:
@@ -209,6 +232,8 @@ def _one(
 ) -> Any:
     """Replay ``partition`` with what it was told and what it told so far; its result."""
     index = partition.index
+    if task[0] == "answers":  # what the driver asked of the rows, as sealed
+        return _frame(index, partition.answers)
     partition.runs = runs
     executed, payee_side = told
     for row in partition.rows:
@@ -236,9 +261,7 @@ def _one(
     else:
         wanted, decided = given
         result = (stats, finish(partition, setup, wanted[index], _old_of(decided, index)))
-    return pandas.DataFrame(
-        {"part": [index], "blob": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]}
-    )
+    return _frame(index, result)
 
 
 def session_of(master: str, partitions: int) -> Any:

@@ -12,6 +12,7 @@ message changes anything (the fixed point, equal to the serial replay: see ``pay
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from typing import Any
 
 from .._audit.record import decision_record
 from .._decision import Action, Decision, Hit
-from .._event import Event, parse_event
+from .._errors import InvalidEventError, PayguardError
+from .._event import Event, digest
+from .._features.context import accounts
 from .._guard import Guard
 from .._pipeline import INTERNAL_ERROR_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
@@ -30,7 +33,7 @@ from .._stores.memory import MemoryStore
 from .audit import part_path, write_part
 from .memory import copied, no_cycle_collection
 from .parts import PartCollector, PartComparison
-from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
+from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Answer, Checked, Row, Setup
 from .summary import freeze
 
 __all__ = ["Decided", "Loading", "Message", "Partition", "Stats", "finish", "step"]
@@ -94,48 +97,89 @@ class Partition:
     # each account's checkpoints of its last replay: (position among its rows, its history before that row)
     checkpoints: dict[str, list[tuple[int, AccountHistory]]] = field(default_factory=dict)
     features: dict[int, dict[str, Any]] = field(default_factory=dict)  # DECIDE seq -> (``keep_features``)
+    answers: dict[int, Answer] = field(default_factory=dict)  # what the driver asked of its rows (``Setup``)
 
     @classmethod
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
         """The partition of ``rows`` (in any order), its history records replayed once (they are always
-        executed)."""
-        return Loading(index, setup.ruleset, setup.engine).add(sorted(rows, key=lambda row: row.seq)).seal()
+        executed), sealed with ``setup``."""
+        loading = Loading(index, setup.ruleset, setup.engine)
+        return loading.add(sorted(rows, key=lambda row: row.seq)).seal(setup)
 
 
 class Loading:
     """A partition being built from its rows, batch after batch in replay order (history records first),
-    as the plan routes them: each event validated as it arrives, history records replayed at once."""
+    as the plan routes them: each record validated as it arrives (``checked``: what the driver needs to
+    know of them), history records replayed at once; sealed once the driver has resolved duplicates and
+    feedback (``seal``)."""
 
-    def __init__(self, index: int, ruleset: RuleSet, engine: str) -> None:
+    def __init__(self, index: int, ruleset: RuleSet, engine: str, feedback: bool = False) -> None:
         self.index = index
         self.guard = _guard_of(ruleset, engine, {})
         self.rows: list[Row] = []
         self.events: list[Event] = []
+        self.feedback = feedback
+        self.checked = Checked()
 
     @no_cycle_collection()
     def add(self, rows: list[Row]) -> Loading:
-        """Take the next ``rows`` of the partition."""
-        guard = self.guard
+        """Take the next ``rows`` of the partition, rejecting invalid records as the serial replay does."""
+        guard, checked = self.guard, self.checked
         # a payment between two accounts of the partition: both rows hold one record (one pickle)
-        validated: dict[int, Event] = {}
+        validated: dict[int, Event | InvalidEventError] = {}
         for row in rows:
-            if row.kind in (RECORD, HISTORY_CREDIT):
-                assert not self.rows, "history records come before the replayed records"
-                guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
-                continue
             found = validated.get(id(row.event))
             if found is None:
-                found = validated[id(row.event)] = guard.validate(row.event)
+                try:
+                    found = validated[id(row.event)] = guard.validate(row.event)
+                except InvalidEventError as exc:
+                    found = validated[id(row.event)] = exc
+            if isinstance(found, InvalidEventError):
+                if row.kind in (DECIDE, RECORD):  # reported once, by the subject's partition
+                    checked.invalid.append((row.seq, found, row.event, row.source, row.line))
+                continue
+            _check_route(row, found)
+            if row.kind in (RECORD, HISTORY_CREDIT):
+                assert not self.rows, "history records come before the replayed records"
+                guard.record([found], side="subject" if row.kind == RECORD else "payee")
+                continue
             self.rows.append(row)
             self.events.append(found)
+            if row.kind == DECIDE and self.feedback:
+                checked.seqs.append(row.seq)
+                checked.times.append(found.timestamp.timestamp())
+                label, payee = found.label, found.payee
+                if label is not None and label.is_fraud and payee is not None:
+                    checked.frauds[row.seq] = payee.account
         return self
 
     @no_cycle_collection()
-    def seal(self) -> Partition:
-        """The partition of the rows taken, indexed."""
-        rows, index = self.rows, self.index
+    def seal(self, setup: Setup) -> Partition:
+        """The partition of the rows taken, indexed: without the event ids decided before
+        (``setup.dropped``), each decision with the feedback entries in force at it (``setup.epochs``),
+        and the digests the driver asked for (``setup.asked``) in ``answers``."""
+        index, dropped, asked = self.index, setup.dropped, setup.asked
+        starts = [seq for seq, _count in setup.epochs]
+        rows: list[Row] = []
+        events: list[Event] = []
+        answers: dict[int, Answer] = {}
+        for row, event in zip(self.rows, self.events, strict=True):
+            seq = row.seq
+            if seq in asked and row.kind == DECIDE:
+                answers[seq] = (digest(event), row.event, row.source, row.line)
+            if seq in dropped:
+                continue
+            if starts:
+                at = bisect.bisect_right(starts, seq)
+                epoch = setup.epochs[at - 1][1] if at else 0
+                if epoch != row.epoch:
+                    row = row._replace(epoch=epoch)  # noqa: PLW2901 (the row as sealed)
+            rows.append(row)
+            events.append(event)
         assert isinstance(self.guard.store, MemoryStore)
-        partition = Partition(index, rows, snapshots=dict(self.guard.store.accounts), events=self.events)
+        partition = Partition(
+            index, rows, snapshots=dict(self.guard.store.accounts), events=events, answers=answers
+        )
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
@@ -147,6 +191,21 @@ class Loading:
             and rows[partition.where[row.seq, CREDIT]].account == row.account
         )
         return partition
+
+
+def _check_route(row: Row, event: Event) -> None:
+    """A valid event's row is where the plan routed it as read (``plan.routed``): else the partitioned
+    replay would differ from the serial one, and it stops rather than differ."""
+    subject, payee = accounts(event)
+    if row.kind in (DECIDE, RECORD):
+        right = row.account == subject and (payee is None) == (row.peer < 0)
+    else:
+        right = row.account == payee
+    if not right:
+        raise PayguardError(
+            f"internal error: event {event.id!r} as read was routed to the account {row.account!r}, as "
+            f"validated it touches {subject!r} and {payee!r}"
+        )
 
 
 @no_cycle_collection()

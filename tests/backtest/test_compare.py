@@ -20,6 +20,7 @@ from payguard import Guard, load_rule_set
 from payguard._backtest.dask import DaskEngine
 from payguard._backtest.driver import run
 from payguard._cli import main
+from payguard._errors import InvalidEventError
 from payguard._replay import replay
 from payguard._report import Collector, ReportContext, render_report
 from payguard.backtest import partitioned
@@ -206,3 +207,30 @@ def test_replay_partitioned_with_compare_and_report_writes_the_serial_out_summar
     assert parted_summary["compare"]["changed_total"] > 5
     serial_html, parted_html = read("html")
     assert without_time(parted_html) == without_time(serial_html)
+
+
+def test_the_old_rule_set_decides_only_what_the_new_one_takes_and_fails_where_serially_it_fails(
+    tmp_path: Path,
+) -> None:
+    declared = "attributes: {segment: int}\n"
+    events = dense_world(accounts=12, events=300)
+    for event in events[::60]:  # a type only a rule set that declares the attribute rejects
+        event["attributes"] = {"segment": "x"}
+    files = [write_jsonl(tmp_path / "dense.jsonl", events)]
+    plain, strict = tmp_path / "plain.yaml", tmp_path / "strict.yaml"
+    plain.write_text(DENSE_OLD, encoding="utf-8")
+    strict.write_text(DENSE_RULES.replace("rules:\n", declared + "rules:\n", 1), encoding="utf-8")
+    # the new rule set rejects them: the old one never decides them, serially or partitioned
+    expected: list[dict[str, Any]] = []
+    summary = replay(files, guard(strict), write=expected.append, compare=guard(plain))
+    assert summary.rejected == 5
+    lines: list[dict[str, Any]] = []
+    parted = run(files, guard(strict), DaskEngine(), 3, write=lines.append, compare=guard(plain))
+    assert lines == expected
+    assert decided(parted.to_dict()) == decided(summary.to_dict())
+    # the old one rejects what the new one decides: the serial replay stops there, and so does this one
+    with pytest.raises(InvalidEventError) as serially:
+        replay(files, guard(plain), compare=guard(strict))
+    with pytest.raises(InvalidEventError) as partitioned_too:
+        run(files, guard(plain), DaskEngine(), 3, compare=guard(strict))
+    assert str(partitioned_too.value) == str(serially.value)

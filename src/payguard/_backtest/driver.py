@@ -178,6 +178,10 @@ def run(
             the_plan.batches if FRAUD_LIST in guard.rules.lists else {},
         )
     scored = any(lane_guard.rules.scoring for _lane, lane_guard in lanes)
+    dropped = frozenset(seq for seq, _first in the_plan.repeats)
+    asked = frozenset(seq for pair in the_plan.repeats for seq in pair)
+    # the old rule set decides only what the new one does (serially, the events its guard took)
+    rejected = frozenset(seq for seq, _error in the_plan.invalid)
     setups = [
         Setup(
             lane_guard.rules,
@@ -192,8 +196,8 @@ def run(
             audit=auditing if number == 0 else None,
             report=collector is not None and number == 0,
             keep_features=collector is not None and compare is not None,
-            dropped=frozenset(seq for seq, _first in the_plan.repeats),
-            asked=frozenset(seq for pair in the_plan.repeats for seq in pair),
+            dropped=dropped if number == 0 else dropped | rejected,
+            asked=asked if number == 0 else frozenset(),
             epochs=tuple(the_plan.epochs),
         )
         for number, (_lane, lane_guard) in enumerate(lanes)

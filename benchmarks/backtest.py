@@ -102,8 +102,8 @@ def bench(
 
 def _arithmetic(results: dict[str, Any], events: int) -> dict[str, Any]:
     """A 100-core cluster on 300 M events, from the per-event costs measured here with one worker: the
-    driver's part (plan: read, order, validate, route; loading the partitions) is serial, the partitions'
-    steps (every iteration) divide among the cores."""
+    driver's part (plan: read, order, route, and the bookkeeping of what the partitions found validating;
+    sealing the partitions) is serial, the partitions' steps (every iteration) divide among the cores."""
     one = results.get("1 workers")
     if one is None:
         return {}

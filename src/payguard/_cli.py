@@ -224,8 +224,7 @@ def replay_command(
     if partitions is not None or dask_scheduler or spark_master:
         from ._backtest.cli import refuse
 
-        refused = {"audit_checkpoints": audit_checkpoints, "compare": compare, "report": report}
-        refuse(partitions, dask_scheduler, spark_master, **refused, store=store_url)
+        refuse(partitions, dask_scheduler, spark_master, audit_checkpoints=audit_checkpoints, store=store_url)
         audit = audit_signing_key = None  # each partition writes its own audit file (the runner's options)
     guard = _load_guard(
         rules,
@@ -275,7 +274,7 @@ def replay_command(
             if partitions is not None:
                 from ._backtest.cli import runner
 
-                run = runner(partitions, dask_scheduler, spark_master, **parted)
+                run = runner(partitions, dask_scheduler, spark_master, collector, **parted)
             summary = run(
                 list(files),
                 guard,

@@ -43,14 +43,13 @@ __all__ = [
 
 # the options of payguard.replay.replay that mean the same here
 _OPTIONS = frozenset(
-    {"fmt", "mapping", "limits", "history", "feedback_delay", "write", "reject", "mask", "window"}
+    {"fmt", "mapping", "limits", "history", "feedback_delay", "write", "reject", "mask", "window", "compare"}
 )
 # the audit trail, written per partition with a manifest (a serial replay's guard takes these itself)
 _AUDIT = frozenset({"audit", "audit_key", "audit_signing_key", "audit_checkpoint_every"})
 # those the partitioned replay does not do yet, with why: refused rather than silently different
 _REFUSED = {
-    "compare": "the old rule set's replay would need its own fixed point: run two partitioned replays",
-    "observe": "decisions are made on the workers: read the --out lines instead",
+    "observe": "decisions are made on the workers: read the --out lines, or give report=PATH for the report",
     "until": "a partitioned replay decides every event",
     "progress": "progress is per iteration: see the summary's iterations",
 }
@@ -78,7 +77,7 @@ def check_options(options: dict[str, Any]) -> None:
             raise UnsupportedOptionError(
                 f"{name} is not supported by the partitioned replay: {_REFUSED[name]}"
             )
-        if name not in _OPTIONS | _AUDIT and name not in ("engine", "max_iterations"):
+        if name not in _OPTIONS | _AUDIT and name not in ("engine", "max_iterations", "report"):
             raise UnsupportedOptionError(
                 f"unknown replay option {name!r} (the partitioned replay takes {', '.join(sorted(_OPTIONS))})"
             )
@@ -97,9 +96,15 @@ def partitioned(
 
     ``client``: a ``distributed.Client`` (``None``: Dask's synchronous scheduler, in this process).
     ``replay_options`` are those of ``payguard.replay.replay`` (``fmt``, ``mapping``, ``limits``,
-    ``history``, ``feedback_delay``, ``write``, ``reject``, ``mask``, ``window``), plus ``engine`` (the
-    matching engine) and ``max_iterations``; others raise ``UnsupportedOptionError``. ``write`` receives the
-    ``--out`` lines in replay order. The summary adds the iterations and what changed in each.
+    ``history``, ``feedback_delay``, ``write``, ``reject``, ``mask``, ``window``, ``compare``), plus
+    ``engine`` (the matching engine), ``max_iterations`` and ``report``; others raise
+    ``UnsupportedOptionError``. ``write`` receives the ``--out`` lines in replay order. The summary adds the
+    iterations and what changed in each.
+
+    ``compare``: the old rule set (as ``rules``; a ``Guard``'s lists in force are used), replayed
+    partitioned beside the new one to its own fixed point: the lines get the old columns and the summary
+    its ``compare`` section, as ``payguard replay --compare`` gives them serially. ``report`` (a path):
+    write there the HTML report ``payguard replay --report`` writes, from counts the partitions keep.
 
     ``audit`` (a path) writes the audit trail per partition, beside it: ``NAME.part-000.SUFFIX``...,
     ``NAME.refused.SUFFIX`` and the manifest ``NAME.manifest.json`` (``summary.audit_manifest``), keyed
@@ -158,7 +163,32 @@ def _run(
     check_options(options)
     matcher = options.pop("engine", "auto")
     guard = _guard(rules, matcher)
-    return run(list(files), guard, engine, partitions, **options)
+    old = options.pop("compare", None)
+    old_guard = None if old is None else _guard(old, matcher)
+    report = options.pop("report", None)
+    collector = None
+    if report is not None:
+        from ._report import Collector
+
+        collector = Collector()
+    summary = run(list(files), guard, engine, partitions, compare=old_guard, collector=collector, **options)
+    if report is not None and collector is not None:
+        from ._report import ReportContext, write_report
+
+        context = ReportContext(
+            list(files),
+            _named(rules, guard),
+            guard.rules,
+            None if old_guard is None else _named(old, old_guard),
+            None if old_guard is None else old_guard.rules,
+        )
+        write_report(Path(report), context, summary, collector)
+    return summary
+
+
+def _named(rules: str | Path | RuleSet | Guard, guard: Guard) -> str:
+    """What the report calls a rule set: its path, or its id when it was given loaded."""
+    return str(rules) if isinstance(rules, (str, Path)) else guard.rules.id
 
 
 @contextmanager

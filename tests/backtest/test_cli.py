@@ -121,8 +121,7 @@ def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_seria
 
 
 @pytest.mark.parametrize(
-    ("option", "value"),
-    [("--audit-checkpoints", "c.jsonl"), ("--compare", "rules"), ("--report", "r.html")],
+    ("option", "value"), [("--audit-checkpoints", "c.jsonl"), ("--store", "sqlite:///s.db")]
 )
 def test_options_the_partitioned_replay_cannot_honour_are_refused_with_exit_2(
     tmp_path: Path, option: str, value: str

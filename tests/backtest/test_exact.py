@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from payguard import Guard, load_rule_set
 from payguard._backtest.dask import DaskEngine
 from payguard._backtest.driver import PartitionedSummary
-from payguard._backtest.plan import Setup, plan
+from payguard._backtest.plan import Setup, plan, resolve
 from payguard._features.catalogue import PAYEE_SIDE
 from payguard._replay import FRAUD_LIST
 from payguard._synthetic import benign_traffic
@@ -140,7 +140,8 @@ def _single_pass(files: list[str], rules: Path, engine: DaskEngine) -> dict[str,
     """The actions after the estimate and one deciding pass, as if that were the answer."""
     guard = Guard(load_rule_set(rules), max_future=None)
     engine.begin(guard.rules, guard.engine, 4)
-    plan(files, guard, 4, [], (None, None, None), None, engine.feed)
+    the_plan = plan(files, 4, [], (None, None, None), engine.feed)
+    resolve(the_plan, engine.checked(), None)
     warm_up = bool(guard.pipeline.plan.features & PAYEE_SIDE)
     setup = Setup(guard.rules, guard.engine, 4, FRAUD_LIST, warm_up=warm_up)
     engine.load(setup)

@@ -14,7 +14,7 @@ from .worlds import DEMO, SHIPPED_RULES
 def test_a_partition_fed_in_batches_is_the_partition_built_at_once() -> None:
     guard = Guard(load_rule_set(SHIPPED_RULES), max_future=None)
     batches: list[list[list[Row]]] = []
-    plan(DEMO[0], guard, 2, DEMO[1], (None, None, None), None, batches.append)
+    plan(DEMO[0], 2, DEMO[1], (None, None, None), batches.append)
     setup = Setup(guard.rules, guard.engine, 2, FRAUD_LIST)
     for index in range(2):
         rows = [row for batch in batches for row in batch[index]]
@@ -23,7 +23,7 @@ def test_a_partition_fed_in_batches_is_the_partition_built_at_once() -> None:
         loading = Loading(index, guard.rules, guard.engine)
         for start in range(0, len(rows), 37):  # small batches: history records and payments split
             loading.add(rows[start : start + 37])
-        fed = loading.seal()
+        fed = loading.seal(setup)
         assert fed.rows == whole.rows
         assert [event.to_dict() for event in fed.events] == [event.to_dict() for event in whole.events]
         assert fed.accounts == whole.accounts

@@ -75,6 +75,39 @@ def test_a_dense_world_on_spark_is_the_serial_world(session: Any, tmp_path: Path
     assert changes[-1] == 0
 
 
+def test_compare_and_the_report_on_spark_are_the_serial_ones(session: Any, tmp_path: Path) -> None:
+    from payguard import Guard, load_rule_set
+    from payguard._replay import replay
+    from payguard._report import Collector, ReportContext, render_report
+
+    from .test_compare import DENSE_OLD, without_time
+
+    rules, old = tmp_path / "rules.yaml", tmp_path / "old.yaml"
+    rules.write_text(DENSE_RULES, encoding="utf-8")
+    old.write_text(DENSE_OLD, encoding="utf-8")
+    files = [write_jsonl(tmp_path / "dense.jsonl", dense_world(accounts=24, events=1000))]
+    expected: list[dict[str, Any]] = []
+    collector = Collector()
+    expected_summary = replay(
+        files,
+        Guard(load_rule_set(rules), max_future=None),
+        write=expected.append,
+        compare=Guard(load_rule_set(old), max_future=None),
+        observe=collector.observe,
+    )
+    lines: list[dict[str, Any]] = []
+    path = tmp_path / "report.html"
+    summary = backtest.spark(
+        files, rules, partitions=3, session=session, write=lines.append, compare=old, report=path
+    )
+    assert by_event(lines) == by_event(expected)
+    assert decided(summary.to_dict()) == decided(expected_summary.to_dict())
+    assert summary.to_dict()["compare"]["changed_total"] > 5
+    context = ReportContext(files, str(rules), load_rule_set(rules), str(old), load_rule_set(old))
+    html = render_report(context, expected_summary, collector)
+    assert without_time(path.read_text(encoding="utf-8")) == without_time(html)
+
+
 def test_replay_with_a_spark_master_writes_the_serial_out_and_an_audit_per_partition(
     session: Any, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ import click
 from .._errors import AuditError
 from .._guard import Guard
 from .._replay import ReplaySummary
+from .._report.collect import Collector
 from .audit import check_new
 from .driver import PartitionedSummary, run
 
@@ -59,8 +60,6 @@ def refuse(
     why = {
         "audit_checkpoints": "each partition's audit file holds its signed checkpoints, and the manifest "
         "is signed; there is no witness per partition yet",
-        "compare": "the old rule set needs its own partitioned replay; run the two and compare their --out",
-        "report": "the HTML report reads every decision in one process; replay serially for it",
         "store": "each partition keeps its accounts' histories in its own memory; replay serially on a store",
     }
     for name, value in options.items():
@@ -71,15 +70,21 @@ def refuse(
 
 
 def runner(
-    partitions: int, dask_scheduler: str | None, spark_master: str | None, **audit: Any
+    partitions: int,
+    dask_scheduler: str | None,
+    spark_master: str | None,
+    collector: Collector | None = None,
+    **audit: Any,
 ) -> Callable[..., ReplaySummary]:
     """A function with the serial ``replay``'s signature that runs it partitioned on the engine chosen;
-    ``audit``: the audit path and keys (``audit``, ``audit_key``, ``audit_signing_key``)."""
+    ``collector``: the report's (``--report``; the partitions count for it, not ``observe``); ``audit``:
+    the audit path and keys (``audit``, ``audit_key``, ``audit_signing_key``)."""
 
     def replay(files: list[str], guard: Guard, **options: Any) -> ReplaySummary:
         options = {name: value for name, value in {**options, **audit}.items() if value is not None}
-        options.pop("compare", None)  # refused above: never set here
-        options.pop("observe", None)
+        options.pop("observe", None)  # the collector's: filled from the partitions' counts instead
+        if collector is not None:
+            options["collector"] = collector
         options.pop("progress", None)
         if audit.get("audit") is not None:
             try:  # a usage error, before any engine starts: as the serial guard's audit file that cannot open
@@ -111,6 +116,8 @@ def describe(summary: ReplaySummary) -> str:
         f"partitioned on {summary.engine}: {summary.partitions} partitions, {data['iterations']} iterations "
         f"(changes per iteration: {', '.join(map(str, data['iteration_changes']))})"
     )
+    if summary.compare_iterations:
+        text += f"; the old rule set (--compare): {len(summary.compare_iterations)} iterations"
     if summary.audit_manifest:
         text += f"\naudit: {summary.partitions + 1} files, listed in {summary.audit_manifest}"
     return text

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import PayguardError
 from .._rules.model import RuleSet
-from .plan import Row, Setup
+from .plan import Answer, Checked, Row, Setup
 from .step import Loading, Message, Partition, Stats, finish, step
 
 __all__ = ["DaskEngine", "SchedulerUnreachableError", "client_of", "local_cluster"]
@@ -81,16 +81,16 @@ class DaskEngine:
             return list(self.client.gather(futures))
         return list(dask.compute(*items, scheduler="synchronous"))
 
-    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None:
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int, feedback: bool = False) -> None:
         if self.client is not None:  # round robin over the workers, in a stable order
             workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
             self._workers = [workers[index % len(workers)] for index in range(partitions)]
-            self._rules = self._data((ruleset, engine), "rules")
+            self._rules = self._data((ruleset, engine, feedback), "rules")
             self._loading = [None] * partitions
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payguard-feed")
             self._sent = []
         else:
-            self._loading = [Loading(index, ruleset, engine) for index in range(partitions)]
+            self._loading = [Loading(index, ruleset, engine, feedback) for index in range(partitions)]
         self._states, self._outboxes = [], []
 
     def feed(self, rows: list[list[Row]]) -> None:
@@ -117,35 +117,46 @@ class DaskEngine:
                     pure=False,
                 )
 
-    def load(self, setup: Setup) -> None:
+    def checked(self) -> list[Checked]:
+        client = self.client
+        if client is None:
+            return [loading.checked for loading in self._loading]
+        assert self._sender is not None
+        for sent in self._sent:
+            sent.result()  # raises what sending raised
+        self._sender.shutdown()
+        self._sender, self._sent = None, []
+        return list(
+            client.gather([self._on(index, _checked, loading) for index, loading in enumerate(self._loading)])
+        )
+
+    def _on(self, index: int, function: Any, *args: Any) -> Any:
+        """``function(*args)`` as a task on partition ``index``'s worker."""
+        assert self.client is not None
+        return self.client.submit(
+            function, *args, workers=[self._workers[index]], allow_other_workers=False, pure=False
+        )
+
+    def load(self, setup: Setup) -> list[dict[int, Answer]]:
         self._setup = self._data(setup, "setup")
         client = self.client
         if client is None:
+            partitions = [loading.seal(setup) for loading in self._loading]
             self._states = [
-                delayed(loading.seal(), name=f"payguard-partition-{uuid.uuid4().hex}", traverse=False)
-                for loading in self._loading
+                delayed(partition, name=f"payguard-partition-{uuid.uuid4().hex}", traverse=False)
+                for partition in partitions
             ]
-        else:
-            assert self._sender is not None
-            for sent in self._sent:
-                sent.result()  # raises what sending raised
-            self._sender.shutdown()
-            self._sender, self._sent = None, []
-            self._states = [
-                client.submit(
-                    _seal,
-                    loading,
-                    index,
-                    self._rules,
-                    workers=[self._workers[index]],
-                    allow_other_workers=False,
-                    pure=False,
-                )
-                for index, loading in enumerate(self._loading)
-            ]
-            # built now: loading's time is the partitions', not the first step's
-            _distributed().wait(self._states)
+            self._loading = []
+            return [partition.answers for partition in partitions]
+        self._states = [
+            self._on(index, _seal, loading, index, self._rules, self._setup)
+            for index, loading in enumerate(self._loading)
+        ]
         self._loading = []
+        # built now (loading's time is the partitions', not the first step's), with what the driver asked
+        return list(
+            client.gather([self._on(index, _answers, state) for index, state in enumerate(self._states)])
+        )
 
     def iterate(self) -> list[Stats]:
         run = delayed(_step, nout=3, pure=False)
@@ -159,9 +170,22 @@ class DaskEngine:
         self._outboxes = [group[1] for group in persisted]
         return self._compute([group[2] for group in persisted])
 
-    def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
+    def twin(self) -> DaskEngine:
+        """Another engine on the same cluster, whose partitions sit on the same workers as these (the old
+        rule set's replay of ``--compare``)."""
+        return DaskEngine(self.client)
+
+    def finish(self, wanted: list[frozenset[int]], old: Any = None) -> list[dict[str, Any]]:
         done = delayed(_finish, pure=False)
-        return self._compute([done(state, self._setup, wanted[i]) for i, state in enumerate(self._states)])
+        if old is None:
+            tasks = [done(state, self._setup, wanted[i]) for i, state in enumerate(self._states)]
+        else:  # partition i of both replays is on one worker: nothing moves
+            assert isinstance(old, DaskEngine)
+            tasks = [
+                done(state, self._setup, wanted[i], old._states[i], old._setup)
+                for i, state in enumerate(self._states)
+            ]
+        return self._compute(tasks)
 
 
 def _unpickled(value: Any) -> Any:
@@ -174,16 +198,27 @@ def _add(loading: Loading | None, index: int, rules: Any, rows: Any) -> Loading:
     return loading.add(_unpickled(rows))
 
 
-def _seal(loading: Loading | None, index: int, rules: Any) -> Partition:
-    return (Loading(index, *_unpickled(rules)) if loading is None else loading).seal()
+def _checked(loading: Loading | None) -> Checked:
+    return Checked() if loading is None else loading.checked
+
+
+def _seal(loading: Loading | None, index: int, rules: Any, setup: Any) -> Partition:
+    return (Loading(index, *_unpickled(rules)) if loading is None else loading).seal(_unpickled(setup))
+
+
+def _answers(partition: Partition) -> dict[int, Answer]:
+    return partition.answers
 
 
 def _step(state: Partition, setup: Any, *inbox: Message) -> tuple[Partition, list[Message], Stats]:
     return step(state, _unpickled(setup), *inbox)
 
 
-def _finish(state: Partition, setup: Any, wanted: frozenset[int]) -> dict[str, Any]:
-    return finish(state, _unpickled(setup), wanted)
+def _finish(
+    state: Partition, setup: Any, wanted: frozenset[int], old: Partition | None = None, old_setup: Any = None
+) -> dict[str, Any]:
+    decided = None if old is None else (_unpickled(old_setup), old.decisions, old.features)
+    return finish(state, _unpickled(setup), wanted, decided)
 
 
 def local_cluster(workers: int) -> tuple[Any, Any]:

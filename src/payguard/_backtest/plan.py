@@ -1,7 +1,9 @@
-"""The static half of a partitioned replay: every event numbered in the canonical replay order, validated
-once, deduplicated as the serial replay deduplicates, and routed to the partitions of the accounts whose
-histories it touches. The rows go to the engine in batches as they are routed (``feed``), so that the
-partitions validate and index theirs on their workers while the plan reads on.
+"""The static half of a partitioned replay: every record numbered in the canonical replay order and routed
+as read, by the accounts whose histories it touches, to their partitions (``plan``); then, once the
+partitions have validated their rows (``Checked``), the serial replay's bookkeeping over what they found:
+rejections, duplicates and conflicts of event ids, and the feedback lists in force (``resolve``,
+``classify``). The driver never validates a record: the rows go to the engine in batches as they are
+routed (``feed``), and each partition validates its own on its worker while the plan reads on.
 
 An event decided at its subject's partition (a ``DECIDE`` row) that pays another account also has a
 ``CREDIT`` row at the payee's partition: there the payee's history is replayed, the payee-side features
@@ -13,19 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from .._errors import InvalidEventError
-from .._event import Event, digest, parse_event
-from .._features.context import accounts
-from .._guard import Guard
+from .._features.context import INCOMING
 from .._io import Limits, read_records
 from .._io.base import Record
 from .._replay import REORDER_WINDOW, ReplaySummary, order
 from .._rules.model import RuleSet
+from .._stores.history import party
 from .audit import AuditPlan
 
 __all__ = [
@@ -34,12 +36,17 @@ __all__ = [
     "FEED_ROWS",
     "HISTORY_CREDIT",
     "RECORD",
+    "Answer",
+    "Checked",
     "Feed",
     "Plan",
     "Row",
     "Setup",
+    "classify",
     "partition_of",
     "plan",
+    "resolve",
+    "routed",
 ]
 
 DECIDE: Final = 0
@@ -59,10 +66,28 @@ class Row(NamedTuple):
     seq: int  # position in the replay order (history records: negative, in reading order)
     kind: int  # DECIDE, RECORD, CREDIT or HISTORY_CREDIT
     account: str  # the store key of the account whose partition holds the row
-    event: dict[str, Any]  # the record's event as read (valid): plain data pickles fast, an Event slowly
+    event: dict[str, Any]  # the record's event as read: plain data pickles fast, an Event slowly
     peer: int  # the partition of the other account (payee of a DECIDE, payer of a CREDIT), or -1
-    epoch: int  # DECIDE: how many feedback entries of ``Setup.listed`` are in force
+    epoch: int  # DECIDE: how many feedback entries of ``Setup.listed`` are in force (``Setup.epochs``)
     possible_duplicate: bool
+    source: str  # the record's file and line, which a rejection names
+    line: int
+
+
+@dataclass
+class Checked:
+    """What one partition found validating its rows: each record it rejected (by its ``DECIDE`` or
+    ``RECORD`` row: seq, error, the record's event, file and line), and with feedback the time of each
+    valid ``DECIDE`` row (``seqs``, ``times``) and the payee account of those labelled fraud."""
+
+    invalid: list[tuple[int, InvalidEventError, dict[str, Any], str, int]] = field(default_factory=list)
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    times: array[float] = field(default_factory=lambda: array("d"))
+    frauds: dict[int, str] = field(default_factory=dict)
+
+
+# an asked ``DECIDE`` row (``Setup.asked``): its event's digest, the record's event, file and line
+Answer = tuple[bytes, dict[str, Any], str, int]
 
 
 @dataclass(frozen=True)
@@ -80,6 +105,16 @@ class Setup:
     warm_up: bool = False
     payee_side: bool = True  # whether the rule set reads payee-side features at all (else none are sent)
     audit: AuditPlan | None = None  # where each partition writes its audit file (None: no audit)
+    # the seqs of event ids decided before (duplicates and conflicts: dropped), of those whose event's
+    # digest the driver needs (a repeated id and its first), and from which seq on how many feedback
+    # entries are in force (in seq order)
+    dropped: frozenset[int] = frozenset()
+    asked: frozenset[int] = frozenset()
+    epochs: tuple[tuple[int, int], ...] = ()
+    report: bool = False  # whether the partitions count what the HTML report shows (``--report``)
+    # whether each decision's features are kept (``--report`` with ``--compare``: a change is a knock-on
+    # effect when the two rule sets' decisions saw different features)
+    keep_features: bool = False
 
 
 # receives, for each partition (by index), its next rows in replay order
@@ -91,8 +126,9 @@ class Plan:
     """What the serial replay counts before deciding anything (the rows went to the partitions)."""
 
     summary: ReplaySummary
-    # for each partition, the seqs of its decisions whose ids a conflict's message names
-    wanted: list[set[int]] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)  # each record's event id as read (None: none)
+    flagged: set[int] = field(default_factory=set)  # seqs of the records marked possible duplicates
+    wanted: set[int] = field(default_factory=set)  # seqs of the decisions whose ids a conflict names
     listed: list[str] = field(default_factory=list)
     # (seq, record, reason) of the rejected records, and (seq, record, first seq) of the conflicts: reported
     # in replay order once the first decisions' ids are known
@@ -101,6 +137,8 @@ class Plan:
     invalid: list[tuple[int, InvalidEventError]] = field(default_factory=list)  # audited as rejected
     # for each count of feedback entries listed, how many times feedback had set the list by then
     batches: dict[int, int] = field(default_factory=dict)
+    repeats: list[tuple[int, int]] = field(default_factory=list)  # (seq, first seq) of ids decided before
+    epochs: list[tuple[int, int]] = field(default_factory=list)  # (seq, feedback entries in force from it)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -110,18 +148,17 @@ def partition_of(key: str, partitions: int) -> int:
 
 def plan(  # noqa: PLR0917 (the replay's options)
     files: list[str],
-    guard: Guard,
     partitions: int,
     history: list[str],
     reading: tuple[str | None, str | None, Limits | None],
-    feedback_delay: int | None,
     feed: Feed,
     window: int = REORDER_WINDOW,
     progress: Callable[[int], None] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Plan:
-    """Number, validate, deduplicate and route the records of ``history`` then ``files`` (``reading``: the
-    format, mapping and limits) to ``feed``. ``guard`` only validates (as the serial replay's guard does)."""
-    result = Plan(ReplaySummary(settings=dict(guard.rules.overrides)), [set() for _ in range(partitions)])
+    """Number and route the records of ``history`` then ``files`` (``reading``: the format, mapping and
+    limits) to ``feed``, as read: the partitions validate them. ``settings``: the rule set's overrides."""
+    result = Plan(ReplaySummary(settings=dict(settings or {})))
     summary = result.summary
     rows = _Router(partitions, feed)
     seq = -1_000_000_000_000  # history first, in reading order
@@ -131,62 +168,115 @@ def plan(  # noqa: PLR0917 (the replay's options)
             if record.event is None:
                 result.rejected.append((seq, record, record.error or "unreadable record"))
                 continue
-            try:
-                event = parse_event(record.event)
-                guard.pipeline.validate(event)  # as Guard.record validates it
-            except InvalidEventError as exc:
-                result.rejected.append((seq, record, str(exc)))
-                continue
-            summary.history += 1
-            rows.route(seq, (RECORD, HISTORY_CREDIT), event, record, 0)
-    # each remembered id's first record (valid), seq and partition: its digest is computed only when the
-    # id repeats
-    remembered: OrderedDict[str, tuple[dict[str, Any], int, int]] = OrderedDict()
-    pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
+            summary.history += 1  # less those the partitions reject (``resolve``)
+            rows.route(seq, (RECORD, HISTORY_CREDIT), record)
+    ids = result.ids
     for seq, record in enumerate(
         order(files, fmt=reading[0], mapping=reading[1], limits=reading[2], window=window, late=summary.late)
     ):
         summary.records += 1
         if progress is not None:
             progress(1)
-        if record.event is None:
+        data = record.event
+        if data is None:
             result.rejected.append((seq, record, record.error or "unreadable record"))
+            ids.append(None)
             continue
-        try:
-            event = guard.validate(record.event)
-        except InvalidEventError as exc:
-            result.rejected.append((seq, record, str(exc)))
-            result.invalid.append((seq, exc))
+        event_id = data.get("id")
+        ids.append(event_id if isinstance(event_id, str) else None)  # a valid event's id is this string
+        if record.possible_duplicate:
+            result.flagged.add(seq)
+        rows.route(seq, (DECIDE, CREDIT), record)
+    rows.flush()
+    return result
+
+
+def resolve(result: Plan, checked: Iterable[Checked], feedback_delay: int | None) -> None:
+    """Count, as the serial replay does in replay order, what the partitions found validating their rows
+    (``checked``): the rejected records, the feedback lists (``listed``, ``batches``, ``epochs``: the
+    labels of the events decided, known ``feedback_delay`` seconds later), and the event ids decided
+    before (``repeats``), which ``classify`` tells apart once their digests are known."""
+    summary = result.summary
+    bad: set[int] = set()
+    times: dict[int, float] = {}
+    frauds: dict[int, str] = {}
+    for part in checked:
+        for seq, error, data, source, line in part.invalid:
+            result.rejected.append((seq, Record(source, line, data), str(error)))
+            if seq < 0:  # a history record
+                summary.history -= 1
+                continue
+            bad.add(seq)
+            result.invalid.append((seq, error))
+        if feedback_delay is not None:
+            times.update(zip(part.seqs, part.times, strict=True))
+            frauds.update(part.frauds)
+    result.invalid.sort(key=lambda item: item[0])
+    # each remembered id's first seq: an id repeated after more fresh decisions than this is decided again
+    remembered: OrderedDict[str, int] = OrderedDict()
+    pending: list[tuple[float, str]] = []  # (when the fraud label becomes known, payee account)
+    listed, fresh_flagged = result.listed, 0
+    for seq, event_id in enumerate(result.ids):
+        if event_id is None or seq in bad:  # unreadable or rejected: never decided
             continue
         if feedback_delay is not None:
-            now = event.timestamp.timestamp()
-            before = len(result.listed)
+            now = times[seq]
+            before = len(listed)
             while pending and pending[0][0] <= now:
-                result.listed.append(heapq.heappop(pending)[1])
+                listed.append(heapq.heappop(pending)[1])
                 summary.listed_by_feedback += 1
-            if len(result.listed) > before:  # the serial replay sets the list once for them all
-                result.batches[len(result.listed)] = len(result.batches) + 1
-        first = remembered.get(event.id)
+            if len(listed) > before:  # the serial replay sets the list once for them all
+                result.batches[len(listed)] = len(result.batches) + 1
+                result.epochs.append((seq, len(listed)))
+        first = remembered.get(event_id)
         if first is not None:
-            if digest(guard.validate(first[0])) != digest(event):
-                result.conflicts.append((seq, record, first[1]))
-                result.wanted[first[2]].add(first[1])
-                continue
-            summary.possible_duplicates += record.possible_duplicate
-            summary.duplicates += 1
+            result.repeats.append((seq, first))
             continue
-        summary.possible_duplicates += record.possible_duplicate
-        home = rows.route(seq, (DECIDE, CREDIT), event, record, len(result.listed))
-        remembered[event.id] = (record.event, seq, home)
+        fresh_flagged += seq in result.flagged
+        remembered[event_id] = seq
         if len(remembered) > REMEMBERED:
             remembered.popitem(last=False)
-        label = event.label
-        if feedback_delay is not None and label is not None and label.is_fraud and event.payee:
-            heapq.heappush(pending, (event.timestamp.timestamp() + feedback_delay, event.payee.account))
-    rows.flush()
+        payee = frauds.get(seq)
+        if feedback_delay is not None and payee is not None:
+            heapq.heappush(pending, (times[seq] + feedback_delay, payee))
+    summary.possible_duplicates += fresh_flagged
+
+
+def classify(result: Plan, answers: Mapping[int, Answer]) -> None:
+    """Tell the repeated event ids apart by the digests of their events (``answers``, from the partitions):
+    a duplicate (the same event again: counted) or a conflict (another event: reported as rejected)."""
+    summary = result.summary
+    for seq, first in result.repeats:
+        found, data, source, line = answers[seq]
+        if found != answers[first][0]:
+            result.conflicts.append((seq, Record(source, line, data), first))
+            result.wanted.add(first)
+            continue
+        summary.possible_duplicates += seq in result.flagged
+        summary.duplicates += 1
     summary.rejected = len(result.rejected)
     summary.conflicts = len(result.conflicts)
-    return result
+
+
+def routed(data: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The store keys of the histories an event as read touches, as ``_features.context.accounts`` finds
+    them on the valid event (None: it names no payer account, so it cannot be valid)."""
+    payer = data.get("payer")
+    account = payer.get("account") if isinstance(payer, dict) else None
+    if not isinstance(account, str):
+        return None
+    payer_key = party(account)[0]
+    payee = data.get("payee")
+    other = payee.get("account") if isinstance(payee, dict) else None
+    payee_key = party(other)[0] if isinstance(other, str) else None
+    kind = data.get("type", "transfer_out")
+    if not isinstance(kind, str):  # not valid: any partition rejects it
+        return payer_key, None
+    if kind in INCOMING and payee_key is not None:
+        return payee_key, None
+    if kind == "transfer_out" and payee_key is not None and payee_key != payer_key:
+        return payer_key, payee_key
+    return payer_key, None
 
 
 class _Router:
@@ -204,18 +294,20 @@ class _Router:
             found = self.homes[key] = partition_of(key, self.partitions)
         return found
 
-    def route(self, seq: int, kinds: tuple[int, int], event: Event, record: Record, epoch: int) -> int:
-        """The event's row at its subject's partition (returned), and its credit row at the payee's, if
-        another's."""
-        subject, payee = accounts(event)
-        home = self.home(subject)
+    def route(self, seq: int, kinds: tuple[int, int], record: Record) -> int:
+        """The record's row at its subject's partition (returned), and its credit row at the payee's, if
+        another's; a record that names no payer account goes to partition 0, which rejects it."""
+        data = record.event
+        assert data is not None
+        found = routed(data)
+        subject, payee = ("", None) if found is None else found
+        home = self.home(subject) if found is not None else 0
         away = -1 if payee is None else self.home(payee)
-        assert record.event is not None
-        rows = self.rows
-        rows[home].append(Row(seq, kinds[0], subject, record.event, away, epoch, record.possible_duplicate))
+        rows, source, line = self.rows, record.source, record.line
+        rows[home].append(Row(seq, kinds[0], subject, data, away, 0, record.possible_duplicate, source, line))
         self.count += 1
         if payee is not None:
-            rows[away].append(Row(seq, kinds[1], payee, record.event, home, epoch, False))
+            rows[away].append(Row(seq, kinds[1], payee, data, home, 0, False, source, line))
             self.count += 1
         if self.count >= FEED_ROWS:
             self.flush()

@@ -24,8 +24,8 @@ from typing import Any
 
 from .._errors import PayguardError
 from .._rules.model import RuleSet
-from .plan import CREDIT, DECIDE, Row, Setup
-from .step import Partition, Stats, finish, step
+from .plan import CREDIT, DECIDE, Answer, Checked, Row, Setup
+from .step import Decided, Loading, Partition, Stats, finish, step
 
 __all__ = ["SparkEngine", "active_session", "session_of"]
 
@@ -54,6 +54,7 @@ class SparkEngine:
         self.session = session
         self._rows: Any = None
         self._setup = b""
+        self._rules = b""
         self._partitions = 0
         self._fed: list[list[Row]] = []  # each partition's rows as the plan routed them
         self._runs = 0
@@ -63,18 +64,18 @@ class SparkEngine:
         self._executed: dict[int, bool] = {}
         self._payee_side: dict[int, dict[str, Any]] = {}
 
-    def begin(self, ruleset: RuleSet, engine: str, partitions: int) -> None:
-        del ruleset, engine  # a job rebuilds the partitions from their rows with the setup's
+    def begin(self, ruleset: RuleSet, engine: str, partitions: int, feedback: bool = False) -> None:
+        # the first job validates the rows with these; later jobs rebuild the partitions with the setup's
+        self._rules = pickle.dumps((ruleset, engine, feedback), protocol=pickle.HIGHEST_PROTOCOL)
         self._fed = [[] for _ in range(partitions)]
 
     def feed(self, rows: list[list[Row]]) -> None:
         for index, part in enumerate(rows):  # laid out at once by the DataFrame: kept here until then
             self._fed[index] += part
 
-    def load(self, setup: Setup) -> None:
+    def checked(self) -> list[Checked]:
         rows, self._fed = self._fed, []
         self._partitions = len(rows)
-        self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
         frame = pandas.DataFrame(
             {
                 "part": [index for index, part in enumerate(rows) for _row in part],
@@ -86,26 +87,37 @@ class SparkEngine:
         # by range of the index: Spark's hash of the small integers 0..N-1 puts several in one partition
         laid_out = rows_frame.repartitionByRange(self._partitions, "part").sortWithinPartitions("part", "seq")
         self._rows = laid_out.cache()
-        self._rows.count()  # laid out now, once: every iteration reads the cached partitions
-        self._runs = 0
+        found = self._job(("checked", self._rules))  # laid out now, once: every job reads the cached rows
+        return [found.get(index, Checked()) for index in range(self._partitions)]
 
-    def _job(self, wanted: list[frozenset[int]] | None) -> dict[int, Any]:
-        """One pass over every row with the messages so far; each partition's result, by index."""
+    def load(self, setup: Setup) -> list[dict[int, Answer]]:
+        self._setup = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
+        found = self._job(("answers", None))
+        self._runs = 0
+        return [found.get(index, {}) for index in range(self._partitions)]
+
+    def twin(self) -> SparkEngine:
+        """Another engine on the same session (the old rule set's replay of ``--compare``)."""
+        return SparkEngine(self.session)
+
+    def _job(self, task: tuple[str, Any]) -> dict[int, Any]:
+        """One pass over every row with the messages so far; each partition's result, by index. ``task``:
+        ``("iterate", None)``, ``("finish", (wanted, old))`` or ``("decided", None)``."""
         context = self.session.sparkContext
         messages = context.broadcast(pickle.dumps((self._executed, self._payee_side)))
         setup = context.broadcast(self._setup)
-        wanted_blob = None if wanted is None else pickle.dumps(wanted)
-        run = functools.partial(_run, self._token, setup, messages, self._runs, wanted_blob)
+        work = context.broadcast(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
+        run = functools.partial(_run, self._token, setup, messages, self._runs, work)
         try:
             done = self._rows.mapInPandas(run, OUT).collect()
         finally:
-            messages.unpersist()
-            setup.unpersist()
+            for broadcast in (messages, setup, work):
+                broadcast.unpersist()
         self._runs += 1
         return {int(found["part"]): pickle.loads(found["blob"]) for found in done}  # noqa: S301 (our own)
 
     def iterate(self) -> list[Stats]:
-        results = self._job(None)
+        results = self._job(("iterate", None))
         stats: list[Stats] = []
         for index in range(self._partitions):
             if index not in results:  # a partition without rows: nothing to replay
@@ -117,39 +129,76 @@ class SparkEngine:
             stats.append(stat)
         return stats
 
-    def finish(self, wanted: list[frozenset[int]]) -> list[dict[str, Any]]:
-        results = self._job(wanted)
+    def _decided(self) -> dict[int, tuple[dict[int, Any], dict[int, dict[str, Any]]]]:
+        """Each partition's decisions and their kept features, at the fixed point."""
+        return {index: _settled(index, *found) for index, found in self._job(("decided", None)).items()}
+
+    def finish(self, wanted: list[frozenset[int]], old: Any = None) -> list[dict[str, Any]]:
+        decided = None
+        if old is not None:  # the old rule set's decisions go to the partitions that finish the new one
+            assert isinstance(old, SparkEngine)
+            decided = (old._setup, old._decided())
+        results = self._job(("finish", (wanted, decided)))
         setup = pickle.loads(self._setup)  # noqa: S301 (our own)
         parts = []
         for index in range(self._partitions):
             if index not in results:
-                parts.append(finish(Partition.build(index, [], setup), setup, wanted[index]))
+                empty = Partition.build(index, [], setup)
+                parts.append(finish(empty, setup, wanted[index], _old_of(decided, index)))
                 continue
-            stat, part = results[index]
-            if stat.changes:
-                raise PayguardError(f"partition {index} changed in the finishing pass: not a fixed point")
-            parts.append(part)
+            parts.append(_settled(index, *results[index]))
         return parts
 
 
+def _settled(index: int, stat: Stats, result: Any) -> Any:
+    """A finishing pass's result, which must have changed nothing (else it was no fixed point)."""
+    if stat.changes:
+        raise PayguardError(f"partition {index} changed in the finishing pass: not a fixed point")
+    return result
+
+
+def _old_of(decided: tuple[bytes, dict[int, Any]] | None, index: int) -> Decided | None:
+    """The old rule set's decisions of partition ``index`` (``--compare``), or None."""
+    if decided is None:
+        return None
+    decisions, features = decided[1].get(index, ({}, {}))
+    return pickle.loads(decided[0]), decisions, features  # noqa: S301 (our own)
+
+
 def _run(  # noqa: PLR0917 (what the job gives every task)
-    token: str, setup: Any, messages: Any, runs: int, wanted_blob: bytes | None, batches: Iterator[Any]
+    token: str, setup: Any, messages: Any, runs: int, work: Any, batches: Iterator[Any]
 ) -> Iterator[Any]:
     """``mapInPandas``: the rows of some partitions, sorted by partition then seq."""
-    the_setup = pickle.loads(setup.value)  # noqa: S301 (our own)
-    told = pickle.loads(messages.value)  # noqa: S301 (our own)
-    wanted = None if wanted_blob is None else pickle.loads(wanted_blob)  # noqa: S301 (our own)
+    task = pickle.loads(work.value)  # noqa: S301 (our own)
+    for index, rows in _partitions(batches):
+        if task[0] == "checked":  # the first job: the rows validated, before any setup
+            loading = Loading(index, *pickle.loads(task[1]))  # noqa: S301 (our own)
+            yield _frame(index, loading.add(rows).checked)
+            continue
+        the_setup = pickle.loads(setup.value)  # noqa: S301 (our own)
+        told = pickle.loads(messages.value)  # noqa: S301 (our own)
+        yield _one(_built(token, index, rows, the_setup), the_setup, told, runs, task)
+
+
+def _partitions(batches: Iterator[Any]) -> Iterator[tuple[int, list[Row]]]:
+    """Each partition's rows, from batches of rows sorted by partition then seq."""
     current: int | None = None
     rows: list[Row] = []
     for batch in batches:
         for part, blob in zip(batch["part"], batch["row"], strict=True):
             if current is not None and part != current:
-                yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, wanted)
+                yield current, rows
                 rows = []
             current = int(part)
             rows.append(pickle.loads(blob))  # noqa: S301 (our own)
     if current is not None:
-        yield _one(_built(token, current, rows, the_setup), the_setup, told, runs, wanted)
+        yield current, rows
+
+
+def _frame(index: int, result: Any) -> Any:
+    return pandas.DataFrame(
+        {"part": [index], "blob": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]}
+    )
 
 
 def _built(token: str, index: int, rows: list[Row], setup: Setup) -> Partition:
@@ -169,6 +218,7 @@ def _built(token: str, index: int, rows: list[Row], setup: Setup) -> Partition:
         told_executed={},
         told_payee_side={},
         evidence={},
+        features={},
         checkpoints={},
     )
 
@@ -178,10 +228,12 @@ def _one(
     setup: Setup,
     told: tuple[dict[int, bool], dict[int, dict[str, Any]]],
     runs: int,
-    wanted: list[frozenset[int]] | None,
+    task: tuple[str, Any],
 ) -> Any:
     """Replay ``partition`` with what it was told and what it told so far; its result."""
     index = partition.index
+    if task[0] == "answers":  # what the driver asked of the rows, as sealed
+        return _frame(index, partition.answers)
     partition.runs = runs
     executed, payee_side = told
     for row in partition.rows:
@@ -196,18 +248,20 @@ def _one(
             if row.seq in payee_side:
                 partition.told_payee_side[row.seq] = payee_side[row.seq]
     partition, outbox, stats = step(partition, setup, everything=True)
-    if wanted is None:
+    mode, given = task
+    if mode == "iterate":
         executed_now: dict[int, bool] = {}
         payee_side_now: dict[int, dict[str, Any]] = {}
         for message in outbox:
             executed_now.update(message.executed)
             payee_side_now.update(message.payee_side)
         result: Any = (executed_now, payee_side_now, stats)
+    elif mode == "decided":
+        result = (stats, (partition.decisions, partition.features))
     else:
-        result = (stats, finish(partition, setup, wanted[index]))
-    return pandas.DataFrame(
-        {"part": [index], "blob": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]}
-    )
+        wanted, decided = given
+        result = (stats, finish(partition, setup, wanted[index], _old_of(decided, index)))
+    return _frame(index, result)
 
 
 def session_of(master: str, partitions: int) -> Any:

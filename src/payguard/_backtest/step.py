@@ -12,6 +12,7 @@ message changes anything (the fixed point, equal to the serial replay: see ``pay
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from typing import Any
 
 from .._audit.record import decision_record
 from .._decision import Action, Decision, Hit
-from .._event import Event, parse_event
+from .._errors import InvalidEventError, PayguardError
+from .._event import Event, digest
+from .._features.context import accounts
 from .._guard import Guard
 from .._pipeline import INTERNAL_ERROR_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
@@ -29,14 +32,17 @@ from .._stores.history import AccountHistory
 from .._stores.memory import MemoryStore
 from .audit import part_path, write_part
 from .memory import copied, no_cycle_collection
-from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Row, Setup
+from .parts import PartCollector, PartComparison
+from .plan import CREDIT, DECIDE, HISTORY_CREDIT, RECORD, Answer, Checked, Row, Setup
 from .summary import freeze
 
-__all__ = ["Loading", "Message", "Partition", "Stats", "finish", "step"]
+__all__ = ["Decided", "Loading", "Message", "Partition", "Stats", "finish", "step"]
 
 # a decision as a partition keeps it, picklable between workers: the ids of its hits and shadow hits
 # (a Decision's features are a read-only mapping, and compiled frozen classes do not unpickle)
 Slim = tuple[str, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...], str | None, datetime]
+# the old rule set's decisions of a partition's rows (``--compare``): its setup, decisions and features
+Decided = tuple[Setup, dict[int, Slim], dict[int, dict[str, Any]]]
 NO_PAYEE_SIDE: Mapping[str, Any] = {}
 FROM_START = -(1 << 62)  # before every seq
 # an account's history is copied every this many of its rows, so replaying from a change stays short
@@ -90,48 +96,90 @@ class Partition:
     own: frozenset[int] = frozenset()
     # each account's checkpoints of its last replay: (position among its rows, its history before that row)
     checkpoints: dict[str, list[tuple[int, AccountHistory]]] = field(default_factory=dict)
+    features: dict[int, dict[str, Any]] = field(default_factory=dict)  # DECIDE seq -> (``keep_features``)
+    answers: dict[int, Answer] = field(default_factory=dict)  # what the driver asked of its rows (``Setup``)
 
     @classmethod
     def build(cls, index: int, rows: list[Row], setup: Setup) -> Partition:
         """The partition of ``rows`` (in any order), its history records replayed once (they are always
-        executed)."""
-        return Loading(index, setup.ruleset, setup.engine).add(sorted(rows, key=lambda row: row.seq)).seal()
+        executed), sealed with ``setup``."""
+        loading = Loading(index, setup.ruleset, setup.engine)
+        return loading.add(sorted(rows, key=lambda row: row.seq)).seal(setup)
 
 
 class Loading:
     """A partition being built from its rows, batch after batch in replay order (history records first),
-    as the plan routes them: each event validated as it arrives, history records replayed at once."""
+    as the plan routes them: each record validated as it arrives (``checked``: what the driver needs to
+    know of them), history records replayed at once; sealed once the driver has resolved duplicates and
+    feedback (``seal``)."""
 
-    def __init__(self, index: int, ruleset: RuleSet, engine: str) -> None:
+    def __init__(self, index: int, ruleset: RuleSet, engine: str, feedback: bool = False) -> None:
         self.index = index
         self.guard = _guard_of(ruleset, engine, {})
         self.rows: list[Row] = []
         self.events: list[Event] = []
+        self.feedback = feedback
+        self.checked = Checked()
 
     @no_cycle_collection()
     def add(self, rows: list[Row]) -> Loading:
-        """Take the next ``rows`` of the partition."""
-        guard = self.guard
+        """Take the next ``rows`` of the partition, rejecting invalid records as the serial replay does."""
+        guard, checked = self.guard, self.checked
         # a payment between two accounts of the partition: both rows hold one record (one pickle)
-        validated: dict[int, Event] = {}
+        validated: dict[int, Event | InvalidEventError] = {}
         for row in rows:
-            if row.kind in (RECORD, HISTORY_CREDIT):
-                assert not self.rows, "history records come before the replayed records"
-                guard.record([parse_event(row.event)], side="subject" if row.kind == RECORD else "payee")
-                continue
             found = validated.get(id(row.event))
             if found is None:
-                found = validated[id(row.event)] = guard.validate(row.event)
+                try:
+                    found = validated[id(row.event)] = guard.validate(row.event)
+                except InvalidEventError as exc:
+                    found = validated[id(row.event)] = exc
+            if isinstance(found, InvalidEventError):
+                if row.kind in (DECIDE, RECORD):  # reported once, by the subject's partition
+                    checked.invalid.append((row.seq, found, row.event, row.source, row.line))
+                continue
+            _check_route(row, found)
+            if row.kind in (RECORD, HISTORY_CREDIT):
+                assert not self.rows, "history records come before the replayed records"
+                guard.record([found], side="subject" if row.kind == RECORD else "payee")
+                continue
             self.rows.append(row)
             self.events.append(found)
+            if row.kind == DECIDE and self.feedback:
+                checked.seqs.append(row.seq)
+                checked.times.append(found.timestamp.timestamp())
+                label, payee = found.label, found.payee
+                if label is not None and label.is_fraud and payee is not None:
+                    checked.frauds[row.seq] = payee.account
         return self
 
     @no_cycle_collection()
-    def seal(self) -> Partition:
-        """The partition of the rows taken, indexed."""
-        rows, index = self.rows, self.index
+    def seal(self, setup: Setup) -> Partition:
+        """The partition of the rows taken, indexed: without the event ids decided before
+        (``setup.dropped``), each decision with the feedback entries in force at it (``setup.epochs``),
+        and the digests the driver asked for (``setup.asked``) in ``answers``."""
+        index, dropped, asked = self.index, setup.dropped, setup.asked
+        starts = [seq for seq, _count in setup.epochs]
+        rows: list[Row] = []
+        events: list[Event] = []
+        answers: dict[int, Answer] = {}
+        for row, event in zip(self.rows, self.events, strict=True):
+            seq = row.seq
+            if seq in asked and row.kind == DECIDE:
+                answers[seq] = (digest(event), row.event, row.source, row.line)
+            if seq in dropped:
+                continue
+            if starts:
+                at = bisect.bisect_right(starts, seq)
+                epoch = setup.epochs[at - 1][1] if at else 0
+                if epoch != row.epoch:
+                    row = row._replace(epoch=epoch)  # noqa: PLW2901 (the row as sealed)
+            rows.append(row)
+            events.append(event)
         assert isinstance(self.guard.store, MemoryStore)
-        partition = Partition(index, rows, snapshots=dict(self.guard.store.accounts), events=self.events)
+        partition = Partition(
+            index, rows, snapshots=dict(self.guard.store.accounts), events=events, answers=answers
+        )
         for at, row in enumerate(rows):
             partition.accounts.setdefault(row.account, []).append(at)
             partition.where[row.seq, row.kind] = at
@@ -143,6 +191,21 @@ class Loading:
             and rows[partition.where[row.seq, CREDIT]].account == row.account
         )
         return partition
+
+
+def _check_route(row: Row, event: Event) -> None:
+    """A valid event's row is where the plan routed it as read (``plan.routed``): else the partitioned
+    replay would differ from the serial one, and it stops rather than differ."""
+    subject, payee = accounts(event)
+    if row.kind in (DECIDE, RECORD):
+        right = row.account == subject and (payee is None) == (row.peer < 0)
+    else:
+        right = row.account == payee
+    if not right:
+        raise PayguardError(
+            f"internal error: event {event.id!r} as read was routed to the account {row.account!r}, as "
+            f"validated it touches {subject!r} and {payee!r}"
+        )
 
 
 @no_cycle_collection()
@@ -294,6 +357,8 @@ class _Replay:
         else:
             decision, _fresh = guard.evaluate_subject(event, partition.payee_side.get(seq, NO_PAYEE_SIDE))
         partition.decisions[seq] = _slim(decision)
+        if self.setup.keep_features:
+            partition.features[seq] = dict(decision.features)
         if self.setup.audit is not None:  # what the record shows needs the features, which are not kept
             latency = round((time.perf_counter() - started) * 1e6, 1)
             partition.evidence[seq] = (guard.pipeline.evidence(decision, event), latency)
@@ -318,7 +383,9 @@ def _slim(decision: Decision) -> Slim:
     )
 
 
-def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> Decision:
+def _decision(
+    slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit], features: Mapping[str, Any] | None = None
+) -> Decision:
     decision_id, action, hit_ids, shadow_ids, score, snoozed, error, evaluated_at = slim
     if error is not None:  # the audited hold of a decision payguard could not make
         reason = f"payguard could not evaluate this payment ({error}); held for review"
@@ -336,31 +403,47 @@ def _decision(slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit]) -> D
         error=error,
         score=score,
         snoozed=snoozed,
+        features=features,
     )
 
 
 @no_cycle_collection()
-def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[str, Any]:
+def finish(
+    partition: Partition, setup: Setup, wanted: frozenset[int], old: Decided | None = None
+) -> dict[str, Any]:
     """The partition's part of the result: its ``--out`` rows (unmasked) by seq, its part of the summary,
     the decision ids of the seqs in ``wanted`` (the first decisions of conflicting event ids), and with an
-    audit its audit file, written here (``audit``: that file's manifest entry)."""
+    audit its audit file, written here (``audit``: that file's manifest entry). ``old``: the old rule set's
+    decisions of the same rows (``--compare``), for the rows' old columns and the comparison; with
+    ``setup.report``, what the report counts (``report``)."""
     guard = _guard(setup)
     hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
+    comparison = PartComparison() if old is not None else None
+    collector = PartCollector() if setup.report else None
+    old_guard = None if old is None else _guard(old[0])
+    old_hits = {} if old_guard is None else {hit.rule_id: hit for _shadow, hit in old_guard.pipeline.hits}
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
     decisions: list[tuple[Row, Event, Decision]] = []
     for row, event in zip(partition.rows, partition.events, strict=True):
         if row.kind != DECIDE:
             continue
-        decision = _decision(partition.decisions[row.seq], event, guard, hits)
+        seq = row.seq
+        decision = _decision(partition.decisions[seq], event, guard, hits, partition.features.get(seq))
         summary.add(event, decision)
-        line = decision_row(event, decision, None, None, scored=setup.scored)
+        before = None
+        if old is not None and old_guard is not None and comparison is not None:
+            before = _decision(old[1][seq], event, old_guard, old_hits, old[2].get(seq))
+            comparison.add_at(seq, event, before, decision)
+        if collector is not None:
+            collector.observe_at(seq, event, decision, before)
+        line = decision_row(event, decision, before, None, scored=setup.scored)
         if row.possible_duplicate:
             line["possible_duplicate"] = True
-        lines.append((row.seq, line))
-        if row.seq in wanted:
-            ids[row.seq] = decision.decision_id
+        lines.append((seq, line))
+        if seq in wanted:
+            ids[seq] = decision.decision_id
         if setup.audit is not None:
             decisions.append((row, event, decision))
     audit = None
@@ -368,7 +451,14 @@ def finish(partition: Partition, setup: Setup, wanted: frozenset[int]) -> dict[s
         target = part_path(setup.audit.path, partition.index)
         records = (_record(partition, setup, guard, *item) for item in decisions)
         audit = write_part(setup.audit, target, records, kind="decisions", partition=partition.index)
-    return {"lines": lines, "summary": freeze(summary), "ids": ids, "audit": audit}
+    return {
+        "lines": lines,
+        "summary": freeze(summary),
+        "ids": ids,
+        "audit": audit,
+        "compare": None if comparison is None else comparison.freeze(),
+        "report": None if collector is None else collector.freeze(),
+    }
 
 
 def _record(  # noqa: PLR0917 (a decision's parts)

@@ -7,12 +7,13 @@ that do not pickle.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from .._replay import Backtest, ReplaySummary
 
-__all__ = ["absorb", "freeze"]
+__all__ = ["absorb", "absorb_backtest", "add_money", "freeze", "freeze_backtest"]
 
 # the counters of a summary and of its backtest, and their tables of money by key then currency
 _COUNTS = ("events_by_type", "actions", "rule_counts", "shadow_counts", "score_counts", "snoozed_counts")
@@ -29,10 +30,7 @@ def freeze(summary: ReplaySummary) -> dict[str, Any]:
         "evaluated": summary.evaluated,
         **{name: dict(getattr(summary, name)) for name in _COUNTS},
         **{name: {key: dict(table) for key, table in getattr(summary, name).items()} for name in _MONEY},
-        "backtest": {
-            **{name: getattr(backtest, name) for name in _BACKTEST_COUNTS},
-            **{name: dict(getattr(backtest, name)) for name in _BACKTEST_COUNTERS + _BACKTEST_MONEY},
-        },
+        "backtest": freeze_backtest(backtest),
         "currencies": dict(summary.currencies.mismatched) if summary.currencies is not None else {},
     }
 
@@ -45,20 +43,32 @@ def absorb(summary: ReplaySummary, part: dict[str, Any]) -> None:
     for name in _MONEY:
         tables = getattr(summary, name)
         for key, table in part[name].items():
-            _add_money(tables[key], table)
-    backtest: Backtest = summary.backtest
-    frozen = part["backtest"]
+            add_money(tables[key], table)
+    absorb_backtest(summary.backtest, part["backtest"])
+    if summary.currencies is not None:
+        summary.currencies.mismatched.update(part["currencies"])
+
+
+def freeze_backtest(backtest: Backtest) -> dict[str, Any]:
+    """What ``backtest`` counted, as plain dicts."""
+    return {
+        **{name: getattr(backtest, name) for name in _BACKTEST_COUNTS},
+        **{name: dict(getattr(backtest, name)) for name in _BACKTEST_COUNTERS + _BACKTEST_MONEY},
+    }
+
+
+def absorb_backtest(backtest: Backtest, frozen: Mapping[str, Any]) -> None:
+    """Add a frozen backtest to ``backtest``."""
     for name in _BACKTEST_COUNTS:
         setattr(backtest, name, getattr(backtest, name) + frozen[name])
     for name in _BACKTEST_COUNTERS:
         counter: Counter[str] = getattr(backtest, name)
         counter.update(frozen[name])
     for name in _BACKTEST_MONEY:
-        _add_money(getattr(backtest, name), frozen[name])
-    if summary.currencies is not None:
-        summary.currencies.mismatched.update(part["currencies"])
+        add_money(getattr(backtest, name), frozen[name])
 
 
-def _add_money(total: dict[str, Decimal], table: dict[str, Decimal]) -> None:
+def add_money(total: dict[str, Decimal], table: Mapping[str, Decimal]) -> None:
+    """Add the amounts of ``table`` to ``total``, by currency."""
     for currency, amount in table.items():
         total[currency] = total.get(currency, Decimal(0)) + amount

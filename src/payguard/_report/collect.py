@@ -80,7 +80,7 @@ class Collector:
         self.new_hits: Counter[str] = Counter()
         self.compared = False
 
-    def observe(self, _record: Record, event: Event, decision: Decision, old: Decision | None) -> None:
+    def observe(self, _record: Record | None, event: Event, decision: Decision, old: Decision | None) -> None:
         action = decision.action
         day = event.timestamp.date()  # the day in the event's own time
         self.days[day][action._value_] += 1

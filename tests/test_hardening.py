@@ -125,6 +125,7 @@ def snapshot(store: MemoryStore) -> Any:
     )
 
 
+@pytest.mark.slow  # a property over many generated inputs: once a run, on the compiled build
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.one_of(json_values, near_valid_events()))
@@ -196,6 +197,7 @@ MUTATIONS = [
 ]
 
 
+@pytest.mark.slow  # a property over many generated inputs: once a run, on the compiled build
 @settings(
     max_examples=60,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -295,6 +297,7 @@ def test_rule_sets_that_load_never_hang_or_crash_the_engine(engine: str, tmp_pat
     assert 0 < int(result.stdout.strip()) <= rounds
 
 
+@pytest.mark.slow  # a property over many generated inputs: once a run, on the compiled build
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=0))
 def test_any_finite_session_float_matches_in_both_engines(age: float) -> None:
     results = set()

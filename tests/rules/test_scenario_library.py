@@ -41,7 +41,9 @@ def report(stories: tuple[Story, ...]) -> ScenarioReport:
     library = [story for story in stories if HOLDOUT not in Path(story.path).parents]
     held_out = sorted(HOLDOUT.rglob("*.yaml")) if HOLDOUT.is_dir() else []
     # a batch being written may not be here yet; every one that is must be loaded and then set apart
-    assert len(stories) - len(library) == len(held_out), "the holdout is loaded with the library, then set apart"
+    assert len(stories) - len(library) == len(held_out), (
+        "the holdout is loaded with the library, then set apart"
+    )
     return run_scenarios(library, rules=ROOT / "rules")
 
 

@@ -12,12 +12,20 @@ from payguard import RuleSet, load_rule_set
 
 from ..conftest import rules_text
 from ..test_lifecycle import LIFECYCLE_RULES
-from .redis_server import RedisServer
+from .redis_server import RedisServer, require_redis_6_2
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_6_2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The oldest Redis payguard supports: no Functions, so the store runs its scripts."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-6.2"), binary=require_redis_6_2())
     yield server
     server.stop()
 

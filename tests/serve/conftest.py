@@ -55,6 +55,8 @@ class Server:
             env={**os.environ, "PAYGUARD_AUDIT_KEY": AUDIT_KEY, **(env or {})},
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
+        # with --workers N, /ready answers as soon as one worker is up: the others may still be importing
+        self.workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
         self.wait_up()
 
     def wait_up(self, timeout: float = 30.0) -> None:
@@ -65,12 +67,15 @@ class Server:
                     f"the server exited with {self.process.returncode}:\n{self.log.read_text()}"
                 )
             try:
-                if self.client.get("/ready").status_code == 200:
+                if self.client.get("/ready").status_code == 200 and self.started_workers() >= self.workers:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"the server did not become ready in {timeout} s:\n{self.log.read_text()}")
+
+    def started_workers(self) -> int:
+        return sum(1 for line in self.log_lines() if line.get("event") == "starting" and "worker" in line)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM; the exit code, which must come within ``timeout`` seconds."""

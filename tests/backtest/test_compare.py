@@ -234,3 +234,44 @@ def test_the_old_rule_set_decides_only_what_the_new_one_takes_and_fails_where_se
     with pytest.raises(InvalidEventError) as partitioned_too:
         run(files, guard(plain), DaskEngine(), 3, compare=guard(strict))
     assert str(partitioned_too.value) == str(serially.value)
+
+
+def test_each_rule_set_records_the_history_it_takes_and_the_old_one_alone_rejecting_stops_both(
+    tmp_path: Path,
+) -> None:
+    declared = "attributes: {segment: int}\n"
+    world = dense_world(accounts=12, events=500)  # the first days' payments as the history of the last's
+    past, events = world[:200], world[200:]
+    for event in past[::40]:  # a type only a rule set that declares the attribute rejects
+        event["attributes"] = {"segment": "x"}
+    files = [write_jsonl(tmp_path / "dense.jsonl", events)]
+    history = [write_jsonl(tmp_path / "history.jsonl", past)]
+    plain, strict = tmp_path / "plain.yaml", tmp_path / "strict.yaml"
+    plain.write_text(DENSE_OLD, encoding="utf-8")
+    strict.write_text(DENSE_RULES.replace("rules:\n", declared + "rules:\n", 1), encoding="utf-8")
+    # the new rule set rejects them (reported, counted); the old one records them, serially and partitioned
+    expected: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    summary = replay(
+        files,
+        guard(strict),
+        write=expected.append,
+        compare=guard(plain),
+        history=history,
+        reject=lambda record, reason: rejected.append((record.line, reason)),
+    )
+    assert (summary.history, summary.rejected) == (195, 5)
+    assert [line for line, _reason in rejected] == [1, 41, 81, 121, 161]
+    lines: list[dict[str, Any]] = []
+    parted = run(
+        files, guard(strict), DaskEngine(), 3, write=lines.append, compare=guard(plain), history=history
+    )
+    assert lines == expected
+    assert decided(parted.to_dict()) == decided(summary.to_dict())
+    # the old one rejects history the new one records: the serial replay stops there, and so does this one
+    with pytest.raises(InvalidEventError) as serially:
+        replay(files, guard(plain), compare=guard(strict), history=history)
+    with pytest.raises(InvalidEventError) as partitioned_too:
+        run(files, guard(plain), DaskEngine(), 3, compare=guard(strict), history=history)
+    assert str(partitioned_too.value) == str(serially.value)
+    assert "attributes.segment" in str(serially.value)

@@ -73,6 +73,7 @@ def bad_world() -> tuple[list[str], list[str]]:
         json.dumps(payment("h1", -600, "62220001", "62220004")),
         json.dumps(payment("h2", -500, "62220002", "62220001", amount="abc")),
         "[1, 2",
+        json.dumps({**payment("h3", -400, "62220003", "62220004"), "attributes": {"segment": "x"}}),
     ]
     return lines, history
 
@@ -105,11 +106,11 @@ def test_bad_records_are_rejected_counted_and_reported_in_replay_order_as_serial
     assert lines == expected[0]
     assert decided(summary.to_dict()) == decided(expected[1])
     data = summary.to_dict()
-    assert (data["rejected"], data["duplicates"], data["conflicts"]) == (10, 1, 1)
+    assert (data["history_records"], data["rejected"], data["duplicates"], data["conflicts"]) == (1, 11, 1, 1)
     assert data["accounts_listed_by_feedback"] == 2
     assert "reused" in {line["event_id"] for line in lines}
     assert found["parted"] == found["serial"]
-    assert len(found["parted"]) == 11  # 10 rejected, 1 conflict
+    assert len(found["parted"]) == 12  # 11 rejected, 1 conflict
 
 
 def test_the_command_with_bad_input_writes_the_serial_rejects_and_exits_3(tmp_path: Path) -> None:

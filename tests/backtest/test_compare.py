@@ -14,18 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from payguard import Guard, load_rule_set
 from payguard._backtest.dask import DaskEngine
 from payguard._backtest.driver import run
-from payguard._cli import main
 from payguard._errors import InvalidEventError
 from payguard._replay import replay
 from payguard._report import Collector, ReportContext, render_report
 from payguard.backtest import partitioned
 
-from .worlds import DEMO, DENSE_RULES, SHIPPED_RULES, decided, dense_world, write_jsonl
+from .worlds import (
+    DEMO,
+    DENSE_RULES,
+    SHIPPED_RULES,
+    SYNCHRONOUS,
+    decided,
+    dense_world,
+    replay_both,
+    write_jsonl,
+)
 
 KEY = "partitioned-compare-test-key-0123"
 # the old rule sets: the new ones with other thresholds, so that decisions change directly and as knock-on
@@ -168,44 +175,36 @@ def test_the_library_call_takes_compare_and_report_as_the_command_does(
     )
 
 
-def command(*args: str) -> Any:
-    return CliRunner().invoke(main, ["replay", *args, "--audit-key", KEY], catch_exceptions=False)
-
-
-@pytest.mark.parametrize(("engine", "partitions"), [(["--dask-scheduler", "synchronous"], "3"), ([], "2")])
+@pytest.mark.parametrize(("engine", "partitions"), [(list(SYNCHRONOUS), "3"), ([], "2")])
 def test_replay_partitioned_with_compare_and_report_writes_the_serial_out_summary_and_report(
     engine: list[str], partitions: str, worlds: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     world = worlds["demo"]
-    common = [*world["files"], "--rules", str(world["rules"]), "--compare", str(world["old"])]
+    common = [
+        *world["files"],
+        "--rules",
+        str(world["rules"]),
+        "--compare",
+        str(world["old"]),
+        "--audit-key",
+        KEY,
+    ]
     common += [f"--history={name}" for name in world["history"]]
-    outputs = {}
-    for run_name, extra in (("serial", []), ("parted", ["--partitions", partitions, *engine])):
-        result = command(
-            *common,
-            "--out",
-            str(tmp_path / f"{run_name}.jsonl"),
-            "--summary-json",
-            str(tmp_path / f"{run_name}.json"),
-            "--report",
-            str(tmp_path / f"{run_name}.html"),
-            *extra,
-        )
-        assert result.exit_code == 0, result.stderr
-        outputs[run_name] = result
-    assert "the old rule set (--compare):" in outputs["parted"].stderr
-    assert f"report: {tmp_path / 'parted.html'}" in outputs["parted"].stderr
-
-    def read(suffix: str) -> list[str]:
-        return [(tmp_path / f"{name}.{suffix}").read_text(encoding="utf-8") for name in ("serial", "parted")]
-
-    serial_out, parted_out = read("jsonl")
+    replays = replay_both(
+        tmp_path,
+        common,
+        ["--partitions", partitions, *engine],
+        files={"--out": "jsonl", "--summary-json": "json", "--report": "html"},
+    )
+    assert "the old rule set (--compare):" in replays.results["parted"].stderr
+    assert f"report: {replays.path('parted', 'html')}" in replays.results["parted"].stderr
+    serial_out, parted_out = replays.read("jsonl")
     assert sorted(parted_out.splitlines()) == sorted(serial_out.splitlines())
     assert "old_action" in serial_out
-    serial_summary, parted_summary = (json.loads(text) for text in read("json"))
+    serial_summary, parted_summary = (json.loads(text) for text in replays.read("json"))
     assert decided(parted_summary) == decided(serial_summary)
     assert parted_summary["compare"]["changed_total"] > 5
-    serial_html, parted_html = read("html")
+    serial_html, parted_html = replays.read("html")
     assert without_time(parted_html) == without_time(serial_html)
 
 

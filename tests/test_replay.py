@@ -303,3 +303,74 @@ def test_out_lines_mask_accounts_as_the_audit_trail_does_with_or_without_audit(
     records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
     payers = {r["event_id"]: r["payer"] for r in records if r.get("record") == "decision"}
     assert {json.loads(line)["event_id"]: json.loads(line)["account"] for line in lines} == payers
+
+
+# A rule set declaring an attribute's type, and a rule that reads history: a payee the history paid is known
+DECLARED = """
+attributes: {segment: int}
+rules:
+  - {id: new_payee, description: first payment to a payee, when: {is_new_payee: true}, action: review, reason: r}
+"""
+
+
+def history_and_events(tmp_path: Path) -> tuple[Path, Path]:
+    """A history paying B and (with a ``segment`` the rule set declares int, as text) C, then a payment to
+    each: only the valid history record can make its payee known."""
+    history = write_events(
+        tmp_path / "h.jsonl",
+        [event(1, 1, "10", payee="B"), {**event(2, 2, "10", payee="C"), "attributes": {"segment": "x"}}],
+    )
+    events = write_events(tmp_path / "e.jsonl", [event(3, 5, "10", payee="B"), event(4, 6, "10", payee="C")])
+    return history, events
+
+
+def test_a_history_record_whose_attributes_break_the_rule_sets_declaration_is_rejected_not_recorded(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    history, events = history_and_events(tmp_path)
+    rejected: list[tuple[str, int, str]] = []
+    actions: dict[str, str] = {}
+    summary = replay(
+        [str(events)],
+        Guard.from_path(write_rules(DECLARED), max_future=None),
+        history=[str(history)],
+        reject=lambda record, reason: rejected.append((record.source, record.line, reason)),
+        write=lambda row: actions.update({row["event_id"]: row["action"]}),
+    )
+    assert rejected == [
+        (str(history), 2, "invalid event 'e2': attributes.segment: the rule set declares it int, got str")
+    ]
+    assert (summary.history, summary.rejected, summary.evaluated) == (1, 1, 2)
+    assert actions == {"e3": "allow", "e4": "review"}  # C was never recorded as paid
+
+
+def test_the_command_reports_a_history_record_the_rule_set_rejects_with_file_and_line_and_exits_3(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    history, events = history_and_events(tmp_path)
+    rejects, summary = tmp_path / "rejects.jsonl", tmp_path / "summary.json"
+    result = run(
+        [
+            "replay",
+            str(events),
+            "--rules",
+            str(write_rules(DECLARED)),
+            "--history",
+            str(history),
+            "--rejects",
+            str(rejects),
+            "--summary-json",
+            str(summary),
+        ]
+    )
+    assert result.exit_code == 3, result.stderr
+    assert (
+        f"{history}:2: rejected: invalid event 'e2': attributes.segment: the rule set declares it int, got str"
+        in result.stderr
+    )
+    assert "error:" not in result.stderr
+    assert [(r["file"], r["line"]) for r in map(json.loads, rejects.read_text().splitlines())] == [
+        (str(history), 2)
+    ]
+    data = json.loads(summary.read_text())
+    assert (data["history_records"], data["rejected"], data["evaluated"]) == (1, 1, 2)

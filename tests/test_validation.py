@@ -104,3 +104,17 @@ def test_guard_validate_refuses_as_evaluate_does_and_audits_the_rejection(
     with pytest.raises(InvalidEventError):
         guard.validate(make_event(id="no-payer", payer=None))
     assert [r["record"] for r in records(audit)] == ["rejected"]
+
+
+def test_record_refuses_an_attribute_of_another_type_than_declared_naming_it_and_auditing_nothing(
+    audited: tuple[Guard, Path],
+) -> None:
+    guard, audit = audited
+    past = [make_event(id="h1"), make_event(id="h2", attributes={"risk_band": "high"}), make_event(id="h3")]
+    with pytest.raises(InvalidEventError) as caught:
+        guard.record(past)
+    assert caught.value.fields == ("attributes.risk_band",)
+    assert (
+        str(caught.value) == "invalid event 'h2': attributes.risk_band: the rule set declares it int, got str"
+    )
+    assert audit.read_text(encoding="utf-8") == ""  # recording history audits nothing, refusals included

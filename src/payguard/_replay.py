@@ -20,6 +20,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -513,11 +514,18 @@ def replay(
 def _record_history(
     name: str,
     reading: tuple[str | None, str | None, Limits | None],
-    guards: tuple[Guard | None, ...],
+    guards: tuple[Guard, Guard | None],
     summary: ReplaySummary,
     reject: Reporter | None,
 ) -> None:
-    """Record the events of history file ``name``; ``reading``: its format, mapping and limits."""
+    """Record the events of history file ``name``; ``reading``: its format, mapping and limits.
+
+    A record is rejected (reported and counted) when it is not an event or the rule set rejects it (an
+    attribute of another type than it declares). Each rule set records the records it takes, as the
+    partitioned replay's do; one the replay's rule set takes but the old one (``compare``) rejects raises
+    that ``InvalidEventError``, as an event to decide does.
+    """
+    guard, old = guards
     for record in read_records(name, *reading):
         if record.event is None:
             _rejected(summary, reject, record, record.error or "unreadable record")
@@ -527,10 +535,17 @@ def _record_history(
         except InvalidEventError as exc:
             _rejected(summary, reject, record, str(exc))
             continue
+        try:
+            guard.record([event])  # the rule set's own checks: the attributes it declares
+        except InvalidEventError as exc:
+            _rejected(summary, reject, record, str(exc))
+            if old is not None:
+                with suppress(InvalidEventError):  # reported once, as the replay's rule set rejects it
+                    old.record([event])
+            continue
         summary.history += 1
-        for guard in guards:
-            if guard is not None:
-                guard.record([event])
+        if old is not None:
+            old.record([event])
 
 
 def _rejected(summary: ReplaySummary, reject: Reporter | None, record: Record, reason: str) -> None:

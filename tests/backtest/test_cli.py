@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from payguard._cli import main
 
 from ..conftest import make_event
-from .worlds import DEMO, SHIPPED_RULES, decided, write_jsonl
+from .worlds import DEMO, SHIPPED_RULES, SYNCHRONOUS, decided, replay_both, write_jsonl
 
 KEY = "partitioned-replay-test-key-0123"
 
@@ -46,27 +46,19 @@ def test_a_local_cluster_starts_while_another_program_holds_the_dask_dashboard_p
 
 
 def test_the_demo_on_a_two_worker_local_cluster_writes_the_serial_out_and_summary(tmp_path: Path) -> None:
-    common = [*DEMO[0], "--rules", str(SHIPPED_RULES)]  # the demo day without its history: starting cold
-    serial = replay(*common, "--out", str(tmp_path / "s.jsonl"), "--summary-json", str(tmp_path / "s.json"))
-    assert serial.exit_code == 0, serial.stderr
-    parted = replay(
-        *common,
-        "--partitions",
-        "2",
-        "--out",
-        str(tmp_path / "p.jsonl"),
-        "--summary-json",
-        str(tmp_path / "p.json"),
+    common = [*DEMO[0], "--rules", str(SHIPPED_RULES), "--audit-key", KEY]  # the demo without its history
+    replays = replay_both(
+        tmp_path, common, ["--partitions", "2"], files={"--out": "jsonl", "--summary-json": "json"}
     )
-    assert parted.exit_code == 0, parted.stderr
-    assert by_event_id(lines(tmp_path / "p.jsonl")) == by_event_id(lines(tmp_path / "s.jsonl"))
-    summary = json.loads((tmp_path / "p.json").read_text())
-    assert decided(summary) == decided(json.loads((tmp_path / "s.json").read_text()))
+    serial_out, parted_out = replays.read("jsonl")
+    assert by_event_id(parted_out.splitlines()) == by_event_id(serial_out.splitlines())
+    serial_summary, summary = (json.loads(text) for text in replays.read("json"))
+    assert decided(summary) == decided(serial_summary)
     assert summary["partitioned"]["engine"] == "dask"
     assert summary["partitioned"]["partitions"] == 2
     assert summary["iterations"] == len(summary["iteration_changes"]) >= 2
     assert summary["iteration_changes"][-1] == 0
-    assert "partitioned on dask: 2 partitions" in parted.stderr
+    assert "partitioned on dask: 2 partitions" in replays.results["parted"].stderr
 
 
 def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_serially(tmp_path: Path) -> None:
@@ -77,33 +69,16 @@ def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_seria
     with Path(events).open("a", encoding="utf-8") as handle:
         handle.write("{broken\n")
         handle.write(json.dumps({**good[0], "id": "b9", "amount": "-3"}) + "\n")
-    rules = str(SHIPPED_RULES)
-    outputs = {}
-    # Dask's synchronous scheduler, in this process: the same step functions, without starting a cluster
-    for name, extra in (("serial", []), ("parted", ["--partitions", "3", "--dask-scheduler", "synchronous"])):
-        result = CliRunner().invoke(
-            main,
-            [
-                "replay",
-                events,
-                "--rules",
-                rules,
-                "--audit-key",
-                KEY,
-                "--rejects",
-                str(tmp_path / f"{name}-rejects.jsonl"),
-                "--summary-json",
-                str(tmp_path / f"{name}.json"),
-                "--out",
-                str(tmp_path / f"{name}.jsonl"),
-                *extra,
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 3, result.stderr
-        outputs[name] = result
-    serial_rejects = [json.loads(line) for line in lines(tmp_path / "serial-rejects.jsonl")]
-    parted_rejects = [json.loads(line) for line in lines(tmp_path / "parted-rejects.jsonl")]
+    replays = replay_both(
+        tmp_path,
+        [events, "--rules", str(SHIPPED_RULES), "--audit-key", KEY],
+        ["--partitions", "3", *SYNCHRONOUS],
+        files={"--rejects": "rejects.jsonl", "--summary-json": "json", "--out": "jsonl"},
+        exit_code=3,
+    )
+    serial_rejects, parted_rejects = (
+        [json.loads(line) for line in text.splitlines()] for text in replays.read("rejects.jsonl")
+    )
     assert [(r["file"], r["line"]) for r in parted_rejects] == [
         (r["file"], r["line"]) for r in serial_rejects
     ]
@@ -113,11 +88,12 @@ def test_bad_records_are_rejected_with_file_and_line_counted_and_exit_3_as_seria
         8,
     ]  # the conflict, the broken line, the bad amount
     assert {r["file"] for r in parted_rejects} == {events}
-    summary = json.loads((tmp_path / "parted.json").read_text())
+    serial_summary, summary = (json.loads(text) for text in replays.read("json"))
     assert (summary["rejected"], summary["conflicts"], summary["duplicates"]) == (2, 1, 1)
-    assert decided(summary) == decided(json.loads((tmp_path / "serial.json").read_text()))
-    assert lines(tmp_path / "parted.jsonl") == lines(tmp_path / "serial.jsonl")
-    assert f"{events}:7: rejected:" in outputs["parted"].stderr
+    assert decided(summary) == decided(serial_summary)
+    serial_out, parted_out = replays.read("jsonl")
+    assert parted_out == serial_out
+    assert f"{events}:7: rejected:" in replays.results["parted"].stderr
 
 
 @pytest.mark.parametrize(

@@ -14,18 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from payguard import Guard, load_rule_set
 from payguard._backtest.dask import DaskEngine
 from payguard._backtest.driver import run
-from payguard._cli import main
 from payguard._errors import InvalidEventError
 from payguard._replay import replay
 from payguard._report import Collector, ReportContext, render_report
 from payguard.backtest import partitioned
 
-from .worlds import DEMO, DENSE_RULES, SHIPPED_RULES, decided, dense_world, write_jsonl
+from .worlds import (
+    DEMO,
+    DENSE_RULES,
+    SHIPPED_RULES,
+    SYNCHRONOUS,
+    decided,
+    dense_world,
+    replay_both,
+    write_jsonl,
+)
 
 KEY = "partitioned-compare-test-key-0123"
 # the old rule sets: the new ones with other thresholds, so that decisions change directly and as knock-on
@@ -168,44 +175,36 @@ def test_the_library_call_takes_compare_and_report_as_the_command_does(
     )
 
 
-def command(*args: str) -> Any:
-    return CliRunner().invoke(main, ["replay", *args, "--audit-key", KEY], catch_exceptions=False)
-
-
-@pytest.mark.parametrize(("engine", "partitions"), [(["--dask-scheduler", "synchronous"], "3"), ([], "2")])
+@pytest.mark.parametrize(("engine", "partitions"), [(list(SYNCHRONOUS), "3"), ([], "2")])
 def test_replay_partitioned_with_compare_and_report_writes_the_serial_out_summary_and_report(
     engine: list[str], partitions: str, worlds: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     world = worlds["demo"]
-    common = [*world["files"], "--rules", str(world["rules"]), "--compare", str(world["old"])]
+    common = [
+        *world["files"],
+        "--rules",
+        str(world["rules"]),
+        "--compare",
+        str(world["old"]),
+        "--audit-key",
+        KEY,
+    ]
     common += [f"--history={name}" for name in world["history"]]
-    outputs = {}
-    for run_name, extra in (("serial", []), ("parted", ["--partitions", partitions, *engine])):
-        result = command(
-            *common,
-            "--out",
-            str(tmp_path / f"{run_name}.jsonl"),
-            "--summary-json",
-            str(tmp_path / f"{run_name}.json"),
-            "--report",
-            str(tmp_path / f"{run_name}.html"),
-            *extra,
-        )
-        assert result.exit_code == 0, result.stderr
-        outputs[run_name] = result
-    assert "the old rule set (--compare):" in outputs["parted"].stderr
-    assert f"report: {tmp_path / 'parted.html'}" in outputs["parted"].stderr
-
-    def read(suffix: str) -> list[str]:
-        return [(tmp_path / f"{name}.{suffix}").read_text(encoding="utf-8") for name in ("serial", "parted")]
-
-    serial_out, parted_out = read("jsonl")
+    replays = replay_both(
+        tmp_path,
+        common,
+        ["--partitions", partitions, *engine],
+        files={"--out": "jsonl", "--summary-json": "json", "--report": "html"},
+    )
+    assert "the old rule set (--compare):" in replays.results["parted"].stderr
+    assert f"report: {replays.path('parted', 'html')}" in replays.results["parted"].stderr
+    serial_out, parted_out = replays.read("jsonl")
     assert sorted(parted_out.splitlines()) == sorted(serial_out.splitlines())
     assert "old_action" in serial_out
-    serial_summary, parted_summary = (json.loads(text) for text in read("json"))
+    serial_summary, parted_summary = (json.loads(text) for text in replays.read("json"))
     assert decided(parted_summary) == decided(serial_summary)
     assert parted_summary["compare"]["changed_total"] > 5
-    serial_html, parted_html = read("html")
+    serial_html, parted_html = replays.read("html")
     assert without_time(parted_html) == without_time(serial_html)
 
 
@@ -234,3 +233,44 @@ def test_the_old_rule_set_decides_only_what_the_new_one_takes_and_fails_where_se
     with pytest.raises(InvalidEventError) as partitioned_too:
         run(files, guard(plain), DaskEngine(), 3, compare=guard(strict))
     assert str(partitioned_too.value) == str(serially.value)
+
+
+def test_each_rule_set_records_the_history_it_takes_and_the_old_one_alone_rejecting_stops_both(
+    tmp_path: Path,
+) -> None:
+    declared = "attributes: {segment: int}\n"
+    world = dense_world(accounts=12, events=500)  # the first days' payments as the history of the last's
+    past, events = world[:200], world[200:]
+    for event in past[::40]:  # a type only a rule set that declares the attribute rejects
+        event["attributes"] = {"segment": "x"}
+    files = [write_jsonl(tmp_path / "dense.jsonl", events)]
+    history = [write_jsonl(tmp_path / "history.jsonl", past)]
+    plain, strict = tmp_path / "plain.yaml", tmp_path / "strict.yaml"
+    plain.write_text(DENSE_OLD, encoding="utf-8")
+    strict.write_text(DENSE_RULES.replace("rules:\n", declared + "rules:\n", 1), encoding="utf-8")
+    # the new rule set rejects them (reported, counted); the old one records them, serially and partitioned
+    expected: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    summary = replay(
+        files,
+        guard(strict),
+        write=expected.append,
+        compare=guard(plain),
+        history=history,
+        reject=lambda record, reason: rejected.append((record.line, reason)),
+    )
+    assert (summary.history, summary.rejected) == (195, 5)
+    assert [line for line, _reason in rejected] == [1, 41, 81, 121, 161]
+    lines: list[dict[str, Any]] = []
+    parted = run(
+        files, guard(strict), DaskEngine(), 3, write=lines.append, compare=guard(plain), history=history
+    )
+    assert lines == expected
+    assert decided(parted.to_dict()) == decided(summary.to_dict())
+    # the old one rejects history the new one records: the serial replay stops there, and so does this one
+    with pytest.raises(InvalidEventError) as serially:
+        replay(files, guard(plain), compare=guard(strict), history=history)
+    with pytest.raises(InvalidEventError) as partitioned_too:
+        run(files, guard(plain), DaskEngine(), 3, compare=guard(strict), history=history)
+    assert str(partitioned_too.value) == str(serially.value)
+    assert "attributes.segment" in str(serially.value)

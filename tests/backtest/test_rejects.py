@@ -11,16 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from payguard import parse_event
 from payguard._backtest.plan import routed
-from payguard._cli import main
 from payguard._features.context import accounts
 from payguard._io import read_records
 
 from ..conftest import make_event
-from .worlds import DEMO, decided, dense_world, parted, serial, write_jsonl
+from .worlds import DEMO, RUNS, SYNCHRONOUS, decided, dense_world, parted, replay_both, serial, write_jsonl
 
 SMALL_RULES = """\
 ruleset: {id: small, version: "1", timezone: UTC, currency: CNY}
@@ -73,8 +71,14 @@ def bad_world() -> tuple[list[str], list[str]]:
         json.dumps(payment("h1", -600, "62220001", "62220004")),
         json.dumps(payment("h2", -500, "62220002", "62220001", amount="abc")),
         "[1, 2",
+        json.dumps({**payment("h3", -400, "62220003", "62220004"), "attributes": {"segment": "x"}}),
     ]
     return lines, history
+
+
+def without_decision_id(text: str) -> str:
+    """A decision id is a guard's random prefix and its count: the serial and partitioned ones differ."""
+    return re.sub(r"decision \S+\)", "decision ...)", text)
 
 
 def write_lines(path: Path, lines: list[str]) -> str:
@@ -94,9 +98,8 @@ def test_bad_records_are_rejected_counted_and_reported_in_replay_order_as_serial
     found: dict[str, list[tuple[str, int, str]]] = {"serial": [], "parted": []}
 
     def reporter(name: str) -> Any:
-        # a decision id is a guard's random prefix and its count: the serial and partitioned ones differ
         return lambda record, reason: found[name].append(
-            (record.source, record.line, re.sub(r"decision \S+\)", "decision ...)", reason))
+            (record.source, record.line, without_decision_id(reason))
         )
 
     options = {"history": past, "feedback_delay": 60}
@@ -105,11 +108,11 @@ def test_bad_records_are_rejected_counted_and_reported_in_replay_order_as_serial
     assert lines == expected[0]
     assert decided(summary.to_dict()) == decided(expected[1])
     data = summary.to_dict()
-    assert (data["rejected"], data["duplicates"], data["conflicts"]) == (10, 1, 1)
+    assert (data["history_records"], data["rejected"], data["duplicates"], data["conflicts"]) == (1, 11, 1, 1)
     assert data["accounts_listed_by_feedback"] == 2
     assert "reused" in {line["event_id"] for line in lines}
     assert found["parted"] == found["serial"]
-    assert len(found["parted"]) == 11  # 10 rejected, 1 conflict
+    assert len(found["parted"]) == 12  # 11 rejected, 1 conflict
 
 
 def test_the_command_with_bad_input_writes_the_serial_rejects_and_exits_3(tmp_path: Path) -> None:
@@ -118,34 +121,26 @@ def test_the_command_with_bad_input_writes_the_serial_rejects_and_exits_3(tmp_pa
     past = write_lines(tmp_path / "h.jsonl", history)
     rules = tmp_path / "rules.yaml"
     rules.write_text(SMALL_RULES, encoding="utf-8")
-    outputs = {}
-    for name, extra in (("serial", []), ("parted", ["--partitions", "3", "--dask-scheduler", "synchronous"])):
-        result = CliRunner().invoke(
-            main,
-            [
-                "replay",
-                files,
-                "--rules",
-                str(rules),
-                "--history",
-                past,
-                "--rejects",
-                str(tmp_path / f"{name}-rejects.jsonl"),
-                "--out",
-                str(tmp_path / f"{name}.jsonl"),
-                "--audit-key",  # the rejects' accounts masked alike
-                "partitioned-rejects-test-key-0123",
-                *extra,
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 3, result.stderr
-        reported = [line for line in result.stderr.splitlines() if ": rejected: " in line]
-        outputs[name] = [re.sub(r"decision \S+\)", "decision ...)", line) for line in reported]
-    assert outputs["parted"] == outputs["serial"]
-    for suffix in ("-rejects.jsonl", ".jsonl"):
-        texts = [(tmp_path / f"{name}{suffix}").read_text(encoding="utf-8") for name in ("serial", "parted")]
-        assert len({re.sub(r"decision \S+\)", "decision ...)", text) for text in texts}) == 1
+    replays = replay_both(
+        tmp_path,
+        # the rejects' accounts masked alike
+        [files, "--rules", str(rules), "--history", past, "--audit-key", "partitioned-rejects-test-key-0123"],
+        ["--partitions", "3", *SYNCHRONOUS],
+        files={"--rejects": "rejects.jsonl", "--out": "jsonl"},
+        exit_code=3,
+    )
+    serial_stderr, parted_stderr = (
+        [
+            without_decision_id(line)
+            for line in replays.results[run].stderr.splitlines()
+            if ": rejected: " in line
+        ]
+        for run in RUNS
+    )
+    assert parted_stderr == serial_stderr
+    for suffix in ("rejects.jsonl", "jsonl"):
+        serial_text, parted_text = replays.read(suffix)
+        assert without_decision_id(parted_text) == without_decision_id(serial_text)
 
 
 def test_a_record_routed_as_read_goes_where_its_valid_event_touches_histories(tmp_path: Path) -> None:

@@ -1,16 +1,20 @@
 """Worlds to replay serially and partitioned: a dense one where stops propagate, a generated month, and
-the helpers that run both replays and compare them line for line."""
+the helpers that run both replays (the library calls, or the command) to compare them line for line."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
 from payguard import Guard, load_rule_set
+from payguard._cli import main
 from payguard.backtest import PartitionedSummary, partitioned
 from payguard.replay import replay
 
@@ -120,3 +124,47 @@ def by_event(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 Check = Callable[[list[dict[str, Any]], dict[str, Any]], None]
+
+
+# Dask's synchronous scheduler, in this process: the same step functions, without starting a cluster
+SYNCHRONOUS = ("--dask-scheduler", "synchronous")
+RUNS = ("serial", "parted")
+
+
+@dataclass(frozen=True)
+class Replays:
+    """The serial and the partitioned ``payguard replay`` of the same arguments (``results``, by run) and
+    what each wrote: ``--out`` and the other files to ``FOLDER/RUN.SUFFIX``."""
+
+    folder: Path
+    results: Mapping[str, Result]
+
+    def path(self, run: str, suffix: str) -> Path:
+        return self.folder / f"{run}.{suffix}"
+
+    def read(self, suffix: str) -> tuple[str, str]:
+        """The serial and the partitioned run's file ``suffix``."""
+        serial_text, parted_text = (self.path(run, suffix).read_text(encoding="utf-8") for run in RUNS)
+        return serial_text, parted_text
+
+
+def replay_both(
+    folder: Path,
+    args: Sequence[str],
+    partitioned: Sequence[str],
+    *,
+    files: Mapping[str, str],
+    exit_code: int = 0,
+) -> Replays:
+    """``payguard replay ARGS`` serially, then with ``partitioned`` (``--partitions N`` and its engine),
+    each writing the options of ``files`` (``{"--out": "jsonl"}``: to ``FOLDER/RUN.jsonl``); both must
+    exit with ``exit_code``."""
+    results = {}
+    for run, extra in zip(RUNS, ([], partitioned), strict=True):
+        written = [
+            item for option, suffix in files.items() for item in (option, str(folder / f"{run}.{suffix}"))
+        ]
+        result = CliRunner().invoke(main, ["replay", *args, *written, *extra], catch_exceptions=False)
+        assert result.exit_code == exit_code, f"{run}: {result.stderr}"
+        results[run] = result
+    return Replays(folder, results)

@@ -270,15 +270,16 @@ def _take_counts(summary: ReplaySummary, counted: ReplaySummary) -> None:
 
 
 def _valid_for_both(the_plan: Plan, checked: list[list[Checked]]) -> None:
-    """Raise, as the serial replay's old guard would, the first event the new rule set decides that the
-    old one (``--compare``) rejects (another rule set may declare other attributes)."""
+    """Raise, as the serial replay's old guard would, the first record the new rule set decides or records
+    (history, negative seqs: read first) that the old one (``--compare``) rejects (another rule set may
+    declare other attributes)."""
     new = {seq for part in checked[0] for seq, *_rest in part.invalid}
     dropped = {seq for seq, _first in the_plan.repeats}
     old = [
         (seq, error)
         for part in checked[1]
         for seq, error, *_rest in part.invalid
-        if seq >= 0 and seq not in new and seq not in dropped
+        if seq not in new and seq not in dropped
     ]
     if old:
         raise min(old, key=lambda item: item[0])[1]

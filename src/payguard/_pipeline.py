@@ -20,12 +20,15 @@ from ._event import Admitted, Event, admit
 from ._features.calculator import FeatureEngine
 from ._features.context import INCOMING, Context
 from ._rules.fields import FEATURES, Kind
+from ._rules.fx import rated_currencies
 from ._rules.model import RuleSet
 from ._stores.interface import StoreTransaction
 
-__all__ = ["INTERNAL_ERROR_RULE", "NO_RULES", "Pipeline"]
+__all__ = ["INTERNAL_ERROR_RULE", "NO_RULES", "UNRATED_CURRENCY_RULE", "Pipeline"]
 
 INTERNAL_ERROR_RULE: Final = "payguard.internal_error"
+UNRATED_CURRENCY_RULE: Final = "payguard.unrated_currency"
+_UNRATED_REASON: Final = "no reference rate for this payment's currency: no amount limit could be applied"
 _ALLOW: Final = Action.ALLOW  # read directly by compiled code, not through the enum class's attribute hook
 NO_RULES: Final[frozenset[str]] = frozenset()  # no rule snoozed
 
@@ -55,6 +58,11 @@ class Pipeline:
         self.thresholds = ruleset.scoring
         # the rules a snooze may suppress (never an interrupt that reads a list)
         self.snoozable = frozenset(rule.id for rule in ruleset.rules if rule.snoozable)
+        # a payment in a currency no money test reads gets this hit (None: no test names a currency, or the
+        # rule set lets such payments through)
+        rated = rated_currencies(ruleset)
+        self.rated: frozenset[str] | None = None if ruleset.unrated_currency is Action.ALLOW else rated
+        self.unrated = Hit(UNRATED_CURRENCY_RULE, ruleset.unrated_currency, _UNRATED_REASON)
         # the features whose values are not JSON as computed (tuples)
         self.unjson = frozenset(name for name in self.plan.features if FEATURES[name].kind is Kind.LIST)
 
@@ -121,6 +129,9 @@ class Pipeline:
                 hits.append(hit)
                 if hit.score is not None:
                     score += hit.score
+        rated = self.rated
+        if rated is not None and event.amount is not None and event.currency not in rated:
+            hits.append(self.unrated)  # its money tests could not apply: it fails closed
         action = most_severe(hit.action for hit in hits if hit.action is not None) if hits else _ALLOW
         for threshold, scored in self.thresholds:
             if score >= threshold:

@@ -45,8 +45,9 @@ def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rat
     # a currency without decimals: 416,700 JPY is 20,001.60 CNY at 0.048
     assert guard.evaluate(pay("e3", "416700", "JPY")).action == "hold"
     assert guard.evaluate(pay("e4", "416600", "JPY")).action == "allow"
-    # a currency the table does not name meets no money test, as without a table
-    assert guard.evaluate(pay("e5", "999999.00", "EUR")).action == "allow"
+    # a currency the table does not name meets no money test: it fails closed, reviewed whatever its amount
+    unrated = guard.evaluate(pay("e5", "999999.00", "EUR"))
+    assert (unrated.action, unrated.rule_ids) == ("review", ("payguard.unrated_currency",))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -60,9 +61,76 @@ def test_a_currency_a_rule_is_written_in_is_compared_as_it_is_never_converted(
     assert guard.evaluate(pay("e2", "20000.00", "CNY")).action == "hold"
 
 
-def test_without_a_table_a_foreign_payment_meets_no_money_test(write_rules: WriteRules) -> None:
-    guard = Guard(load_rule_set(write_rules(ONLY_CNY)), engine="python")
-    assert guard.evaluate(pay("e1", "1000000.00", "GBP")).action == "allow"
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_payment_no_money_test_can_read_is_reviewed_with_a_reason_that_says_why(
+    write_rules: WriteRules, engine: str
+) -> None:
+    guard = Guard(load_rule_set(write_rules(RULES, header=FX_HEADER)), engine=engine)
+    decision = guard.evaluate(pay("e1", "1000000.00", "KRW"))
+    assert decision.action == "review"
+    assert [(hit.rule_id, hit.reason) for hit in decision.hits] == [
+        (
+            "payguard.unrated_currency",
+            "no reference rate for this payment's currency: no amount limit could be applied",
+        )
+    ]
+    # the rule set's own currency, a rated one and one a rule is written in read their money tests
+    assert guard.evaluate(pay("e2", "10.00", "CNY")).action == "allow"
+    assert guard.evaluate(pay("e3", "10.00", "JPY")).action == "allow"
+    assert guard.evaluate(pay("e4", "10.00", "GBP")).action == "allow"
+    # an event that moves no money has no amount to test
+    assert guard.evaluate(make_event(id="e5", type="login", amount=None, currency=None)).action == "allow"
+
+
+@pytest.mark.parametrize(
+    ("setting", "action"), [("hold", "hold"), ("interrupt", "interrupt"), ("allow", "allow")]
+)
+def test_the_header_says_what_a_payment_without_a_rate_gets_at_least(
+    write_rules: WriteRules, setting: str, action: str
+) -> None:
+    header = HEADER + f"  unrated_currency: {setting}\n"
+    guard = Guard(load_rule_set(write_rules(ONLY_CNY, header=header)), engine="python")
+    assert guard.evaluate(pay("e1", "5.00", "THB")).action == action
+    assert guard.evaluate(pay("e2", "30000.00", "CNY")).action == "hold"
+
+
+def test_a_rule_set_without_money_tests_has_nothing_to_miss_in_any_currency(write_rules: WriteRules) -> None:
+    memo = """
+rules:
+  - {id: scam_memo, description: d, when: {memo: {matches: "safe account"}}, action: hold, reason: r}
+"""
+    guard = Guard(load_rule_set(write_rules(memo)), engine="python")
+    assert guard.evaluate(pay("e1", "30000.00", "KRW")).action == "allow"
+
+
+def test_an_unknown_unrated_currency_action_names_the_line(write_rules: WriteRules) -> None:
+    header = HEADER + "  unrated_currency: block\n"
+    with pytest.raises(RuleFileError, match="allow, review, hold or interrupt, got 'block'") as caught:
+        load_rule_set(write_rules(ONLY_CNY, header=header))
+    assert (caught.value.problems[0].line, caught.value.problems[0].code) == (6, "invalid_value")
+
+
+def test_serial_and_partitioned_replay_review_a_payment_without_a_rate_alike(
+    write_rules: WriteRules, tmp_path: Path
+) -> None:
+    events = tmp_path / "e.jsonl"
+    rows = [pay(f"e{n}", "900.00", currency) for n, currency in enumerate(["KRW", "CNY", "GBP", "THB"])]
+    events.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rules = str(write_rules(ONLY_CNY, header=FX_HEADER))
+    runs = {}
+    for run, extra in (("serial", []), ("parted", ["--partitions", "2"])):
+        out = tmp_path / f"{run}.jsonl"
+        result = CliRunner().invoke(
+            main, ["replay", str(events), "--rules", rules, "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.stderr
+        runs[run] = {
+            row["event_id"]: (row["action"], row["hits"])
+            for row in map(json.loads, out.read_text().splitlines())
+        }
+    unrated = ("review", ["payguard.unrated_currency"])
+    assert runs["serial"] == {"e0": unrated, "e1": ("allow", []), "e2": ("allow", []), "e3": unrated}
+    assert runs["parted"] == runs["serial"]
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from .._errors import InvalidEventError, PayguardError
 from .._event import Event, digest
 from .._features.context import accounts
 from .._guard import Guard
-from .._pipeline import INTERNAL_ERROR_RULE
+from .._pipeline import INTERNAL_ERROR_RULE, UNRATED_CURRENCY_RULE
 from .._replay import CurrencyCheck, ReplaySummary, decision_row
 from .._rules.model import RuleSet
 from .._stores.history import AccountHistory
@@ -383,6 +383,12 @@ def _slim(decision: Decision) -> Slim:
     )
 
 
+def _hits(guard: Guard) -> dict[str, Hit]:
+    """What each rule id a decision names reports: the rule set's rules, and the unrated-currency hit."""
+    pipeline = guard.pipeline
+    return {hit.rule_id: hit for _shadow, hit in pipeline.hits} | {UNRATED_CURRENCY_RULE: pipeline.unrated}
+
+
 def _decision(
     slim: Slim, event: Event, guard: Guard, hits: dict[str, Hit], features: Mapping[str, Any] | None = None
 ) -> Decision:
@@ -417,12 +423,12 @@ def finish(
     decisions of the same rows (``--compare``), for the rows' old columns and the comparison; with
     ``setup.report``, what the report counts (``report``)."""
     guard = _guard(setup)
-    hits = {hit.rule_id: hit for _shadow, hit in guard.pipeline.hits}
+    hits = _hits(guard)
     summary = ReplaySummary(currencies=CurrencyCheck(setup.ruleset))
     comparison = PartComparison() if old is not None else None
     collector = PartCollector() if setup.report else None
     old_guard = None if old is None else _guard(old[0])
-    old_hits = {} if old_guard is None else {hit.rule_id: hit for _shadow, hit in old_guard.pipeline.hits}
+    old_hits = {} if old_guard is None else _hits(old_guard)
     lines: list[tuple[int, dict[str, Any]]] = []
     ids: dict[int, str] = {}
     decisions: list[tuple[Row, Event, Decision]] = []

@@ -28,7 +28,7 @@ from .conditions import (
     alternatives,
 )
 from .fields import Kind, attribute_field
-from .fx import read_fx
+from .fx import read_fx, read_unrated
 from .lint import never_true, positions_of
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
 from .overrides import override_params
@@ -44,6 +44,7 @@ _HEADER_KEYS = (
     "timezone",
     "currency",
     "fx",
+    "unrated_currency",
     "scoring",
     "confirmed_fraud_list",
 )
@@ -161,7 +162,6 @@ class _RuleSetBuilder(ConditionParser):
             "currency": None,
             "scoring": (),
             "confirmed_fraud_list": _FRAUD_LIST,
-            "fx": {},
         }
         for key in ("id", "version"):
             value = node.get(key)
@@ -198,8 +198,8 @@ class _RuleSetBuilder(ConditionParser):
                 "invalid_value",
                 f"currency must be an ISO 4217 code such as CNY, got {currency!r}",
             )
-        if "fx" in node:
-            header["fx"] = read_fx(self, node, currency)
+        header["fx"] = read_fx(self, node, currency)
+        header["unrated_currency"] = read_unrated(self, node)
         if "scoring" in node:
             self.scoring_declared = True
             header["scoring"] = self.read_scoring(node)
@@ -592,6 +592,7 @@ def load_rule_set(path: str | Path, *, params: Mapping[str, Any] | None = None) 
         scoring=header["scoring"],
         confirmed_fraud_list=header["confirmed_fraud_list"],
         fx=header["fx"],
+        unrated_currency=header["unrated_currency"],
         lint=tuple(sorted(builder.lint, key=lambda p: (p.path, p.line, p.column))),
         overrides=dict(params or {}),
     )

@@ -90,6 +90,8 @@ class RuleSet:
     public_attributes: frozenset[str] = frozenset()
     # reference rates (``fx``): units of ``currency`` per unit of each other currency (``_rules.fx``)
     fx: Mapping[str, Decimal] = field(default_factory=dict)
+    # the action at least of a payment in a currency no money test can read (no rate): fail closed
+    unrated_currency: Action = Action.REVIEW
 
     @property
     def normalize_text(self) -> Callable[[str], str]:

@@ -142,6 +142,10 @@ def rules_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "patternProperties": {"^[A-Z]{3}$": {"type": "number", "exclusiveMinimum": 0}},
             },
+            "unrated_currency": {
+                "enum": [action.value for action in Action],
+                "description": "the action at least of a payment in a currency without a rate (review)",
+            },
             "scoring": {
                 "type": "object",
                 "minProperties": 1,

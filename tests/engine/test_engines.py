@@ -103,7 +103,10 @@ def test_money_is_compared_in_minor_units_of_the_rule_currency(engine: str, writ
     assert guard.evaluate(make_event(id="a", amount="20000.01")).rule_ids == ("big",)
     assert guard.evaluate(make_event(id="b", amount="20000.00")).rule_ids == ()
     assert guard.evaluate(make_event(id="c", amount="999999999999.99")).rule_ids == ("big",)
-    assert guard.evaluate(make_event(id="d", amount="50000", currency="USD")).rule_ids == ()
+    # a currency without a rate meets no money test: the rule stays silent, the payment fails closed
+    unrated = guard.evaluate(make_event(id="d", amount="50000", currency="USD"))
+    assert unrated.rule_ids == ("payguard.unrated_currency",)
+    assert unrated.action == "review"
 
 
 def run_isolated(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

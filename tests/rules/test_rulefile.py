@@ -279,6 +279,26 @@ def test_yaml_syntax_errors_point_at_the_line(write_rules: WriteRules) -> None:
     assert 8 <= line <= 10
 
 
+def test_a_mapping_written_where_a_key_goes_is_a_problem_at_that_key_not_a_crash(
+    write_rules: WriteRules,
+) -> None:
+    # a stray brace turns the condition into a key; ruamel cannot hash it (a list inside)
+    path = write_rules("""
+        rules:
+          - {id: r1, description: d, action: hold, reason: r,
+             when: { {contains_any: [safe]}}}
+    """)
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_set(path)
+    (problem,) = caught.value.problems
+    lines = path.read_text().split("\n")
+    assert (problem.code, lines[problem.line - 1][problem.column - 1 :]) == (
+        "yaml_syntax",
+        "{contains_any: [safe]}}}",
+    )
+    assert "a key must be a plain value" in problem.message
+
+
 def test_a_rule_set_needs_exactly_one_header(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(HEADER)
     (tmp_path / "b.yaml").write_text(HEADER)

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .._common.text import has_marks, normalize_account, normalize_text, text_normalizer
 from .._common.time import zone
@@ -32,7 +30,8 @@ from .fx import read_fx, read_unrated
 from .lint import never_true, positions_of
 from .model import _ID, MAX_RULES, Rule, RuleSet, rule_files
 from .overrides import override_params
-from .parser import TOO_DEEP, ConditionParser, _Loader, suggest
+from .parser import ConditionParser, _Loader, suggest
+from .yaml_text import read_yaml
 
 __all__ = ["load_rule_set"]
 
@@ -58,23 +57,6 @@ _ATTRIBUTE_KINDS = {"bool": Kind.BOOL, "int": Kind.INT, "number": Kind.FLOAT, "s
 def _is_integer(value: Any) -> bool:
     """Whether YAML read an integer (ruamel's ``ScalarInt`` for some), not a boolean or a float."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _read_yaml(loader: _Loader, path: Path, text: str) -> Any:
-    yaml = YAML(typ="rt", pure=True)
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        loader.problem(
-            pos, "yaml_syntax", " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        )
-    except YAMLError as exc:
-        loader.problem((1, 1), "yaml_syntax", " ".join(str(exc).split()))
-    except RecursionError:  # ruamel composes nested nodes recursively
-        loader.problem((1, 1), "too_deep", TOO_DEEP)
-    return None
 
 
 def _read_lines(loader: _Loader, base: Path, node: Any, key: Any, relative: str) -> list[str] | None:
@@ -111,7 +93,7 @@ class _RuleSetBuilder(ConditionParser):
     # -- sections --------------------------------------------------------------------------------
     def read_file(self, path: Path, display: str, text: str) -> None:
         self.path = display
-        doc = _read_yaml(self, path, text)
+        doc = read_yaml(self, path, text)
         if doc is None:
             if not self.problems or self.problems[-1].path != display:
                 self.problem((1, 1), "empty_file", "the file holds no rule set sections")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from payguard import Guard, RuleFileError, load_rule_set, parse_event
 from payguard._cli import main
 
-from ..conftest import HEADER, make_event
+from ..conftest import HEADER, ROOT, make_event
 from ..engine.test_engines import ENGINES
 
 WriteRules = Callable[..., Path]
@@ -48,6 +48,68 @@ def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rat
     # a currency the table does not name meets no money test: it fails closed, reviewed whatever its amount
     unrated = guard.evaluate(pay("e5", "999999.00", "EUR"))
     assert (unrated.action, unrated.rule_ids) == ("review", ("payguard.unrated_currency",))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rates_far_below_one_meet_the_thresholds_in_currencies_of_zero_and_three_decimals(
+    write_rules: WriteRules, engine: str
+) -> None:
+    header = HEADER + "  fx: {KRW: 0.0051, VND: 0.00028, KWD: 23.4}\n"
+    guard = Guard(load_rule_set(write_rules(ONLY_CNY, header=header)), engine=engine)
+    # 3,921,600 KRW is 20,000.16 CNY; 3,921,500 is 19,999.65
+    assert guard.evaluate(pay("k1", "3921600", "KRW")).action == "hold"
+    assert guard.evaluate(pay("k2", "3921500", "KRW")).action == "allow"
+    # 71,428,600 VND is 20,000.008 CNY; 71,428,500 is 19,999.98
+    assert guard.evaluate(pay("v1", "71428600", "VND")).action == "hold"
+    assert guard.evaluate(pay("v2", "71428500", "VND")).action == "allow"
+    # a dinar has 1,000 fils: 854.701 KWD is 20,000.0034 CNY; 854.700 is 19,999.98
+    assert guard.evaluate(pay("d1", "854.701", "KWD")).action == "hold"
+    assert guard.evaluate(pay("d2", "854.700", "KWD")).action == "allow"
+
+
+# The G20's currencies (the EU's euro for its members), ASEAN's and South Asia's: the payments of a
+# Chinese bank's customers abroad, and of the scams that reach them from there
+WORLD = [
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "CAD",
+    "AUD",
+    "KRW",
+    "INR",
+    "IDR",
+    "BRL",
+    "MXN",
+    "ARS",
+    "ZAR",
+    "TRY",
+    "SAR",
+    "RUB",
+    "HKD",
+    "MOP",
+    "TWD",
+    "SGD",
+    "MYR",
+    "THB",
+    "PHP",
+    "VND",
+    "BND",
+    "KHR",
+    "LAK",
+    "MMK",
+    "PKR",
+    "BDT",
+    "LKR",
+    "NPR",
+    "AED",
+]
+
+
+def test_the_shipped_rule_set_rates_the_currencies_its_customers_pay_in() -> None:
+    ruleset = load_rule_set(ROOT / "rules")
+    assert ruleset.currency == "CNY"
+    assert [code for code in WORLD if code not in ruleset.fx] == []
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -34,6 +34,11 @@ def pay(event_id: str, amount: str, currency: str) -> dict[str, object]:
     return make_event(id=event_id, amount=amount, currency=currency)
 
 
+def gbp_and_cny_guard(write_rules: WriteRules, engine: str) -> Guard:
+    """A guard with a CNY rule and a GBP rule, and rates for GBP and JPY."""
+    return Guard(load_rule_set(write_rules(RULES, header=FX_HEADER)), engine=engine)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_payment_in_another_currency_meets_the_thresholds_at_the_reference_rate(
     write_rules: WriteRules, engine: str
@@ -116,7 +121,7 @@ def test_the_shipped_rule_set_rates_the_currencies_its_customers_pay_in() -> Non
 def test_a_currency_a_rule_is_written_in_is_compared_as_it_is_never_converted(
     write_rules: WriteRules, engine: str
 ) -> None:
-    guard = Guard(load_rule_set(write_rules(RULES, header=FX_HEADER)), engine=engine)
+    guard = gbp_and_cny_guard(write_rules, engine)
     # GBP has its own rule, so the CNY rule never sees GBP payments: 2,500 GBP is not 23,750 CNY here
     decision = guard.evaluate(pay("e1", "2500.00", "GBP"))
     assert [hit.rule_id for hit in decision.hits] == ["gbp_small"]
@@ -127,7 +132,7 @@ def test_a_currency_a_rule_is_written_in_is_compared_as_it_is_never_converted(
 def test_a_payment_no_money_test_can_read_is_reviewed_with_a_reason_that_says_why(
     write_rules: WriteRules, engine: str
 ) -> None:
-    guard = Guard(load_rule_set(write_rules(RULES, header=FX_HEADER)), engine=engine)
+    guard = gbp_and_cny_guard(write_rules, engine)
     decision = guard.evaluate(pay("e1", "1000000.00", "KRW"))
     assert decision.action == "review"
     assert [(hit.rule_id, hit.reason) for hit in decision.hits] == [

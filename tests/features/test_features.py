@@ -227,6 +227,38 @@ def test_a_rebate_is_a_stranger_s_credit_just_after_a_payment_to_a_new_person(gu
     assert pay(guard, 3, 30, amount="500", payee="ORDER-3").features["rebates_24h"] == 0
 
 
+def test_a_new_sender_is_a_person_never_paid_whose_first_credit_is_within_7_days(guard: Guard) -> None:
+    customer = make_event()["payer"]["account"]
+
+    def credit(n: int, hours: float, payer: str, kind: str = "personal", own: bool = False) -> None:
+        guard.evaluate(
+            make_event(
+                id=f"in{n}",
+                type="transfer_in",
+                timestamp=at(hours),
+                amount="1100",
+                payer={"account": payer, "type": kind} | ({"own_account": True} if own else {}),
+                payee={"account": customer},
+            )
+        )
+
+    def new_senders(n: int, hours: float) -> Any:
+        out = pay(guard, n, hours, amount="50", payee=f"SHOP-{n}").features
+        return out["new_sender_inbound_7d"], out["unseen_inbound_7d"]
+
+    credit(0, 0, "PARENTS")  # a month's allowance: the parents' first credit
+    assert new_senders(1, 1) == (1, 1)  # within a week of it, the parents are as new as a stranger
+    credit(1, 24 * 30, "PARENTS")  # next month's allowance, from a sender known for a month
+    credit(2, 24 * 30 + 1, "EMPLOYER", kind="business")  # institutions' credits count in neither
+    assert new_senders(2, 24 * 30 + 2) == (0, 1)
+    credit(3, 24 * 30 + 3, "STRANGER")  # a "profit" from someone who never sent money before
+    assert new_senders(3, 24 * 30 + 4) == (1, 2)
+    pay(guard, 4, 24 * 30 + 5, amount="50", payee="STRANGER")  # paid back: no longer a stranger
+    assert new_senders(5, 24 * 30 + 6) == (0, 1)
+    credit(6, 24 * 30 + 7, "OWN-SAVINGS", own=True)  # her own savings at another bank, first time
+    assert new_senders(7, 24 * 30 + 8) == (0, 2)
+
+
 def test_a_payee_name_paid_at_another_account_is_what_invoice_redirection_looks_like(guard: Guard) -> None:
     def to(n: int, hours: float, account: str, name: str | None, amount: str = "100") -> Any:
         event = make_event(id=f"n{n}", timestamp=at(hours), amount=amount)

@@ -19,7 +19,7 @@ import pytest
 from payguard import Action, Guard, SQLiteStore, StoreError
 from payguard._rules.fields import FEATURES
 from payguard._stores.codec import decode, encode
-from payguard._stores.history import FORMAT, AccountHistory
+from payguard._stores.history import FORMAT, MAX_PAYEES, AccountHistory
 
 WriteRules = Callable[..., Path]
 
@@ -163,6 +163,7 @@ def test_a_history_in_format_3_has_no_clock_and_prunes_from_its_latest_time_as_i
             "woke": 0,
             "dormant": 0,
             "names": [],
+            "senders": [],
         }
 
 
@@ -170,11 +171,55 @@ def test_a_history_in_format_4_remembers_no_payee_names_and_otherwise_reads_back
     # format 5 adds "names": the names payees were paid under (invoice redirection, PG36)
     for text in FORMAT_1_ROWS.values():
         history = AccountHistory.from_json({**json.loads(text), "format": 3, "snoozes": []})
-        row = {k: v for k, v in history.to_json().items() if k != "names"}
+        row = {k: v for k, v in history.to_json().items() if k not in ("names", "senders")}
         again = AccountHistory.from_json({**row, "format": 4})
         assert again == history
         assert again.names == array("q")
-        assert again.to_json() == {**row, "format": FORMAT, "names": []}
+        assert again.to_json() == {**row, "format": FORMAT, "names": [], "senders": []}
+
+
+def test_a_history_in_format_5_remembers_no_senders_and_otherwise_reads_back_as_it_was() -> None:
+    # format 6 adds "senders": the persons who sent the account money, and when they first did (PG17)
+    history = AccountHistory.from_json(json.loads(FORMAT_1_ROWS[PAYER]))
+    history.add_name(11, 21)
+    row = {k: v for k, v in history.to_json().items() if k != "senders"}
+    again = AccountHistory.from_json({**row, "format": 5})
+    assert again == history
+    assert again.first_credited(31) is None
+    assert again.senders == array("q")
+    assert again.to_json() == {**row, "format": FORMAT, "senders": []}
+
+
+def test_persons_who_sent_money_are_remembered_with_their_first_credit_in_both_stored_forms() -> None:
+    history = AccountHistory.from_json(json.loads(FORMAT_1_ROWS[PAYER]))
+    history.add_inbound(1_000, 500, payer=31)
+    history.add_inbound(2_000, 700, payer=32)
+    history.add_inbound(3_000, 500, payer=31)  # sent again: moved last, its first credit kept
+    history.add_inbound(500, 100, payer=32)  # a late event older than the first credit seen
+    history.add_inbound(4_000, 90_000, payer=33, personal=False)  # a salary: institutions are not kept
+    history.add_inbound(5_000, 13_000, payer=34, own=True)  # the customer's own account at another bank
+    assert list(history.senders) == [31, 1_000, 0, 32, 500, 0, 34, 5_000, 1]
+    assert history.first_credited(31) == (1_000, False)
+    assert history.first_credited(32) == (500, False)
+    assert history.first_credited(33) is None
+    assert history.first_credited(34) == (5_000, True)
+    assert decode(encode(history)) == history
+    assert AccountHistory.from_json(json.loads(json.dumps(history.to_json()))) == history
+    # binary format 2 had nine lists and no senders: its header is one length shorter
+    plain = dataclasses.replace(history, senders=array("q"))
+    blob = encode(plain)
+    lengths = struct.unpack_from("<10I", blob, 4)
+    assert lengths[9] == 0
+    assert decode(b"PGH\x02" + struct.pack("<9I", *lengths[:9]) + blob[4 + 40 :]) == plain
+
+
+def test_senders_are_bounded_like_known_payees_the_least_recently_credited_forgotten_first() -> None:
+    history = AccountHistory()
+    for payer in range(1, MAX_PAYEES + 2):
+        history.add_inbound(payer, 100, payer=payer)
+    assert len(history.senders) == MAX_PAYEES * 3
+    assert history.first_credited(1) is None  # forgotten: it counts as a new sender again
+    assert history.first_credited(2) == (2, False)
 
 
 def test_payee_names_survive_both_stored_forms_and_an_old_binary_form_reads_without_them() -> None:
@@ -190,9 +235,9 @@ def test_payee_names_survive_both_stored_forms_and_an_old_binary_form_reads_with
     # binary format 1 had eight lists and no names: its header is one length shorter
     plain = dataclasses.replace(history, names=array("q"))
     blob = encode(plain)
-    lengths = struct.unpack_from("<9I", blob, 4)
-    assert lengths[8] == 0
-    old = b"PGH\x01" + struct.pack("<8I", *lengths[:8]) + blob[4 + 36 :]
+    lengths = struct.unpack_from("<10I", blob, 4)
+    assert lengths[8] == lengths[9] == 0
+    old = b"PGH\x01" + struct.pack("<8I", *lengths[:8]) + blob[4 + 40 :]
     assert decode(old) == plain
 
 
@@ -215,7 +260,11 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
             # format 3 added two columns to the outgoing rows that format 1 cannot know (whether the payee
             # is a person, whether the payment is stopped): read back as "a person", "executed"
             assert before.to_json()["out"] == [[*row[:5], 1, 0] for row in now.to_json()["out"]], key
-            assert unclocked(dataclasses.replace(before, out=now.out)) == unclocked(now), key
+            # and format 6 the persons who sent money, which an older history read back has not remembered
+            assert before.senders == array("q")
+            assert unclocked(dataclasses.replace(before, out=now.out, senders=now.senders)) == unclocked(
+                now
+            ), key
     probe_previous, probe_current = previous.evaluate(PROBE), current.evaluate(PROBE)
     # the features that read format 3's new columns (a person? stopped?) differ; every other is the same
     unknowable = {
@@ -243,7 +292,7 @@ def test_a_history_written_in_format_1_reads_back_as_it_was_with_the_same_featur
     [
         pytest.param(
             lambda row: {**row, "format": 99},
-            "in format 99: this payguard reads formats 1, 2, 3, 4, 5",
+            "in format 99: this payguard reads formats 1, 2, 3, 4, 5, 6",
             id="a newer format",
         ),
         pytest.param(lambda row: {**row, "format": "2"}, "in format '2'", id="a format that is not a number"),

@@ -125,7 +125,10 @@ class FeatureEngine:
             else:
                 self._execute(context, history)
         elif kind is _TRANSFER_IN and amount is not None:
-            history.add_inbound(time, amount, context.payer_hash, is_personal(context.payer.type))
+            payer = context.payer
+            history.add_inbound(
+                time, amount, context.payer_hash, is_personal(payer.type), bool(payer.own_account)
+            )
         elif kind is _LOAN_DISBURSEMENT and amount is not None:
             history.add_loan(time, amount, context.payer_hash)
         elif kind is _DEPOSIT_REDEMPTION and amount is not None and not event.at_maturity:
@@ -154,8 +157,9 @@ class FeatureEngine:
             key = context.payee_key()
             payee_history = context.payee_history()
             payee_history.touch(context.time)
+            own = context.payee is not None and bool(context.payee.own_account)
             payee_history.add_inbound(
-                context.time, amount, context.payer_hash, is_personal(context.payer.type)
+                context.time, amount, context.payer_hash, is_personal(context.payer.type), own
             )
             context.txn.save(key, payee_history)
 

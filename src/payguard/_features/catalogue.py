@@ -37,6 +37,7 @@ from .._stores.history import (
     OUT_PAYEE,
     OUT_PERSONAL,
     STOP_PAYEE,
+    AccountHistory,
 )
 from .context import Context, is_personal
 
@@ -285,6 +286,21 @@ def unseen_inbound_7d(c: Context) -> Any:
     history = c.history
     payers = history.inbound_rows(c.time - 7 * DAY, c.time).flagged(INBOUND_PAYER, INBOUND_PERSONAL)
     return sum(1 for payer in payers if not history.knows(payer))
+
+
+@feature
+def new_sender_inbound_7d(c: Context) -> Any:
+    """Credits in 7 days from people the customer never paid who first sent it money within those 7 days: a
+    stranger's "profit". A parent's allowance or a tenant's rent comes from a sender known for longer, and
+    the customer's own account at another bank is no stranger."""
+    history, since = c.history, c.time - 7 * DAY
+    payers = history.inbound_rows(since, c.time).flagged(INBOUND_PAYER, INBOUND_PERSONAL)
+    return sum(1 for payer in payers if not history.knows(payer) and _first_sent_since(history, payer, since))
+
+
+def _first_sent_since(history: AccountHistory, payer: int, since: int) -> bool:
+    sender = history.first_credited(payer)
+    return sender is None or (sender[0] >= since and not sender[1])  # None: forgotten, or before format 6
 
 
 @feature

@@ -304,6 +304,12 @@ _FEATURE_LIST: list[FieldSpec] = [
     ),
     _feature("unseen_inbound_7d", Kind.INT, "credits in 7 days from people the customer never paid"),
     _feature(
+        "new_sender_inbound_7d",
+        Kind.INT,
+        "credits in 7 days from people the customer never paid who first sent it money within those 7 days"
+        " (its own accounts elsewhere excepted)",
+    ),
+    _feature(
         "rebates_24h",
         Kind.INT,
         "credits in 24 h from persons never paid, each within an hour after a payment to a new person and"

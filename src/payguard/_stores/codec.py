@@ -2,9 +2,9 @@
 
 A history is a few flat ``array('q')`` lists and a few integers, so its bytes are those arrays copied out
 and back (a few microseconds; JSON costs five times more, and a network store pays it twice an event).
-Layout, little-endian: the magic ``b"PGH"``, a format byte, the lengths of the nine lists (uint32 each,
+Layout, little-endian: the magic ``b"PGH"``, a format byte, the lengths of the ten lists (uint32 each,
 in int64 words), eight int64 scalars, the lists' words, then the snoozes as JSON (usually ``[]``). Format 1
-had eight lists (no ``names``) and is still read.
+had eight lists (no ``names``), format 2 nine (no ``senders``); both are still read.
 """
 
 from __future__ import annotations
@@ -24,10 +24,22 @@ from .rows import EMPTY
 __all__ = ["decode", "encode"]
 
 _MAGIC: Final = b"PGH"
-CODEC_FORMAT: Final = 2
-_LISTS: Final = ("out", "payees", "sample", "maxima", "inbound", "loans", "deposits", "stops", "names")
-_HEADER: Final = struct.Struct("<3sB9I8q")
-_HEADER_1: Final = struct.Struct("<3sB8I8q")  # format 1: no ``names``
+CODEC_FORMAT: Final = 3
+_LISTS: Final = (
+    "out",
+    "payees",
+    "sample",
+    "maxima",
+    "inbound",
+    "loans",
+    "deposits",
+    "stops",
+    "names",
+    "senders",
+)
+# the header of each format, by format: 1 has no ``names``, 2 no ``senders``
+_HEADERS: Final = {1: struct.Struct("<3sB8I8q"), 2: struct.Struct("<3sB9I8q"), 3: struct.Struct("<3sB10I8q")}
+_HEADER: Final = _HEADERS[CODEC_FORMAT]
 _NONE: Final = -(1 << 63)  # an optional time that is not set
 _SWAP: Final = sys.byteorder != "little"
 _lists_of: Final = attrgetter(*_LISTS)
@@ -63,16 +75,16 @@ def encode(history: AccountHistory) -> bytes:
 
 def decode(data: bytes) -> AccountHistory:
     """The history ``encode`` wrote; ``StoreError`` if ``data`` is not one."""
-    if len(data) < _HEADER_1.size or data[:3] != _MAGIC:
+    if len(data) < _HEADERS[1].size or data[:3] != _MAGIC:
         raise StoreError("not an account history in payguard's binary form")
     version = data[3]
-    if version not in (1, CODEC_FORMAT):
-        raise StoreError(f"an account history in binary format {version}: this payguard reads formats 1, 2")
-    header = _HEADER if version == CODEC_FORMAT else _HEADER_1
+    header = _HEADERS.get(version)
+    if header is None:
+        raise StoreError(f"an account history in binary format {version}: this payguard reads formats 1 to 3")
     if len(data) < header.size:
         raise StoreError("an account history in binary form is cut short")
     _magic, _version, *fields = header.unpack_from(data)
-    count = len(_LISTS) if version == CODEC_FORMAT else len(_LISTS) - 1
+    count = len(_LISTS) - (CODEC_FORMAT - version)
     at, view = header.size, memoryview(data)
     lists: list[array[int]] = []
     for length in fields[:count]:
@@ -86,8 +98,7 @@ def decode(data: bytes) -> AccountHistory:
         entries.frombytes(view[at:end])
         lists.append(_little(entries) if _SWAP else entries)
         at = end
-    if count < len(_LISTS):  # format 1: no names remembered
-        lists.append(EMPTY)
+    lists.extend(EMPTY for _ in range(len(_LISTS) - count))  # formats 1, 2: no names or senders remembered
     tail = data[at:]
     try:
         rows = () if tail == b"[]" else orjson.loads(tail)
@@ -96,7 +107,7 @@ def decode(data: bytes) -> AccountHistory:
         raise StoreError(f"an account history in binary form has damaged snoozes: {exc}") from exc
     device, vasp, seen, clock, pruned, woke, dormant, _ = fields[count:]
     # positional, in the order of _LISTS and the fields: a compiled call, where keywords cost a dict a call
-    out, payees, sample, maxima, inbound, loans, deposits, stops, names = lists
+    out, payees, sample, maxima, inbound, loans, deposits, stops, names, senders = lists
     return AccountHistory(
         out,
         payees,
@@ -107,6 +118,7 @@ def decode(data: bytes) -> AccountHistory:
         deposits,
         stops,
         names,
+        senders,
         None if device == _NONE else device,
         None if vasp == _NONE else vasp,
         seen,

@@ -11,11 +11,11 @@ Bounds, per account: windows keep 24 hours (money received: 7 days, at most ``MA
 an hour of grace for late events, measured from a clock no single event can move (``touch``); stops 30 days
 (at most 50); the amount sample the last 100 executed payments of 90 days; the running maximum only the
 payments that can still be a 365-day maximum; known payees at most ``MAX_PAYEES`` (the least recently
-paid go first, then count as new), and as many (name, payee) pairs.
+paid go first, then count as new), and as many (name, payee) pairs and persons who sent money.
 
-Beyond ``HORIZON`` (365 days and the hour of grace: the 365-day maximum is the longest window; stops
-reach back 30 days) nothing a feature reads can see an entry, except the known payees, their names and the
-last device binding, which are kept for as long as the account is active. An account with no event for
+Beyond ``HORIZON`` (365 days and the hour of grace: the 365-day maximum is the longest window; stops reach
+back 30 days) nothing a feature reads can see an entry, except the known payees, their names, the senders and
+the last device binding, which are kept for as long as the account is active. An account with no event for
 ``HORIZON`` and no snooze still running can therefore be forgotten whole (``MemoryStore`` does): its payees
 with it.
 """
@@ -26,7 +26,6 @@ import bisect
 import hashlib
 import heapq
 import math
-import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from .rows import (
     insert,
     owned,
     prune,
+    row_of,
     rows_in,
     rows_of,
 )
@@ -77,9 +77,10 @@ LAST_AMOUNT: Final = 4
 INCREASING: Final = 5
 
 # The persisted form's version (``to_json``): bump it when the stored columns change, and keep reading
-# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``; 5 ``names``).
-FORMAT: Final = 5
-_READABLE: Final = (1, 2, 3, 4, 5)
+# the versions before (1 is the unversioned form of payguard 0.1; 4 adds ``clock``; 5 ``names``; 6
+# ``senders``).
+FORMAT: Final = 6
+_READABLE: Final = (1, 2, 3, 4, 5, 6)
 
 # Every list's rows start with the event time (column 0); its other columns are named below.
 # outgoing attempts: time, amount, payee hash, 1 if the payee was new, balance before (-1 if unknown),
@@ -112,6 +113,9 @@ STOP_WIDTH: Final = 2
 STOP_PAYEE: Final = 1
 # the names payees were paid under: name hash, payee hash (least recently paid first, at most MAX_PAYEES)
 NAME_WIDTH: Final = 2
+# persons who sent money: payer hash, time of the first credit, 1 if it is the customer's own account
+# (least recently credited first, at most MAX_PAYEES)
+SENDER_WIDTH: Final = 3
 # executed outgoing amounts (the sample, and the running maximum): time, amount
 SAMPLE_WIDTH: Final = 2
 # known payees, least recently paid first: payee hash, first paid | increasing << 38 | count << 39, last
@@ -119,8 +123,6 @@ SAMPLE_WIDTH: Final = 2
 PAYEE_WIDTH: Final = 5
 # in JSON a payee's statistics are unpacked: payee hash and the six PayeeStats
 _PAYEE_JSON_WIDTH: Final = 7
-_PAYEE_BYTES: Final = PAYEE_WIDTH * 8
-_BYTE_ORDER: Final = sys.byteorder
 
 # A snooze: rule id, payee hash (0: every payee), until (exclusive, event time), the reason given
 Snooze = tuple[str, int, int, str]
@@ -210,6 +212,7 @@ class AccountHistory:
     deposits: array[int] = field(default_factory=empty)
     stops: array[int] = field(default_factory=empty)
     names: array[int] = field(default_factory=empty)
+    senders: array[int] = field(default_factory=empty)
     # last device binding or credential change, and last executed payment to a VASP (crypto platform)
     device_time: int | None = None
     vasp_time: int | None = None
@@ -346,10 +349,21 @@ class AccountHistory:
         names = self.names
         return any(names[at] == name and names[at + 1] != payee for at in range(0, len(names), NAME_WIDTH))
 
-    def add_inbound(self, time: int, amount: int, payer: int, personal: bool = True) -> None:
+    def add_inbound(
+        self, time: int, amount: int, payer: int, personal: bool = True, own: bool = False
+    ) -> None:
         inbound = self.inbound = insert(self.inbound, INBOUND_WIDTH, (time, amount, payer, int(personal)))
         if len(inbound) > MAX_INBOUND * INBOUND_WIDTH:  # a merchant's: the oldest credit goes
             del inbound[:INBOUND_WIDTH]
+        if personal:  # institutions' credits are no stranger's "profit": only persons are remembered
+            senders, row = self.senders, row_of(self.senders, SENDER_WIDTH, payer)
+            if row >= 0:
+                at = row * SENDER_WIDTH
+                time, own = min(time, senders[at + 1]), own or bool(senders[at + 2])
+                del senders[at : at + SENDER_WIDTH]  # re-appended: least recently credited first
+            senders = self.senders = append(senders, (payer, time, int(own)))
+            if len(senders) > MAX_PAYEES * SENDER_WIDTH:
+                del senders[:SENDER_WIDTH]
 
     def add_loan(self, time: int, amount: int, lender: int) -> None:
         self.loans = insert(self.loans, LOAN_WIDTH, (time, amount, lender))
@@ -432,21 +446,14 @@ class AccountHistory:
         return Rows(self.stops, STOP_WIDTH, start, end)
 
     def payee_row(self, payee: int) -> int:
-        """The row of ``payee`` among the known payees, or -1.
+        """The row of ``payee`` among the known payees, or -1."""
+        return row_of(self.payees, PAYEE_WIDTH, payee)
 
-        Searched as bytes: a string search over a copy of the array beats reading it word by word.
-        """
-        payees = self.payees
-        if not payees:
-            return -1
-        data = payees.tobytes()
-        needle = payee.to_bytes(8, _BYTE_ORDER, signed=True)
-        at = data.find(needle)
-        while at >= 0:
-            if at % _PAYEE_BYTES == 0:
-                return at // _PAYEE_BYTES
-            at = data.find(needle, at + 1)  # a statistic, or bytes across two words, that equal the hash
-        return -1
+    def first_credited(self, payer: int) -> tuple[int, bool] | None:
+        """When the person ``payer`` first sent this account money, and whether it is the customer's own
+        account, as remembered (None: never)."""
+        row, senders = row_of(self.senders, SENDER_WIDTH, payer), self.senders
+        return None if row < 0 else (senders[row * SENDER_WIDTH + 1], bool(senders[row * SENDER_WIDTH + 2]))
 
     def knows(self, payee: int) -> bool:
         """Whether an executed payment to ``payee`` is remembered."""
@@ -503,6 +510,7 @@ class AccountHistory:
             "deposits": rows_of(self.deposits, DEPOSIT_WIDTH),
             "stops": rows_of(self.stops, STOP_WIDTH),
             "names": rows_of(self.names, NAME_WIDTH),
+            "senders": rows_of(self.senders, SENDER_WIDTH),
             "device_time": self.device_time,
             "vasp_time": self.vasp_time,
             "seen": self.seen,
@@ -546,6 +554,7 @@ class AccountHistory:
             deposits=flat(data["deposits"], DEPOSIT_WIDTH),
             stops=flat(data["stops"], STOP_WIDTH),
             names=flat(data.get("names", []), NAME_WIDTH),  # before format 5: none remembered
+            senders=flat(data.get("senders", []), SENDER_WIDTH),  # before format 6: none remembered
             device_time=_integer(data["device_time"], "device_time", optional=True),
             vasp_time=_integer(data.get("vasp_time"), "vasp_time", optional=True),
             seen=_integer(data["seen"], "seen"),

@@ -8,6 +8,7 @@ is never written.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from typing import Final
 
@@ -22,11 +23,13 @@ __all__ = [
     "insert",
     "owned",
     "prune",
+    "row_of",
     "rows_in",
     "rows_of",
 ]
 
 EMPTY: Final[array[int]] = array("q")
+_BYTE_ORDER: Final = sys.byteorder
 
 # the packer of a row of each width, by width (``append``)
 _PACKERS: Final = tuple(struct.Struct(f"={width}q").pack for width in range(8))
@@ -174,3 +177,20 @@ def checked(rows: list[list[int]], width: int) -> list[list[int]]:
 
 def flat(rows: list[list[int]], width: int) -> array[int]:
     return array("q", [value for row in checked(rows, width) for value in row]) if rows else EMPTY
+
+
+def row_of(entries: array[int], width: int, key: int) -> int:
+    """The row whose first word is ``key`` among rows of ``width`` words, or -1.
+
+    Searched as bytes: a string search over a copy of the array beats reading it word by word.
+    """
+    if not entries:
+        return -1
+    data, size = entries.tobytes(), width * 8
+    needle = key.to_bytes(8, _BYTE_ORDER, signed=True)
+    at = data.find(needle)
+    while at >= 0:
+        if at % size == 0:
+            return at // size
+        at = data.find(needle, at + 1)  # another column, or bytes across two words, that equal the key
+    return -1

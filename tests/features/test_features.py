@@ -259,6 +259,30 @@ def test_a_new_sender_is_a_person_never_paid_whose_first_credit_is_within_7_days
     assert new_senders(7, 24 * 30 + 8) == (0, 2)
 
 
+def test_a_return_to_sender_sends_back_no_more_than_the_payee_sent_in_7_days(guard: Guard) -> None:
+    customer = make_event()["payer"]["account"]
+
+    def credit(n: int, hours: float, amount: str, payer: str) -> None:
+        guard.evaluate(
+            make_event(
+                id=f"in{n}",
+                type="transfer_in",
+                timestamp=at(hours),
+                amount=amount,
+                payer={"account": payer, "type": "personal"},
+                payee={"account": customer},
+            )
+        )
+
+    credit(0, 0, "1500", "CLIENT")
+    credit(1, 1, "500", "CLIENT")  # two retainers: 2,000 in all
+    assert pay(guard, 1, 2, amount="2000", payee="CLIENT").features["is_return_to_sender"] is True
+    assert pay(guard, 2, 3, amount="2000.01", payee="CLIENT").features["is_return_to_sender"] is False
+    assert pay(guard, 3, 4, amount="100", payee="NEVER-SENT").features["is_return_to_sender"] is False
+    # the credits were more than 7 days ago: what is sent now is no refund of them
+    assert pay(guard, 4, 24 * 7 + 2, amount="100", payee="CLIENT").features["is_return_to_sender"] is False
+
+
 def test_a_payee_name_paid_at_another_account_is_what_invoice_redirection_looks_like(guard: Guard) -> None:
     def to(n: int, hours: float, account: str, name: str | None, amount: str = "100") -> Any:
         event = make_event(id=f"n{n}", timestamp=at(hours), amount=amount)

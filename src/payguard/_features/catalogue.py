@@ -304,6 +304,17 @@ def _first_sent_since(history: AccountHistory, payer: int, since: int) -> bool:
 
 
 @feature
+def is_return_to_sender(c: Context) -> Any:
+    """The payee sent the customer at least this amount in 7 days: a refund, or money sent back, which
+    leaves no more than came in from the same account."""
+    payee, amount = c.payee_hash, c.amount
+    if c.kind is not _TRANSFER_OUT or payee is None or amount is None:
+        return None
+    sent = c.history.inbound_rows(c.time - 7 * DAY, c.time).total_where(INBOUND_AMOUNT, INBOUND_PAYER, payee)
+    return sent >= amount
+
+
+@feature
 def rebates_24h(c: Context) -> Any:
     """Credits in 24 hours from persons the customer never paid, each within an hour after a payment to a
     new person and worth that payment to one and a half times it: a brushing task's "commission", sent

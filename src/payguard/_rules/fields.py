@@ -310,6 +310,11 @@ _FEATURE_LIST: list[FieldSpec] = [
         " (its own accounts elsewhere excepted)",
     ),
     _feature(
+        "is_return_to_sender",
+        Kind.BOOL,
+        "the payee sent the customer at least this amount in 7 days (a refund, or money sent back)",
+    ),
+    _feature(
         "rebates_24h",
         Kind.INT,
         "credits in 24 h from persons never paid, each within an hour after a payment to a new person and"

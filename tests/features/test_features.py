@@ -86,6 +86,20 @@ def pay(guard: Guard, n: int, hours: float, amount: str = "100", payee: str = "B
     return guard.evaluate(event)
 
 
+def credit(guard: Guard, n: int, hours: float, payer: str, amount: str = "1100", **party: Any) -> None:
+    """Money from ``payer`` (a person unless ``type`` says otherwise) into the customer's account."""
+    guard.evaluate(
+        make_event(
+            id=f"in{n}",
+            type="transfer_in",
+            timestamp=at(hours),
+            amount=amount,
+            payer={"account": payer, "type": "personal"} | party,
+            payee={"account": make_event()["payer"]["account"]},
+        )
+    )
+
+
 def test_every_declared_feature_is_computed_by_the_function_registered_under_its_name(guard: Guard) -> None:
     assert set(FUNCTIONS) == set(FEATURES)
     assert all(function.__name__ == name for name, function in FUNCTIONS.items())
@@ -205,77 +219,37 @@ def test_mule_signals_for_the_account_being_evaluated(guard: Guard) -> None:
 
 
 def test_a_rebate_is_a_stranger_s_credit_just_after_a_payment_to_a_new_person(guard: Guard) -> None:
-    customer = make_event()["payer"]["account"]
-
-    def credit(n: int, hours: float, amount: str, payer: str) -> None:
-        guard.evaluate(
-            make_event(
-                id=f"in{n}",
-                type="transfer_in",
-                timestamp=at(hours),
-                amount=amount,
-                payer={"account": payer, "type": "personal"},
-                payee={"account": customer},
-            )
-        )
-
-    credit(0, 0, "20000", "MOTHER")  # before any payment: a parent's money, no rebate
+    credit(guard, 0, 0, "MOTHER", "20000")  # before any payment: a parent's money, no rebate
     pay(guard, 1, 1, amount="100", payee="ORDER-1")
-    credit(1, 1.1, "106", "REBATE-1")  # minutes after, a little more than the order
-    credit(2, 1.2, "500", "BUYER-1")  # five times the order: a sale, not a rebate
+    credit(guard, 1, 1.1, "REBATE-1", "106")  # minutes after, a little more than the order
+    credit(guard, 2, 1.2, "BUYER-1", "500")  # five times the order: a sale, not a rebate
     assert pay(guard, 2, 1.5, amount="500", payee="ORDER-2").features["rebates_24h"] == 1
     assert pay(guard, 3, 30, amount="500", payee="ORDER-3").features["rebates_24h"] == 0
 
 
 def test_a_new_sender_is_a_person_never_paid_whose_first_credit_is_within_7_days(guard: Guard) -> None:
-    customer = make_event()["payer"]["account"]
-
-    def credit(n: int, hours: float, payer: str, kind: str = "personal", own: bool = False) -> None:
-        guard.evaluate(
-            make_event(
-                id=f"in{n}",
-                type="transfer_in",
-                timestamp=at(hours),
-                amount="1100",
-                payer={"account": payer, "type": kind} | ({"own_account": True} if own else {}),
-                payee={"account": customer},
-            )
-        )
-
     def new_senders(n: int, hours: float) -> Any:
         out = pay(guard, n, hours, amount="50", payee=f"SHOP-{n}").features
         return out["new_sender_inbound_7d"], out["unseen_inbound_7d"]
 
-    credit(0, 0, "PARENTS")  # a month's allowance: the parents' first credit
+    credit(guard, 0, 0, "PARENTS")  # a month's allowance: the parents' first credit
     assert new_senders(1, 1) == (1, 1)  # within a week of it, the parents are as new as a stranger
-    credit(1, 24 * 30, "PARENTS")  # next month's allowance, from a sender known for a month
-    credit(2, 24 * 30 + 1, "EMPLOYER", kind="business")  # institutions' credits count in neither
+    credit(guard, 1, 24 * 30, "PARENTS")  # next month's allowance, from a sender known for a month
+    credit(guard, 2, 24 * 30 + 1, "EMPLOYER", type="business")  # institutions' credits count in neither
     assert new_senders(2, 24 * 30 + 2) == (0, 1)
-    credit(3, 24 * 30 + 3, "STRANGER")  # a "profit" from someone who never sent money before
+    credit(guard, 3, 24 * 30 + 3, "STRANGER")  # a "profit" from someone who never sent money before
     assert new_senders(3, 24 * 30 + 4) == (1, 2)
     pay(guard, 4, 24 * 30 + 5, amount="50", payee="STRANGER")  # paid back: no longer a stranger
     assert new_senders(5, 24 * 30 + 6) == (0, 1)
-    credit(6, 24 * 30 + 7, "OWN-SAVINGS", own=True)  # her own savings at another bank, first time
+    credit(
+        guard, 6, 24 * 30 + 7, "OWN-SAVINGS", own_account=True
+    )  # her own savings at another bank, first time
     assert new_senders(7, 24 * 30 + 8) == (0, 2)
 
 
 def test_a_return_to_sender_sends_back_no_more_than_the_payee_sent_in_7_days(guard: Guard) -> None:
-    customer = make_event()["payer"]["account"]
-
-    def credit(n: int, hours: float, amount: str, payer: str) -> None:
-        guard.evaluate(
-            make_event(
-                id=f"in{n}",
-                type="transfer_in",
-                timestamp=at(hours),
-                amount=amount,
-                payer={"account": payer, "type": "personal"},
-                payee={"account": customer},
-            )
-        )
-
-    credit(0, 0, "1500", "CLIENT")
-    credit(1, 1, "500", "CLIENT")  # two retainers: 2,000 in all
+    credit(guard, 0, 0, "CLIENT", "1500")
+    credit(guard, 1, 1, "CLIENT", "500")  # two retainers: 2,000 in all
     assert pay(guard, 1, 2, amount="2000", payee="CLIENT").features["is_return_to_sender"] is True
     assert pay(guard, 2, 3, amount="2000.01", payee="CLIENT").features["is_return_to_sender"] is False
     assert pay(guard, 3, 4, amount="100", payee="NEVER-SENT").features["is_return_to_sender"] is False

@@ -305,8 +305,8 @@ def _first_sent_since(history: AccountHistory, payer: int, since: int) -> bool:
 
 @feature
 def is_return_to_sender(c: Context) -> Any:
-    """The payee sent the customer at least this amount in 7 days: a refund, or money sent back, which
-    leaves no more than came in from the same account."""
+    """The payee sent the customer at least this amount in 7 days: a refund, or money sent back (each
+    payment is compared with what came in, not net of what was sent back before)."""
     payee, amount = c.payee_hash, c.amount
     if c.kind is not _TRANSFER_OUT or payee is None or amount is None:
         return None

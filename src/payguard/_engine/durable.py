@@ -195,6 +195,27 @@ class _Compiler:
         body = self.expression(push_negations(condition))
         return {"all": [{"m": {"$and": [{"t": "tx"}, body]}}]}
 
+    def keys(self, condition: Condition) -> set[str]:
+        """The fact keys a rule with ``condition`` reads (the currency key where a test names one)."""
+        if isinstance(condition, AllOf | AnyOf):
+            return set().union(*(self.keys(child) for child in condition.children))
+        if isinstance(condition, Not):
+            return self.keys(condition.child)
+        found = {self.plan.key(condition)}
+        if isinstance(condition, Compare) and condition.currency is not None:
+            found.add(CURRENCY_KEY)
+        return found
+
+
+def _part(fact: Fact, keys: tuple[str, ...]) -> Fact:
+    """The entries of ``fact`` under ``keys`` (a fact holds no None: an absent key is absent)."""
+    part: Fact = {}
+    for key in keys:
+        value = fact.get(key)
+        if value is not None:
+            part[key] = value
+    return part
+
 
 def _chunks(plan: Plan) -> Iterator[list[int]]:
     """Rule indices packed so that each chunk's alternatives add up to at most ``MAX_ALTERNATIVES``."""
@@ -224,9 +245,14 @@ class DurableMatcher:
         compiler = _Compiler(plan)
         self.definitions: list[dict[str, Any]] = []
         self.handles: list[int] = []
+        # each chunk is sent only the keys its rules read: durable_rules parses the whole text it is given
+        # once per chunk, and a fact has every rule's keys
+        self.keys: list[tuple[str, ...]] = []
         for chunk in _chunks(plan):
+            conditions = [plan.ruleset.rules[i].condition for i in chunk]
             definition = {f"r{i}": compiler.rule(plan.ruleset.rules[i].condition) for i in chunk}
             self.definitions.append(definition)
+            self.keys.append(tuple(sorted(set().union(*map(compiler.keys, conditions)))))
             name = f"payguard{next(_names)}"
             try:
                 self.handles.append(_engine.create_ruleset(name, encode(definition)))
@@ -260,26 +286,25 @@ class DurableMatcher:
         """The indices of the rules ``fact`` matches, in order. ``fact`` is a fact as ``Plan.fact`` builds
         it: flat, its values str, bool, int or finite float (``1e-07``, which durable_rules' parser
         refuses, is sent again in the careful form)."""
+        texts: list[str] = []
         try:
-            text = encode_fact(fact)
+            for keys in self.keys:
+                texts.append(encode_fact(_part(fact, keys)))
         except (TypeError, ValueError) as exc:
             raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
         found: list[int] = []
         handles = self.handles
-        if not handles:
-            return found
         token = self._take()
         try:
-            try:
-                self._run(handles[0], text, found)
-            except _engine.error as exc:
-                careful = encode_fact_carefully(fact)
-                if careful == text:
-                    raise EngineError(f"durable_rules failed to assert the fact: {exc}") from exc
-                text = careful
-                self._checked_run(handles[0], text, found)
-            for index in range(1, len(handles)):
-                self._checked_run(handles[index], text, found)
+            for index in range(len(handles)):
+                text = texts[index]
+                try:
+                    self._run(handles[index], text, found)
+                except _engine.error as exc:
+                    careful = encode_fact_carefully(_part(fact, self.keys[index]))
+                    if careful == text:
+                        raise EngineError(f"durable_rules failed to assert the fact: {exc}") from exc
+                    self._checked_run(handles[index], careful, found)
         finally:
             self._give(token)
         return sorted(set(found)) if len(found) > 1 else found

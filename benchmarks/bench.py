@@ -250,18 +250,23 @@ def _loop(items: list[Any], call: Callable[[Any], Any]) -> float:
 def _bare_durable(matcher: Any, facts: list[dict[str, Any]]) -> float:
     """The C calls alone for the same compiled rules, as the adapter makes them: assert, start, drain,
     retract by id, on facts encoded beforehand."""
-    from payguard._engine.durable import RETRACT, encode_fact, encode_fact_carefully
+    from payguard._engine.durable import RETRACT, _part, encode_fact_carefully
 
     engine = durable_rules_engine
-    # the text the adapter ends up sending: the careful form where orjson wrote a float as 1e-07
+    # the texts the adapter ends up sending each chunk: the careful form where orjson wrote a float as 1e-07
     refused = re.compile(r":-?[0-9]+[eE]")
-    texts = [encode_fact(f) for f in facts]
-    texts = [encode_fact_carefully(f) if refused.search(t) else t for f, t in zip(facts, texts, strict=True)]
+    texts = [
+        [
+            encode_fact_carefully(_part(fact, keys)) if refused.search(text) else text
+            for keys, text in zip(matcher.keys, matcher.texts(fact), strict=True)
+        ]
+        for fact in facts
+    ]
     handles = matcher.handles
     gc.collect()
     start = time.perf_counter()
-    for text in texts:
-        for handle in handles:
+    for chunk_texts in texts:
+        for handle, text in zip(handles, chunk_texts, strict=True):
             code, state = engine.assert_fact(handle, text)
             if code == 1:
                 continue

@@ -286,12 +286,7 @@ class DurableMatcher:
         """The indices of the rules ``fact`` matches, in order. ``fact`` is a fact as ``Plan.fact`` builds
         it: flat, its values str, bool, int or finite float (``1e-07``, which durable_rules' parser
         refuses, is sent again in the careful form)."""
-        texts: list[str] = []
-        try:
-            for keys in self.keys:
-                texts.append(encode_fact(_part(fact, keys)))
-        except (TypeError, ValueError) as exc:
-            raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
+        texts = self.texts(fact)
         found: list[int] = []
         handles = self.handles
         token = self._take()
@@ -308,6 +303,14 @@ class DurableMatcher:
         finally:
             self._give(token)
         return sorted(set(found)) if len(found) > 1 else found
+
+    def texts(self, fact: Fact) -> list[str]:
+        """What each chunk is sent for ``fact``: the entries its rules read, as JSON with the fact's head
+        (orjson's form: a float may be ``1e-07``)."""
+        try:
+            return [encode_fact(_part(fact, keys)) for keys in self.keys]
+        except (TypeError, ValueError) as exc:
+            raise EngineError(f"fact cannot be sent to durable_rules: {exc}") from exc
 
     def _checked_run(self, handle: int, text: str, found: list[int]) -> None:
         try:

@@ -46,12 +46,25 @@ __all__ = ["RedisStore"]
 INSTALL_HINT = "pip install 'payguard[redis]'"
 
 _pack: Callable[[tuple[Any, ...]], bytes] | None
+_reader: Callable[..., Any] | None
 try:
+    from hiredis import Reader as _HiredisReader
     from hiredis import pack_command as _hiredis_pack
 
-    _pack = _hiredis_pack
+    _pack, _reader = _hiredis_pack, _HiredisReader
 except ImportError:  # pragma: no cover (the extra installs it)
-    _pack = None
+    _pack = _reader = None
+
+# forks of this process so far, as its child sees them: a child opens connections of its own (a syscall
+# per round trip to compare process ids cost more than the check)
+_forks = [0]
+
+
+def _forked() -> None:  # pragma: no cover (runs in a forked child)
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 # backing off a busy lease: from half a millisecond, doubling, to 20 ms between tries
 _FIRST_BACKOFF = 0.0005
@@ -195,28 +208,15 @@ class RedisStore(Store):
             raise self._error(exc) from exc
 
     def _send(self, *args: Any) -> Any:
-        """One command on this thread's own connection, kept between calls: the client's per-command
-        bookkeeping (pool checkout, retry wrapper, observability) cost half a round trip on loopback."""
+        """One command on this thread's own connection, kept between calls, its reply read by hiredis from
+        the connection's socket: redis-py's per-command layers (pool checkout, retry wrapper, health check,
+        its parser's buffer) cost as much as the rest of a decision's work with Redis on loopback. The
+        connection itself (address, TLS, AUTH, SELECT) is redis-py's."""
         local = self._local
-        connection = getattr(local, "connection", None)
-        if connection is None or local.pid != os.getpid():  # a forked child opens its own
-            pool = self.client.connection_pool
-            try:  # checked out for good: the pool still closes it in ``close``
-                connection = pool.get_connection()
-            except TypeError:  # redis-py before 5.3 names the command
-                connection = pool.get_connection("FCALL")
-            local.connection, local.pid = connection, os.getpid()
-        try:
-            if _pack is None:
-                connection.send_command(*args)
-            else:  # hiredis packs the arguments as they are (all str or bytes here)
-                connection.send_packed_command([_pack(args)], check_health=False)
-            return connection.read_response()
-        except self._redis.ResponseError:
-            raise  # an error reply: the connection is in step
-        except BaseException:
-            connection.disconnect()  # a reply may be half read: the next call reconnects
-            raise
+        wire: _Wire | None = getattr(local, "wire", None)
+        if wire is None or wire.forks != _forks[0]:
+            wire = local.wire = _Wire(self.client.connection_pool, self._redis)
+        return wire.send(args)
 
     def command(self, *args: Any) -> Any:
         """One plain Redis command; ``StoreError`` when Redis fails."""
@@ -282,6 +282,65 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _Wire:
+    """A connection checked out of the pool for good (the pool still closes it in ``close``), and the reader
+    of its replies."""
+
+    def __init__(self, pool: Any, module: ModuleType) -> None:
+        try:
+            self.connection = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 names the command
+            self.connection = pool.get_connection("FCALL")
+        self.forks = _forks[0]
+        self._redis = module
+        self._reader: Any = None
+
+    def send(self, args: tuple[Any, ...]) -> Any:
+        connection = self.connection
+        if _pack is None or _reader is None:  # pragma: no cover (the extra installs hiredis)
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except self._redis.ResponseError:
+                raise  # an error reply: the connection is in step
+            except BaseException:
+                connection.disconnect()  # a reply may be half read: the next call reconnects
+                raise
+        try:
+            sock = connection._sock  # redis-py's socket, connected and set up (TLS, AUTH, SELECT)
+            if sock is None:  # disconnected after a failure
+                connection.connect()
+                sock = connection._sock
+            reader = self._reader
+            if reader is None:
+                reader = self._reader = _reader(replyError=self._redis.ResponseError)
+            sock.sendall(_pack(args))
+            reply = reader.gets()
+            while reply is False:
+                reader.feed(self._received(sock))
+                reply = reader.gets()
+        except BaseException as exc:
+            connection.disconnect()  # a reply may be half read: the next call reconnects
+            self._reader = None
+            if isinstance(exc, TimeoutError):
+                raise self._redis.TimeoutError("Timeout reading from the server") from exc
+            if isinstance(exc, OSError):
+                raise self._redis.ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        if isinstance(reply, self._redis.ResponseError):  # an error reply: the connection is in step
+            message = str(reply)
+            if message.startswith("NOSCRIPT"):
+                raise self._redis.exceptions.NoScriptError(message)
+            raise reply
+        return reply
+
+    def _received(self, sock: Any) -> bytes:
+        data: bytes = sock.recv(65536)
+        if not data:
+            raise self._redis.ConnectionError("Connection closed by server.")
+        return data
 
 
 class _RedisTransaction(StoreTransaction):

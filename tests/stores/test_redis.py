@@ -7,6 +7,7 @@ server); ``test_redis_replicas.py`` runs real replica processes.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -186,6 +187,35 @@ def test_an_unreachable_redis_gives_audited_holds_until_it_answers(
         assert (decision.action, fresh) == (Action.REVIEW, True), (
             "the held event was not stored: decided afresh"
         )
+    finally:
+        guard.close()
+        server.stop()
+
+
+def test_a_redis_that_stops_answering_gives_audited_holds_and_the_store_recovers_when_it_answers(
+    tmp_path: Path, lifecycle_rules: RuleSet
+) -> None:
+    server = RedisServer(tmp_path)
+    guard = Guard(
+        lifecycle_rules,
+        engine="python",
+        store=RedisStore(server.url, timeout=0.3, lease=0.5, wait=3.0),
+        max_future=None,
+    )
+    try:
+        assert guard.evaluate(pay("e0", 0)).action is Action.REVIEW
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # up, but answering nothing
+        try:
+            stalled = guard.evaluate(pay("e1", 1))
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert stalled.action is Action.HOLD
+        assert f"Redis store {server.url} is unreachable (TimeoutError: " in (stalled.error or "")
+        # the stalled request's reply, if it comes, is not read as the next one's: the connection was dropped
+        decision, fresh = guard.evaluate_fresh(pay("e1", 1))
+        assert (decision.action, fresh, decision.error) == (Action.REVIEW, True, None)
+        assert decision.features["payee_payment_count"] == 1, "e0 counted once, the held e1 not at all"
     finally:
         guard.close()
         server.stop()

@@ -16,6 +16,9 @@ Each runs atomically on the server, which is what makes one event's read-modify-
 - ``publish(KEYS = epoch, lists; ARGV = name, entries)``: advance the lists' epoch and store the named
   list's new snapshot under it, as ``version:entries``.
 
+Times (lease, TTL) are passed on to ``SET ... PX`` as the strings they arrived as: a Lua number is formatted
+back into a string for each call (about 1.5 µs of the server's CPU a SET here).
+
 Leases are neither written to the AOF nor sent to replicas (``redis.set_repl(redis.REPL_NONE)``): they
 live for a second or two, and a server that restarts or fails over without them only refuses the commits of
 the events in flight (their leases are gone), which become audited holds.
@@ -48,7 +51,7 @@ end
 _BODIES: Final = {
     "acquire": _MANY
     + """
-local token, lease, n = args[1], tonumber(args[2]), tonumber(args[3])
+local token, lease, n = args[1], args[2], tonumber(args[3])
 if args[4] == '1' then
   local found = redis.call('GET', keys[n + 1])
   if found then return {2, found} end
@@ -74,8 +77,8 @@ local a = 3
 for i = n + 1, #keys do
   local op = args[a]
   if op == 'S' then
-    local ttl = tonumber(args[a + 1])
-    if ttl > 0 then redis.call('SET', keys[i], args[a + 2], 'PX', ttl)
+    local ttl = args[a + 1]
+    if tonumber(ttl) > 0 then redis.call('SET', keys[i], args[a + 2], 'PX', ttl)
     else redis.call('SET', keys[i], args[a + 2]) end
     a = a + 3
   elseif op == 'D' then redis.call('DEL', keys[i]); a = a + 1

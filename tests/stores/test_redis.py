@@ -7,6 +7,7 @@ server); ``test_redis_replicas.py`` runs real replica processes.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -219,6 +220,39 @@ def test_a_redis_that_stops_answering_gives_audited_holds_and_the_store_recovers
     finally:
         guard.close()
         server.stop()
+
+
+def test_a_forked_child_decides_on_a_connection_of_its_own(replicas: Replicas) -> None:
+    # the parent's thread connection is inherited by a child; were both to read the one socket, each would
+    # take the other's replies (a decision on another event's histories); and its lease tokens are its own
+    (guard,) = replicas(1, store={"lease": 10.0, "wait": 15.0})  # a child slow to start is not a failure
+    assert guard.evaluate(pay("before", 0)).error is None
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's coverage is not collected)
+        other = {"payer": {"account": "6222000011112222"}, "payee": "6222000055556666"}
+        decided = [guard.evaluate(pay(f"c{n}", n, **other)) for n in range(60)]
+        os._exit(0 if all(d.error is None and d.event_id == f"c{n}" for n, d in enumerate(decided)) else 1)
+    decided = [guard.evaluate(pay(f"p{n}", n + 1)) for n in range(60)]
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's decisions were all made, each its own"
+    assert all(d.error is None and d.event_id == f"p{n}" for n, d in enumerate(decided))
+    # the payee's payments before the last: "before" and the 59 others, each counted once
+    assert decided[-1].features["payee_payment_count"] == 60
+
+
+def test_a_redis_url_asking_for_resp3_is_served_by_redis_py_and_decides_the_same(
+    redis_server: RedisServer, redis_prefix: str, lifecycle_rules: RuleSet
+) -> None:
+    decisions = []
+    for n, query in enumerate(("", "?protocol=3")):
+        store = RedisStore(redis_server.url + query, prefix=f"{redis_prefix}{n}:")
+        guard = Guard(lifecycle_rules, engine="python", store=store, max_future=None)
+        decisions.append([guard.evaluate(pay(f"e{i}", i)) for i in range(5)])
+        assert guard.evaluate_fresh(pay("e4", 4))[1] is False, "a repeated id is recognised"
+        guard.close()
+    resp2, resp3 = decisions
+    assert [(d.action, d.features) for d in resp2] == [(d.action, d.features) for d in resp3]
+    assert all(d.error is None for d in resp3)
 
 
 def test_an_event_stalled_past_its_lease_is_refused_at_commit_and_held(replicas: Replicas) -> None:

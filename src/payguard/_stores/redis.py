@@ -55,17 +55,6 @@ try:
 except ImportError:  # pragma: no cover (the extra installs it)
     _pack = _reader = None
 
-# forks of this process so far, as its child sees them: a child opens connections of its own (a syscall
-# per round trip to compare process ids cost more than the check)
-_forks = [0]
-
-
-def _forked() -> None:  # pragma: no cover (runs in a forked child)
-    _forks[0] += 1
-
-
-os.register_at_fork(after_in_child=_forked)
-
 # backing off a busy lease: from half a millisecond, doubling, to 20 ms between tries
 _FIRST_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.02
@@ -151,6 +140,8 @@ class RedisStore(Store):
                 socket_connect_timeout=timeout,
                 # a retried commit could apply twice; a failed one is an audited hold instead
                 retry=module.retry.Retry(module.backoff.NoBackoff(), 0),
+                # replies only, no pushed frames (_Wire reads them itself); a URL's ?protocol=3 wins
+                protocol=2,
             )
         except ValueError as exc:
             raise StoreError(f"Redis store URL {self.shown_url!r}: {exc}") from exc
@@ -214,7 +205,7 @@ class RedisStore(Store):
         connection itself (address, TLS, AUTH, SELECT) is redis-py's."""
         local = self._local
         wire: _Wire | None = getattr(local, "wire", None)
-        if wire is None or wire.forks != _forks[0]:
+        if wire is None or wire.pid != os.getpid():
             wire = local.wire = _Wire(self.client.connection_pool, self._redis)
         return wire.send(args)
 
@@ -240,7 +231,9 @@ class RedisStore(Store):
             self.lease_waits += 1
 
     def token(self) -> str:
-        return self._token_prefix + str(next(self._tokens))
+        # the process id in it: a forked child counts from where its parent was, and must not take leases
+        # under its parent's tokens (each would think it held what the other leased)
+        return f"{self._token_prefix}{os.getpid()}:{next(self._tokens)}"
 
     # -- transactions ---------------------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[StoreTransaction]:
@@ -286,20 +279,28 @@ class RedisStore(Store):
 
 class _Wire:
     """A connection checked out of the pool for good (the pool still closes it in ``close``), and the reader
-    of its replies."""
+    of its replies.
+
+    The store asks for RESP2 (``RedisStore``): its replies are only replies. Over RESP3 (``?protocol=3`` in
+    the URL) the server may also push frames (client-side caching, maintenance notifications) that only
+    redis-py knows what to do with, so such a connection is read by redis-py.
+    """
 
     def __init__(self, pool: Any, module: ModuleType) -> None:
         try:
             self.connection = pool.get_connection()
         except TypeError:  # redis-py before 5.3 names the command
             self.connection = pool.get_connection("FCALL")
-        self.forks = _forks[0]
+        # compared on every call: a child forked by any means (uWSGI, a C extension) opens its own
+        self.pid = os.getpid()
         self._redis = module
         self._reader: Any = None
+        resp2 = str(getattr(self.connection, "protocol", 2) or 2) == "2"
+        self._raw = resp2 and _pack is not None and _reader is not None
 
     def send(self, args: tuple[Any, ...]) -> Any:
         connection = self.connection
-        if _pack is None or _reader is None:  # pragma: no cover (the extra installs hiredis)
+        if not self._raw:
             try:
                 connection.send_command(*args)
                 return connection.read_response()
@@ -308,6 +309,8 @@ class _Wire:
             except BaseException:
                 connection.disconnect()  # a reply may be half read: the next call reconnects
                 raise
+        assert _pack is not None
+        assert _reader is not None
         try:
             sock = connection._sock  # redis-py's socket, connected and set up (TLS, AUTH, SELECT)
             if sock is None:  # disconnected after a failure
@@ -315,7 +318,9 @@ class _Wire:
                 sock = connection._sock
             reader = self._reader
             if reader is None:
-                reader = self._reader = _reader(replyError=self._redis.ResponseError)
+                reader = self._reader = _reader(
+                    replyError=self._redis.ResponseError, protocolError=self._redis.InvalidResponse
+                )
             sock.sendall(_pack(args))
             reply = reader.gets()
             while reply is False:
@@ -330,10 +335,8 @@ class _Wire:
                 raise self._redis.ConnectionError(f"{type(exc).__name__}: {exc}") from exc
             raise
         if isinstance(reply, self._redis.ResponseError):  # an error reply: the connection is in step
-            message = str(reply)
-            if message.startswith("NOSCRIPT"):
-                raise self._redis.exceptions.NoScriptError(message)
-            raise reply
+            # redis-py's classes for it (NoScriptError, BusyLoadingError, AuthenticationError...)
+            raise connection._parser.parse_error(str(reply))
         return reply
 
     def _received(self, sock: Any) -> bytes:

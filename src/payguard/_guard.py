@@ -38,16 +38,17 @@ from ._pipeline import NO_RULES, Pipeline
 from ._replicas import (
     NOTHING_READ,
     Published,
-    accounts_of,
     in_force,
     load_published,
     record_batched,
+    record_each,
+    transactions_for,
     with_published,
 )
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet, list_entries
 from ._stores.history import party
-from ._stores.interface import Store, StoreTransaction
+from ._stores.interface import StaleReadError, Store, StoreTransaction
 from ._stores.memory import MemoryStore
 
 __all__ = ["ENGINES", "Guard", "Pipeline"]
@@ -242,31 +243,38 @@ class Guard:
         # outside the transaction (it holds the store's lock); none where no decision is kept to compare
         fingerprint = digest(admitted.event) if self._digests else NO_DIGEST
         published: tuple[str, str] | None = None
+        decision_id: str | None = None
         try:
-            opened = (
-                self.store.transaction()
-                if self._open is None
-                else self._open(accounts_of(admitted.event), event_id=event_id)
-            )
-            with opened as txn:
-                previous = txn.decision(event_id)
-                if previous is not None:
-                    stored = txn.event_digest(event_id)
-                    if stored is None or stored == fingerprint:  # None: stored by an earlier payguard
-                        return previous, False
-                else:
-                    decision = self._decide_in(
-                        txn,
-                        admitted,
-                        pipeline,
-                        lists,
-                        versions=versions,
-                        started=started,
-                        payee_side=payee_side,
-                    )
-                    txn.put_decision(event_id, decision, fingerprint)
-                    if self._publishes:
-                        published = txn.ruleset_in_force()  # type: ignore[union-attr]
+            # optimistic: read unlocked, decided again under the lock if another process changed what it read
+            for optimistic, opened in transactions_for(self.store, admitted.event):
+                try:
+                    with opened as txn:
+                        previous = txn.decision(event_id)
+                        if previous is not None:
+                            stored = txn.event_digest(event_id)
+                            if stored is None or stored == fingerprint:  # None: stored by an earlier payguard
+                                return previous, False
+                        else:
+                            decision_id = decision_id or self._new_id()
+                            decision = self._decide_in(
+                                txn,
+                                admitted,
+                                pipeline,
+                                lists,
+                                decision_id=decision_id,
+                                versions=versions,
+                                started=started,
+                                payee_side=payee_side,
+                                settle=getattr(txn, "settle", None) if optimistic else None,
+                            )
+                            txn.put_decision(event_id, decision, fingerprint)
+                            if self._publishes:
+                                published = txn.ruleset_in_force()  # type: ignore[attr-defined]
+                except StaleReadError:
+                    if not optimistic:
+                        raise
+                    continue
+                break
         except AuditError:
             raise
         except Exception as exc:
@@ -289,12 +297,14 @@ class Guard:
         pipeline: Pipeline,
         lists: Mapping[str, frozenset[str]],
         *,
+        decision_id: str,
         versions: Mapping[str, int],
         started: float,
         payee_side: Mapping[str, Any] | None,
+        settle: Callable[[], None] | None,
     ) -> Decision:
-        """Features, match, decision, audit record, then the history update, inside one transaction."""
-        decision_id = self._new_id()
+        """Features, match, decision, audit record, then the history update, inside one transaction (an
+        optimistic one settles first: nothing is recorded before what it read is known to hold)."""
         try:
             if self._publishes:
                 lists, versions = self._with_published(txn, lists, versions)
@@ -315,6 +325,8 @@ class Guard:
             if self.on_error == "raise":
                 raise
             decision = pipeline.failed(decision_id, admitted.event, exc)
+        if settle is not None:
+            settle()
         if self.audit is not None:
             record = pipeline.record(decision, admitted, started)
             if self._behind is not None:
@@ -385,23 +397,11 @@ class Guard:
         """
         if side not in ("both", "subject", "payee"):
             raise PayguardError(f"side must be 'both', 'subject' or 'payee', not {side!r}")
-        count = 0
         pipeline = self._state[0]
         batch: int = getattr(self.store, "record_batch", 1)
         if side == "both" and batch > 1 and self._open is not None:
-            assert self._open is not None
             return record_batched(self._open, events, pipeline, batch)
-        features = pipeline.features
-        only_subject: dict[str, Any] | None = {} if side == "subject" else None
-        for item in events:
-            admitted = pipeline.validate(item)
-            with self.store.transaction() as txn:
-                if side == "payee":
-                    features.credit(admitted, txn)
-                else:
-                    features.commit(features.context(admitted, txn, only_subject), Action.ALLOW, None)
-            count += 1
-        return count
+        return record_each(self.store, events, pipeline, side)
 
     # -- the lifecycle of a stopped payment -----------------------------------------------------------
     def resolve(self, decision_id: str, outcome: str, *, note: str | None = None) -> Resolution:

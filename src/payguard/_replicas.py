@@ -1,10 +1,12 @@
-"""What a guard does on a store that many processes share (``RedisStore``): it names an event's accounts
-up front, records history in batches, reads the lists another process set (``Guard.set_list``) and loads
-the rule set another process's ``Guard.reload`` published."""
+"""What a guard does on a store that many processes share: it names an event's accounts up front
+(``RedisStore``) or computes it unlocked (``SQLiteStore``), records history in batches, reads the lists
+another process set (``Guard.set_list``) and loads the rule set another process's ``Guard.reload``
+published."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ._decision import Action
@@ -13,6 +15,7 @@ from ._event import Admitted, Event
 from ._rules.loader import load_rule_set
 from ._rules.model import RuleSet
 from ._stores.history import party
+from ._stores.interface import StoreTransaction
 
 __all__ = [
     "NOTHING_READ",
@@ -21,6 +24,8 @@ __all__ = [
     "in_force",
     "load_published",
     "record_batched",
+    "record_each",
+    "transactions_for",
     "with_published",
 ]
 
@@ -72,6 +77,38 @@ def accounts_of(event: Event) -> tuple[str, ...]:
     """The store keys of the accounts an event reads and writes: its payer's and its payee's."""
     payer = party(event.payer.account)[0]
     return (payer,) if event.payee is None else (payer, party(event.payee.account)[0])
+
+
+def transactions_for(
+    store: Any, event: Event
+) -> Iterator[tuple[bool, AbstractContextManager[StoreTransaction]]]:
+    """The transactions to decide ``event`` in, in turn, each with whether it is optimistic: the caller
+    goes on to the next only when an optimistic one found what it read changed (``StaleReadError``)."""
+    optimistic = getattr(store, "optimistic", None)
+    if optimistic is not None:
+        yield True, optimistic()
+    open_accounts = getattr(store, "transaction_for", None)
+    if open_accounts is None:
+        yield False, store.transaction()
+    else:
+        yield False, open_accounts(accounts_of(event), event_id=event.id)
+
+
+def record_each(store: Any, events: Iterable[Any], pipeline: Any, side: str) -> int:
+    """``Guard.record`` one event a transaction: ``side`` ``"payee"`` credits only the payee,
+    ``"subject"`` writes only the subject account's history, ``"both"`` both."""
+    count = 0
+    features = pipeline.features
+    only_subject: dict[str, Any] | None = {} if side == "subject" else None
+    for item in events:
+        admitted = pipeline.validate(item)
+        with store.transaction() as txn:
+            if side == "payee":
+                features.credit(admitted, txn)
+            else:
+                features.commit(features.context(admitted, txn, only_subject), Action.ALLOW, None)
+        count += 1
+    return count
 
 
 def record_batched(

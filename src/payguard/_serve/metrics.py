@@ -92,6 +92,11 @@ class Metrics:
             "Waits for another replica's account lease (stores with leases).",
             registry=reg,
         )
+        self.stale_reads = Counter(
+            "payguard_store_retries",
+            "Events decided again under the store's lock: another process changed what they read (SQLite).",
+            registry=reg,
+        )
         self.ruleset = Gauge(
             "payguard_ruleset_info",
             "The rule set in force (1; 0 for one it replaced), by id, version and digest.",
@@ -129,10 +134,15 @@ class Metrics:
             return generate_latest(registry)
         return generate_latest(self.registry)
 
-    def count_lease_waits(self, store: Any, seen: int) -> int:
-        """Add the waits a store with leases counted since ``seen``; returns its count now."""
-        now = getattr(store, "lease_waits", None)
-        if not isinstance(now, int) or now <= seen:
-            return seen
-        self.lease_waits.inc(now - seen)
-        return now
+    def count_store_waits(self, store: Any, seen: tuple[int, int]) -> tuple[int, int]:
+        """Add the lease waits and the stale reads ``store`` counted since ``seen`` (both counts, as this
+        returned them last); returns its counts now."""
+        waits, stale = getattr(store, "lease_waits", None), getattr(store, "stale_reads", None)
+        return _added(self.lease_waits, waits, seen[0]), _added(self.stale_reads, stale, seen[1])
+
+
+def _added(counter: Counter, now: object, seen: int) -> int:
+    if not isinstance(now, int) or now <= seen:
+        return seen
+    counter.inc(now - seen)
+    return now

@@ -101,7 +101,7 @@ class Service:
         self.audit_path = None if options.audit is None else worker_audit_path(options.audit, options.worker)
         self._audit_broken: str | None = None  # the last audit failure, until a record is written again
         self._audit_failed_at = 0.0
-        self._lease_waits = 0
+        self._store_waits = (0, 0)  # the store's lease waits and stale reads, as last counted
         self.started = time.time()
 
     # -- decisions ----------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class Service:
         else:  # the event id's first decision, again: no new decision, no new record
             self.metrics.repeats.inc()
             log["repeat"] = True
-        self._lease_waits = self.metrics.count_lease_waits(self.guard.store, self._lease_waits)
+        self._store_waits = self.metrics.count_store_waits(self.guard.store, self._store_waits)
         answer = decision.to_dict()
         log.update(
             decision_id=decision.decision_id,

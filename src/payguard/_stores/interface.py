@@ -35,6 +35,13 @@ where a store has it, and ``publish_list``/``published_lists`` (lists set at run
 process; each transaction's ``lists_epoch()`` says when to read them again) and ``record_batch`` (events a
 transaction in ``Guard.record``) likewise.
 
+A store whose transactions serialise whole events across processes (``SQLiteStore``: one write lock for
+the file) may also offer ``optimistic()``: a transaction that reads without the lock, so that several
+processes compute their events at once; its ``settle()``, called before anything is written or
+acted on, takes the lock and raises ``StaleReadError`` if a row it read has changed since. The guard then
+decides the event again in a ``transaction()``, and what it returns is what a locked transaction would have
+decided.
+
 These are protocols: a store may subclass them (``SQLiteStore`` does) or just have their methods
 (``MemoryStore``, a compiled class, cannot subclass a Python class; it is also registered as theirs).
 ``tests/stores/test_contract.py`` checks every store against this contract.
@@ -47,9 +54,16 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from .._decision import Decision
+from .._errors import StoreError
 from .history import AccountHistory
 
-__all__ = ["Store", "StoreTransaction"]
+__all__ = ["StaleReadError", "Store", "StoreTransaction"]
+
+
+class StaleReadError(StoreError):
+    """An optimistic transaction's ``settle()`` found a row it read changed by another connection: what
+    was computed from it no longer holds, and nothing was written. Not an error to report: the caller
+    computes again."""
 
 
 @runtime_checkable

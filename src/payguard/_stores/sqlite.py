@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from .._decision import Decision
 from .._errors import StoreError
 from .codec import decode, encode
 from .history import AccountHistory
-from .interface import Store, StoreTransaction
+from .interface import StaleReadError, Store, StoreTransaction
 
 __all__ = ["SQLiteStore"]
 
@@ -43,17 +43,48 @@ CREATE TABLE IF NOT EXISTS listed (name TEXT NOT NULL, entry TEXT NOT NULL, PRIM
 
 
 class _SQLiteTransaction(StoreTransaction):
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    """One event's reads and writes. Given ``begin``, it is optimistic: it reads without the write lock,
+    remembering each row it read, until ``settle`` (or its first write) takes the lock and checks them."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, path: str, begin: Callable[[], None] | None = None
+    ) -> None:
         self._db = connection
         self.path = path
         self._accounts: dict[str, AccountHistory] = {}
         # the decisions row of an event id, read once for ``decision`` and ``event_digest``
         self._decisions: dict[str, tuple[Any, Any] | None] = {}
+        self._begin = begin
+        # each query read before the lock was taken, with the row it returned: the same row at ``settle``
+        # means what was computed from it holds
+        self._reads: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    @property
+    def settled(self) -> bool:
+        """Whether this transaction holds the write lock (always, unless it is optimistic)."""
+        return self._begin is None
+
+    def settle(self) -> None:
+        """Take the write lock, and check that every row read before it is still as it was read:
+        ``StaleReadError`` if one is not (the transaction then rolls back, and the caller decides again)."""
+        if self._begin is None:
+            return
+        self._begin()
+        self._begin = None
+        for (sql, params), row in self._reads.items():
+            if self._db.execute(sql, params).fetchone() != row:
+                raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        row = self._db.execute(sql, params).fetchone()
+        if self._begin is not None:
+            self._reads.setdefault((sql, params), row)
+        return row
 
     def account(self, key: str) -> AccountHistory:
         found = self._accounts.get(key)
         if found is None:
-            row = self._db.execute("SELECT rowid, history FROM accounts WHERE key = ?", (key,)).fetchone()
+            row = self._one("SELECT rowid, history FROM accounts WHERE key = ?", (key,))
             found = self._accounts[key] = AccountHistory() if row is None else self._load(key, *row)
         return found
 
@@ -71,6 +102,7 @@ class _SQLiteTransaction(StoreTransaction):
             ) from exc
 
     def save(self, key: str, history: AccountHistory) -> None:
+        self.settle()
         self._db.execute(
             "INSERT INTO accounts (key, history) VALUES (?, ?)"
             " ON CONFLICT(key) DO UPDATE SET history = excluded.history",
@@ -79,9 +111,9 @@ class _SQLiteTransaction(StoreTransaction):
 
     def _decision_row(self, event_id: str) -> tuple[Any, Any] | None:
         if event_id not in self._decisions:
-            self._decisions[event_id] = self._db.execute(
+            self._decisions[event_id] = self._one(
                 "SELECT decision, digest FROM decisions WHERE event_id = ?", (event_id,)
-            ).fetchone()
+            )
         return self._decisions[event_id]
 
     def decision(self, event_id: str) -> Decision | None:
@@ -93,6 +125,7 @@ class _SQLiteTransaction(StoreTransaction):
         return bytes(row[1]) if row and row[1] is not None else None
 
     def put_decision(self, event_id: str, decision: Decision, digest: bytes) -> None:
+        self.settle()
         self._decisions.pop(event_id, None)
         self._db.execute(
             "INSERT OR REPLACE INTO decisions (event_id, decision, digest) VALUES (?, ?, ?)",
@@ -104,32 +137,35 @@ class _SQLiteTransaction(StoreTransaction):
         )
 
     def decision_by_id(self, decision_id: str) -> Decision | None:
-        row = self._db.execute(
+        row = self._one(
             "SELECT d.decision FROM decision_ids i JOIN decisions d ON d.event_id = i.event_id"
             " WHERE i.decision_id = ?",
             (decision_id,),
-        ).fetchone()
+        )
         return Decision.from_dict(orjson.loads(row[0])) if row else None
 
     def listed_version(self) -> int:
         # rows are only ever added: the largest rowid grows with each, and is one index step away
-        row = self._db.execute("SELECT max(rowid) FROM listed").fetchone()
+        row = self._one("SELECT max(rowid) FROM listed", ())
         return int(row[0] or 0)
 
     def listed(self) -> dict[str, frozenset[str]]:
+        self.listed_version()  # rows are only ever added: the same version at ``settle``, the same entries
         found: dict[str, set[str]] = {}
         for name, entry in self._db.execute("SELECT name, entry FROM listed"):
             found.setdefault(name, set()).add(entry)
         return {name: frozenset(entries) for name, entries in found.items()}
 
     def add_listed(self, name: str, entry: str) -> None:
+        self.settle()
         self._db.execute("INSERT OR IGNORE INTO listed (name, entry) VALUES (?, ?)", (name, entry))
 
     def held(self, decision_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT record FROM holds WHERE decision_id = ?", (decision_id,)).fetchone()
+        row = self._one("SELECT record FROM holds WHERE decision_id = ?", (decision_id,))
         return orjson.loads(row[0]) if row else None
 
     def put_held(self, decision_id: str, record: dict[str, Any] | None) -> None:
+        self.settle()
         if record is None:
             self._db.execute("DELETE FROM holds WHERE decision_id = ?", (decision_id,))
         else:
@@ -221,25 +257,53 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()
+        self.stale_reads = 0
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
         with self._lock:
-            if self._interval is not None and self._checkpointer_pid != os.getpid():
-                # started by the first transaction of each process: a forked child has no thread of its parent
-                self._checkpointer = _Checkpointer(self.path, self._interval)
-                self._checkpointer_pid = os.getpid()
+            self._start()
             self._begin()
+            yield from self._run(_SQLiteTransaction(self._db, self.path))
+
+    @contextmanager
+    def optimistic(self) -> Iterator[_SQLiteTransaction]:
+        """A transaction that reads without the write lock, so that other processes' events run while
+        this one computes: its first write, or ``settle()``, takes the lock and checks that every row it
+        read is unchanged, raising ``StaleReadError`` (after a rollback) when one is not. A block that
+        only reads never takes the lock. ``stale_reads`` counts the transactions that found a change."""
+        with self._lock:
+            self._start()
+            txn = _SQLiteTransaction(self._db, self.path, begin=self._begin)
             try:
-                yield _SQLiteTransaction(self._db, self.path)
-            except BaseException:
-                self._rollback()
+                yield from self._run(txn)
+            except StaleReadError:
+                self.stale_reads += 1
                 raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()  # else the connection stays inside the failed transaction
-                raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def _start(self) -> None:
+        if self._interval is not None and self._checkpointer_pid != os.getpid():
+            # started by the first transaction of each process: a forked child has no thread of its parent
+            self._checkpointer = _Checkpointer(self.path, self._interval)
+            self._checkpointer_pid = os.getpid()
+
+    def _run(self, txn: _SQLiteTransaction) -> Iterator[_SQLiteTransaction]:
+        """Yield ``txn`` to the block, then commit what it wrote, or roll it back if the block raised."""
+        try:
+            yield txn
+        except BaseException as exc:
+            if txn.settled:
+                self._rollback()
+            if isinstance(exc, sqlite3.Error):  # a read or write of the block: the file is unreadable
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            raise
+        if not txn.settled:  # it only read, and took no lock: nothing to commit
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()  # else the connection stays inside the failed transaction
+            raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
 
     def _begin(self) -> None:
         """``BEGIN IMMEDIATE``, waiting for another process's transaction in steps of 0.1 ms to 2 ms: SQLite's

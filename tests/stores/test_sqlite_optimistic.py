@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from payguard import Guard, RuleSet, SQLiteStore, load_rule_set
+from payguard import Guard, RuleSet, SQLiteStore, StoreError, load_rule_set
 from payguard._serve.metrics import Metrics
 from payguard._stores.interface import StaleReadError, StoreTransaction
 
@@ -44,6 +44,19 @@ def test_an_optimistic_read_lets_another_connection_write_meanwhile(tmp_path: Pa
         txn.settle()  # PAYER's row did not change: what was read still holds
         touch(txn, PAYER, 120)
     assert (history(ours, PAYER).seen, history(ours, PAYEE).seen, ours.stale_reads) == (120, 60, 0)
+
+
+def test_once_settled_the_transaction_holds_the_lock_until_it_commits(tmp_path: Path) -> None:
+    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db", timeout=0.2)
+    with ours.optimistic() as txn:
+        txn.account(PAYER)
+        txn.settle()  # nobody wrote since the read: the read transaction itself took the lock
+        with pytest.raises(StoreError, match=r"another connection held it for 0\.2 s"), theirs.transaction():
+            pass
+        touch(txn, PAYER, 120)
+    with theirs.transaction() as other:  # committed: the file takes the next transaction at once
+        assert other.account(PAYER).seen == 120
+    assert ours.stale_reads == 0
 
 
 def read_then_write_after_theirs(ours: SQLiteStore, theirs: SQLiteStore) -> None:

@@ -30,6 +30,8 @@ from .interface import StaleReadError, Store, StoreTransaction
 __all__ = ["SQLiteStore"]
 
 # waiting for the write lock another process holds: from 0.1 ms, doubling, to 2 ms between tries
+# a write that changes nothing: it turns a read transaction into the write transaction (the lock)
+_TAKE_LOCK = "DELETE FROM holds WHERE 0"
 _FIRST_WAIT = 0.0001
 _MAX_WAIT = 0.002
 
@@ -43,8 +45,9 @@ CREATE TABLE IF NOT EXISTS listed (name TEXT NOT NULL, entry TEXT NOT NULL, PRIM
 
 
 class _SQLiteTransaction(StoreTransaction):
-    """One event's reads and writes. Given ``begin``, it is optimistic: it reads without the write lock,
-    remembering each row it read, until ``settle`` (or its first write) takes the lock and checks them."""
+    """One event's reads and writes. Given ``begin``, it is optimistic: it reads in a deferred transaction,
+    without the write lock, remembering each row it read, until ``settle`` (or its first write) takes the
+    lock."""
 
     def __init__(
         self, connection: sqlite3.Connection, path: str, begin: Callable[[], None] | None = None
@@ -65,15 +68,27 @@ class _SQLiteTransaction(StoreTransaction):
         return self._begin is None
 
     def settle(self) -> None:
-        """Take the write lock, and check that every row read before it is still as it was read:
-        ``StaleReadError`` if one is not (the transaction then rolls back, and the caller decides again)."""
-        if self._begin is None:
+        """Take the write lock; ``StaleReadError`` if a row read before it has changed since (the caller
+        then decides again). When no other connection wrote since the first read, the read transaction
+        itself becomes the write transaction, and nothing needs checking; when one did, SQLite refuses that
+        at once (``SQLITE_BUSY_SNAPSHOT``), and the rows read are read again under a lock of its own."""
+        begin = self._begin
+        if begin is None:
             return
-        self._begin()
+        try:
+            self._db.execute(_TAKE_LOCK)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            self._db.execute("ROLLBACK")
+            begin()
+            self._begin = None
+            for (sql, params), row in self._reads.items():
+                if self._db.execute(sql, params).fetchone() != row:
+                    raise StaleReadError(
+                        f"SQLite store {self.path!r}: a row this transaction read has changed"
+                    ) from None
         self._begin = None
-        for (sql, params), row in self._reads.items():
-            if self._db.execute(sql, params).fetchone() != row:
-                raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._db.execute(sql, params).fetchone()
@@ -269,14 +284,17 @@ class SQLiteStore(Store):
     @contextmanager
     def optimistic(self) -> Iterator[_SQLiteTransaction]:
         """A transaction that reads without the write lock, so that other processes' events run while
-        this one computes: its first write, or ``settle()``, takes the lock and checks that every row it
-        read is unchanged, raising ``StaleReadError`` (after a rollback) when one is not. A block that
-        only reads never takes the lock. ``stale_reads`` counts the transactions that found a change."""
+        this one computes: its first write, or ``settle()``, takes the lock, raising ``StaleReadError``
+        (after a rollback) when a row it read has changed since. A block that only reads never takes the
+        lock. ``stale_reads`` counts the transactions that found a change."""
         with self._lock:
             self._start()
-            txn = _SQLiteTransaction(self._db, self.path, begin=self._begin)
             try:
-                yield from self._run(txn)
+                self._db.execute("BEGIN")  # deferred: a snapshot from the first read, and no lock
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+            try:
+                yield from self._run(_SQLiteTransaction(self._db, self.path, begin=self._begin))
             except StaleReadError:
                 self.stale_reads += 1
                 raise
@@ -292,15 +310,12 @@ class SQLiteStore(Store):
         try:
             yield txn
         except BaseException as exc:
-            if txn.settled:
-                self._rollback()
+            self._rollback()
             if isinstance(exc, sqlite3.Error):  # a read or write of the block: the file is unreadable
                 raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
             raise
-        if not txn.settled:  # it only read, and took no lock: nothing to commit
-            return
         try:
-            self._db.execute("COMMIT")
+            self._db.execute("COMMIT")  # what it wrote; or the end of a transaction that only read
         except sqlite3.Error as exc:
             self._rollback()  # else the connection stays inside the failed transaction
             raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc

@@ -562,7 +562,7 @@ class Guard:
                 return  # followed already, or tried and said so
             self._following = digest_in_force
         try:
-            self._swap(Pipeline(load_published(digest_in_force, path), self._engine_choice))
+            self._swap(Pipeline(load_published(published, self.ruleset.digest), self._engine_choice))
             self._behind = None
         except Exception as exc:  # noqa: BLE001 (any failure: keep deciding with the rules in force)
             self._behind = {"digest": digest_in_force, "path": path, "error": f"{type(exc).__name__}: {exc}"}

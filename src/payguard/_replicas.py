@@ -62,11 +62,14 @@ def in_force(
     return merged, merged_versions
 
 
-def load_published(digest: str, path: str) -> RuleSet:
-    """The rule set another process published, loaded from ``path``; ``PayguardError`` if the files there
-    are not that rule set (another version on this host)."""
+def load_published(published: tuple[str, str], running: str) -> RuleSet:
+    """The rule set another process published (digest, path), loaded from that path; ``PayguardError`` if
+    the files there are not that rule set (another version on this host). Files there that changed since to
+    the rule set this process runs (``running``: its digest; it was started on them) are the newer truth:
+    they are loaded, and the publication they outdate is not followed."""
+    digest, path = published
     ruleset = load_rule_set(path)
-    if ruleset.digest != digest:
+    if ruleset.digest not in (digest, running):
         raise PayguardError(
             f"the rule files at {path} on this host have digest {ruleset.digest[:12]}, not {digest[:12]}"
         )

@@ -183,3 +183,21 @@ def test_the_server_exports_the_events_decided_again(tmp_path: Path, ruleset: Ru
     assert metrics.count_store_waits(ours.store, (0, 0)) == (0, 1)
     assert metrics.count_store_waits(ours.store, (0, 1)) == (0, 1), "counted once"
     assert "\npayguard_store_retries_total 1.0\n" in metrics.exposition().decode()
+
+
+def write_after_catching_stale(ours: SQLiteStore, theirs: SQLiteStore) -> None:
+    with ours.optimistic() as txn:
+        account = txn.account(PAYER)
+        with theirs.transaction() as other:
+            touch(other, PAYER, 60)
+        with pytest.raises(StaleReadError):
+            txn.settle()
+        account.touch(30)
+        txn.save(PAYER, account)  # the history read before theirs: it must not overwrite their write
+
+
+def test_a_transaction_that_found_a_row_changed_refuses_every_write_after(tmp_path: Path) -> None:
+    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db")
+    with pytest.raises(StaleReadError):
+        write_after_catching_stale(ours, theirs)
+    assert history(ours, PAYER).seen == 60, "their write stands"

@@ -120,10 +120,6 @@ def openapi_document() -> dict[str, Any]:
         "Resolution": _RESOLUTION,
     }
     not_json = _errors("the body is not JSON")
-    several = _errors(
-        "the server runs several workers on a store that does not publish to them all (SQLite): change "
-        "the files and send SIGHUP instead"
-    )
     store_down = _errors("the store could not be reached: nothing changed; send the request again")
     paths: dict[str, Any] = {
         "/v1/decisions": {
@@ -186,7 +182,6 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "400": not_json,
                     "404": _errors("the rule set declares no such list"),
-                    "409": several,
                     "422": _errors("entries is not a list of strings"),
                     "503": store_down,
                 },
@@ -206,7 +201,6 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Load --rules again; on any problem the running rule set stays",
                 "responses": {
                     "200": {"description": "the rule set now in force"},
-                    "409": several,
                     "422": _errors("the rule files' problems, each at path:line:column"),
                     "503": store_down,
                 },

@@ -201,21 +201,9 @@ class Service:
         return Reply(200, resolution.to_dict(), log)
 
     # -- lists and rule sets --------------------------------------------------------------------------
-    def _one_worker_only(self, what: str) -> Reply | None:
-        if self.options.workers == 1 or hasattr(self.guard.store, "publish_list"):
-            return None  # one worker, or a store that publishes lists and reloads to every process
-        message = (
-            f"this server runs {self.options.workers} workers and {what} here would reach only one of "
-            f"them: change the rule or list files and send SIGHUP to the server (pid {os.getppid()}), "
-            "which reloads every worker"
-        )
-        return _refusal(409, [_problem("", message, "several_workers")])
-
     def set_list(self, name: str, body: bytes) -> Reply:
-        """``PUT /v1/lists/{name}``."""
-        refused = self._one_worker_only("a list set")
-        if refused is not None:
-            return refused
+        """``PUT /v1/lists/{name}``: every worker decides with it from its next event (the store, shared by
+        them all, publishes it)."""
         data, refused = _json_body(body)
         if refused is not None:
             return refused
@@ -266,10 +254,8 @@ class Service:
         return Reply(200, body)
 
     def reload(self) -> Reply:
-        """``POST /v1/ruleset/reload``: load ``--rules`` again; on an error the running rule set stays."""
-        refused = self._one_worker_only("a reload")
-        if refused is not None:
-            return refused
+        """``POST /v1/ruleset/reload``: load ``--rules`` again; on an error the running rule set stays. The
+        other workers follow after their next decision (the store publishes it)."""
         return self.reload_rules()
 
     def reload_rules(self) -> Reply:

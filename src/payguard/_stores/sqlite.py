@@ -1,8 +1,10 @@
 """A persistent store: histories, decisions and held payments in one SQLite file.
 
 Each transaction is one ``BEGIN IMMEDIATE`` transaction, which takes the database's write lock before the
-first read: the read-modify-write of one event is serialised against every other connection to the file,
-so several processes may share it and features stay exact. Threads sharing one ``SQLiteStore`` share its
+first read, or an optimistic one (``SQLiteStore.optimistic``, the guard's for deciding an event), which
+reads without it and takes it to write, once it has checked that what it read still holds: the
+read-modify-write of one event is serialised against every other connection to the file, so several
+processes may share it and features stay exact. Threads sharing one ``SQLiteStore`` share its
 connection and take turns on a lock. A row holds a history in the binary form of ``codec`` (the files
 of earlier payguard versions hold ``AccountHistory.to_json()`` as JSON text, and read as well): JSON cost
 a third of an event's time over this store.
@@ -14,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,15 @@ CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, decision TEXT N
 CREATE TABLE IF NOT EXISTS holds (decision_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decision_ids (decision_id TEXT PRIMARY KEY, event_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS listed (name TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (name, entry));
+CREATE TABLE IF NOT EXISTS published_lists (name TEXT PRIMARY KEY, version INTEGER, entries TEXT);
+CREATE TABLE IF NOT EXISTS published_ruleset (one INTEGER PRIMARY KEY, digest TEXT, path TEXT);
 """
+# what every process on the file runs, as an event's transaction begins: the lists' epoch (the version of
+# the list published last) and the rule set a reload published
+_PUBLISHED = (
+    "SELECT (SELECT max(version) FROM published_lists), (SELECT digest FROM published_ruleset),"
+    " (SELECT path FROM published_ruleset)"
+)
 
 
 class _SQLiteTransaction(StoreTransaction):
@@ -61,6 +71,8 @@ class _SQLiteTransaction(StoreTransaction):
         # each query read before the lock was taken, with the row it returned: the same row at ``settle``
         # means what was computed from it holds
         self._reads: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._what_runs: tuple[Any, Any, Any] | None = None  # read once: see ``_PUBLISHED``
+        self._stale = False  # settle found a row changed: nothing may be written
 
     @property
     def settled(self) -> bool:
@@ -69,26 +81,36 @@ class _SQLiteTransaction(StoreTransaction):
 
     def settle(self) -> None:
         """Take the write lock; ``StaleReadError`` if a row read before it has changed since (the caller
-        then decides again). When no other connection wrote since the first read, the read transaction
-        itself becomes the write transaction, and nothing needs checking; when one did, SQLite refuses that
-        at once (``SQLITE_BUSY_SNAPSHOT``), and the rows read are read again under a lock of its own."""
+        then decides again; this transaction refuses every write from then on). When no other connection
+        wrote since the first read, the read transaction itself becomes the write transaction, and nothing
+        needs checking; when one did, SQLite refuses that at once (``SQLITE_BUSY_SNAPSHOT``), and the rows
+        read are read again under a lock of its own."""
         begin = self._begin
         if begin is None:
             return
+        if self._stale:
+            raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
+        if not self._upgraded():
+            self._db.execute("ROLLBACK")
+            begin()
+            reads, db = self._reads.items(), self._db
+            self._stale = any(db.execute(sql, params).fetchone() != row for (sql, params), row in reads)
+            if self._stale:
+                raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
+        self._begin = None
+
+    def _upgraded(self) -> bool:
+        """Whether the read transaction became the write transaction (False: another connection wrote
+        since it read, or holds the lock now)."""
+        if not self._reads:  # nothing read, no snapshot to upgrade: SQLite would wait with its coarse sleeps
+            return False
         try:
             self._db.execute(_TAKE_LOCK)
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
+            if "locked" not in str(exc):  # SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT read "database is locked"
                 raise
-            self._db.execute("ROLLBACK")
-            begin()
-            self._begin = None
-            for (sql, params), row in self._reads.items():
-                if self._db.execute(sql, params).fetchone() != row:
-                    raise StaleReadError(
-                        f"SQLite store {self.path!r}: a row this transaction read has changed"
-                    ) from None
-        self._begin = None
+            return False
+        return True
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._db.execute(sql, params).fetchone()
@@ -174,6 +196,20 @@ class _SQLiteTransaction(StoreTransaction):
     def add_listed(self, name: str, entry: str) -> None:
         self.settle()
         self._db.execute("INSERT OR IGNORE INTO listed (name, entry) VALUES (?, ?)", (name, entry))
+
+    def lists_epoch(self) -> int:
+        """The version of the list ``SQLiteStore.publish_list`` published last (0: none was)."""
+        return int(self._published()[0] or 0)
+
+    def ruleset_in_force(self) -> tuple[str, str] | None:
+        """The digest and path of the rule set the last ``reload`` published (None: none was)."""
+        _, digest, path = self._published()
+        return None if digest is None else (digest, path)
+
+    def _published(self) -> tuple[Any, Any, Any]:
+        if self._what_runs is None:
+            self._what_runs = self._one(_PUBLISHED, ())
+        return self._what_runs
 
     def held(self, decision_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT record FROM holds WHERE decision_id = ?", (decision_id,))
@@ -345,6 +381,34 @@ class SQLiteStore(Store):
         # the cause of the rollback is the error to report; if ROLLBACK failed, the next BEGIN says so
         with suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
+
+    # -- what every process on the file runs: lists set and rule sets reloaded at run time -------------
+    def publish_list(self, name: str, entries: Iterable[str]) -> int:
+        """Make ``entries`` the named list of every process on this file from its next event; its version
+        (the lists' new epoch)."""
+        data = orjson.dumps(sorted(entries)).decode()
+        with self.transaction():
+            db = self._db
+            version = int(
+                db.execute("SELECT coalesce(max(version), 0) + 1 FROM published_lists").fetchone()[0]
+            )
+            db.execute("INSERT OR REPLACE INTO published_lists VALUES (?, ?, ?)", (name, version, data))
+        return version
+
+    def publish_ruleset(self, digest: str, path: str) -> None:
+        """Make the rule set of ``digest`` (loaded from ``path``) the one every process on this file runs."""
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO published_ruleset VALUES (1, ?, ?)", (digest, path))
+
+    def published_lists(self) -> dict[str, tuple[int, frozenset[str]]]:
+        """The lists ``publish_list`` stored, by name: (version, entries). Inside an event's transaction
+        (the guard reads them there when the epoch moved) it reads that transaction's snapshot."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT name, version, entries FROM published_lists").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        return {name: (int(version), frozenset(orjson.loads(entries))) for name, version, entries in rows}
 
     def close(self) -> None:
         with self._lock:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from payguard import RuleSet, load_rule_set
+from payguard import Guard, RuleSet, Store, load_rule_set
 
 from ..conftest import rules_text
 from ..test_lifecycle import LIFECYCLE_RULES
@@ -47,3 +48,25 @@ def lifecycle_rules_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def lifecycle_rules(lifecycle_rules_path: Path) -> RuleSet:
     return load_rule_set(lifecycle_rules_path)
+
+
+Replicas = Callable[..., list[Guard]]
+
+
+def guards_on(open_store: Callable[..., Store], rules: RuleSet) -> Iterator[Replicas]:
+    """For a fixture: ``make(n, store={...}, audit=...)`` makes n guards, each over a store object of its
+    own (``open_store(**store)``), as n processes would; all are closed when the test ends."""
+    opened: list[Guard] = []
+
+    def make(count: int = 2, **options: Any) -> list[Guard]:
+        store_options = options.pop("store", {})
+        guards = [
+            Guard(rules, engine="python", store=open_store(**store_options), max_future=None, **options)
+            for _ in range(count)
+        ]
+        opened.extend(guards)
+        return guards
+
+    yield make
+    for guard in opened:
+        guard.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,36 +31,19 @@ from payguard._stores.history import INBOUND_WIDTH, MAX_INBOUND, AccountHistory
 
 from ..conftest import ROOT, rules_text
 from ..test_lifecycle import LIFECYCLE_RULES, SCAMMER, pay
+from .conftest import Replicas, guards_on
 from .redis_server import RedisServer, free_port
 from .test_contract import history
 
 PAYEE = "6222000033334444"
-Replicas = Callable[..., list[Guard]]
 
 
 @pytest.fixture
 def replicas(redis_server: RedisServer, redis_prefix: str, lifecycle_rules: RuleSet) -> Iterator[Replicas]:
-    """``replicas(n, audit=...)``: n guards, each over its own RedisStore on the one server."""
-    opened: list[Guard] = []
-
-    def make(count: int = 2, **options: Any) -> list[Guard]:
-        store_options = options.pop("store", {})
-        guards = [
-            Guard(
-                lifecycle_rules,
-                engine="python",
-                store=RedisStore(redis_server.url, prefix=redis_prefix, **store_options),
-                max_future=None,
-                **options,
-            )
-            for _ in range(count)
-        ]
-        opened.extend(guards)
-        return guards
-
-    yield make
-    for guard in opened:
-        guard.close()
+    """``replicas(n, audit=..., store={...})``: n guards, each over its own RedisStore on the one server."""
+    yield from guards_on(
+        lambda **store: RedisStore(redis_server.url, prefix=redis_prefix, **store), lifecycle_rules
+    )
 
 
 # -- the history codec ----------------------------------------------------------------------------------
@@ -91,25 +74,6 @@ def test_bytes_that_are_not_a_history_are_a_store_error_naming_the_account(
 
 
 # -- lists and resolutions across replicas ---------------------------------------------------------------
-def test_a_list_set_on_one_replica_is_in_force_on_the_other_for_the_next_decision(replicas: Replicas) -> None:
-    audit: list[dict[str, Any]] = []
-    first, second = replicas(2, audit=audit.append)
-    assert second.evaluate(pay("e1", 0, payee=SCAMMER)).action is Action.REVIEW
-
-    first.set_list("fraud_accounts", [SCAMMER])
-    stopped = second.evaluate(pay("e2", 1, payee=SCAMMER))
-    assert (stopped.action, stopped.rule_ids[0]) == (Action.INTERRUPT, "listed")
-    version = stopped.lists["fraud_accounts"]
-    assert version >= 1
-    assert audit[-1]["lists"] == {"fraud_accounts": version}, "the audit record names the list's version"
-    assert audit[-1]["ruleset"]["digest"] == first.ruleset.digest
-
-    first.set_list("fraud_accounts", [])
-    again = second.evaluate(pay("e3", 2, payee=SCAMMER))
-    assert again.action is Action.REVIEW
-    assert again.lists["fraud_accounts"] > version
-
-
 def test_every_replica_shows_the_list_one_of_them_set_before_deciding_anything(replicas: Replicas) -> None:
     first, second = replicas(2)
     first.set_list("fraud_accounts", [SCAMMER])
@@ -334,19 +298,6 @@ def test_histories_and_decisions_expire_after_their_ttls(
 
 
 # -- reloads across replicas ---------------------------------------------------------------------------
-def test_a_reload_on_one_replica_is_followed_by_the_others_after_their_next_decision(
-    replicas: Replicas, tmp_path: Path
-) -> None:
-    first, second = replicas(2)
-    newer = tmp_path / "newer.yaml"
-    newer.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 500")), encoding="utf-8")
-    ref = first.reload(newer)
-    assert second.ruleset.digest != ref.digest
-    second.evaluate(pay("e1", 0))  # decided with its own rule set, then it loads the one published
-    assert second.ruleset.digest == ref.digest
-    assert second.evaluate(pay("e2", 1, amount="900.00")).action is Action.HOLD
-
-
 def test_a_reload_that_cannot_be_published_leaves_the_running_rule_set_in_force(
     lifecycle_rules: RuleSet, tmp_path: Path
 ) -> None:

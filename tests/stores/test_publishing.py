@@ -1,7 +1,7 @@
-"""Processes sharing one SQLite file share what is set at run time, as Redis replicas do: a list one sets
+"""Processes sharing a store (one SQLite file, one Redis) share what is set at run time: a list one sets
 (``Guard.set_list``) is in force in every process from its next decision, and a rule set one reloads is
-followed by the others after their next decision. Two ``SQLiteStore`` objects over one file stand for two
-processes (they share nothing but the file)."""
+followed by the others after their next decision. Two store objects over the same data stand for two
+processes (they share nothing but the file or the server)."""
 
 from __future__ import annotations
 
@@ -11,35 +11,39 @@ from typing import Any
 
 import pytest
 
-from payguard import Action, Guard, RuleSet, SQLiteStore
+from payguard import Action, Guard, RedisStore, RuleSet, SQLiteStore, Store
 
 from ..conftest import rules_text
 from ..test_lifecycle import LIFECYCLE_RULES, SCAMMER, pay
+from .conftest import Replicas, guards_on
 
-Processes = Callable[..., list[Guard]]
+
+def sqlite_store(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    path = request.getfixturevalue("tmp_path") / "shared.db"
+    return lambda: SQLiteStore(path)
+
+
+def redis_store(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return lambda: RedisStore(url, prefix=prefix)
+
+
+@pytest.fixture(params=[pytest.param(sqlite_store, id="sqlite"), pytest.param(redis_store, id="redis")])
+def opener(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    """A new store object over the one shared store of this test, as another process would open it."""
+    make: Callable[[pytest.FixtureRequest], Callable[[], Store]] = request.param
+    return make(request)
 
 
 @pytest.fixture
-def processes(tmp_path: Path, lifecycle_rules: RuleSet) -> Iterator[Processes]:
-    """``processes(n, audit=...)``: n guards, each over its own SQLiteStore on one file."""
-    opened: list[Guard] = []
-
-    def make(count: int = 2, **options: Any) -> list[Guard]:
-        store = tmp_path / "shared.db"
-        guards = [
-            Guard(lifecycle_rules, engine="python", store=SQLiteStore(store), max_future=None, **options)
-            for _ in range(count)
-        ]
-        opened.extend(guards)
-        return guards
-
-    yield make
-    for guard in opened:
-        guard.close()
+def processes(opener: Callable[[], Store], lifecycle_rules: RuleSet) -> Iterator[Replicas]:
+    """``processes(n, audit=...)``: n guards, each over a store object of its own on the shared store."""
+    yield from guards_on(opener, lifecycle_rules)
 
 
 def test_a_list_set_in_one_process_is_in_force_in_the_other_for_its_next_decision(
-    processes: Processes,
+    processes: Replicas,
 ) -> None:
     audit: list[dict[str, Any]] = []
     first, second = processes(2, audit=audit.append)
@@ -60,7 +64,7 @@ def test_a_list_set_in_one_process_is_in_force_in_the_other_for_its_next_decisio
 
 
 def test_a_process_started_later_on_the_file_decides_with_the_list_set_before(
-    processes: Processes,
+    processes: Replicas,
 ) -> None:
     (first,) = processes(1)
     first.set_list("fraud_accounts", [SCAMMER])
@@ -70,7 +74,7 @@ def test_a_process_started_later_on_the_file_decides_with_the_list_set_before(
 
 
 def test_a_reload_in_one_process_is_followed_by_the_other_after_its_next_decision(
-    processes: Processes, tmp_path: Path
+    processes: Replicas, tmp_path: Path
 ) -> None:
     first, second = processes(2)
     newer = tmp_path / "newer.yaml"
@@ -83,7 +87,7 @@ def test_a_reload_in_one_process_is_followed_by_the_other_after_its_next_decisio
 
 
 def test_a_process_started_on_files_changed_since_a_reload_runs_them_and_is_not_behind(
-    processes: Processes, tmp_path: Path
+    processes: Replicas, opener: Callable[[], Store], tmp_path: Path
 ) -> None:
     audit: list[dict[str, Any]] = []
     path = tmp_path / "rules.yaml"
@@ -91,9 +95,7 @@ def test_a_process_started_on_files_changed_since_a_reload_runs_them_and_is_not_
     (first,) = processes(1)
     first.reload(path)  # published: every process on the file should run what is at ``path``
     path.write_text(rules_text(LIFECYCLE_RULES.replace("gte: 20000", "gte: 800")), encoding="utf-8")
-    restarted = Guard.from_path(
-        path, engine="python", store=SQLiteStore(tmp_path / "shared.db"), audit=audit.append
-    )
+    restarted = Guard.from_path(path, engine="python", store=opener(), audit=audit.append)
 
     assert restarted.evaluate(pay("e1", 0, amount="700.00")).action is not Action.HOLD
     assert restarted.evaluate(pay("e2", 1, amount="900.00")).action is Action.HOLD, "it runs the files"

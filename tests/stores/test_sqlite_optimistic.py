@@ -27,6 +27,24 @@ def ruleset(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
     return load_rule_set(path)
 
 
+OpenStore = Callable[..., SQLiteStore]
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[OpenStore]:
+    """``file_store(kind=SQLiteStore, **options)``: a new store object over the test's one SQLite file, as
+    another process would open it; every one is closed when the test ends."""
+    opened: list[SQLiteStore] = []
+
+    def open_one(kind: type[SQLiteStore] = SQLiteStore, **options: Any) -> SQLiteStore:
+        opened.append(kind(tmp_path / "p.db", **options))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
 def touch(txn: StoreTransaction, key: str, seen: int) -> None:
     """A write to one account's history: its clock set to ``seen``."""
     account = txn.account(key)
@@ -34,8 +52,8 @@ def touch(txn: StoreTransaction, key: str, seen: int) -> None:
     txn.save(key, account)
 
 
-def test_an_optimistic_read_lets_another_connection_write_meanwhile(tmp_path: Path) -> None:
-    ours, theirs = SQLiteStore(tmp_path / "p.db", timeout=0.5), SQLiteStore(tmp_path / "p.db", timeout=0.5)
+def test_an_optimistic_read_lets_another_connection_write_meanwhile(file_store: OpenStore) -> None:
+    ours, theirs = file_store(timeout=0.5), file_store(timeout=0.5)
     with ours.optimistic() as txn:
         txn.account(PAYER)
         with theirs.transaction() as other:  # would wait 0.5 s, then fail, if the read held the write lock
@@ -46,8 +64,8 @@ def test_an_optimistic_read_lets_another_connection_write_meanwhile(tmp_path: Pa
     assert (history(ours, PAYER).seen, history(ours, PAYEE).seen, ours.stale_reads) == (120, 60, 0)
 
 
-def test_once_settled_the_transaction_holds_the_lock_until_it_commits(tmp_path: Path) -> None:
-    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db", timeout=0.2)
+def test_once_settled_the_transaction_holds_the_lock_until_it_commits(file_store: OpenStore) -> None:
+    ours, theirs = file_store(), file_store(timeout=0.2)
     with ours.optimistic() as txn:
         txn.account(PAYER)
         txn.settle()  # nobody wrote since the read: the read transaction itself took the lock
@@ -70,9 +88,9 @@ def read_then_write_after_theirs(ours: SQLiteStore, theirs: SQLiteStore) -> None
 
 
 def test_settling_after_another_connection_changed_a_row_read_raises_and_writes_nothing(
-    tmp_path: Path,
+    file_store: OpenStore,
 ) -> None:
-    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db", timeout=0.5)
+    ours, theirs = file_store(), file_store(timeout=0.5)
     with pytest.raises(StaleReadError, match="a row this transaction read has changed"):
         read_then_write_after_theirs(ours, theirs)
     assert (history(ours, PAYER).seen, ours.stale_reads) == (60, 1), "their write stands, ours is gone"
@@ -88,8 +106,8 @@ def settle_after_their_decision(ours: SQLiteStore, theirs: SQLiteStore) -> None:
         txn.settle()
 
 
-def test_a_repeated_event_id_read_as_new_is_found_at_settle(tmp_path: Path) -> None:
-    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db")
+def test_a_repeated_event_id_read_as_new_is_found_at_settle(file_store: OpenStore) -> None:
+    ours, theirs = file_store(), file_store()
     with pytest.raises(StaleReadError):
         settle_after_their_decision(ours, theirs)
 
@@ -116,11 +134,11 @@ class CutIn(SQLiteStore):
 
 
 def test_a_payment_that_cut_in_between_reads_and_write_is_counted_in_the_decision(
-    tmp_path: Path, ruleset: RuleSet
+    file_store: OpenStore, ruleset: RuleSet
 ) -> None:
     records: list[dict[str, Any]] = []
-    ours = Guard(ruleset, engine="python", store=CutIn(tmp_path / "p.db"), audit=records.append)
-    theirs = Guard(ruleset, engine="python", store=SQLiteStore(tmp_path / "p.db"))
+    ours = Guard(ruleset, engine="python", store=file_store(CutIn), audit=records.append)
+    theirs = Guard(ruleset, engine="python", store=file_store())
     first = ours.evaluate(payment("e1", 0))
     assert isinstance(ours.store, CutIn)
     ours.store.cut_in = lambda: theirs.evaluate(payment("e2", 60))
@@ -136,10 +154,10 @@ def test_a_payment_that_cut_in_between_reads_and_write_is_counted_in_the_decisio
 
 
 def test_the_same_event_id_cutting_in_is_answered_with_the_decision_it_got(
-    tmp_path: Path, ruleset: RuleSet
+    file_store: OpenStore, ruleset: RuleSet
 ) -> None:
-    ours = Guard(ruleset, engine="python", store=CutIn(tmp_path / "p.db"))
-    theirs = Guard(ruleset, engine="python", store=SQLiteStore(tmp_path / "p.db"))
+    ours = Guard(ruleset, engine="python", store=file_store(CutIn))
+    theirs = Guard(ruleset, engine="python", store=file_store())
     first: list[Any] = []
     assert isinstance(ours.store, CutIn)
     ours.store.cut_in = lambda: first.append(
@@ -153,9 +171,9 @@ def test_the_same_event_id_cutting_in_is_answered_with_the_decision_it_got(
 
 
 def test_two_guards_sharing_a_file_on_8_threads_count_every_payment_once(
-    tmp_path: Path, ruleset: RuleSet
+    file_store: OpenStore, ruleset: RuleSet
 ) -> None:
-    stores = [SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db")]  # as two processes would
+    stores = [file_store(), file_store()]  # as two processes would
     guards = [Guard(ruleset, engine="python", store=store, on_error="raise") for store in stores]
     per_thread = 25
 
@@ -172,9 +190,9 @@ def test_two_guards_sharing_a_file_on_8_threads_count_every_payment_once(
     assert probe.features["payee_payment_count"] == 8 * per_thread
 
 
-def test_the_server_exports_the_events_decided_again(tmp_path: Path, ruleset: RuleSet) -> None:
-    ours = Guard(ruleset, engine="python", store=CutIn(tmp_path / "p.db"))
-    theirs = Guard(ruleset, engine="python", store=SQLiteStore(tmp_path / "p.db"))
+def test_the_server_exports_the_events_decided_again(file_store: OpenStore, ruleset: RuleSet) -> None:
+    ours = Guard(ruleset, engine="python", store=file_store(CutIn))
+    theirs = Guard(ruleset, engine="python", store=file_store())
     assert isinstance(ours.store, CutIn)
     ours.store.cut_in = lambda: theirs.evaluate(payment("e1", 0))
     ours.evaluate(payment("e2", 60))
@@ -196,8 +214,8 @@ def write_after_catching_stale(ours: SQLiteStore, theirs: SQLiteStore) -> None:
         txn.save(PAYER, account)  # the history read before theirs: it must not overwrite their write
 
 
-def test_a_transaction_that_found_a_row_changed_refuses_every_write_after(tmp_path: Path) -> None:
-    ours, theirs = SQLiteStore(tmp_path / "p.db"), SQLiteStore(tmp_path / "p.db")
+def test_a_transaction_that_found_a_row_changed_refuses_every_write_after(file_store: OpenStore) -> None:
+    ours, theirs = file_store(), file_store()
     with pytest.raises(StaleReadError):
         write_after_catching_stale(ours, theirs)
     assert history(ours, PAYER).seen == 60, "their write stands"

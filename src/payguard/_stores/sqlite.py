@@ -31,9 +31,9 @@ from .interface import StaleReadError, Store, StoreTransaction
 
 __all__ = ["SQLiteStore"]
 
-# waiting for the write lock another process holds: from 0.1 ms, doubling, to 2 ms between tries
 # a write that changes nothing: it turns a read transaction into the write transaction (the lock)
 _TAKE_LOCK = "DELETE FROM holds WHERE 0"
+# waiting for the write lock another process holds: from 0.1 ms, doubling, to 2 ms between tries
 _FIRST_WAIT = 0.0001
 _MAX_WAIT = 0.002
 
@@ -88,29 +88,15 @@ class _SQLiteTransaction(StoreTransaction):
         begin = self._begin
         if begin is None:
             return
-        if self._stale:
-            raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
-        if not self._upgraded():
+        # nothing read leaves no snapshot to upgrade (SQLite would wait for the lock with its coarse sleeps)
+        if not self._stale and not (self._reads and _took_lock(self._db, _TAKE_LOCK)):
             self._db.execute("ROLLBACK")
             begin()
             reads, db = self._reads.items(), self._db
             self._stale = any(db.execute(sql, params).fetchone() != row for (sql, params), row in reads)
-            if self._stale:
-                raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
+        if self._stale:
+            raise StaleReadError(f"SQLite store {self.path!r}: a row this transaction read has changed")
         self._begin = None
-
-    def _upgraded(self) -> bool:
-        """Whether the read transaction became the write transaction (False: another connection wrote
-        since it read, or holds the lock now)."""
-        if not self._reads:  # nothing read, no snapshot to upgrade: SQLite would wait with its coarse sleeps
-            return False
-        try:
-            self._db.execute(_TAKE_LOCK)
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):  # SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT read "database is locked"
-                raise
-            return False
-        return True
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._db.execute(sql, params).fetchone()
@@ -226,12 +212,13 @@ class _SQLiteTransaction(StoreTransaction):
             )
 
 
-def _began(db: sqlite3.Connection) -> bool:
-    """Whether ``BEGIN IMMEDIATE`` took the write lock (False: another connection holds it)."""
+def _took_lock(db: sqlite3.Connection, sql: str) -> bool:
+    """Whether ``sql`` (``BEGIN IMMEDIATE``, or a write in a read transaction) took the write lock; False
+    when another connection holds it, or wrote since the read transaction's snapshot."""
     try:
-        db.execute("BEGIN IMMEDIATE")
+        db.execute(sql)
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc):  # SQLITE_BUSY reads "database is locked"
+        if "locked" in str(exc):  # SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT read "database is locked"
             return False
         raise
     return True
@@ -362,7 +349,7 @@ class SQLiteStore(Store):
         db, delay, deadline = self._db, _FIRST_WAIT, 0.0
         try:
             db.execute("PRAGMA busy_timeout = 0")
-            while not _began(db):
+            while not _took_lock(db, "BEGIN IMMEDIATE"):
                 now = time.monotonic()
                 deadline = deadline or now + self.timeout
                 if now >= deadline:
